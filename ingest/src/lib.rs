@@ -1,0 +1,28 @@
+//! entrawatch ingest: Entra logs in, one normalised [`Event`] stream out.
+//!
+//! What comes in: Microsoft Graph JSON (v1.0 and beta; a single entity, a list page with `value`, or
+//! NDJSON), Event Hub diagnostic records (inside `{"records":[...]}` envelopes or bare, whole files or
+//! one per line) and Log Analytics / Sentinel exports (CSV and JSON). What goes out: [`Event`]s, each
+//! with its tenant, its event time in UTC, the shape it came from, and a kind-specific [`Body`].
+//!
+//! The types, in the order data meets them:
+//! - [`reader`]: files and folders to [`reader::Item`]s; detects the shape per file and per record,
+//!   names file, line and record in every error, and never lets one bad record cost another.
+//! - [`framing`]: splits pages and envelopes into records without decoding the whole document.
+//! - [`normalize`]: one decoded record to one [`Event`], dispatching on Event Hub `category`, Log
+//!   Analytics `Type` or Graph `@odata.context`; resolves the tenant and the event time.
+//! - [`value`] and [`time`]: tolerant field access and every timestamp form Entra writes.
+//! - [`model`]: the event model itself; [`stats`]: counts for summaries and metrics.
+
+pub mod enums;
+pub mod framing;
+pub mod model;
+pub mod normalize;
+pub mod reader;
+pub mod stats;
+pub mod time;
+pub mod value;
+
+pub use model::{Body, Event, Kind, Meta, Shape, TimeSource};
+pub use reader::{Item, Position, ReadOptions, Rejected, collect_files, read_bytes, read_file};
+pub use stats::IngestStats;

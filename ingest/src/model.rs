@@ -1,0 +1,451 @@
+//! The normalised event model every wire shape is parsed into.
+//!
+//! Field names follow Graph beta (FORMATS.md §1-§2); every optional field is `Option` and an empty
+//! string on the wire is `None`. Times are UTC. Enums that Entra evolves are open (`Unknown(String)`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use crate::enums::*;
+
+/// One normalised Entra event: what happened, in which tenant, when, and from which wire shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub meta: Meta,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// What every event carries, whatever its kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    /// The record's own id (sign-in id, audit id, detection id, user id for risky users).
+    pub id: String,
+    /// The Entra tenant whose logs hold this record (never the Log Analytics workspace id).
+    pub tenant_id: String,
+    /// Event time in UTC; see `time_source` for where it came from.
+    pub time: DateTime<Utc>,
+    pub time_source: TimeSource,
+    /// The wire shape the record was read from.
+    pub shape: Shape,
+}
+
+/// Where an event's time came from, best first (FORMATS.md §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    /// The record's own time field (`createdDateTime`, `activityDateTime`, ...).
+    Record,
+    /// The Event Hub envelope's top-level `time`, or Log Analytics `TimeGenerated`.
+    Envelope,
+    /// A directory-context snapshot with no time of its own: it applies from the start.
+    Snapshot,
+    /// No usable time anywhere in the record: the time it was read.
+    Ingest,
+}
+
+/// The wire shapes entrawatch reads (FORMATS.md §1-§4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// Microsoft Graph JSON (v1.0 or beta): a single entity, a list page or NDJSON of entities.
+    Graph,
+    /// An Event Hub diagnostic record, inside an envelope `{"records":[...]}` or bare.
+    EventHub,
+    /// A Log Analytics / Sentinel JSON export (PascalCase columns, stringified dynamic columns).
+    LogAnalyticsJson,
+    /// A Log Analytics / Sentinel portal CSV export.
+    LogAnalyticsCsv,
+}
+
+impl Shape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Graph => "graph",
+            Shape::EventHub => "event-hub",
+            Shape::LogAnalyticsJson => "log-analytics-json",
+            Shape::LogAnalyticsCsv => "log-analytics-csv",
+        }
+    }
+}
+
+/// The kinds of event, used for counting and de-duplication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Kind {
+    SignIn,
+    Audit,
+    RiskyUser,
+    RiskyUserHistory,
+    RiskDetection,
+    RoleAssignment,
+    RoleEligibility,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::SignIn,
+        Kind::Audit,
+        Kind::RiskyUser,
+        Kind::RiskyUserHistory,
+        Kind::RiskDetection,
+        Kind::RoleAssignment,
+        Kind::RoleEligibility,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SignIn => "signIn",
+            Kind::Audit => "audit",
+            Kind::RiskyUser => "riskyUser",
+            Kind::RiskyUserHistory => "riskyUserHistory",
+            Kind::RiskDetection => "riskDetection",
+            Kind::RoleAssignment => "roleAssignment",
+            Kind::RoleEligibility => "roleEligibility",
+        }
+    }
+}
+
+/// The kind-specific part of an event.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Body {
+    SignIn(Box<SignIn>),
+    Audit(Box<Audit>),
+    /// A risky user's current state, or one item of its history (`history` is set).
+    RiskyUser(Box<RiskyUser>),
+    RiskDetection(Box<RiskDetection>),
+    /// An active role assignment or an eligibility (directory context).
+    Role(Box<RoleGrant>),
+}
+
+impl Event {
+    pub fn kind(&self) -> Kind {
+        match &self.body {
+            Body::SignIn(_) => Kind::SignIn,
+            Body::Audit(_) => Kind::Audit,
+            Body::RiskyUser(r) if r.history.is_some() => Kind::RiskyUserHistory,
+            Body::RiskyUser(_) => Kind::RiskyUser,
+            Body::RiskDetection(_) => Kind::RiskDetection,
+            Body::Role(r) if r.eligible => Kind::RoleEligibility,
+            Body::Role(_) => Kind::RoleAssignment,
+        }
+    }
+
+    /// The key under which two records are "the same record": (tenant, kind, id), plus the
+    /// update time for kinds whose records are re-emitted as their state changes (risky users and
+    /// detections), so a later state of the same user is not mistaken for a repeat.
+    pub fn dedup_key(&self) -> (String, Kind, String) {
+        let version = match &self.body {
+            Body::RiskyUser(r) => r.risk_last_updated.map(|t| t.timestamp_micros()),
+            Body::RiskDetection(d) => d.last_updated.map(|t| t.timestamp_micros()),
+            _ => None,
+        };
+        let id = match version {
+            Some(v) => format!("{}@{v}", self.meta.id),
+            None => self.meta.id.clone(),
+        };
+        (self.meta.tenant_id.clone(), self.kind(), id)
+    }
+
+    pub fn as_sign_in(&self) -> Option<&SignIn> {
+        match &self.body {
+            Body::SignIn(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A sign-in of any type: interactive, non-interactive, service principal or managed identity.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SignIn {
+    pub event_type: Option<SignInEventType>,
+    pub is_interactive: Option<bool>,
+    pub user_id: Option<String>,
+    pub user_display_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub user_type: Option<UserType>,
+    pub app_id: Option<String>,
+    pub app_display_name: Option<String>,
+    pub service_principal_id: Option<String>,
+    pub service_principal_name: Option<String>,
+    pub resource_id: Option<String>,
+    pub resource_display_name: Option<String>,
+    pub ip_address: Option<String>,
+    pub autonomous_system_number: Option<u32>,
+    pub client_app_used: Option<String>,
+    pub user_agent: Option<String>,
+    pub correlation_id: Option<String>,
+    pub original_request_id: Option<String>,
+    /// `status.errorCode`; 0 is success.
+    pub error_code: Option<i64>,
+    pub failure_reason: Option<String>,
+    pub conditional_access_status: Option<ConditionalAccessStatus>,
+    pub authentication_requirement: Option<AuthenticationRequirement>,
+    pub authentication_protocol: Option<AuthenticationProtocol>,
+    pub authentication_details: Vec<AuthenticationStep>,
+    pub authentication_methods_used: Vec<String>,
+    pub risk_level_aggregated: Option<RiskLevel>,
+    pub risk_level_during_sign_in: Option<RiskLevel>,
+    pub risk_state: Option<RiskState>,
+    pub risk_detail: Option<String>,
+    pub risk_event_types: Vec<String>,
+    pub cross_tenant_access_type: Option<CrossTenantAccessType>,
+    pub home_tenant_id: Option<String>,
+    pub home_tenant_name: Option<String>,
+    pub resource_tenant_id: Option<String>,
+    pub incoming_token_type: Option<String>,
+    pub device: DeviceDetail,
+    pub location: Location,
+}
+
+/// Interrupt codes: normal steps of successful flows, neither failures nor successes.
+pub const INTERRUPT_CODES: [i64; 6] = [50074, 50140, 16000, 50058, 50125, 50076];
+
+impl SignIn {
+    /// `status.errorCode == 0`.
+    pub fn is_success(&self) -> bool {
+        self.error_code == Some(0)
+    }
+
+    /// An interrupt (50074, 50140, ...): neither a failure nor a success.
+    pub fn is_interrupt(&self) -> bool {
+        self.error_code.is_some_and(|c| INTERRUPT_CODES.contains(&c))
+    }
+
+    /// Interactive: `isInteractive`, else the event type (Event Hub `SignInLogs`).
+    pub fn is_interactive(&self) -> bool {
+        match (&self.event_type, self.is_interactive) {
+            (Some(SignInEventType::InteractiveUser), _) => true,
+            (Some(_), _) => false,
+            (None, flag) => flag.unwrap_or(false),
+        }
+    }
+
+    /// A user (not a service principal or managed identity) sign-in.
+    pub fn is_user(&self) -> bool {
+        match &self.event_type {
+            Some(SignInEventType::ServicePrincipal | SignInEventType::ManagedIdentity) => false,
+            Some(_) => true,
+            None => self.user_id.is_some() || self.user_principal_name.is_some(),
+        }
+    }
+
+    /// A CSP / GDAP partner technician acting in a customer tenant.
+    pub fn is_service_provider(&self) -> bool {
+        self.cross_tenant_access_type == Some(CrossTenantAccessType::ServiceProvider)
+    }
+
+    /// Whether any step completed a second factor (a fresh prompt or a claim in the token).
+    pub fn has_successful_second_factor(&self) -> bool {
+        self.authentication_details
+            .iter()
+            .any(|s| s.succeeded == Some(true) && s.is_second_factor())
+    }
+}
+
+/// One step of `authenticationDetails`. Free text in every field: never enum-matched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuthenticationStep {
+    pub time: Option<DateTime<Utc>>,
+    pub method: Option<String>,
+    pub method_detail: Option<String>,
+    pub succeeded: Option<bool>,
+    pub result_detail: Option<String>,
+    pub requirement: Option<String>,
+}
+
+impl AuthenticationStep {
+    /// A multi-factor step, by its requirement or its result text.
+    pub fn is_second_factor(&self) -> bool {
+        let requirement = self.requirement.as_deref().unwrap_or("").to_ascii_lowercase();
+        let result = self.result_detail.as_deref().unwrap_or("").to_ascii_lowercase();
+        requirement.contains("multi")
+            || requirement == "mfa"
+            || result.contains("mfa requirement satisfied")
+            || result.contains("mfa successfully completed")
+    }
+}
+
+/// `deviceDetail`. Event Hub and Log Analytics omit `isManaged` / `isCompliant` when false.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeviceDetail {
+    pub device_id: Option<String>,
+    pub display_name: Option<String>,
+    pub operating_system: Option<String>,
+    pub browser: Option<String>,
+    pub is_compliant: Option<bool>,
+    pub is_managed: Option<bool>,
+    pub trust_type: Option<String>,
+}
+
+impl DeviceDetail {
+    /// Known-managed: a device id and `isManaged` or `isCompliant` true.
+    pub fn is_known_managed(&self) -> bool {
+        self.device_id.is_some() && (self.is_managed == Some(true) || self.is_compliant == Some(true))
+    }
+}
+
+/// `location` (Graph, Event Hub) or `LocationDetails` (Log Analytics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Location {
+    pub city: Option<String>,
+    pub state: Option<String>,
+    /// ISO 3166 alpha-2 country code.
+    pub country_or_region: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+}
+
+/// A directory audit event (`directoryAudits`, Event Hub `AuditLogs`, LA `AuditLogs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Audit {
+    pub activity_display_name: String,
+    /// The audit category (`RoleManagement`, `UserManagement`, ...).
+    pub category: Option<String>,
+    pub operation_type: Option<String>,
+    pub result: Option<AuditResult>,
+    pub result_reason: Option<String>,
+    pub logged_by_service: Option<String>,
+    pub correlation_id: Option<String>,
+    pub initiated_by: Initiator,
+    pub target_resources: Vec<TargetResource>,
+    pub additional_details: Vec<KeyValue>,
+}
+
+/// Who performed an audited action: a user, an app, or neither.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Initiator {
+    pub user: Option<AuditUser>,
+    pub app: Option<AuditApp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditUser {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_type: Option<UserType>,
+    pub home_tenant_id: Option<String>,
+    pub home_tenant_name: Option<String>,
+    /// Event Hub / LA `roles`; an array, or a single string in some records.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditApp {
+    pub app_id: Option<String>,
+    pub display_name: Option<String>,
+    pub service_principal_id: Option<String>,
+    pub service_principal_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TargetResource {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    /// `User`, `Group`, `ServicePrincipal`, `Role`, ...
+    pub resource_type: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub group_type: Option<String>,
+    pub modified_properties: Vec<ModifiedProperty>,
+}
+
+/// A changed attribute. Values are JSON inside strings on the wire; a value that decodes to a JSON
+/// string is unwrapped (`"\"Global Administrator\""` becomes `Global Administrator`), anything else
+/// (arrays, objects, invalid or truncated JSON) is kept as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ModifiedProperty {
+    pub display_name: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl Audit {
+    /// The new value of a modified property on any target, by property name (case-insensitive).
+    pub fn modified_new_value(&self, name: &str) -> Option<&str> {
+        self.target_resources
+            .iter()
+            .flat_map(|t| &t.modified_properties)
+            .find(|p| p.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .and_then(|p| p.new_value.as_deref())
+    }
+}
+
+/// A risky user's state (`riskyUsers`), or one item of its history (`riskyUsers/{id}/history`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RiskyUser {
+    /// The user's object id.
+    pub user_id: String,
+    pub user_display_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub risk_level: Option<RiskLevel>,
+    pub risk_state: Option<RiskState>,
+    pub risk_detail: Option<String>,
+    pub risk_last_updated: Option<DateTime<Utc>>,
+    pub is_deleted: Option<bool>,
+    pub is_processing: Option<bool>,
+    pub is_guest: Option<bool>,
+    pub history: Option<RiskyUserHistory>,
+}
+
+/// What a history item adds to the risky-user state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RiskyUserHistory {
+    pub initiated_by: Option<String>,
+    pub event_types: Vec<String>,
+    pub detail: Option<String>,
+}
+
+/// A risk detection (`riskDetections`, Event Hub `UserRiskEvents`, LA `AADUserRiskEvents`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RiskDetection {
+    /// The sign-in it concerns (joins to `SignIn` id / `originalRequestId`).
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub risk_event_type: Option<String>,
+    pub risk_level: Option<RiskLevel>,
+    pub risk_state: Option<RiskState>,
+    pub risk_detail: Option<String>,
+    pub source: Option<String>,
+    pub detection_timing_type: Option<DetectionTimingType>,
+    pub activity: Option<String>,
+    pub ip_address: Option<String>,
+    pub location: Location,
+    pub activity_time: Option<DateTime<Utc>>,
+    pub detected_time: Option<DateTime<Utc>>,
+    pub last_updated: Option<DateTime<Utc>>,
+    pub user_id: Option<String>,
+    pub user_display_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub user_type: Option<UserType>,
+    pub home_tenant_id: Option<String>,
+    pub cross_tenant_access_type: Option<CrossTenantAccessType>,
+    pub mitre_technique_id: Option<String>,
+    /// `additionalInfo`, decoded from its JSON string (`[{"Key":..,"Value":..}]`).
+    pub additional_info: Vec<KeyValue>,
+}
+
+/// Directory context: a role held by a principal, active (`roleAssignments`) or eligible
+/// (`roleEligibilitySchedules`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoleGrant {
+    pub eligible: bool,
+    pub principal_id: String,
+    /// `user`, `group`, `servicePrincipal` (from the expanded principal's `@odata.type`).
+    pub principal_type: Option<String>,
+    pub principal_display_name: Option<String>,
+    pub principal_user_principal_name: Option<String>,
+    /// The role definition id; for built-in roles this is the role template id.
+    pub role_definition_id: String,
+    pub directory_scope_id: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,476 @@
+//! Reading log files of any shape: detection per file and per record, framing, and errors that name
+//! the file, the line and the record.
+//!
+//! Per file: a gzip or binary file is refused as a whole; a file whose first non-blank byte is `{` or
+//! `[` is JSON, read as NDJSON (one document per line) when its first line is a whole document and
+//! more lines follow, else as one or more concatenated documents; anything else with a comma in its first line
+//! is a Log Analytics CSV export. Each document is split into records by [`crate::framing`] and each
+//! record normalised on its own, so a bad record costs only itself.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::framing::{ScanError, scan_document, skip_ws};
+use crate::model::Event;
+use crate::normalize::{Outcome, RecordContext, graph_kind_from_context, normalize};
+use crate::value::is_guid;
+
+/// Largest record decoded; a larger one is rejected unread (an Event Hub event is at most 1 MB).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+/// How much of a rejected record is kept for inspection.
+const MAX_KEPT_RAW_BYTES: usize = 64 * 1024;
+/// File extensions read when walking a folder (files named explicitly are always read).
+pub const LOG_EXTENSIONS: [&str; 5] = ["json", "jsonl", "ndjson", "csv", "log"];
+
+/// How to read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// `--tenant`: the tenant of records that carry none (it wins over folder names).
+    pub tenant: Option<String>,
+    pub max_record_bytes: usize,
+    /// Used only for records with no usable time at all.
+    pub ingest_time: DateTime<Utc>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { tenant: None, max_record_bytes: DEFAULT_MAX_RECORD_BYTES, ingest_time: Utc::now() }
+    }
+}
+
+/// Where a record was found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    pub file: String,
+    /// 1-based line where the record starts (0 when the problem concerns the whole file).
+    pub line: usize,
+    /// 1-based index of the record in its file (`None` for problems of the whole file).
+    pub record: Option<usize>,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.record) {
+            (0, _) => write!(f, "{}", self.file),
+            (line, Some(n)) => write!(f, "{}:{line}: record {n}", self.file),
+            (line, None) => write!(f, "{}:{line}", self.file),
+        }
+    }
+}
+
+/// A record (or file) that could not be used, with why, and the raw text for inspection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    #[serde(flatten)]
+    pub at: Position,
+    pub field: Option<String>,
+    pub reason: String,
+    pub raw: Option<String>,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: field `{field}`: {}", self.at, self.reason),
+            None => write!(f, "{}: {}", self.at, self.reason),
+        }
+    }
+}
+
+/// What reading hands out, in file order.
+#[derive(Debug)]
+pub enum Item {
+    Event(Box<Event>),
+    /// A record of a category entrawatch does not read.
+    Skipped { category: String, at: Position },
+    Rejected(Rejected),
+    /// A file with no records at all.
+    EmptyFile { file: String },
+}
+
+/// Expands paths (files and folders, recursively) into the files to read, sorted, plus the files
+/// passed over in folders because their extension is not a log extension.
+pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut files = Vec::new();
+    let mut ignored = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            files.push(path.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if meta.is_dir() {
+            walk(path, &mut files, &mut ignored)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok((files, ignored))
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, files, ignored)?;
+        } else {
+            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if ext.as_deref().is_some_and(|e| LOG_EXTENSIONS.contains(&e)) {
+                files.push(path);
+            } else {
+                ignored.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tenant a file's folder names: the nearest parent folder whose name is a tenant GUID.
+pub fn tenant_from_path(path: &Path) -> Option<String> {
+    path.ancestors()
+        .skip(1)
+        .filter_map(|p| p.file_name()?.to_str())
+        .find(|name| is_guid(name))
+        .map(str::to_ascii_lowercase)
+}
+
+/// Reads one file (or `-` for stdin) and hands every item to `emit`. I/O errors are items too.
+pub fn read_file(path: &Path, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) -> u64 {
+    let name = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
+    let bytes = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(path)
+    };
+    match bytes {
+        Ok(bytes) => {
+            let folder_tenant = if path.as_os_str() == "-" { None } else { tenant_from_path(path) };
+            let hint = opts.tenant.clone().or(folder_tenant);
+            read_bytes(&name, &bytes, hint.as_deref(), opts, emit);
+            bytes.len() as u64
+        }
+        Err(e) => {
+            emit(Item::Rejected(Rejected {
+                at: Position { file: name, line: 0, record: None },
+                field: None,
+                reason: format!("cannot read file: {e}"),
+                raw: None,
+            }));
+            0
+        }
+    }
+}
+
+/// Reads an in-memory file of any shape.
+pub fn read_bytes(name: &str, bytes: &[u8], tenant_hint: Option<&str>, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) {
+    let mut reader = FileReader { name, opts, tenant_hint, emit, record_no: 0, any_record: false };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let start = skip_ws(bytes, 0);
+    if start == bytes.len() {
+        (reader.emit)(Item::EmptyFile { file: name.to_owned() });
+        return;
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        reader.file_error("gzip-compressed file: decompress it first (entrawatch reads JSON, NDJSON and CSV)");
+        return;
+    }
+    let head = &bytes[..bytes.len().min(8192)];
+    if memchr::memchr(0, head).is_some() {
+        reader.file_error("binary file (NUL bytes): not JSON, NDJSON or CSV");
+        return;
+    }
+    match bytes[start] {
+        b'{' | b'[' if looks_like_ndjson(&bytes[start..]) => reader.read_lines(bytes),
+        b'{' | b'[' => reader.read_documents(bytes, start),
+        _ => {
+            let first_line = &bytes[start..memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i)];
+            if memchr::memchr(b',', first_line).is_some() && std::str::from_utf8(first_line).is_ok() {
+                reader.read_csv(&bytes[start..], line_of(bytes, start));
+            } else {
+                reader.file_error("not JSON, NDJSON or CSV: the file starts with neither `{`, `[` nor a CSV header");
+            }
+        }
+    }
+    if !reader.any_record {
+        (reader.emit)(Item::EmptyFile { file: name.to_owned() });
+    }
+}
+
+/// NDJSON when the first line is a whole document and more lines follow.
+fn looks_like_ndjson(bytes: &[u8]) -> bool {
+    let first_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+    let first = &bytes[..first_end];
+    let whole_first = crate::framing::skip_value(first, 0).is_ok_and(|end| trim_ascii(&first[end..]).is_empty());
+    whole_first && !trim_ascii(&bytes[first_end.min(bytes.len())..]).is_empty()
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    1 + memchr::memchr_iter(b'\n', &bytes[..offset]).count()
+}
+
+struct FileReader<'a, 'e> {
+    name: &'a str,
+    opts: &'a ReadOptions,
+    tenant_hint: Option<&'a str>,
+    emit: &'e mut dyn FnMut(Item),
+    record_no: usize,
+    any_record: bool,
+}
+
+impl FileReader<'_, '_> {
+    fn position(&self, line: usize, record: Option<usize>) -> Position {
+        Position { file: self.name.to_owned(), line, record }
+    }
+
+    fn file_error(&mut self, reason: &str) {
+        let at = self.position(0, None);
+        (self.emit)(Item::Rejected(Rejected { at, field: None, reason: reason.to_owned(), raw: None }));
+    }
+
+    fn reject(&mut self, line: usize, record: Option<usize>, field: Option<String>, reason: String, raw: &[u8]) {
+        let kept = &raw[..raw.len().min(MAX_KEPT_RAW_BYTES)];
+        let raw = (!raw.is_empty()).then(|| String::from_utf8_lossy(kept).into_owned());
+        let at = self.position(line, record);
+        (self.emit)(Item::Rejected(Rejected { at, field, reason, raw }));
+    }
+
+    /// NDJSON: each non-blank line is a document; a bad line costs only itself.
+    fn read_lines(&mut self, bytes: &[u8]) {
+        let mut offset = 0;
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            let line_start = offset;
+            offset += line.len() + 1;
+            if trim_ascii(line).is_empty() {
+                continue;
+            }
+            self.read_document_at(line, 0, line_start, i + 1);
+        }
+    }
+
+    /// One or more whole documents (a page, an envelope, an array, or concatenated objects).
+    fn read_documents(&mut self, bytes: &[u8], mut start: usize) {
+        while start < bytes.len() {
+            let end = self.read_document_at(bytes, start, 0, line_of(bytes, start));
+            start = skip_ws(bytes, end);
+        }
+    }
+
+    /// Reads the document starting at `start` of `buf` (`buf` begins at `base` of the whole file,
+    /// whose line `first_line` holds `start`). Returns where the document ends in `buf`.
+    fn read_document_at(&mut self, buf: &[u8], start: usize, base: usize, first_line: usize) -> usize {
+        let doc = scan_document(buf, start);
+        let hint = doc.odata_context.as_deref().and_then(graph_kind_from_context);
+        let mut line = first_line;
+        let mut cursor = start;
+        for &(s, e) in &doc.records {
+            line += memchr::memchr_iter(b'\n', &buf[cursor..s]).count();
+            cursor = s;
+            self.record_no += 1;
+            self.any_record = true;
+            self.decode(&buf[s..e], line, hint);
+        }
+        if let Some(err) = doc.error {
+            let (reason, at) = match err {
+                ScanError::Truncated => (
+                    "truncated JSON: the input ends inside a value (the records before it were read)".to_owned(),
+                    doc.records.last().map_or(start, |r| r.1),
+                ),
+                ScanError::Unexpected(at) => (
+                    format!("invalid JSON: unexpected {} at byte {}", describe_byte(buf[at]), base + at),
+                    at,
+                ),
+            };
+            let line = first_line + memchr::memchr_iter(b'\n', &buf[start..at.min(buf.len())]).count();
+            let raw = &buf[at.min(buf.len())..buf.len().min(at + 200)];
+            self.any_record = true;
+            self.reject(line, None, None, reason, raw);
+        }
+        doc.end
+    }
+
+    fn decode(&mut self, raw: &[u8], line: usize, hint: Option<crate::model::Kind>) {
+        let record = Some(self.record_no);
+        if raw.len() > self.opts.max_record_bytes {
+            let reason = format!(
+                "record is {} bytes, over the {}-byte limit per record",
+                raw.len(),
+                self.opts.max_record_bytes
+            );
+            self.reject(line, record, None, reason, &raw[..raw.len().min(200)]);
+            return;
+        }
+        let map: Map<String, Value> = match serde_json::from_slice::<Value>(raw) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => {
+                let kind = match other {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    _ => "a scalar",
+                };
+                self.reject(line, record, None, format!("record is {kind}, not a JSON object"), raw);
+                return;
+            }
+            Err(e) => {
+                let reason = format!("invalid JSON: {e}");
+                self.reject(line + e.line().saturating_sub(1), record, None, reason, raw);
+                return;
+            }
+        };
+        let ctx = RecordContext {
+            tenant_hint: self.tenant_hint,
+            graph_hint: hint,
+            ingest_time: self.opts.ingest_time,
+            csv: false,
+        };
+        self.finish(normalize(&map, &ctx), line, raw);
+    }
+
+    fn finish(&mut self, outcome: Result<Outcome, crate::normalize::RecordError>, line: usize, raw: &[u8]) {
+        let record = Some(self.record_no);
+        match outcome {
+            Ok(Outcome::Event(e)) => (self.emit)(Item::Event(e)),
+            Ok(Outcome::Skipped { category }) => {
+                let at = self.position(line, record);
+                (self.emit)(Item::Skipped { category, at });
+            }
+            Err(e) => self.reject(line, record, Some(e.field), e.reason, raw),
+        }
+    }
+
+    /// A Log Analytics CSV export: header row, then one record per row (cells may span lines).
+    fn read_csv(&mut self, bytes: &[u8], first_line: usize) {
+        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+        let headers: Vec<String> = match rdr.headers() {
+            Ok(h) => h.iter().map(normalize_csv_header).collect(),
+            Err(e) => {
+                self.file_error(&format!("unreadable CSV header: {e}"));
+                return;
+            }
+        };
+        let mut record = csv::StringRecord::new();
+        loop {
+            let line = first_line - 1 + rdr.position().line() as usize;
+            let start = rdr.position().byte() as usize;
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    self.record_no += 1;
+                    self.any_record = true;
+                    let end = (rdr.position().byte() as usize).min(bytes.len());
+                    let raw = &bytes[start.min(end)..end];
+                    self.reject(line, Some(self.record_no), None, format!("unreadable CSV row: {e}"), raw);
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            self.record_no += 1;
+            self.any_record = true;
+            let end = (rdr.position().byte() as usize).min(bytes.len());
+            let raw = &bytes[start.min(end)..end];
+            if record.len() != headers.len() {
+                let reason = format!(
+                    "row has {} fields but the header has {} columns (a missing or extra column)",
+                    record.len(),
+                    headers.len()
+                );
+                self.reject(line, Some(self.record_no), None, reason, raw);
+                continue;
+            }
+            let mut map = Map::new();
+            for (header, cell) in headers.iter().zip(record.iter()) {
+                if cell.trim().is_empty() {
+                    continue;
+                }
+                // `X_dynamic` and `X_string` both fill `X`; the first non-empty one wins.
+                map.entry(header.clone()).or_insert_with(|| Value::String(cell.to_owned()));
+            }
+            let ctx = RecordContext {
+                tenant_hint: self.tenant_hint,
+                graph_hint: None,
+                ingest_time: self.opts.ingest_time,
+                csv: true,
+            };
+            self.finish(normalize(&map, &ctx), line, raw);
+        }
+    }
+}
+
+/// `CreatedDateTime [UTC]` → `CreatedDateTime`; `DeviceDetail_dynamic` / `_string` → `DeviceDetail`.
+fn normalize_csv_header(h: &str) -> String {
+    let h = h.trim().trim_start_matches('\u{feff}');
+    let h = match h.find(" [") {
+        Some(i) if h.ends_with(']') => &h[..i],
+        _ => h,
+    };
+    let h = h.strip_suffix("_dynamic").or_else(|| h.strip_suffix("_string")).unwrap_or(h);
+    h.to_owned()
+}
+
+fn describe_byte(b: u8) -> String {
+    if b.is_ascii_graphic() { format!("`{}`", b as char) } else { format!("byte 0x{b:02x}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8]) -> Vec<Item> {
+        let mut items = Vec::new();
+        let opts = ReadOptions { ingest_time: DateTime::<Utc>::UNIX_EPOCH, ..ReadOptions::default() };
+        read_bytes("t.json", text, Some("4d3bac44-0230-4732-9e70-cc00736f0a97"), &opts, &mut |i| items.push(i));
+        items
+    }
+
+    #[test]
+    fn csv_headers_are_normalised() {
+        assert_eq!(normalize_csv_header("CreatedDateTime [UTC]"), "CreatedDateTime");
+        assert_eq!(normalize_csv_header("DeviceDetail_dynamic"), "DeviceDetail");
+        assert_eq!(normalize_csv_header("\u{feff}TenantId"), "TenantId");
+    }
+
+    #[test]
+    fn ndjson_bad_line_costs_only_itself() {
+        let text = b"{\"id\":\"a\",\"createdDateTime\":\"2021-01-01T00:00:00Z\",\"userId\":\"u\"}\n{\"id\":\"b\",\"createdDa\n{\"id\":\"c\",\"createdDateTime\":\"2021-01-01T00:00:01Z\",\"userId\":\"u\"}\n";
+        let items = read(text);
+        let events = items.iter().filter(|i| matches!(i, Item::Event(_))).count();
+        let rejected: Vec<_> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Rejected(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events, 2);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].at.line, 2);
+        assert!(rejected[0].reason.contains("truncated"), "{}", rejected[0]);
+    }
+
+    #[test]
+    fn folder_names_give_the_tenant() {
+        let p = Path::new("exports/11111111-AAAA-4aaa-8aaa-111111111111/graph/audits.json");
+        assert_eq!(tenant_from_path(p).as_deref(), Some("11111111-aaaa-4aaa-8aaa-111111111111"));
+        assert_eq!(tenant_from_path(Path::new("exports/x.json")), None);
+    }
+}
