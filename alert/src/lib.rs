@@ -1,0 +1,16 @@
+//! entrawatch alert: findings in, alert records out.
+//!
+//! What comes in: [`entrawatch_detect::Finding`]s in event-time order. What goes out:
+//! [`AlertRecord`]s exactly as DETECTORS.md defines them, with deterministic ids so a replay or a
+//! restart re-derives the same alerts and sinks can de-duplicate.
+//!
+//! The types, in the order data meets them:
+//! - [`Episodes`] groups a repeat of one rule for one principal inside the rule's suppression window
+//!   into the open alert (`count`, `last_seen`, `event_ids` move) instead of a new alert.
+//! - [`AlertRecord`] is the one record every sink renders from.
+
+pub mod episodes;
+pub mod record;
+
+pub use episodes::{Episodes, Update};
+pub use record::AlertRecord;

@@ -1,0 +1,130 @@
+//! Episodes: a repeat of the same rule for the same principal inside the suppression window updates
+//! the open alert instead of raising a new one. Time is event time, so a replay groups exactly as the
+//! live stream did.
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+use entrawatch_detect::{Finding, PrincipalKind};
+
+use crate::record::AlertRecord;
+
+/// How many evidence ids an alert keeps (the first ones, which opened it, and then the latest).
+pub const MAX_EVENT_IDS: usize = 50;
+/// Default suppression window: repeats closer than this to the last one join the episode.
+pub const DEFAULT_WINDOW_HOURS: i64 = 24;
+
+/// What adding a finding did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// A new alert, at this index of [`Episodes::alerts`].
+    Opened(usize),
+    /// An existing alert moved (`count`, `last_seen`, maybe `severity`).
+    Updated(usize),
+}
+
+type EpisodeKey = (&'static str, String, PrincipalKind, String);
+
+/// All alerts raised so far, and the open episode of each (rule, tenant, principal).
+#[derive(Debug)]
+pub struct Episodes {
+    window: Duration,
+    open: HashMap<EpisodeKey, usize>,
+    alerts: Vec<AlertRecord>,
+}
+
+impl Default for Episodes {
+    fn default() -> Self {
+        Episodes::new(Duration::hours(DEFAULT_WINDOW_HOURS))
+    }
+}
+
+impl Episodes {
+    pub fn new(window: Duration) -> Episodes {
+        Episodes { window, open: HashMap::new(), alerts: Vec::new() }
+    }
+
+    /// Folds one finding in.
+    pub fn add(&mut self, finding: Finding) -> Update {
+        let key = (finding.rule, finding.tenant_id.clone(), finding.principal.kind, finding.principal.id.clone());
+        if let Some(&index) = self.open.get(&key) {
+            let alert = &mut self.alerts[index];
+            if finding.time - alert.last_seen <= self.window {
+                alert.count += 1;
+                alert.last_seen = alert.last_seen.max(finding.time);
+                if finding.severity > alert.severity {
+                    alert.severity = finding.severity;
+                    alert.title = finding.title;
+                    alert.summary = finding.summary;
+                }
+                for id in finding.event_ids {
+                    if alert.event_ids.len() < MAX_EVENT_IDS && !alert.event_ids.contains(&id) {
+                        alert.event_ids.push(id);
+                    }
+                }
+                return Update::Updated(index);
+            }
+        }
+        let index = self.alerts.len();
+        self.alerts.push(AlertRecord::open(finding));
+        self.open.insert(key, index);
+        Update::Opened(index)
+    }
+
+    pub fn alerts(&self) -> &[AlertRecord] {
+        &self.alerts
+    }
+
+    pub fn into_alerts(self) -> Vec<AlertRecord> {
+        self.alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use entrawatch_detect::{Principal, Severity};
+    use serde_json::Map;
+
+    fn finding(user: &str, minute: i64, severity: Severity, event: &str) -> Finding {
+        Finding {
+            rule: "mfa-not-satisfied",
+            severity,
+            tenant_id: "t".into(),
+            principal: Principal { kind: PrincipalKind::User, id: user.into(), upn: None, home_tenant_id: None },
+            time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minute),
+            event_ids: vec![event.into()],
+            title: format!("{severity:?}"),
+            summary: String::new(),
+            evidence: Map::new(),
+            mitre: &["T1078.004"],
+        }
+    }
+
+    #[test]
+    fn repeats_inside_the_window_update_one_alert() {
+        let mut e = Episodes::default();
+        assert_eq!(e.add(finding("a", 0, Severity::Medium, "e1")), Update::Opened(0));
+        assert_eq!(e.add(finding("a", 60, Severity::High, "e2")), Update::Updated(0));
+        assert_eq!(e.add(finding("b", 61, Severity::Medium, "e3")), Update::Opened(1));
+        // 25 hours after the last repeat: a new episode with a new id.
+        assert_eq!(e.add(finding("a", 60 + 25 * 60, Severity::Medium, "e4")), Update::Opened(2));
+        let a = &e.alerts()[0];
+        assert_eq!(a.count, 2);
+        assert_eq!(a.severity, Severity::High);
+        assert_eq!(a.event_ids, vec!["e1", "e2"]);
+        assert_eq!(a.last_seen - a.first_seen, Duration::minutes(60));
+        assert_ne!(e.alerts()[0].id, e.alerts()[2].id);
+    }
+
+    #[test]
+    fn ids_are_deterministic() {
+        let one = AlertRecord::open(finding("a", 0, Severity::Medium, "e1"));
+        let two = AlertRecord::open(finding("a", 0, Severity::Medium, "e1"));
+        let other = AlertRecord::open(finding("a", 0, Severity::Medium, "e9"));
+        assert_eq!(one.id, two.id);
+        assert_ne!(one.id, other.id);
+        assert!(one.id.starts_with("ew-") && one.id.len() == 19, "{}", one.id);
+    }
+}

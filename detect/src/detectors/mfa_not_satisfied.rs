@@ -1,0 +1,115 @@
+//! # mfa-not-satisfied
+//!
+//! ## What it detects
+//! A successful interactive user sign-in that satisfied a single factor only:
+//! `authenticationRequirement == singleFactorAuthentication`, or, where that field is absent (Graph
+//! v1.0), no successful second-factor step in `authenticationDetails`.
+//!
+//! ## Why it matters
+//! Microsoft's CSP security best practices require MFA for every user, and for partner technicians
+//! and admins above all. A password-only success is what a stolen or sprayed password looks like.
+//! MITRE ATT&CK T1078.004 (Valid Accounts: Cloud Accounts).
+//!
+//! ## Signals used
+//! `status.errorCode` (0), `isInteractive` or the Event Hub category, `authenticationRequirement`,
+//! `authenticationDetails`, the privileged directory and `crossTenantAccessType` for severity.
+//! Non-interactive token refreshes are single-factor by design and never fire; interrupts (50074,
+//! 50140, ...) are not successes.
+//!
+//! ## Example
+//! Adele signs in to the Azure portal from an unmanaged laptop in a country she never works from;
+//! Conditional Access is `notApplied` and the only step was a password: this fires, medium, or high
+//! if Adele holds an admin role or is a partner technician.
+//!
+//! ## Known false positives and tuning
+//! Tenants still on per-user MFA "remember" settings, or apps excluded from Conditional Access, will
+//! fire until the policy gap is closed; that gap is the finding. Repeats for the same user group into
+//! one episode.
+//!
+//! ## References
+//! Microsoft Learn: "Partner security requirements" and "Interpret the sign-in logs schema"
+//! (`authenticationRequirement`).
+
+use entrawatch_ingest::model::{AuthenticationRequirement, Event};
+use serde_json::{Map, Value, json};
+
+use super::{place, sign_in_principal, who};
+use crate::detector::{Context, Detector};
+use crate::finding::{Finding, Severity};
+use crate::privileged::PrivilegedDirectory;
+
+pub const ID: &str = "mfa-not-satisfied";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MfaNotSatisfied;
+
+impl Detector for MfaNotSatisfied {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn default_severity(&self) -> Severity {
+        Severity::Medium
+    }
+
+    fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
+        let Some(s) = event.as_sign_in() else { return };
+        if !(s.is_user() && s.is_interactive() && s.is_success()) {
+            return;
+        }
+        let single_factor = match &s.authentication_requirement {
+            Some(AuthenticationRequirement::SingleFactor) => true,
+            Some(_) => false,
+            None => !s.has_successful_second_factor(),
+        };
+        if !single_factor {
+            return;
+        }
+        let tenant = &event.meta.tenant_id;
+        let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
+        let privileged = ctx.directory.sign_in_is_privileged(ctx.config, tenant, s);
+        let severity = if privileged { Severity::High } else { Severity::Medium };
+        let app = s.app_display_name.clone().or_else(|| s.app_id.clone()).unwrap_or_else(|| "an application".into());
+        let ip = s.ip_address.clone().unwrap_or_else(|| "an unknown IP".into());
+        let methods: Vec<&str> = s.authentication_details.iter().filter_map(|d| d.method.as_deref()).collect();
+        let actor = if partner {
+            format!("Partner technician {}", who(s))
+        } else if privileged {
+            format!("Privileged account {}", who(s))
+        } else {
+            who(s)
+        };
+        let title = format!("{actor} signed in to {app} without MFA");
+        let summary = format!(
+            "{actor} signed in successfully and interactively to {app} from {ip} ({}) with a single \
+             factor{}; Conditional Access: {}. Confirm with the user; if it was not them, revoke \
+             sessions and reset the password, then close the Conditional Access gap that allowed it.",
+            place(s),
+            if methods.is_empty() { String::new() } else { format!(" ({})", methods.join(", ")) },
+            s.conditional_access_status.as_ref().map_or("unknown", |c| c.as_str()),
+        );
+        let mut evidence = Map::new();
+        evidence.insert("app".into(), json!(app));
+        evidence.insert("resource".into(), json!(s.resource_display_name));
+        evidence.insert("ip_address".into(), json!(s.ip_address));
+        evidence.insert("location".into(), json!(place(s)));
+        evidence.insert("client_app_used".into(), json!(s.client_app_used));
+        evidence.insert("authentication_methods".into(), json!(methods));
+        evidence.insert("conditional_access_status".into(), json!(s.conditional_access_status));
+        evidence.insert("device_managed".into(), Value::Bool(s.device.is_known_managed()));
+        evidence.insert("privileged".into(), Value::Bool(privileged));
+        evidence.insert("partner_technician".into(), Value::Bool(partner));
+        out.push(Finding {
+            rule: ID,
+            severity,
+            tenant_id: tenant.clone(),
+            principal: sign_in_principal(s),
+            time: event.meta.time,
+            event_ids: vec![event.meta.id.clone()],
+            title,
+            summary,
+            evidence,
+            mitre: &["T1078.004"],
+        });
+    }
+}
