@@ -44,6 +44,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
 
+    /// Write the normalised events, after ordering and de-duplication, as JSON lines here (what
+    /// entrawatch understood of the input, in the order detection saw it).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
     /// Write every record that could not be used, with its position and reason, as JSON lines here.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,

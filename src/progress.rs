@@ -13,12 +13,20 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        Progress { enabled: !quiet && std::io::stderr().is_terminal(), last: None, drawn: false }
+        Progress {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            last: None,
+            drawn: false,
+        }
     }
 
     /// Shows `message` unless the last redraw was under 100 ms ago.
     pub fn update(&mut self, message: impl FnOnce() -> String) {
-        if !self.enabled || self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+        if !self.enabled
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
             return;
         }
         self.last = Some(Instant::now());

@@ -12,7 +12,9 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use entrawatch_alert::{AlertRecord, Episodes};
 use entrawatch_detect::{DetectConfig, Engine, Severity};
-use entrawatch_ingest::{Event, IngestStats, Item, ReadOptions, collect_files, read_file, value::is_guid};
+use entrawatch_ingest::{
+    Event, IngestStats, Item, ReadOptions, collect_files, read_file, value::is_guid,
+};
 use serde::Serialize;
 
 use crate::cli::{EXIT_PARSE_ERRORS, ReplayArgs};
@@ -45,22 +47,39 @@ pub struct Summary {
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let tenant = match &args.tenant {
-        Some(t) if !is_guid(t) => bail!("--tenant {t:?} is not a tenant GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"),
+        Some(t) if !is_guid(t) => {
+            bail!("--tenant {t:?} is not a tenant GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+        }
         Some(t) => Some(t.to_ascii_lowercase()),
         None => None,
     };
     let (files, ignored) = collect_files(&args.paths).context("cannot list the input paths")?;
     if files.is_empty() {
-        bail!("no log files (.json, .jsonl, .ndjson, .csv, .log) under {}", display_paths(&args.paths));
+        bail!(
+            "no log files (.json, .jsonl, .ndjson, .csv, .log) under {}",
+            display_paths(&args.paths)
+        );
     }
     let mut alerts_out = open_output(args.alerts.as_deref())?;
+    let mut events_out = match &args.events {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
     let mut rejects_out = match &args.rejects {
-        Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
         None => None,
     };
 
     // 1. Read everything, counting as we go.
-    let opts = ReadOptions { tenant, max_record_bytes: args.max_record_bytes, ingest_time: Utc::now() };
+    let opts = ReadOptions {
+        tenant,
+        max_record_bytes: args.max_record_bytes,
+        ingest_time: Utc::now(),
+    };
     let mut stats = IngestStats::default();
     let mut events: Vec<Event> = Vec::new();
     let mut progress = Progress::new(args.quiet);
@@ -72,7 +91,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 Item::Event(e) => events.push(*e),
                 Item::Rejected(r) => {
                     if let Some(out) = rejects_out.as_mut()
-                        && let Err(e) = serde_json::to_writer(&mut *out, &r).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"))
+                        && let Err(e) = serde_json::to_writer(&mut *out, &r)
+                            .map_err(std::io::Error::from)
+                            .and_then(|()| out.write_all(b"\n"))
                     {
                         reject_error.get_or_insert(e);
                     }
@@ -82,7 +103,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         });
         stats.files_read += 1;
         stats.bytes_read += bytes;
-        progress.update(|| format!("reading {}/{} files · {} records", i + 1, files.len(), stats.records_read));
+        progress.update(|| {
+            format!(
+                "reading {}/{} files · {} records",
+                i + 1,
+                files.len(),
+                stats.records_read
+            )
+        });
     }
     if let Some(e) = reject_error {
         return Err(e).context("cannot write the rejects file");
@@ -107,6 +135,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             duplicates += 1;
             continue;
         }
+        if let Some(out) = events_out.as_mut() {
+            serde_json::to_writer(&mut *out, event).context("cannot write the events file")?;
+            out.write_all(b"\n")
+                .context("cannot write the events file")?;
+        }
         engine.process(event, &mut findings);
         for f in findings.drain(..) {
             episodes.add(f);
@@ -116,14 +149,25 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     progress.finish();
+    if let Some(mut out) = events_out {
+        out.flush().context("cannot write the events file")?;
+    }
     let alerts = episodes.into_alerts();
     write_alerts(&mut alerts_out, &alerts).context("cannot write alerts")?;
 
     let elapsed = started.elapsed().as_secs_f64();
-    let summary = summarize(stats, duplicates, engine.events_seen(), &alerts, ignored, elapsed);
+    let summary = summarize(
+        stats,
+        duplicates,
+        engine.events_seen(),
+        &alerts,
+        ignored,
+        elapsed,
+    );
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if !args.quiet {
         eprint!("{}", render_summary(&summary));
@@ -135,12 +179,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn display_paths(paths: &[std::path::PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     })
 }
@@ -165,7 +215,9 @@ fn summarize(
     let mut alerts_by_severity = BTreeMap::new();
     for a in alerts {
         *alerts_by_rule.entry(a.rule.to_owned()).or_insert(0) += 1;
-        *alerts_by_severity.entry(a.severity.as_str().to_owned()).or_insert(0) += 1;
+        *alerts_by_severity
+            .entry(a.severity.as_str().to_owned())
+            .or_insert(0) += 1;
     }
     let secs = elapsed.max(1e-9);
     Summary {
@@ -195,12 +247,20 @@ fn join_counts(map: &BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "none".to_owned();
     }
-    map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ")
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn render_summary(s: &Summary) -> String {
     let mut out = String::new();
-    let nonzero: BTreeMap<String, u64> = s.records_by_kind.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect();
+    let nonzero: BTreeMap<String, u64> = s
+        .records_by_kind
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     out += &format!(
         "entrawatch replay: {} records from {} files ({:.1} MB) in {:.2} s · {:.0} records/s · {:.1} MB/s\n",
         s.records_read,
@@ -213,34 +273,59 @@ fn render_summary(s: &Summary) -> String {
     out += &format!("  by kind:    {}\n", join_counts(&nonzero));
     out += &format!("  by shape:   {}\n", join_counts(&s.records_by_shape));
     if !s.skipped_by_category.is_empty() {
-        out += &format!("  skipped:    {} (categories entrawatch does not read)\n", join_counts(&s.skipped_by_category));
+        out += &format!(
+            "  skipped:    {} (categories entrawatch does not read)\n",
+            join_counts(&s.skipped_by_category)
+        );
     }
     out += &format!("  duplicates: {} dropped\n", s.duplicates);
     if s.ingest_time_fallbacks > 0 {
-        out += &format!("  no usable time in {} records: stamped with the time they were read\n", s.ingest_time_fallbacks);
+        out += &format!(
+            "  no usable time in {} records: stamped with the time they were read\n",
+            s.ingest_time_fallbacks
+        );
     }
     out += &format!("  parse errors: {}\n", s.parse_errors);
     for e in &s.first_errors {
         out += &format!("    {e}\n");
     }
     if s.parse_errors > s.first_errors.len() as u64 {
-        out += &format!("    ... and {} more (use --rejects FILE to keep them all)\n", s.parse_errors - s.first_errors.len() as u64);
+        out += &format!(
+            "    ... and {} more (use --rejects FILE to keep them all)\n",
+            s.parse_errors - s.first_errors.len() as u64
+        );
     }
     if !s.ignored_files.is_empty() {
-        out += &format!("  ignored {} files without a log extension (first: {})\n", s.ignored_files.len(), s.ignored_files[0]);
+        out += &format!(
+            "  ignored {} files without a log extension (first: {})\n",
+            s.ignored_files.len(),
+            s.ignored_files[0]
+        );
     }
     if !s.empty_files.is_empty() {
-        out += &format!("  {} empty files (first: {})\n", s.empty_files.len(), s.empty_files[0]);
+        out += &format!(
+            "  {} empty files (first: {})\n",
+            s.empty_files.len(),
+            s.empty_files[0]
+        );
     }
     let by_severity: Vec<String> = Severity::ALL
         .iter()
         .rev()
-        .filter_map(|sev| s.alerts_by_severity.get(sev.as_str()).map(|n| format!("{} {n}", sev.as_str())))
+        .filter_map(|sev| {
+            s.alerts_by_severity
+                .get(sev.as_str())
+                .map(|n| format!("{} {n}", sev.as_str()))
+        })
         .collect();
     out += &format!(
         "  alerts: {}{}\n",
         s.alerts,
-        if by_severity.is_empty() { String::new() } else { format!(" ({})", by_severity.join(", ")) }
+        if by_severity.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_severity.join(", "))
+        }
     );
     for (rule, n) in &s.alerts_by_rule {
         out += &format!("    {rule:<34} {n}\n");

@@ -41,12 +41,21 @@ impl Default for Episodes {
 
 impl Episodes {
     pub fn new(window: Duration) -> Episodes {
-        Episodes { window, open: HashMap::new(), alerts: Vec::new() }
+        Episodes {
+            window,
+            open: HashMap::new(),
+            alerts: Vec::new(),
+        }
     }
 
     /// Folds one finding in.
     pub fn add(&mut self, finding: Finding) -> Update {
-        let key = (finding.rule, finding.tenant_id.clone(), finding.principal.kind, finding.principal.id.clone());
+        let key = (
+            finding.rule,
+            finding.tenant_id.clone(),
+            finding.principal.kind,
+            finding.principal.id.clone(),
+        );
         if let Some(&index) = self.open.get(&key) {
             let alert = &mut self.alerts[index];
             if finding.time - alert.last_seen <= self.window {
@@ -92,7 +101,12 @@ mod tests {
             rule: "mfa-not-satisfied",
             severity,
             tenant_id: "t".into(),
-            principal: Principal { kind: PrincipalKind::User, id: user.into(), upn: None, home_tenant_id: None },
+            principal: Principal {
+                kind: PrincipalKind::User,
+                id: user.into(),
+                upn: None,
+                home_tenant_id: None,
+            },
             time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minute),
             event_ids: vec![event.into()],
             title: format!("{severity:?}"),
@@ -105,11 +119,23 @@ mod tests {
     #[test]
     fn repeats_inside_the_window_update_one_alert() {
         let mut e = Episodes::default();
-        assert_eq!(e.add(finding("a", 0, Severity::Medium, "e1")), Update::Opened(0));
-        assert_eq!(e.add(finding("a", 60, Severity::High, "e2")), Update::Updated(0));
-        assert_eq!(e.add(finding("b", 61, Severity::Medium, "e3")), Update::Opened(1));
+        assert_eq!(
+            e.add(finding("a", 0, Severity::Medium, "e1")),
+            Update::Opened(0)
+        );
+        assert_eq!(
+            e.add(finding("a", 60, Severity::High, "e2")),
+            Update::Updated(0)
+        );
+        assert_eq!(
+            e.add(finding("b", 61, Severity::Medium, "e3")),
+            Update::Opened(1)
+        );
         // 25 hours after the last repeat: a new episode with a new id.
-        assert_eq!(e.add(finding("a", 60 + 25 * 60, Severity::Medium, "e4")), Update::Opened(2));
+        assert_eq!(
+            e.add(finding("a", 60 + 25 * 60, Severity::Medium, "e4")),
+            Update::Opened(2)
+        );
         let a = &e.alerts()[0];
         assert_eq!(a.count, 2);
         assert_eq!(a.severity, Severity::High);
@@ -125,6 +151,10 @@ mod tests {
         let other = AlertRecord::open(finding("a", 0, Severity::Medium, "e9"));
         assert_eq!(one.id, two.id);
         assert_ne!(one.id, other.id);
-        assert!(one.id.starts_with("ew-") && one.id.len() == 19, "{}", one.id);
+        assert!(
+            one.id.starts_with("ew-") && one.id.len() == 19,
+            "{}",
+            one.id
+        );
     }
 }

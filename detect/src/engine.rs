@@ -44,7 +44,9 @@ impl Engine {
         }
         let detectors = all
             .into_iter()
-            .filter(|d| config.enabled_rules.is_empty() || config.enabled_rules.iter().any(|r| r == d.id()))
+            .filter(|d| {
+                config.enabled_rules.is_empty() || config.enabled_rules.iter().any(|r| r == d.id())
+            })
             .collect();
         Ok(Engine {
             config,
@@ -59,7 +61,10 @@ impl Engine {
     pub fn process(&mut self, event: &Event, out: &mut Vec<Finding>) {
         self.events_seen += 1;
         let before = out.len();
-        let ctx = Context { config: &self.config, directory: &self.directory };
+        let ctx = Context {
+            config: &self.config,
+            directory: &self.directory,
+        };
         for detector in &self.detectors {
             detector.observe(&ctx, event, out);
         }

@@ -186,7 +186,10 @@ mod tests {
             CrossTenantAccessType::ServiceProvider
         );
         let odd = RiskState::parse("m365DAdminDismissedDetection");
-        assert_eq!(odd, RiskState::Unknown("m365DAdminDismissedDetection".into()));
+        assert_eq!(
+            odd,
+            RiskState::Unknown("m365DAdminDismissedDetection".into())
+        );
         assert_eq!(odd.as_str(), "m365DAdminDismissedDetection");
         assert_eq!(
             serde_json::to_string(&RiskLevel::Hidden).unwrap(),

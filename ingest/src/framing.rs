@@ -90,7 +90,9 @@ pub fn skip_value(buf: &[u8], pos: usize) -> Result<usize, ScanError> {
         }
         b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
             let mut i = pos;
-            while i < buf.len() && (buf[i].is_ascii_alphanumeric() || matches!(buf[i], b'-' | b'+' | b'.')) {
+            while i < buf.len()
+                && (buf[i].is_ascii_alphanumeric() || matches!(buf[i], b'-' | b'+' | b'.'))
+            {
                 i += 1;
             }
             Ok(i)
@@ -148,7 +150,11 @@ fn scan_object(buf: &[u8], start: usize, doc: &mut Document) -> Result<usize, Sc
         loop {
             let key_start = skip_ws(buf, i);
             if buf.get(key_start) != Some(&b'"') {
-                return Err(if key_start >= buf.len() { ScanError::Truncated } else { ScanError::Unexpected(key_start) });
+                return Err(if key_start >= buf.len() {
+                    ScanError::Truncated
+                } else {
+                    ScanError::Unexpected(key_start)
+                });
             }
             let key_end = skip_string(buf, key_start)?;
             let key = &buf[key_start + 1..key_end - 1];
@@ -177,7 +183,8 @@ fn scan_object(buf: &[u8], start: usize, doc: &mut Document) -> Result<usize, Sc
             } else {
                 let end = skip_value(buf, value_start)?;
                 if key == b"@odata.context" {
-                    doc.odata_context = serde_json::from_slice::<String>(&buf[value_start..end]).ok();
+                    doc.odata_context =
+                        serde_json::from_slice::<String>(&buf[value_start..end]).ok();
                 }
                 i = end;
             }
@@ -212,12 +219,17 @@ mod tests {
 
     fn texts(buf: &str) -> (Vec<&str>, Option<ScanError>) {
         let d = scan_document(buf.as_bytes(), 0);
-        (d.records.iter().map(|(s, e)| &buf[*s..*e]).collect(), d.error)
+        (
+            d.records.iter().map(|(s, e)| &buf[*s..*e]).collect(),
+            d.error,
+        )
     }
 
     #[test]
     fn pages_envelopes_arrays_and_single_records() {
-        let (r, e) = texts(r#"{"@odata.context":"x#auditLogs/signIns","value":[{"a":"]}"},{"b":[1,{"c":"\""}]}],"@odata.nextLink":"n"}"#);
+        let (r, e) = texts(
+            r#"{"@odata.context":"x#auditLogs/signIns","value":[{"a":"]}"},{"b":[1,{"c":"\""}]}],"@odata.nextLink":"n"}"#,
+        );
         assert_eq!(r, vec![r#"{"a":"]}"}"#, r#"{"b":[1,{"c":"\""}]}"#]);
         assert_eq!(e, None);
         let (r, _) = texts(r#"  {"records": [ {"x":1} ] }"#);
@@ -226,8 +238,14 @@ mod tests {
         assert_eq!(r.len(), 2);
         let (r, _) = texts(r#"{"id":"1","value":"not a list"}"#);
         assert_eq!(r, vec![r#"{"id":"1","value":"not a list"}"#]);
-        let d = scan_document(br#"{"@odata.context":"https://g/beta/$metadata#auditLogs/signIns","value":[]}"#, 0);
-        assert_eq!(d.odata_context.as_deref(), Some("https://g/beta/$metadata#auditLogs/signIns"));
+        let d = scan_document(
+            br#"{"@odata.context":"https://g/beta/$metadata#auditLogs/signIns","value":[]}"#,
+            0,
+        );
+        assert_eq!(
+            d.odata_context.as_deref(),
+            Some("https://g/beta/$metadata#auditLogs/signIns")
+        );
         assert!(d.records.is_empty());
     }
 

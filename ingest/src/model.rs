@@ -210,7 +210,8 @@ impl SignIn {
 
     /// An interrupt (50074, 50140, ...): neither a failure nor a success.
     pub fn is_interrupt(&self) -> bool {
-        self.error_code.is_some_and(|c| INTERRUPT_CODES.contains(&c))
+        self.error_code
+            .is_some_and(|c| INTERRUPT_CODES.contains(&c))
     }
 
     /// Interactive: `isInteractive`, else the event type (Event Hub `SignInLogs`).
@@ -258,8 +259,16 @@ pub struct AuthenticationStep {
 impl AuthenticationStep {
     /// A multi-factor step, by its requirement or its result text.
     pub fn is_second_factor(&self) -> bool {
-        let requirement = self.requirement.as_deref().unwrap_or("").to_ascii_lowercase();
-        let result = self.result_detail.as_deref().unwrap_or("").to_ascii_lowercase();
+        let requirement = self
+            .requirement
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let result = self
+            .result_detail
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         requirement.contains("multi")
             || requirement == "mfa"
             || result.contains("mfa requirement satisfied")
@@ -282,7 +291,8 @@ pub struct DeviceDetail {
 impl DeviceDetail {
     /// Known-managed: a device id and `isManaged` or `isCompliant` true.
     pub fn is_known_managed(&self) -> bool {
-        self.device_id.is_some() && (self.is_managed == Some(true) || self.is_compliant == Some(true))
+        self.device_id.is_some()
+            && (self.is_managed == Some(true) || self.is_compliant == Some(true))
     }
 }
 
@@ -374,7 +384,11 @@ impl Audit {
         self.target_resources
             .iter()
             .flat_map(|t| &t.modified_properties)
-            .find(|p| p.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .find(|p| {
+                p.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
             .and_then(|p| p.new_value.as_deref())
     }
 }

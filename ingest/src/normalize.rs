@@ -17,7 +17,9 @@ use crate::value::{Obj, is_guid, tenant_from_resource_id, unwrap_json_string, va
 pub enum Outcome {
     Event(Box<Event>),
     /// A record of a category entrawatch does not read (counted, not an error).
-    Skipped { category: String },
+    Skipped {
+        category: String,
+    },
 }
 
 /// Why a record could not be used: the field at fault and what was wrong with it.
@@ -30,7 +32,10 @@ pub struct RecordError {
 
 impl RecordError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        RecordError { field: field.into(), reason: reason.into() }
+        RecordError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -56,10 +61,17 @@ enum Flavor {
 }
 
 /// Normalises one record of any shape.
-pub fn normalize(record: &Map<String, Value>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordError> {
+pub fn normalize(
+    record: &Map<String, Value>,
+    ctx: &RecordContext<'_>,
+) -> Result<Outcome, RecordError> {
     let o = Obj(record);
     if ctx.csv || is_log_analytics_row(o) {
-        let shape = if ctx.csv { Shape::LogAnalyticsCsv } else { Shape::LogAnalyticsJson };
+        let shape = if ctx.csv {
+            Shape::LogAnalyticsCsv
+        } else {
+            Shape::LogAnalyticsJson
+        };
         return log_analytics_row(o, shape, ctx);
     }
     if is_event_hub_record(o) {
@@ -84,11 +96,10 @@ const LA_TABLES: [&str; 7] = [
 ];
 
 fn is_log_analytics_row(o: Obj<'_>) -> bool {
-    let typed = o
-        .0
-        .get("Type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| LA_TABLES.iter().any(|x| x.eq_ignore_ascii_case(t)));
+    let typed =
+        o.0.get("Type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| LA_TABLES.iter().any(|x| x.eq_ignore_ascii_case(t)));
     typed
         || o.0.contains_key("TimeGenerated")
         || o.0.contains_key("AADTenantId")
@@ -120,18 +131,31 @@ fn event_hub_record(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, Reco
     let Some((kind, event_type)) = event_hub_kind(&category) else {
         return Ok(Outcome::Skipped { category });
     };
-    let props_map = o.object("properties").ok_or_else(|| RecordError::new("properties", "missing"))?;
+    let props_map = o
+        .object("properties")
+        .ok_or_else(|| RecordError::new("properties", "missing"))?;
     let p = Obj(&props_map);
     let tenant = first_guid([
         o.str("tenantId"),
         p.str("tenantId"),
-        o.str("resourceId").and_then(|r| tenant_from_resource_id(&r)),
+        o.str("resourceId")
+            .and_then(|r| tenant_from_resource_id(&r)),
         p.str("resourceTenantId"),
     ])
     .or_else(|| ctx.tenant_hint.map(str::to_owned))
     .ok_or_else(no_tenant)?;
     let envelope_time = o.str("time");
-    build(kind, p, Some(o), Flavor::EventHub, Shape::EventHub, event_type, tenant, envelope_time, ctx)
+    build(
+        kind,
+        p,
+        Some(o),
+        Flavor::EventHub,
+        Shape::EventHub,
+        event_type,
+        tenant,
+        envelope_time,
+        ctx,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,9 +165,15 @@ fn log_analytics_kind(o: Obj<'_>) -> Option<(Kind, Option<SignInEventType>)> {
     if let Some(table) = o.str("Type") {
         return Some(match table.to_ascii_lowercase().as_str() {
             "signinlogs" => (Kind::SignIn, Some(SignInEventType::InteractiveUser)),
-            "aadnoninteractiveusersigninlogs" => (Kind::SignIn, Some(SignInEventType::NonInteractiveUser)),
-            "aadserviceprincipalsigninlogs" => (Kind::SignIn, Some(SignInEventType::ServicePrincipal)),
-            "aadmanagedidentitysigninlogs" => (Kind::SignIn, Some(SignInEventType::ManagedIdentity)),
+            "aadnoninteractiveusersigninlogs" => {
+                (Kind::SignIn, Some(SignInEventType::NonInteractiveUser))
+            }
+            "aadserviceprincipalsigninlogs" => {
+                (Kind::SignIn, Some(SignInEventType::ServicePrincipal))
+            }
+            "aadmanagedidentitysigninlogs" => {
+                (Kind::SignIn, Some(SignInEventType::ManagedIdentity))
+            }
             "auditlogs" => (Kind::Audit, None),
             "aadriskyusers" => (Kind::RiskyUser, None),
             "aaduserriskevents" => (Kind::RiskDetection, None),
@@ -158,21 +188,38 @@ fn log_analytics_kind(o: Obj<'_>) -> Option<(Kind, Option<SignInEventType>)> {
     infer_kind(o).map(|k| (k, None))
 }
 
-fn log_analytics_row(o: Obj<'_>, shape: Shape, ctx: &RecordContext<'_>) -> Result<Outcome, RecordError> {
+fn log_analytics_row(
+    o: Obj<'_>,
+    shape: Shape,
+    ctx: &RecordContext<'_>,
+) -> Result<Outcome, RecordError> {
     let Some((kind, event_type)) = log_analytics_kind(o) else {
-        let category = o.str_any(&["Type", "Category"]).unwrap_or_else(|| "(none)".into());
+        let category = o
+            .str_any(&["Type", "Category"])
+            .unwrap_or_else(|| "(none)".into());
         return Ok(Outcome::Skipped { category });
     };
     // `TenantId` in Log Analytics is the workspace id, never the Entra tenant (FORMATS.md §4).
     let tenant = first_guid([
         o.str("AADTenantId"),
-        o.str("ResourceId").and_then(|r| tenant_from_resource_id(&r)),
+        o.str("ResourceId")
+            .and_then(|r| tenant_from_resource_id(&r)),
         o.str("ResourceTenantId"),
     ])
     .or_else(|| ctx.tenant_hint.map(str::to_owned))
     .ok_or_else(no_tenant)?;
     let envelope_time = o.str("TimeGenerated");
-    build(kind, o, None, Flavor::LogAnalytics, shape, event_type, tenant, envelope_time, ctx)
+    build(
+        kind,
+        o,
+        None,
+        Flavor::LogAnalytics,
+        shape,
+        event_type,
+        tenant,
+        envelope_time,
+        ctx,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,8 +229,13 @@ fn log_analytics_row(o: Obj<'_>, shape: Shape, ctx: &RecordContext<'_>) -> Resul
 pub fn graph_kind_from_context(context: &str) -> Option<Kind> {
     let c = context.to_ascii_lowercase();
     let c = c.split("$metadata#").nth(1).unwrap_or(&c);
-    if c.contains("rolemanagement") || c.contains("roleassignment") || c.contains("roleeligibility") {
-        return Some(if c.contains("eligibility") { Kind::RoleEligibility } else { Kind::RoleAssignment });
+    if c.contains("rolemanagement") || c.contains("roleassignment") || c.contains("roleeligibility")
+    {
+        return Some(if c.contains("eligibility") {
+            Kind::RoleEligibility
+        } else {
+            Kind::RoleAssignment
+        });
     }
     if c.contains("signins") {
         Some(Kind::SignIn)
@@ -204,14 +256,22 @@ pub fn graph_kind_from_context(context: &str) -> Option<Kind> {
 fn infer_kind(o: Obj<'_>) -> Option<Kind> {
     if o.has("roleDefinitionId") && o.has("principalId") {
         let eligible = o.has("scheduleInfo") || o.has("memberType") && !o.has("assignmentType");
-        return Some(if eligible { Kind::RoleEligibility } else { Kind::RoleAssignment });
+        return Some(if eligible {
+            Kind::RoleEligibility
+        } else {
+            Kind::RoleAssignment
+        });
     }
     if o.has("riskEventType") {
         return Some(Kind::RiskDetection);
     }
     if o.has("riskLastUpdatedDateTime") {
         let history = o.has("activity") || (o.has("userId") && o.str("userId") != o.str("id"));
-        return Some(if history { Kind::RiskyUserHistory } else { Kind::RiskyUser });
+        return Some(if history {
+            Kind::RiskyUserHistory
+        } else {
+            Kind::RiskyUser
+        });
     }
     if o.has("activityDisplayName") || o.has("activityDateTime") {
         return Some(Kind::Audit);
@@ -230,11 +290,24 @@ fn graph_entity(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordEr
              riskEventType, riskLastUpdatedDateTime or roleDefinitionId",
         )
     })?;
-    let event_type = o.str_list("signInEventTypes").first().map(|t| SignInEventType::parse(t));
+    let event_type = o
+        .str_list("signInEventTypes")
+        .first()
+        .map(|t| SignInEventType::parse(t));
     let tenant = first_guid([o.str("tenantId"), o.str("resourceTenantId")])
         .or_else(|| ctx.tenant_hint.map(str::to_owned))
         .ok_or_else(no_tenant)?;
-    build(kind, o, None, Flavor::Graph, Shape::Graph, event_type, tenant, None, ctx)
+    build(
+        kind,
+        o,
+        None,
+        Flavor::Graph,
+        Shape::Graph,
+        event_type,
+        tenant,
+        None,
+        ctx,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,7 +322,11 @@ fn no_tenant() -> RecordError {
 }
 
 fn first_guid<const N: usize>(candidates: [Option<String>; N]) -> Option<String> {
-    candidates.into_iter().flatten().find(|c| is_guid(c)).map(|c| c.to_ascii_lowercase())
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|c| is_guid(c))
+        .map(|c| c.to_ascii_lowercase())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -265,23 +342,42 @@ fn build(
     ctx: &RecordContext<'_>,
 ) -> Result<Outcome, RecordError> {
     let (own_time_fields, body): (&[&str], Body) = match kind {
-        Kind::SignIn => (&["createdDateTime"], Body::SignIn(Box::new(sign_in(p, outer, flavor, event_type)))),
-        Kind::Audit => (&["activityDateTime"], Body::Audit(Box::new(audit(p, outer)))),
+        Kind::SignIn => (
+            &["createdDateTime"],
+            Body::SignIn(Box::new(sign_in(p, outer, flavor, event_type))),
+        ),
+        Kind::Audit => (
+            &["activityDateTime"],
+            Body::Audit(Box::new(audit(p, outer))),
+        ),
         Kind::RiskyUser | Kind::RiskyUserHistory => (
             &["riskLastUpdatedDateTime"],
             Body::RiskyUser(Box::new(risky_user(p, kind == Kind::RiskyUserHistory)?)),
         ),
         Kind::RiskDetection => (
-            &["lastUpdatedDateTime", "detectedDateTime", "activityDateTime"],
+            &[
+                "lastUpdatedDateTime",
+                "detectedDateTime",
+                "activityDateTime",
+            ],
             Body::RiskDetection(Box::new(risk_detection(p, outer))),
         ),
-        Kind::RoleAssignment | Kind::RoleEligibility => {
-            (&[], Body::Role(Box::new(role_grant(p, kind == Kind::RoleEligibility)?)))
-        }
+        Kind::RoleAssignment | Kind::RoleEligibility => (
+            &[],
+            Body::Role(Box::new(role_grant(p, kind == Kind::RoleEligibility)?)),
+        ),
     };
-    let id = p.str("id").ok_or_else(|| RecordError::new("id", "missing or empty"))?;
+    let id = p
+        .str("id")
+        .ok_or_else(|| RecordError::new("id", "missing or empty"))?;
     let (time, time_source) = event_time(p, own_time_fields, envelope_time.as_deref(), kind, ctx)?;
-    let meta = Meta { id, tenant_id, time, time_source, shape };
+    let meta = Meta {
+        id,
+        tenant_id,
+        time,
+        time_source,
+        shape,
+    };
     Ok(Outcome::Event(Box::new(Event { meta, body })))
 }
 
@@ -315,7 +411,10 @@ fn event_time(
         return Ok((DateTime::<Utc>::UNIX_EPOCH, TimeSource::Snapshot));
     }
     if let Some((field, raw)) = unreadable {
-        return Err(RecordError::new(field, format!("unreadable timestamp {raw:?}")));
+        return Err(RecordError::new(
+            field,
+            format!("unreadable timestamp {raw:?}"),
+        ));
     }
     Ok((ctx.ingest_time, TimeSource::Ingest))
 }
@@ -324,7 +423,12 @@ fn time_of(o: Obj<'_>, key: &str) -> Option<DateTime<Utc>> {
     o.str(key).and_then(|s| parse_timestamp(&s))
 }
 
-fn sign_in(p: Obj<'_>, outer: Option<Obj<'_>>, flavor: Flavor, event_type: Option<SignInEventType>) -> SignIn {
+fn sign_in(
+    p: Obj<'_>,
+    outer: Option<Obj<'_>>,
+    flavor: Flavor,
+    event_type: Option<SignInEventType>,
+) -> SignIn {
     let status = p.object("status");
     let status = status.as_deref().map(Obj);
     let outer_str = |k: &str| outer.and_then(|o| o.str(k));
@@ -366,18 +470,26 @@ fn sign_in(p: Obj<'_>, outer: Option<Obj<'_>>, flavor: Flavor, event_type: Optio
         resource_id,
         resource_display_name: p.str("resourceDisplayName"),
         ip_address: p.str("ipAddress").or_else(|| outer_str("callerIpAddress")),
-        autonomous_system_number: p.i64("autonomousSystemNumber").and_then(|n| u32::try_from(n).ok()),
+        autonomous_system_number: p
+            .i64("autonomousSystemNumber")
+            .and_then(|n| u32::try_from(n).ok()),
         client_app_used: p.str("clientAppUsed"),
         user_agent: p.str("userAgent"),
-        correlation_id: p.str("correlationId").or_else(|| outer_str("correlationId")),
+        correlation_id: p
+            .str("correlationId")
+            .or_else(|| outer_str("correlationId")),
         original_request_id: p.str("originalRequestId"),
         error_code,
         failure_reason,
-        conditional_access_status: p.str("conditionalAccessStatus").map(|s| ConditionalAccessStatus::parse(&s)),
+        conditional_access_status: p
+            .str("conditionalAccessStatus")
+            .map(|s| ConditionalAccessStatus::parse(&s)),
         authentication_requirement: p
             .str("authenticationRequirement")
             .map(|s| AuthenticationRequirement::parse(&s)),
-        authentication_protocol: p.str("authenticationProtocol").map(|s| AuthenticationProtocol::parse(&s)),
+        authentication_protocol: p
+            .str("authenticationProtocol")
+            .map(|s| AuthenticationProtocol::parse(&s)),
         authentication_details: p
             .array("authenticationDetails")
             .iter()
@@ -390,12 +502,17 @@ fn sign_in(p: Obj<'_>, outer: Option<Obj<'_>>, flavor: Flavor, event_type: Optio
         risk_state: p.str("riskState").map(|s| RiskState::parse(&s)),
         risk_detail: p.str("riskDetail"),
         risk_event_types,
-        cross_tenant_access_type: p.str("crossTenantAccessType").map(|s| CrossTenantAccessType::parse(&s)),
+        cross_tenant_access_type: p
+            .str("crossTenantAccessType")
+            .map(|s| CrossTenantAccessType::parse(&s)),
         home_tenant_id: p.str("homeTenantId").map(|s| s.to_ascii_lowercase()),
         home_tenant_name: p.str("homeTenantName"),
         resource_tenant_id: p.str("resourceTenantId").map(|s| s.to_ascii_lowercase()),
         incoming_token_type: p.str("incomingTokenType"),
-        device: p.object("deviceDetail").map(|m| device(Obj(&m))).unwrap_or_default(),
+        device: p
+            .object("deviceDetail")
+            .map(|m| device(Obj(&m)))
+            .unwrap_or_default(),
         location,
     }
 }
@@ -470,7 +587,9 @@ fn audit(p: Obj<'_>, outer: Option<Obj<'_>>) -> Audit {
         result: p.str("result").map(|s| AuditResult::parse(&s)),
         result_reason: p.str("resultReason"),
         logged_by_service: p.str("loggedByService"),
-        correlation_id: p.str("correlationId").or_else(|| outer.and_then(|o| o.str("correlationId"))),
+        correlation_id: p
+            .str("correlationId")
+            .or_else(|| outer.and_then(|o| o.str("correlationId"))),
         initiated_by: Initiator { user, app },
         target_resources: p
             .array("targetResources")
@@ -497,8 +616,14 @@ fn target_resource(o: Obj<'_>) -> TargetResource {
                 let mp = Obj(m);
                 ModifiedProperty {
                     display_name: mp.str("displayName"),
-                    old_value: mp.raw("oldValue").and_then(value_to_string).and_then(|s| unwrap_json_string(&s)),
-                    new_value: mp.raw("newValue").and_then(value_to_string).and_then(|s| unwrap_json_string(&s)),
+                    old_value: mp
+                        .raw("oldValue")
+                        .and_then(value_to_string)
+                        .and_then(|s| unwrap_json_string(&s)),
+                    new_value: mp
+                        .raw("newValue")
+                        .and_then(value_to_string)
+                        .and_then(|s| unwrap_json_string(&s)),
                 }
             })
             .collect(),
@@ -511,20 +636,33 @@ fn key_values(items: &[Value]) -> Vec<KeyValue> {
         .filter_map(Value::as_object)
         .filter_map(|m| {
             let kv = Obj(m);
-            Some(KeyValue { key: kv.str("key")?, value: kv.str("value") })
+            Some(KeyValue {
+                key: kv.str("key")?,
+                value: kv.str("value"),
+            })
         })
         .collect()
 }
 
 fn risky_user(p: Obj<'_>, history: bool) -> Result<RiskyUser, RecordError> {
-    let user_id = if history { p.str("userId").or_else(|| p.str("id")) } else { p.str("id") };
-    let user_id = user_id.ok_or_else(|| RecordError::new(if history { "userId" } else { "id" }, "missing or empty"))?;
+    let user_id = if history {
+        p.str("userId").or_else(|| p.str("id"))
+    } else {
+        p.str("id")
+    };
+    let user_id = user_id.ok_or_else(|| {
+        RecordError::new(if history { "userId" } else { "id" }, "missing or empty")
+    })?;
     let history = history.then(|| {
         let activity = p.object("activity");
         let activity = activity.as_deref().map(Obj);
-        let mut event_types = activity.map(|a| a.str_list("eventTypes")).unwrap_or_default();
+        let mut event_types = activity
+            .map(|a| a.str_list("eventTypes"))
+            .unwrap_or_default();
         if event_types.is_empty() {
-            event_types = activity.map(|a| a.str_list("riskEventTypes")).unwrap_or_default();
+            event_types = activity
+                .map(|a| a.str_list("riskEventTypes"))
+                .unwrap_or_default();
         }
         RiskyUserHistory {
             initiated_by: p.str("initiatedBy"),
@@ -554,24 +692,36 @@ fn risk_detection(p: Obj<'_>, outer: Option<Obj<'_>>) -> RiskDetection {
         .filter_map(Value::as_object)
         .filter_map(|m| {
             let kv = Obj(m);
-            Some(KeyValue { key: kv.str("Key")?, value: kv.raw("Value").map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }) })
+            Some(KeyValue {
+                key: kv.str("Key")?,
+                value: kv.raw("Value").map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
+            })
         })
         .collect();
     RiskDetection {
         request_id: p.str("requestId"),
-        correlation_id: p.str("correlationId").or_else(|| outer.and_then(|o| o.str("correlationId"))),
+        correlation_id: p
+            .str("correlationId")
+            .or_else(|| outer.and_then(|o| o.str("correlationId"))),
         risk_event_type: p.str("riskEventType"),
         risk_level: p.str("riskLevel").map(|s| RiskLevel::parse(&s)),
         risk_state: p.str("riskState").map(|s| RiskState::parse(&s)),
         risk_detail: p.str("riskDetail"),
         source: p.str("source"),
-        detection_timing_type: p.str("detectionTimingType").map(|s| DetectionTimingType::parse(&s)),
+        detection_timing_type: p
+            .str("detectionTimingType")
+            .map(|s| DetectionTimingType::parse(&s)),
         activity: p.str("activity"),
-        ip_address: p.str("ipAddress").or_else(|| outer.and_then(|o| o.str("callerIpAddress"))),
-        location: p.object("location").map(|m| location(Obj(&m))).unwrap_or_default(),
+        ip_address: p
+            .str("ipAddress")
+            .or_else(|| outer.and_then(|o| o.str("callerIpAddress"))),
+        location: p
+            .object("location")
+            .map(|m| location(Obj(&m)))
+            .unwrap_or_default(),
         activity_time: time_of(p, "activityDateTime"),
         detected_time: time_of(p, "detectedDateTime"),
         last_updated: time_of(p, "lastUpdatedDateTime"),
@@ -580,7 +730,9 @@ fn risk_detection(p: Obj<'_>, outer: Option<Obj<'_>>) -> RiskDetection {
         user_principal_name: p.str("userPrincipalName"),
         user_type: p.str("userType").map(|s| UserType::parse(&s)),
         home_tenant_id: p.str("homeTenantId").map(|s| s.to_ascii_lowercase()),
-        cross_tenant_access_type: p.str("crossTenantAccessType").map(|s| CrossTenantAccessType::parse(&s)),
+        cross_tenant_access_type: p
+            .str("crossTenantAccessType")
+            .map(|s| CrossTenantAccessType::parse(&s)),
         mitre_technique_id: p.str("mitreTechniqueId"),
         additional_info,
     }
@@ -611,7 +763,9 @@ fn role_grant(p: Obj<'_>, eligible: bool) -> Result<RoleGrant, RecordError> {
             .to_ascii_lowercase(),
         directory_scope_id: p.str("directoryScopeId"),
         start: schedule.and_then(|s| time_of(s, "startDateTime")),
-        end: expiration.as_deref().and_then(|e| time_of(Obj(e), "endDateTime")),
+        end: expiration
+            .as_deref()
+            .and_then(|e| time_of(Obj(e), "endDateTime")),
     })
 }
 
@@ -621,7 +775,12 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> RecordContext<'static> {
-        RecordContext { tenant_hint: None, graph_hint: None, ingest_time: DateTime::<Utc>::UNIX_EPOCH, csv: false }
+        RecordContext {
+            tenant_hint: None,
+            graph_hint: None,
+            ingest_time: DateTime::<Utc>::UNIX_EPOCH,
+            csv: false,
+        }
     }
 
     fn event(v: Value) -> Event {
@@ -648,7 +807,9 @@ mod tests {
     #[test]
     fn unknown_categories_are_skipped() {
         let out = normalize(
-            json!({"category": "ProvisioningLogs", "properties": {}}).as_object().unwrap(),
+            json!({"category": "ProvisioningLogs", "properties": {}})
+                .as_object()
+                .unwrap(),
             &ctx(),
         )
         .unwrap();
@@ -657,8 +818,13 @@ mod tests {
 
     #[test]
     fn missing_tenant_and_bad_time_name_the_field() {
-        let err = normalize(json!({"id": "a", "createdDateTime": "2021-01-01T00:00:00Z", "userId": "u"}).as_object().unwrap(), &ctx())
-            .unwrap_err();
+        let err = normalize(
+            json!({"id": "a", "createdDateTime": "2021-01-01T00:00:00Z", "userId": "u"})
+                .as_object()
+                .unwrap(),
+            &ctx(),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "tenantId");
         let err = normalize(
             json!({"id": "a", "createdDateTime": "not a time", "userId": "u",
@@ -674,8 +840,10 @@ mod tests {
 
     #[test]
     fn a_record_without_any_time_takes_the_ingest_time() {
-        let e = event(json!({"id": "a", "userId": "u", "status": {"errorCode": 0}, "createdDateTime": null,
-                             "resourceTenantId": "4d3bac44-0230-4732-9e70-cc00736f0a97"}));
+        let e = event(
+            json!({"id": "a", "userId": "u", "status": {"errorCode": 0}, "createdDateTime": null,
+                             "resourceTenantId": "4d3bac44-0230-4732-9e70-cc00736f0a97"}),
+        );
         assert_eq!(e.meta.time_source, TimeSource::Ingest);
     }
 }

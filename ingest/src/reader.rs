@@ -37,7 +37,11 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { tenant: None, max_record_bytes: DEFAULT_MAX_RECORD_BYTES, ingest_time: Utc::now() }
+        ReadOptions {
+            tenant: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            ingest_time: Utc::now(),
+        }
     }
 }
 
@@ -85,10 +89,15 @@ impl std::fmt::Display for Rejected {
 pub enum Item {
     Event(Box<Event>),
     /// A record of a category entrawatch does not read.
-    Skipped { category: String, at: Position },
+    Skipped {
+        category: String,
+        at: Position,
+    },
     Rejected(Rejected),
     /// A file with no records at all.
-    EmptyFile { file: String },
+    EmptyFile {
+        file: String,
+    },
 }
 
 /// Expands paths (files and folders, recursively) into the files to read, sorted, plus the files
@@ -119,14 +128,20 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut Vec<PathBuf>) -> std
         .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
         if path.is_dir() {
             walk(&path, files, ignored)?;
         } else {
-            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
             if ext.as_deref().is_some_and(|e| LOG_EXTENSIONS.contains(&e)) {
                 files.push(path);
             } else {
@@ -148,7 +163,11 @@ pub fn tenant_from_path(path: &Path) -> Option<String> {
 
 /// Reads one file (or `-` for stdin) and hands every item to `emit`. I/O errors are items too.
 pub fn read_file(path: &Path, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) -> u64 {
-    let name = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
+    let name = if path.as_os_str() == "-" {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
     let bytes = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).map(|_| buf)
@@ -157,14 +176,22 @@ pub fn read_file(path: &Path, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) ->
     };
     match bytes {
         Ok(bytes) => {
-            let folder_tenant = if path.as_os_str() == "-" { None } else { tenant_from_path(path) };
+            let folder_tenant = if path.as_os_str() == "-" {
+                None
+            } else {
+                tenant_from_path(path)
+            };
             let hint = opts.tenant.clone().or(folder_tenant);
             read_bytes(&name, &bytes, hint.as_deref(), opts, emit);
             bytes.len() as u64
         }
         Err(e) => {
             emit(Item::Rejected(Rejected {
-                at: Position { file: name, line: 0, record: None },
+                at: Position {
+                    file: name,
+                    line: 0,
+                    record: None,
+                },
                 field: None,
                 reason: format!("cannot read file: {e}"),
                 raw: None,
@@ -175,16 +202,33 @@ pub fn read_file(path: &Path, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) ->
 }
 
 /// Reads an in-memory file of any shape.
-pub fn read_bytes(name: &str, bytes: &[u8], tenant_hint: Option<&str>, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) {
-    let mut reader = FileReader { name, opts, tenant_hint, emit, record_no: 0, any_record: false };
+pub fn read_bytes(
+    name: &str,
+    bytes: &[u8],
+    tenant_hint: Option<&str>,
+    opts: &ReadOptions,
+    emit: &mut dyn FnMut(Item),
+) {
+    let mut reader = FileReader {
+        name,
+        opts,
+        tenant_hint,
+        emit,
+        record_no: 0,
+        any_record: false,
+    };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let start = skip_ws(bytes, 0);
     if start == bytes.len() {
-        (reader.emit)(Item::EmptyFile { file: name.to_owned() });
+        (reader.emit)(Item::EmptyFile {
+            file: name.to_owned(),
+        });
         return;
     }
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        reader.file_error("gzip-compressed file: decompress it first (entrawatch reads JSON, NDJSON and CSV)");
+        reader.file_error(
+            "gzip-compressed file: decompress it first (entrawatch reads JSON, NDJSON and CSV)",
+        );
         return;
     }
     let head = &bytes[..bytes.len().min(8192)];
@@ -196,8 +240,10 @@ pub fn read_bytes(name: &str, bytes: &[u8], tenant_hint: Option<&str>, opts: &Re
         b'{' | b'[' if looks_like_ndjson(&bytes[start..]) => reader.read_lines(bytes),
         b'{' | b'[' => reader.read_documents(bytes, start),
         _ => {
-            let first_line = &bytes[start..memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i)];
-            if memchr::memchr(b',', first_line).is_some() && std::str::from_utf8(first_line).is_ok() {
+            let first_line = &bytes
+                [start..memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i)];
+            if memchr::memchr(b',', first_line).is_some() && std::str::from_utf8(first_line).is_ok()
+            {
                 reader.read_csv(&bytes[start..], line_of(bytes, start));
             } else {
                 reader.file_error("not JSON, NDJSON or CSV: the file starts with neither `{`, `[` nor a CSV header");
@@ -205,7 +251,9 @@ pub fn read_bytes(name: &str, bytes: &[u8], tenant_hint: Option<&str>, opts: &Re
         }
     }
     if !reader.any_record {
-        (reader.emit)(Item::EmptyFile { file: name.to_owned() });
+        (reader.emit)(Item::EmptyFile {
+            file: name.to_owned(),
+        });
     }
 }
 
@@ -213,7 +261,8 @@ pub fn read_bytes(name: &str, bytes: &[u8], tenant_hint: Option<&str>, opts: &Re
 fn looks_like_ndjson(bytes: &[u8]) -> bool {
     let first_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let first = &bytes[..first_end];
-    let whole_first = crate::framing::skip_value(first, 0).is_ok_and(|end| trim_ascii(&first[end..]).is_empty());
+    let whole_first =
+        crate::framing::skip_value(first, 0).is_ok_and(|end| trim_ascii(&first[end..]).is_empty());
     whole_first && !trim_ascii(&bytes[first_end.min(bytes.len())..]).is_empty()
 }
 
@@ -236,19 +285,40 @@ struct FileReader<'a, 'e> {
 
 impl FileReader<'_, '_> {
     fn position(&self, line: usize, record: Option<usize>) -> Position {
-        Position { file: self.name.to_owned(), line, record }
+        Position {
+            file: self.name.to_owned(),
+            line,
+            record,
+        }
     }
 
     fn file_error(&mut self, reason: &str) {
         let at = self.position(0, None);
-        (self.emit)(Item::Rejected(Rejected { at, field: None, reason: reason.to_owned(), raw: None }));
+        (self.emit)(Item::Rejected(Rejected {
+            at,
+            field: None,
+            reason: reason.to_owned(),
+            raw: None,
+        }));
     }
 
-    fn reject(&mut self, line: usize, record: Option<usize>, field: Option<String>, reason: String, raw: &[u8]) {
+    fn reject(
+        &mut self,
+        line: usize,
+        record: Option<usize>,
+        field: Option<String>,
+        reason: String,
+        raw: &[u8],
+    ) {
         let kept = &raw[..raw.len().min(MAX_KEPT_RAW_BYTES)];
         let raw = (!raw.is_empty()).then(|| String::from_utf8_lossy(kept).into_owned());
         let at = self.position(line, record);
-        (self.emit)(Item::Rejected(Rejected { at, field, reason, raw }));
+        (self.emit)(Item::Rejected(Rejected {
+            at,
+            field,
+            reason,
+            raw,
+        }));
     }
 
     /// NDJSON: each non-blank line is a document; a bad line costs only itself.
@@ -274,9 +344,18 @@ impl FileReader<'_, '_> {
 
     /// Reads the document starting at `start` of `buf` (`buf` begins at `base` of the whole file,
     /// whose line `first_line` holds `start`). Returns where the document ends in `buf`.
-    fn read_document_at(&mut self, buf: &[u8], start: usize, base: usize, first_line: usize) -> usize {
+    fn read_document_at(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        base: usize,
+        first_line: usize,
+    ) -> usize {
         let doc = scan_document(buf, start);
-        let hint = doc.odata_context.as_deref().and_then(graph_kind_from_context);
+        let hint = doc
+            .odata_context
+            .as_deref()
+            .and_then(graph_kind_from_context);
         let mut line = first_line;
         let mut cursor = start;
         for &(s, e) in &doc.records {
@@ -297,7 +376,8 @@ impl FileReader<'_, '_> {
                     at,
                 ),
             };
-            let line = first_line + memchr::memchr_iter(b'\n', &buf[start..at.min(buf.len())]).count();
+            let line =
+                first_line + memchr::memchr_iter(b'\n', &buf[start..at.min(buf.len())]).count();
             let raw = &buf[at.min(buf.len())..buf.len().min(at + 200)];
             self.any_record = true;
             self.reject(line, None, None, reason, raw);
@@ -325,7 +405,13 @@ impl FileReader<'_, '_> {
                     Value::Number(_) => "a number",
                     _ => "a scalar",
                 };
-                self.reject(line, record, None, format!("record is {kind}, not a JSON object"), raw);
+                self.reject(
+                    line,
+                    record,
+                    None,
+                    format!("record is {kind}, not a JSON object"),
+                    raw,
+                );
                 return;
             }
             Err(e) => {
@@ -343,7 +429,12 @@ impl FileReader<'_, '_> {
         self.finish(normalize(&map, &ctx), line, raw);
     }
 
-    fn finish(&mut self, outcome: Result<Outcome, crate::normalize::RecordError>, line: usize, raw: &[u8]) {
+    fn finish(
+        &mut self,
+        outcome: Result<Outcome, crate::normalize::RecordError>,
+        line: usize,
+        raw: &[u8],
+    ) {
         let record = Some(self.record_no);
         match outcome {
             Ok(Outcome::Event(e)) => (self.emit)(Item::Event(e)),
@@ -367,8 +458,10 @@ impl FileReader<'_, '_> {
         };
         let mut record = csv::StringRecord::new();
         loop {
-            let line = first_line - 1 + rdr.position().line() as usize;
+            // Where the next row starts (the reader's position is past the row read last).
             let start = rdr.position().byte() as usize;
+            let mut line =
+                first_line + memchr::memchr_iter(b'\n', &bytes[..start.min(bytes.len())]).count();
             match rdr.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
@@ -377,7 +470,13 @@ impl FileReader<'_, '_> {
                     self.any_record = true;
                     let end = (rdr.position().byte() as usize).min(bytes.len());
                     let raw = &bytes[start.min(end)..end];
-                    self.reject(line, Some(self.record_no), None, format!("unreadable CSV row: {e}"), raw);
+                    self.reject(
+                        line,
+                        Some(self.record_no),
+                        None,
+                        format!("unreadable CSV row: {e}"),
+                        raw,
+                    );
                     if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                         break;
                     }
@@ -386,8 +485,17 @@ impl FileReader<'_, '_> {
             }
             self.record_no += 1;
             self.any_record = true;
-            let end = (rdr.position().byte() as usize).min(bytes.len());
-            let raw = &bytes[start.min(end)..end];
+            let mut start = record
+                .position()
+                .map_or(start, |p| p.byte() as usize)
+                .min(bytes.len());
+            // After a CRLF row the reader stands on its `\n`: the row itself starts after it.
+            while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+                start += 1;
+            }
+            line = first_line + memchr::memchr_iter(b'\n', &bytes[..start]).count();
+            let end = (rdr.position().byte() as usize).clamp(start, bytes.len());
+            let raw = bytes[start..end].trim_ascii_end();
             if record.len() != headers.len() {
                 let reason = format!(
                     "row has {} fields but the header has {} columns (a missing or extra column)",
@@ -403,7 +511,8 @@ impl FileReader<'_, '_> {
                     continue;
                 }
                 // `X_dynamic` and `X_string` both fill `X`; the first non-empty one wins.
-                map.entry(header.clone()).or_insert_with(|| Value::String(cell.to_owned()));
+                map.entry(header.clone())
+                    .or_insert_with(|| Value::String(cell.to_owned()));
             }
             let ctx = RecordContext {
                 tenant_hint: self.tenant_hint,
@@ -423,12 +532,19 @@ fn normalize_csv_header(h: &str) -> String {
         Some(i) if h.ends_with(']') => &h[..i],
         _ => h,
     };
-    let h = h.strip_suffix("_dynamic").or_else(|| h.strip_suffix("_string")).unwrap_or(h);
+    let h = h
+        .strip_suffix("_dynamic")
+        .or_else(|| h.strip_suffix("_string"))
+        .unwrap_or(h);
     h.to_owned()
 }
 
 fn describe_byte(b: u8) -> String {
-    if b.is_ascii_graphic() { format!("`{}`", b as char) } else { format!("byte 0x{b:02x}") }
+    if b.is_ascii_graphic() {
+        format!("`{}`", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
 }
 
 #[cfg(test)]
@@ -437,14 +553,26 @@ mod tests {
 
     fn read(text: &[u8]) -> Vec<Item> {
         let mut items = Vec::new();
-        let opts = ReadOptions { ingest_time: DateTime::<Utc>::UNIX_EPOCH, ..ReadOptions::default() };
-        read_bytes("t.json", text, Some("4d3bac44-0230-4732-9e70-cc00736f0a97"), &opts, &mut |i| items.push(i));
+        let opts = ReadOptions {
+            ingest_time: DateTime::<Utc>::UNIX_EPOCH,
+            ..ReadOptions::default()
+        };
+        read_bytes(
+            "t.json",
+            text,
+            Some("4d3bac44-0230-4732-9e70-cc00736f0a97"),
+            &opts,
+            &mut |i| items.push(i),
+        );
         items
     }
 
     #[test]
     fn csv_headers_are_normalised() {
-        assert_eq!(normalize_csv_header("CreatedDateTime [UTC]"), "CreatedDateTime");
+        assert_eq!(
+            normalize_csv_header("CreatedDateTime [UTC]"),
+            "CreatedDateTime"
+        );
         assert_eq!(normalize_csv_header("DeviceDetail_dynamic"), "DeviceDetail");
         assert_eq!(normalize_csv_header("\u{feff}TenantId"), "TenantId");
     }
@@ -470,7 +598,10 @@ mod tests {
     #[test]
     fn folder_names_give_the_tenant() {
         let p = Path::new("exports/11111111-AAAA-4aaa-8aaa-111111111111/graph/audits.json");
-        assert_eq!(tenant_from_path(p).as_deref(), Some("11111111-aaaa-4aaa-8aaa-111111111111"));
+        assert_eq!(
+            tenant_from_path(p).as_deref(),
+            Some("11111111-aaaa-4aaa-8aaa-111111111111")
+        );
         assert_eq!(tenant_from_path(Path::new("exports/x.json")), None);
     }
 }

@@ -35,15 +35,24 @@ impl IngestStats {
         match item {
             Item::Event(e) => {
                 self.records_read += 1;
-                *self.records_by_kind.entry(e.kind().as_str().to_owned()).or_default() += 1;
-                *self.records_by_shape.entry(e.meta.shape.as_str().to_owned()).or_default() += 1;
+                *self
+                    .records_by_kind
+                    .entry(e.kind().as_str().to_owned())
+                    .or_default() += 1;
+                *self
+                    .records_by_shape
+                    .entry(e.meta.shape.as_str().to_owned())
+                    .or_default() += 1;
                 if e.meta.time_source == TimeSource::Ingest {
                     self.ingest_time_fallbacks += 1;
                 }
             }
             Item::Skipped { category, .. } => {
                 self.records_read += 1;
-                *self.skipped_by_category.entry(category.clone()).or_default() += 1;
+                *self
+                    .skipped_by_category
+                    .entry(category.clone())
+                    .or_default() += 1;
             }
             Item::Rejected(r) => self.count_error(r),
             Item::EmptyFile { file } => self.empty_files.push(file.clone()),
@@ -62,7 +71,10 @@ impl IngestStats {
 
     /// Zero-filled counts for every kind, so a summary always lists them all.
     pub fn kinds_with_zeros(&self) -> BTreeMap<String, u64> {
-        let mut all: BTreeMap<String, u64> = Kind::ALL.iter().map(|k| (k.as_str().to_owned(), 0)).collect();
+        let mut all: BTreeMap<String, u64> = Kind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), 0))
+            .collect();
         all.extend(self.records_by_kind.iter().map(|(k, v)| (k.clone(), *v)));
         all
     }

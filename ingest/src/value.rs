@@ -106,7 +106,9 @@ impl<'a> Obj<'a> {
             Some(Value::Array(a)) => a.iter().filter_map(value_to_string).collect(),
             Some(Value::String(s)) => match decode_json_text(s) {
                 Some(Value::Array(a)) => a.iter().filter_map(value_to_string).collect(),
-                _ => value_to_string(&Value::String(s.clone())).into_iter().collect(),
+                _ => value_to_string(&Value::String(s.clone()))
+                    .into_iter()
+                    .collect(),
             },
             Some(other) => value_to_string(other).into_iter().collect(),
             None => Vec::new(),
@@ -205,7 +207,10 @@ mod tests {
         assert_eq!(o.i64("ResultType"), Some(50126));
         assert_eq!(o.bool("isInteractive"), Some(true));
         let dev = o.object("deviceDetail").unwrap();
-        assert_eq!(Obj(&dev).str("operatingSystem").as_deref(), Some("Windows 10"));
+        assert_eq!(
+            Obj(&dev).str("operatingSystem").as_deref(),
+            Some("Windows 10")
+        );
         assert_eq!(Obj(&dev).str("deviceId"), None);
         assert_eq!(o.str("empty"), None);
         assert_eq!(o.str("nothing"), None);
@@ -215,7 +220,10 @@ mod tests {
 
     #[test]
     fn json_in_strings_unwraps_only_strings() {
-        assert_eq!(unwrap_json_string("\"Global Administrator\"").as_deref(), Some("Global Administrator"));
+        assert_eq!(
+            unwrap_json_string("\"Global Administrator\"").as_deref(),
+            Some("Global Administrator")
+        );
         assert_eq!(unwrap_json_string("[\"a\"]").as_deref(), Some("[\"a\"]"));
         assert_eq!(unwrap_json_string("\"trunc").as_deref(), Some("\"trunc"));
         assert_eq!(unwrap_json_string("\"\""), None);
@@ -226,9 +234,15 @@ mod tests {
         assert!(is_guid("4d3bac44-0230-4732-9e70-cc00736f0a97"));
         assert!(!is_guid("<TENANT ID>"));
         assert_eq!(
-            tenant_from_resource_id("/tenants/4D3BAC44-0230-4732-9E70-CC00736F0A97/providers/microsoft.aadiam").as_deref(),
+            tenant_from_resource_id(
+                "/tenants/4D3BAC44-0230-4732-9E70-CC00736F0A97/providers/microsoft.aadiam"
+            )
+            .as_deref(),
             Some("4d3bac44-0230-4732-9e70-cc00736f0a97")
         );
-        assert_eq!(tenant_from_resource_id("/tenants/<TENANT ID>/providers/Microsoft.aadiam"), None);
+        assert_eq!(
+            tenant_from_resource_id("/tenants/<TENANT ID>/providers/Microsoft.aadiam"),
+            None
+        );
     }
 }

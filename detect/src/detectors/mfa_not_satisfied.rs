@@ -68,10 +68,25 @@ impl Detector for MfaNotSatisfied {
         let tenant = &event.meta.tenant_id;
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
         let privileged = ctx.directory.sign_in_is_privileged(ctx.config, tenant, s);
-        let severity = if privileged { Severity::High } else { Severity::Medium };
-        let app = s.app_display_name.clone().or_else(|| s.app_id.clone()).unwrap_or_else(|| "an application".into());
-        let ip = s.ip_address.clone().unwrap_or_else(|| "an unknown IP".into());
-        let methods: Vec<&str> = s.authentication_details.iter().filter_map(|d| d.method.as_deref()).collect();
+        let severity = if privileged {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let app = s
+            .app_display_name
+            .clone()
+            .or_else(|| s.app_id.clone())
+            .unwrap_or_else(|| "an application".into());
+        let ip = s
+            .ip_address
+            .clone()
+            .unwrap_or_else(|| "an unknown IP".into());
+        let methods: Vec<&str> = s
+            .authentication_details
+            .iter()
+            .filter_map(|d| d.method.as_deref())
+            .collect();
         let actor = if partner {
             format!("Partner technician {}", who(s))
         } else if privileged {
@@ -85,8 +100,14 @@ impl Detector for MfaNotSatisfied {
              factor{}; Conditional Access: {}. Confirm with the user; if it was not them, revoke \
              sessions and reset the password, then close the Conditional Access gap that allowed it.",
             place(s),
-            if methods.is_empty() { String::new() } else { format!(" ({})", methods.join(", ")) },
-            s.conditional_access_status.as_ref().map_or("unknown", |c| c.as_str()),
+            if methods.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", methods.join(", "))
+            },
+            s.conditional_access_status
+                .as_ref()
+                .map_or("unknown", |c| c.as_str()),
         );
         let mut evidence = Map::new();
         evidence.insert("app".into(), json!(app));
@@ -95,8 +116,14 @@ impl Detector for MfaNotSatisfied {
         evidence.insert("location".into(), json!(place(s)));
         evidence.insert("client_app_used".into(), json!(s.client_app_used));
         evidence.insert("authentication_methods".into(), json!(methods));
-        evidence.insert("conditional_access_status".into(), json!(s.conditional_access_status));
-        evidence.insert("device_managed".into(), Value::Bool(s.device.is_known_managed()));
+        evidence.insert(
+            "conditional_access_status".into(),
+            json!(s.conditional_access_status),
+        );
+        evidence.insert(
+            "device_managed".into(),
+            Value::Bool(s.device.is_known_managed()),
+        );
         evidence.insert("privileged".into(), Value::Bool(privileged));
         evidence.insert("partner_technician".into(), Value::Bool(partner));
         out.push(Finding {

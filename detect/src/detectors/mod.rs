@@ -17,7 +17,10 @@ pub(crate) fn sign_in_principal(s: &SignIn) -> Principal {
             .or_else(|| s.user_principal_name.clone())
             .unwrap_or_else(|| "(unknown)".to_owned()),
         upn: s.user_principal_name.clone(),
-        home_tenant_id: s.home_tenant_id.clone().filter(|h| Some(h) != s.resource_tenant_id.as_ref()),
+        home_tenant_id: s
+            .home_tenant_id
+            .clone()
+            .filter(|h| Some(h) != s.resource_tenant_id.as_ref()),
     }
 }
 

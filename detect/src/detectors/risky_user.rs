@@ -64,7 +64,14 @@ impl Detector for RiskyUser {
                 if let Some(h) = &u.history {
                     evidence.insert("risk_event_types".into(), json!(h.event_types));
                 }
-                (&u.risk_level, &u.risk_state, Some(u.user_id.clone()), u.user_principal_name.clone(), None, evidence)
+                (
+                    &u.risk_level,
+                    &u.risk_state,
+                    Some(u.user_id.clone()),
+                    u.user_principal_name.clone(),
+                    None,
+                    evidence,
+                )
             }
             Body::RiskDetection(d) => {
                 let mut evidence = Map::new();
@@ -73,15 +80,26 @@ impl Detector for RiskyUser {
                 evidence.insert("ip_address".into(), json!(d.ip_address));
                 evidence.insert("activity_time".into(), json!(d.activity_time));
                 evidence.insert("request_id".into(), json!(d.request_id));
-                (&d.risk_level, &d.risk_state, d.user_id.clone(), d.user_principal_name.clone(), d.risk_event_type.clone(), evidence)
+                (
+                    &d.risk_level,
+                    &d.risk_state,
+                    d.user_id.clone(),
+                    d.user_principal_name.clone(),
+                    d.risk_event_type.clone(),
+                    evidence,
+                )
             }
             _ => return,
         };
-        let (Some(level), Some(state)) = (level, state) else { return };
+        let (Some(level), Some(state)) = (level, state) else {
+            return;
+        };
         if !(state.is_active() && level.is_medium_or_high()) {
             return;
         }
-        let Some(user_id) = user_id.or_else(|| upn.clone()) else { return };
+        let Some(user_id) = user_id.or_else(|| upn.clone()) else {
+            return;
+        };
         let who = upn.clone().unwrap_or_else(|| user_id.clone());
         evidence.insert("risk_level".into(), json!(level));
         evidence.insert("risk_state".into(), json!(state));
@@ -93,13 +111,20 @@ impl Detector for RiskyUser {
             "Microsoft Entra ID Protection reports {who} as {state} with {level} risk{}. Review the \
              user's recent sign-ins, revoke sessions and require a secure password reset; then \
              remediate or dismiss the risk in Entra.",
-            what.as_ref().map(|k| format!(" after a {k} detection")).unwrap_or_default(),
+            what.as_ref()
+                .map(|k| format!(" after a {k} detection"))
+                .unwrap_or_default(),
         );
         out.push(Finding {
             rule: ID,
             severity: severity_of(level, state),
             tenant_id: event.meta.tenant_id.clone(),
-            principal: Principal { kind: PrincipalKind::User, id: user_id, upn, home_tenant_id: None },
+            principal: Principal {
+                kind: PrincipalKind::User,
+                id: user_id,
+                upn,
+                home_tenant_id: None,
+            },
             time: event.meta.time,
             event_ids: vec![event.meta.id.clone()],
             title,

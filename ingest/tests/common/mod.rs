@@ -10,7 +10,9 @@ use entrawatch_ingest::{Event, Item, ReadOptions, Rejected, read_file};
 pub const TENANT_A: &str = "11111111-aaaa-4aaa-8aaa-111111111111";
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// Everything one file yields.
@@ -41,7 +43,11 @@ pub fn read_path(path: &Path, tenant: Option<&str>) -> Read {
 /// Reads a fixture and insists on zero errors.
 pub fn read_clean(rel: &str, tenant: Option<&str>) -> Read {
     let out = read_path(&fixture(rel), tenant);
-    assert!(out.rejected.is_empty(), "{rel}: unexpected errors: {:#?}", out.rejected);
+    assert!(
+        out.rejected.is_empty(),
+        "{rel}: unexpected errors: {:#?}",
+        out.rejected
+    );
     out
 }
 

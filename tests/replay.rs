@@ -1,0 +1,450 @@
+//! `entrawatch replay` end to end: the real binary over real files on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const TENANT_A: &str = "11111111-aaaa-4aaa-8aaa-111111111111";
+const TENANT_B: &str = "22222222-bbbb-4bbb-8bbb-222222222222";
+
+fn entrawatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_entrawatch"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `entrawatch replay ARGS... --summary-json S --alerts A --events E --rejects R` and returns
+/// the process output with the parsed outputs.
+struct Run {
+    output: Output,
+    summary: Value,
+    alerts: Vec<Value>,
+    events: Vec<Value>,
+    rejects: Vec<Value>,
+}
+
+fn replay(dir: &Path, args: &[&str]) -> Run {
+    let out = tempfile::tempdir().unwrap();
+    let p = |n: &str| out.path().join(n);
+    let output = entrawatch()
+        .arg("replay")
+        .args(args)
+        .arg("--summary-json")
+        .arg(p("summary.json"))
+        .arg("--alerts")
+        .arg(p("alerts.jsonl"))
+        .arg("--events")
+        .arg(p("events.jsonl"))
+        .arg("--rejects")
+        .arg(p("rejects.jsonl"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let lines = |n: &str| -> Vec<Value> {
+        std::fs::read_to_string(p(n))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let summary = std::fs::read_to_string(p("summary.json"))
+        .map(|s| serde_json::from_str(&s).unwrap())
+        .unwrap_or(Value::Null);
+    Run {
+        summary,
+        alerts: lines("alerts.jsonl"),
+        events: lines("events.jsonl"),
+        rejects: lines("rejects.jsonl"),
+        output,
+    }
+}
+
+fn stderr(run: &Run) -> String {
+    String::from_utf8_lossy(&run.output.stderr).into_owned()
+}
+
+fn write(path: &Path, text: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// An Event Hub sign-in record.
+fn eh_sign_in(id: &str, tenant: &str, time: &str, upn: &str, requirement: &str) -> Value {
+    json!({
+        "time": time, "resourceId": format!("/tenants/{tenant}/providers/Microsoft.aadiam"),
+        "operationName": "Sign-in activity", "category": "SignInLogs", "tenantId": tenant,
+        "resultType": "0", "Level": 4, "location": "US",
+        "properties": {
+            "id": id, "createdDateTime": time, "userPrincipalName": upn, "userId": format!("uid-{upn}"),
+            "appDisplayName": "Azure Portal", "ipAddress": "203.0.113.7", "isInteractive": true,
+            "status": {"errorCode": 0}, "authenticationRequirement": requirement,
+            "location": {"city": "Redmond", "countryOrRegion": "US"}
+        }
+    })
+}
+
+/// A Graph beta sign-in (no tenant of its own when `resource_tenant` is None).
+fn graph_sign_in(id: &str, time: &str, upn: &str, resource_tenant: Option<&str>) -> Value {
+    json!({
+        "id": id, "createdDateTime": time, "userPrincipalName": upn, "userId": format!("uid-{upn}"),
+        "appDisplayName": "Office 365 Exchange Online", "ipAddress": "198.51.100.4", "isInteractive": true,
+        "signInEventTypes": ["interactiveUser"], "status": {"errorCode": 0},
+        "authenticationRequirement": "multiFactorAuthentication", "resourceTenantId": resource_tenant
+    })
+}
+
+#[test]
+fn a_folder_mixing_all_shapes_replays_in_event_time_order_with_repeats_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Event Hub envelopes, out of order, one envelope per line.
+    let env1 = json!({"records": [
+        eh_sign_in("eh-3", TENANT_A, "2026-10-01T10:03:00.0000000Z", "ann@contoso.com", "multiFactorAuthentication"),
+        eh_sign_in("eh-1", TENANT_A, "2026-10-01T10:01:00.1234567+00:00", "bob@contoso.com", "singleFactorAuthentication"),
+    ]});
+    let env2 = json!({"records": [eh_sign_in("eh-6", TENANT_A, "10/1/2026 10:06:00 AM", "cy@contoso.com", "multiFactorAuthentication")]});
+    write(
+        &d.join("eventhub/capture-1.json"),
+        format!("{env1}\n{env2}\n"),
+    );
+    // The same record again, as at-least-once delivery does.
+    write(&d.join("eventhub/capture-2.json"), json!({"records": [eh_sign_in("eh-3", TENANT_A, "2026-10-01T10:03:00.0000000Z", "ann@contoso.com", "multiFactorAuthentication")]}).to_string());
+    // A Graph page, newest first, in a folder named by the tenant (its records carry none).
+    let page = json!({
+        "@odata.context": "https://graph.microsoft.com/beta/$metadata#auditLogs/signIns",
+        "value": [graph_sign_in("g-5", "2026-10-01T10:05:00Z", "dee@fabrikam.com", None),
+                  graph_sign_in("g-2", "2026-10-01T10:02:00Z", "eve@fabrikam.com", None)],
+        "@odata.nextLink": "https://graph.microsoft.com/beta/auditLogs/signIns?$skiptoken=abc"
+    });
+    write(
+        &d.join(format!("{TENANT_B}/graph/signins-page1.json")),
+        serde_json::to_vec_pretty(&page).unwrap(),
+    );
+    // A risky user in the same tenant folder, and the Graph page's repeat in NDJSON form.
+    write(
+        &d.join(format!("{TENANT_B}/graph/riskyUsers.json")),
+        json!({"@odata.context": "https://graph.microsoft.com/beta/$metadata#riskyUsers", "value": [{
+            "id": "uid-eve@fabrikam.com", "userPrincipalName": "eve@fabrikam.com", "riskLevel": "high",
+            "riskState": "atRisk", "riskDetail": "none", "riskLastUpdatedDateTime": "2026-10-01T10:04:00Z"}]})
+        .to_string(),
+    );
+    write(
+        &d.join(format!("{TENANT_B}/graph/signins.ndjson")),
+        format!(
+            "{}\n{}\n",
+            graph_sign_in("g-5", "2026-10-01T10:05:00Z", "dee@fabrikam.com", None),
+            graph_sign_in(
+                "g-7",
+                "2026-10-01T10:07:00Z",
+                "dee@fabrikam.com",
+                Some(TENANT_B)
+            )
+        ),
+    );
+    // A Log Analytics CSV export: BOM, CRLF, US-locale times, a dynamic column split in two.
+    let csv = "\u{feff}TenantId,AADTenantId,Type,Id,CreatedDateTime [UTC],UserPrincipalName,UserId,AppDisplayName,IPAddress,IsInteractive,ResultType,AuthenticationRequirement,Status_dynamic,Status_string,LocationDetails_dynamic\r\n\
+        9c4d2e7a-5b1f-4e38-a6d0-7f2b8c1e4a95,11111111-aaaa-4aaa-8aaa-111111111111,SigninLogs,la-4,\"10/1/2026, 10:04:00.500 AM\",fay@contoso.com,uid-fay,Azure Portal,192.0.2.9,TRUE,0,singleFactorAuthentication,\"{\"\"errorCode\"\":0}\",,\"{\"\"countryOrRegion\"\":\"\"NL\"\",\"\"city\"\":\"\"Utrecht\"\"}\"\r\n";
+    write(&d.join("sentinel/export.csv"), csv);
+    write(&d.join("README.md"), "not a log\n");
+
+    let run = replay(d, &["."]);
+    assert!(run.output.status.success(), "{}", stderr(&run));
+    let ids: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["meta"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            "eh-1",
+            "g-2",
+            "eh-3",
+            "uid-eve@fabrikam.com",
+            "la-4",
+            "g-5",
+            "eh-6",
+            "g-7"
+        ]
+    );
+    let tenants: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["meta"]["tenant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tenants,
+        vec![
+            TENANT_A, TENANT_B, TENANT_A, TENANT_B, TENANT_A, TENANT_B, TENANT_A, TENANT_B
+        ]
+    );
+    let shapes: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["meta"]["shape"].as_str().unwrap())
+        .collect();
+    assert_eq!(shapes[4], "log-analytics-csv");
+    assert_eq!(run.events[4]["location"]["city"], "Utrecht");
+
+    let s = &run.summary;
+    assert_eq!(s["duplicates"], 2, "{s:#}");
+    assert_eq!(s["records_read"], 10);
+    assert_eq!(s["parse_errors"], 0);
+    assert_eq!(s["records_by_kind"]["signIn"], 9);
+    assert_eq!(s["records_by_kind"]["riskyUser"], 1);
+    assert_eq!(s["records_by_shape"]["event-hub"], 4);
+    assert_eq!(s["records_by_shape"]["graph"], 5);
+    assert_eq!(s["records_by_shape"]["log-analytics-csv"], 1);
+    assert_eq!(s["ignored_files"].as_array().unwrap().len(), 1);
+
+    // Two single-factor interactive successes and one risky user.
+    let rules: Vec<(&str, &str, &str)> = run
+        .alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap(),
+                a["principal"]["upn"].as_str().unwrap(),
+                a["severity"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            ("mfa-not-satisfied", "bob@contoso.com", "medium"),
+            ("risky-user", "eve@fabrikam.com", "high"),
+            ("mfa-not-satisfied", "fay@contoso.com", "medium"),
+        ]
+    );
+    assert_eq!(s["alerts_by_rule"]["mfa-not-satisfied"], 2);
+    assert_eq!(run.alerts[0]["event_ids"], json!(["eh-1"]));
+    assert_eq!(run.alerts[0]["first_seen"], "2026-10-01T10:01:00Z");
+    assert_eq!(run.alerts[0]["tenant_id"], TENANT_A);
+
+    // The same input gives the same alert ids.
+    let again = replay(d, &["."]);
+    let ids = |r: &Run| r.alerts.iter().map(|a| a["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&run), ids(&again));
+    assert!(
+        stderr(&run).contains("duplicates: 2 dropped"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+#[test]
+fn bad_input_is_named_counted_kept_and_never_costs_the_good_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = |id: &str, minute: u32| {
+        eh_sign_in(
+            id,
+            TENANT_A,
+            &format!("2026-10-01T10:{minute:02}:00Z"),
+            "ann@contoso.com",
+            "multiFactorAuthentication",
+        )
+    };
+    // Truncated JSON: the records before the cut are read.
+    let page = serde_json::to_string_pretty(
+        &json!({"records": [good("t-1", 1), good("t-2", 2), good("t-3", 3)]}),
+    )
+    .unwrap();
+    write(&d.join("truncated.json"), &page[..page.len() * 3 / 4]);
+    // A binary file and an empty file.
+    write(
+        &d.join("binary.json"),
+        [0x00u8, 0x01, 0x02, 0xff, 0xfe, b'{'],
+    );
+    write(&d.join("empty.json"), "");
+    // One 50 MB line between two good ones.
+    let huge = format!(
+        "{{\"records\":[{{\"category\":\"SignInLogs\",\"properties\":{{\"id\":\"huge\",\"blob\":\"{}\"}}}}]}}",
+        "x".repeat(50 * 1024 * 1024)
+    );
+    write(
+        &d.join("huge.jsonl"),
+        format!(
+            "{}\n{huge}\n{}\n",
+            json!({"records": [good("h-1", 4)]}),
+            json!({"records": [good("h-2", 5)]})
+        ),
+    );
+    // A CSV row missing a column.
+    write(
+        &d.join("missing-column.csv"),
+        "AADTenantId,Type,Id,CreatedDateTime [UTC],UserPrincipalName,ResultType\r\n\
+         11111111-aaaa-4aaa-8aaa-111111111111,SigninLogs,c-1,\"10/1/2026, 10:06:00.000 AM\",ann@contoso.com,0\r\n\
+         11111111-aaaa-4aaa-8aaa-111111111111,SigninLogs,c-2,\"10/1/2026, 10:07:00.000 AM\",ann@contoso.com\r\n",
+    );
+    // A record without any timestamp, one with an unreadable one, and one in each documented form.
+    let mut no_time = good("n-1", 8);
+    no_time.as_object_mut().unwrap().remove("time");
+    no_time["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("createdDateTime");
+    let mut bad_time = good("n-2", 9);
+    bad_time["properties"]["createdDateTime"] = json!("the ninth of October");
+    bad_time.as_object_mut().unwrap().remove("time");
+    let forms = [
+        "2026-10-01T10:10:00Z",
+        "2026-10-01T10:11:00.1234567Z",
+        "2026-10-01T10:12:00.1234567+00:00",
+        "2026-10-01T05:13:00-05:00",
+        "2026-10-01T10:14:00.5",
+        "2026-10-01 10:15:00",
+        "10/1/2026 10:16:00 AM",
+        "10/1/2026, 10:17:00.250 AM",
+    ];
+    let mut records = vec![no_time, bad_time];
+    for (i, t) in forms.iter().enumerate() {
+        let mut r = good(&format!("f-{i}"), 0);
+        r["time"] = json!(t);
+        r["properties"]["createdDateTime"] = json!(t);
+        records.push(r);
+    }
+    write(
+        &d.join("times.json"),
+        json!({ "records": records }).to_string(),
+    );
+
+    let run = replay(d, &["."]);
+    assert!(run.output.status.success(), "{}", stderr(&run));
+    let ids: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["meta"]["id"].as_str().unwrap())
+        .collect();
+    // t-3 was cut; the bad-time record is rejected; the timeless one is stamped with the read time (last).
+    assert_eq!(
+        ids,
+        vec![
+            "t-1", "t-2", "h-1", "h-2", "c-1", "f-0", "f-1", "f-2", "f-3", "f-4", "f-5", "f-6",
+            "f-7", "n-1"
+        ]
+    );
+    assert_eq!(run.events.last().unwrap()["meta"]["time_source"], "ingest");
+    let minutes: Vec<String> = run.events[5..13]
+        .iter()
+        .map(|e| e["meta"]["time"].as_str().unwrap()[11..16].to_owned())
+        .collect();
+    assert_eq!(
+        minutes,
+        vec![
+            "10:10", "10:11", "10:12", "10:13", "10:14", "10:15", "10:16", "10:17"
+        ]
+    );
+
+    let s = &run.summary;
+    assert_eq!(s["parse_errors"], 5, "{s:#}");
+    assert_eq!(s["ingest_time_fallbacks"], 1);
+    assert_eq!(s["empty_files"].as_array().unwrap().len(), 1);
+    let reasons: Vec<String> = run
+        .rejects
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}:{}:{}",
+                r["file"].as_str().unwrap(),
+                r["line"],
+                r["field"],
+                r["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |file: &str, needle: &str| {
+        reasons
+            .iter()
+            .any(|r| r.contains(file) && r.contains(needle))
+    };
+    assert!(has("binary.json", "binary file"), "{reasons:#?}");
+    assert!(
+        has("huge.jsonl:2:", "over the 16777216-byte limit"),
+        "{reasons:#?}"
+    );
+    assert!(
+        has(
+            "missing-column.csv:3:",
+            "row has 5 fields but the header has 6"
+        ),
+        "{reasons:#?}"
+    );
+    assert!(
+        has(
+            "times.json:1:\"createdDateTime\"",
+            "unreadable timestamp \"the ninth of October\""
+        ),
+        "{reasons:#?}"
+    );
+    assert!(has("truncated.json", "truncated JSON"), "{reasons:#?}");
+    // Rejected records are kept for inspection.
+    let csv_reject = run
+        .rejects
+        .iter()
+        .find(|r| r["file"].as_str().unwrap().contains("missing-column"))
+        .unwrap();
+    assert!(csv_reject["raw"].as_str().unwrap().contains("c-2"));
+    assert_eq!(csv_reject["record"], 2);
+    assert!(stderr(&run).contains("parse errors: 5"), "{}", stderr(&run));
+
+    // --strict turns any parse error into exit status 2.
+    let strict = replay(d, &[".", "--strict"]);
+    assert_eq!(strict.output.status.code(), Some(2));
+    assert_eq!(strict.events.len(), run.events.len());
+}
+
+#[test]
+fn standard_input_and_the_tenant_option() {
+    let mut child = entrawatch()
+        .args(["replay", "-", "--quiet", "--tenant", TENANT_B])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = graph_sign_in("s-1", "2026-10-01T10:00:00Z", "gus@fabrikam.com", None);
+    let mut line = line;
+    line["authenticationRequirement"] = json!("singleFactorAuthentication");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{line}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet prints nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alert: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(alert["rule"], "mfa-not-satisfied");
+    assert_eq!(alert["tenant_id"], TENANT_B);
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_clear_message() {
+    let out = entrawatch()
+        .args(["replay", "nowhere/at/all"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere/at/all"));
+    let out = entrawatch()
+        .args(["replay", ".", "--tenant", "contoso"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a tenant GUID"));
+}
