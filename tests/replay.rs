@@ -448,3 +448,40 @@ fn bad_arguments_are_refused_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a tenant GUID"));
 }
+
+#[test]
+fn the_bundled_demo_replays_cleanly_and_tells_its_stories() {
+    let run = replay(&root(), &["--config", "examples/entrawatch.toml", "examples/demo"]);
+    assert!(run.output.status.success(), "{}", stderr(&run));
+    let s = &run.summary;
+    assert_eq!(s["parse_errors"], 0, "{s:#}");
+    assert_eq!(s["duplicates"], 2);
+    assert_eq!(s["skipped_by_category"]["ProvisioningLogs"], 3);
+    for shape in ["event-hub", "graph", "log-analytics-csv"] {
+        assert!(s["records_by_shape"][shape].as_u64().unwrap() > 50, "{shape}: {s:#}");
+    }
+    let find = |rule: &str, upn: &str| {
+        run.alerts
+            .iter()
+            .find(|a| a["rule"] == rule && a["principal"]["upn"] == upn)
+            .unwrap_or_else(|| panic!("no {rule} alert for {upn}: {:#?}", run.alerts))
+    };
+    let megan = find("mfa-not-satisfied", "megan.bowen@contoso.com");
+    assert_eq!(megan["severity"], "high");
+    assert_eq!(megan["tenant_name"], "Contoso");
+    let lars = find("mfa-not-satisfied", "lars.visser@fabrikam.com");
+    assert_eq!((lars["severity"].as_str(), lars["count"].as_u64()), (Some("medium"), Some(2)));
+    let tech = find("mfa-not-satisfied", "user_5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70@northwindcsp.onmicrosoft.com");
+    assert_eq!(tech["severity"], "high");
+    assert_eq!(tech["tenant_name"], "Tailspin Toys");
+    assert_eq!(find("risky-user", "alex.wilber@contoso.com")["severity"], "medium");
+    assert_eq!(find("risky-user", "emma.bakker@fabrikam.com")["severity"], "high");
+    assert!(!run.alerts.iter().any(|a| a["principal"]["upn"] == "thijs.meijer@fabrikam.com"), "remediated risk must not alert");
+
+    // Replaying the same input twice gives byte-identical alert output.
+    let out = |args: &[&str]| entrawatch().args(args).current_dir(root()).output().unwrap().stdout;
+    let args = ["replay", "--quiet", "--config", "examples/entrawatch.toml", "examples/demo"];
+    let first = out(&args);
+    assert!(!first.is_empty());
+    assert_eq!(first, out(&args));
+}
