@@ -113,6 +113,7 @@ mod tests {
             summary: String::new(),
             evidence: Map::new(),
             mitre: &["T1078.004"],
+            ip: None,
         }
     }
 

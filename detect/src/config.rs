@@ -1,4 +1,8 @@
-//! Detection settings, with the documented defaults.
+//! Detection settings (`[detect]` in the TOML config), with the documented defaults, and validation
+//! that lists every problem at once.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::Deserialize;
 
@@ -59,7 +63,7 @@ pub const PRIVILEGED_ROLE_TEMPLATES: [(&str, &str); 14] = [
     ),
 ];
 
-/// A principal named in config: a tenant and an object id (or a UPN).
+/// A principal named in config: a tenant and an object id or user principal name.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalRef {
@@ -68,8 +72,91 @@ pub struct PrincipalRef {
     pub id: String,
 }
 
+impl PrincipalRef {
+    pub fn matches(&self, tenant_id: &str, id: &str, upn: Option<&str>) -> bool {
+        self.tenant_id.eq_ignore_ascii_case(tenant_id)
+            && (self.id.eq_ignore_ascii_case(id)
+                || upn.is_some_and(|u| self.id.eq_ignore_ascii_case(u)))
+    }
+}
+
+/// Principals and source addresses a rule must not alert on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AllowList {
+    /// Object ids or UPNs (any tenant).
+    pub principals: Vec<String>,
+    /// IP addresses or CIDR blocks (`203.0.113.0/24`, `2001:db8::/32`).
+    pub ips: Vec<String>,
+}
+
+/// Thresholds, each with the default DETECTORS.md documents.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Baseline detectors wait for this many days of history...
+    pub learning_days: i64,
+    /// ...and this many successful sign-ins.
+    pub learning_sign_ins: u32,
+    /// Method names (matched case-insensitively as substrings) that count as phishing-resistant.
+    pub phishing_resistant_methods: Vec<String>,
+    pub travel_min_km: f64,
+    pub travel_min_kmh: f64,
+    pub spray_min_users: u32,
+    pub spray_window_minutes: i64,
+    pub spray_high_tenants: u32,
+    pub brute_force_min_failures: u32,
+    pub brute_force_window_minutes: i64,
+    /// A success this soon after a burst raises brute force to high.
+    pub brute_force_success_minutes: i64,
+    pub disabled_min_attempts: u32,
+    pub disabled_min_ips: u32,
+    pub disabled_window_hours: i64,
+    pub fanout_min_tenants: u32,
+    pub fanout_window_minutes: i64,
+    /// A risky sign-in this recent makes a security-info change critical.
+    pub security_info_risky_hours: i64,
+    pub silent_sign_ins_hours: i64,
+    pub silent_audits_hours: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            learning_days: 7,
+            learning_sign_ins: 10,
+            phishing_resistant_methods: [
+                "FIDO2",
+                "passkey",
+                "Windows Hello for Business",
+                "certificate",
+                "X.509",
+                "platform credential",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            travel_min_km: 500.0,
+            travel_min_kmh: 900.0,
+            spray_min_users: 10,
+            spray_window_minutes: 20,
+            spray_high_tenants: 3,
+            brute_force_min_failures: 10,
+            brute_force_window_minutes: 10,
+            brute_force_success_minutes: 60,
+            disabled_min_attempts: 3,
+            disabled_min_ips: 2,
+            disabled_window_hours: 24,
+            fanout_min_tenants: 5,
+            fanout_window_minutes: 60,
+            security_info_risky_hours: 6,
+            silent_sign_ins_hours: 6,
+            silent_audits_hours: 24,
+        }
+    }
+}
+
 /// Detection config (`[detect]` in the TOML file).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Home tenants of the CSP partners serving these customers.
@@ -80,8 +167,14 @@ pub struct DetectConfig {
     pub privileged_principals: Vec<PrincipalRef>,
     /// Role template ids that make a principal privileged.
     pub privileged_roles: Vec<String>,
+    /// Groups whose membership is partner access (AdminAgents and GDAP access groups), by object id
+    /// or display name; AdminAgents, HelpdeskAgents and SalesAgents are always watched.
+    pub partner_access_groups: Vec<String>,
     /// Rule ids to run; empty means all.
     pub enabled_rules: Vec<String>,
+    pub thresholds: Thresholds,
+    /// Per-rule allow lists, keyed by rule id.
+    pub allow: BTreeMap<String, AllowList>,
 }
 
 impl Default for DetectConfig {
@@ -94,7 +187,10 @@ impl Default for DetectConfig {
                 .iter()
                 .map(|(id, _)| (*id).to_owned())
                 .collect(),
+            partner_access_groups: Vec::new(),
             enabled_rules: Vec::new(),
+            thresholds: Thresholds::default(),
+            allow: BTreeMap::new(),
         }
     }
 }
@@ -112,5 +208,274 @@ impl DetectConfig {
         self.privileged_roles
             .iter()
             .any(|r| r.eq_ignore_ascii_case(template_id))
+    }
+
+    pub fn is_partner_tenant(&self, tenant: &str) -> bool {
+        self.partner_tenants
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(tenant))
+    }
+
+    pub fn is_break_glass(&self, tenant_id: &str, id: &str, upn: Option<&str>) -> bool {
+        self.break_glass
+            .iter()
+            .any(|b| b.matches(tenant_id, id, upn))
+    }
+
+    /// Whether a method name is phishing-resistant by the configured list.
+    pub fn is_phishing_resistant(&self, method: &str) -> bool {
+        let m = method.to_ascii_lowercase();
+        self.thresholds
+            .phishing_resistant_methods
+            .iter()
+            .any(|p| m.contains(&p.to_ascii_lowercase()))
+    }
+
+    /// Whether the rule's allow list covers this principal or source address.
+    pub fn is_allowed(
+        &self,
+        rule: &str,
+        principal_id: &str,
+        upn: Option<&str>,
+        ip: Option<&str>,
+    ) -> bool {
+        let Some(allow) = self.allow.get(rule) else {
+            return false;
+        };
+        let by_principal = allow.principals.iter().any(|p| {
+            p.eq_ignore_ascii_case(principal_id) || upn.is_some_and(|u| p.eq_ignore_ascii_case(u))
+        });
+        let by_ip = ip
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| {
+                allow
+                    .ips
+                    .iter()
+                    .filter_map(|c| Cidr::parse(c).ok())
+                    .any(|c| c.contains(ip))
+            });
+        by_principal || by_ip
+    }
+
+    /// Every problem with the settings, each with its path (`detect.partner_tenants[1]: ...`).
+    pub fn validate(&self, known_rules: &[&str]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let guid = entrawatch_ingest::value::is_guid;
+        for (i, t) in self.partner_tenants.iter().enumerate() {
+            if !guid(t) {
+                problems.push(format!(
+                    "detect.partner_tenants[{i}]: {t:?} is not a tenant GUID"
+                ));
+            }
+        }
+        for (name, list) in [
+            ("break_glass", &self.break_glass),
+            ("privileged_principals", &self.privileged_principals),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                if !guid(&p.tenant_id) {
+                    problems.push(format!(
+                        "detect.{name}[{i}].tenant_id: {:?} is not a tenant GUID",
+                        p.tenant_id
+                    ));
+                }
+                if p.id.trim().is_empty() {
+                    problems.push(format!("detect.{name}[{i}].id: empty"));
+                }
+            }
+        }
+        for (i, r) in self.privileged_roles.iter().enumerate() {
+            if !guid(r) {
+                problems.push(format!(
+                    "detect.privileged_roles[{i}]: {r:?} is not a role template GUID"
+                ));
+            }
+        }
+        let known = known_rules.join(", ");
+        for (i, r) in self.enabled_rules.iter().enumerate() {
+            if !known_rules.contains(&r.as_str()) {
+                problems.push(format!(
+                    "detect.enabled_rules[{i}]: unknown rule {r:?}; known rules: {known}"
+                ));
+            }
+        }
+        for (rule, list) in &self.allow {
+            if !known_rules.contains(&rule.as_str()) {
+                problems.push(format!(
+                    "detect.allow.{rule}: unknown rule; known rules: {known}"
+                ));
+            }
+            for (i, c) in list.ips.iter().enumerate() {
+                if let Err(e) = Cidr::parse(c) {
+                    problems.push(format!("detect.allow.{rule}.ips[{i}]: {e}"));
+                }
+            }
+        }
+        let t = &self.thresholds;
+        let positive: [(&str, f64); 17] = [
+            ("learning_days", t.learning_days as f64 + 1.0),
+            ("learning_sign_ins", f64::from(t.learning_sign_ins) + 1.0),
+            ("travel_min_km", t.travel_min_km),
+            ("travel_min_kmh", t.travel_min_kmh),
+            ("spray_min_users", f64::from(t.spray_min_users)),
+            ("spray_window_minutes", t.spray_window_minutes as f64),
+            ("spray_high_tenants", f64::from(t.spray_high_tenants)),
+            (
+                "brute_force_min_failures",
+                f64::from(t.brute_force_min_failures),
+            ),
+            (
+                "brute_force_window_minutes",
+                t.brute_force_window_minutes as f64,
+            ),
+            (
+                "brute_force_success_minutes",
+                t.brute_force_success_minutes as f64,
+            ),
+            ("disabled_min_attempts", f64::from(t.disabled_min_attempts)),
+            ("disabled_window_hours", t.disabled_window_hours as f64),
+            ("fanout_min_tenants", f64::from(t.fanout_min_tenants)),
+            ("fanout_window_minutes", t.fanout_window_minutes as f64),
+            (
+                "security_info_risky_hours",
+                t.security_info_risky_hours as f64,
+            ),
+            ("silent_sign_ins_hours", t.silent_sign_ins_hours as f64),
+            ("silent_audits_hours", t.silent_audits_hours as f64),
+        ];
+        for (name, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!(
+                    "detect.thresholds.{name}: must be greater than zero"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// An address block: `203.0.113.0/24`, `2001:db8::/32`, or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR block"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Cidr { net, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("203.0.113.0/24").unwrap();
+        assert!(c.contains("203.0.113.77".parse().unwrap()));
+        assert!(!c.contains("203.0.114.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8:1::5".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("198.51.100.4")
+                .unwrap()
+                .contains("198.51.100.4".parse().unwrap())
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+    }
+
+    #[test]
+    fn validation_lists_every_problem_with_its_path() {
+        let mut c = DetectConfig {
+            partner_tenants: vec!["northwind".into()],
+            enabled_rules: vec!["no-such-rule".into()],
+            ..DetectConfig::default()
+        };
+        c.allow.insert(
+            "mfa-not-satisfied".into(),
+            AllowList {
+                principals: vec![],
+                ips: vec!["1.2.3.4/40".into()],
+            },
+        );
+        c.thresholds.spray_min_users = 0;
+        let problems = c.validate(&["mfa-not-satisfied"]);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].starts_with("detect.partner_tenants[0]"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("detect.enabled_rules[0]: unknown rule \"no-such-rule\""))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("detect.allow.mfa-not-satisfied.ips[0]"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("detect.thresholds.spray_min_users"))
+        );
+    }
+
+    #[test]
+    fn allow_lists_match_principals_and_cidrs() {
+        let mut c = DetectConfig::default();
+        c.allow.insert(
+            "r".into(),
+            AllowList {
+                principals: vec!["ann@contoso.com".into()],
+                ips: vec!["192.0.2.0/24".into()],
+            },
+        );
+        assert!(c.is_allowed("r", "id", Some("Ann@Contoso.com"), None));
+        assert!(c.is_allowed("r", "id", None, Some("192.0.2.8")));
+        assert!(!c.is_allowed("r", "id", None, Some("198.51.100.8")));
+        assert!(!c.is_allowed("other", "id", Some("ann@contoso.com"), None));
     }
 }

@@ -84,4 +84,7 @@ pub struct Finding {
     pub summary: String,
     pub evidence: Map<String, Value>,
     pub mitre: &'static [&'static str],
+    /// The source address, when the finding has one (allow lists match on it).
+    #[serde(skip)]
+    pub ip: Option<String>,
 }

@@ -7,8 +7,9 @@
 //! `alert` crate's job.
 //!
 //! The types, in the order data meets them:
-//! - [`Engine`] owns all state (the [`PrivilegedDirectory`] and, as the catalogue grows, the 30-day
-//!   per-principal history) and feeds each event to every enabled detector.
+//! - [`Engine`] owns all state: the [`PrivilegedDirectory`] and the 30-day [`State`] (per principal,
+//!   per partner technician, per source IP, per tenant stream), and feeds each event to every enabled
+//!   detector before the state learns from it.
 //! - [`Detector`] is one rule: a pure decision over (state before this event, the event). Detectors
 //!   never read the clock and do no I/O. Each lives in its own file under `detectors/`, listed once in
 //!   [`registry`].
@@ -22,9 +23,13 @@ pub mod engine;
 pub mod finding;
 pub mod privileged;
 pub mod registry;
+pub mod state;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use config::DetectConfig;
 pub use detector::{Context, Detector};
-pub use engine::Engine;
+pub use engine::{ConfigError, Engine};
 pub use finding::{Finding, Principal, PrincipalKind, Severity};
 pub use privileged::PrivilegedDirectory;
+pub use state::State;

@@ -1,9 +1,10 @@
-//! Who is privileged, per tenant: built from directory context (role assignments and eligibility)
-//! and config. Partner technicians are privileged by nature, decided per sign-in.
+//! Who is privileged, per tenant: built from directory context (role assignments and eligibility),
+//! from role audit events in the stream (assignments, PIM activations and their expiry) and from
+//! config. Partner technicians are privileged by nature, decided per sign-in.
 
 use std::collections::{BTreeSet, HashMap};
 
-use entrawatch_ingest::model::{Body, Event, SignIn};
+use entrawatch_ingest::model::{Audit, Body, Event, SignIn};
 
 use crate::config::DetectConfig;
 
@@ -13,19 +14,101 @@ pub struct PrivilegedDirectory {
     roles: HashMap<(String, String), BTreeSet<String>>,
 }
 
+/// The role template id an audit's `Role.TemplateId` (or `Role.ObjectID`) names.
+pub fn audit_role_template(a: &Audit) -> Option<String> {
+    // Grants carry the role in the new values; removals usually in the old ones.
+    let value = |name: &str| {
+        a.target_resources
+            .iter()
+            .flat_map(|t| &t.modified_properties)
+            .find(|p| {
+                p.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .and_then(|p| p.new_value.as_deref().or(p.old_value.as_deref()))
+    };
+    value("Role.TemplateId")
+        .or_else(|| value("Role.ObjectID"))
+        .or_else(|| {
+            a.target_resources
+                .iter()
+                .find(|t| {
+                    t.resource_type
+                        .as_deref()
+                        .is_some_and(|k| k.eq_ignore_ascii_case("Role"))
+                })
+                .and_then(|t| t.id.as_deref())
+        })
+        .map(str::to_ascii_lowercase)
+}
+
+/// The principal an audit's role change targets (the first non-role target).
+pub fn audit_role_member(a: &Audit) -> Option<&entrawatch_ingest::model::TargetResource> {
+    a.target_resources.iter().find(|t| {
+        !t.resource_type
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case("Role"))
+            && t.id.is_some()
+    })
+}
+
 impl PrivilegedDirectory {
-    /// Learns from a directory-context record; other events are ignored.
+    /// Learns from a directory-context record or a role audit; other events are ignored.
     pub fn observe(&mut self, config: &DetectConfig, event: &Event) {
-        if let Body::Role(grant) = &event.body
-            && config.is_privileged_role(&grant.role_definition_id)
-        {
-            self.roles
-                .entry((
-                    event.meta.tenant_id.clone(),
-                    grant.principal_id.to_ascii_lowercase(),
-                ))
-                .or_default()
-                .insert(grant.role_definition_id.clone());
+        let tenant = &event.meta.tenant_id;
+        match &event.body {
+            Body::Role(grant) if config.is_privileged_role(&grant.role_definition_id) => {
+                self.grant(tenant, &grant.principal_id, &grant.role_definition_id);
+            }
+            Body::Audit(a) => {
+                let name = a.activity_display_name.to_ascii_lowercase();
+                let (Some(role), Some(member)) = (audit_role_template(a), audit_role_member(a))
+                else {
+                    return;
+                };
+                if !config.is_privileged_role(&role) {
+                    return;
+                }
+                let Some(member_id) = member.id.as_deref() else {
+                    return;
+                };
+                let success = a
+                    .result
+                    .as_ref()
+                    .is_none_or(|r| *r == entrawatch_ingest::model::AuditResult::Success);
+                if !success {
+                    return;
+                }
+                let removed = name.starts_with("remove ")
+                    || name.contains("expired")
+                    || name.contains("deactivat");
+                let added = name.starts_with("add ") && name.contains("role")
+                    || name.contains("activation");
+                if removed {
+                    self.revoke(tenant, member_id, &role);
+                } else if added {
+                    self.grant(tenant, member_id, &role);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn grant(&mut self, tenant: &str, principal: &str, role: &str) {
+        self.roles
+            .entry((tenant.to_owned(), principal.to_ascii_lowercase()))
+            .or_default()
+            .insert(role.to_ascii_lowercase());
+    }
+
+    fn revoke(&mut self, tenant: &str, principal: &str, role: &str) {
+        let key = (tenant.to_owned(), principal.to_ascii_lowercase());
+        if let Some(roles) = self.roles.get_mut(&key) {
+            roles.remove(&role.to_ascii_lowercase());
+            if roles.is_empty() {
+                self.roles.remove(&key);
+            }
         }
     }
 
@@ -45,11 +128,10 @@ impl PrivilegedDirectory {
     ) -> bool {
         self.roles_of(tenant_id, principal_id)
             .is_some_and(|r| !r.is_empty())
-            || config.privileged_principals.iter().any(|p| {
-                p.tenant_id.eq_ignore_ascii_case(tenant_id)
-                    && (p.id.eq_ignore_ascii_case(principal_id)
-                        || upn.is_some_and(|u| p.id.eq_ignore_ascii_case(u)))
-            })
+            || config
+                .privileged_principals
+                .iter()
+                .any(|p| p.matches(tenant_id, principal_id, upn))
     }
 
     /// A partner technician: `serviceProvider` access, or a configured partner home tenant acting in
@@ -57,13 +139,7 @@ impl PrivilegedDirectory {
     pub fn is_partner_technician(config: &DetectConfig, sign_in: &SignIn) -> bool {
         sign_in.is_service_provider()
             || match (&sign_in.home_tenant_id, &sign_in.resource_tenant_id) {
-                (Some(home), Some(resource)) => {
-                    home != resource
-                        && config
-                            .partner_tenants
-                            .iter()
-                            .any(|p| p.eq_ignore_ascii_case(home))
-                }
+                (Some(home), Some(resource)) => home != resource && config.is_partner_tenant(home),
                 _ => false,
             }
     }
@@ -92,5 +168,92 @@ impl PrivilegedDirectory {
 
     pub fn is_empty(&self) -> bool {
         self.roles.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    #[test]
+    fn directory_learns_from_context_audits_and_pim_and_forgets_on_removal() {
+        let config = DetectConfig::default();
+        let mut dir = PrivilegedDirectory::default();
+        let upn = "lee@contoso.com";
+        dir.observe(
+            &config,
+            &role_grant(TENANT, "ann@contoso.com", GLOBAL_ADMIN),
+        );
+        assert!(dir.is_privileged(&config, TENANT, &uid("ann@contoso.com"), None));
+        assert!(!dir.is_privileged(&config, TENANT_B, &uid("ann@contoso.com"), None));
+        // Directory Readers is not in the catalogue.
+        dir.observe(
+            &config,
+            &role_grant(
+                TENANT,
+                "dee@contoso.com",
+                "88d8e3e3-8f55-4a1e-953a-9b9898b8876b",
+            ),
+        );
+        assert!(!dir.is_privileged(&config, TENANT, &uid("dee@contoso.com"), None));
+
+        let activation = audit("a1", "Add member to role completed (PIM activation)", 0)
+            .category("RoleManagement")
+            .by_app("MS-PIM")
+            .target_user(upn)
+            .modified(
+                "Role.TemplateId",
+                None,
+                Some("194ae4cb-b126-40b2-bd5b-6091b380977d"),
+            )
+            .build();
+        dir.observe(&config, &activation);
+        assert_eq!(
+            dir.roles_of(TENANT, &uid(upn))
+                .map(|r| r.iter().cloned().collect::<Vec<_>>()),
+            Some(vec!["194ae4cb-b126-40b2-bd5b-6091b380977d".to_owned()])
+        );
+        let failed = audit("a2", "Remove member from role", 1)
+            .target_user(upn)
+            .modified(
+                "Role.TemplateId",
+                Some("194ae4cb-b126-40b2-bd5b-6091b380977d"),
+                None,
+            )
+            .failed()
+            .build();
+        dir.observe(&config, &failed);
+        assert!(dir.is_privileged(&config, TENANT, &uid(upn), None));
+        let removal = audit("a3", "Remove member from role", 2)
+            .target_user(upn)
+            .modified(
+                "Role.TemplateId",
+                Some("194ae4cb-b126-40b2-bd5b-6091b380977d"),
+                None,
+            )
+            .build();
+        dir.observe(&config, &removal);
+        assert!(!dir.is_privileged(&config, TENANT, &uid(upn), None));
+    }
+
+    #[test]
+    fn technicians_are_privileged_by_access_type_or_configured_partner() {
+        let mut config = DetectConfig::default();
+        let dir = PrivilegedDirectory::default();
+        let tech = sign_in("s1", "user_5f0c@northwind.example", 0)
+            .partner(PARTNER)
+            .build();
+        assert!(dir.sign_in_is_privileged(&config, TENANT, tech.as_sign_in().unwrap()));
+        let guest_of_partner = sign_in("s2", "bob@northwind.example", 0)
+            .guest(PARTNER)
+            .build();
+        assert!(!dir.sign_in_is_privileged(
+            &config,
+            TENANT,
+            guest_of_partner.as_sign_in().unwrap()
+        ));
+        config.partner_tenants.push(PARTNER.into());
+        assert!(dir.sign_in_is_privileged(&config, TENANT, guest_of_partner.as_sign_in().unwrap()));
     }
 }

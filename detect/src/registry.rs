@@ -1,9 +1,32 @@
-//! The single list of detectors. Adding a detector: a file in `detectors/`, a line here.
+//! The single list of detectors, in catalogue order (DETECTORS.md). Adding a detector: a file in
+//! `detectors/`, a `pub mod` line in `detectors/mod.rs`, a line here.
 
 use crate::detector::Detector;
-use crate::detectors::{mfa_not_satisfied::MfaNotSatisfied, risky_user::RiskyUser};
+use crate::detectors::*;
 
 /// Every detector, in catalogue order.
 pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(MfaNotSatisfied), Box::new(RiskyUser)]
+    vec![
+        Box::new(mfa_not_satisfied::MfaNotSatisfied),
+        Box::new(legacy_auth_sign_in::LegacyAuthSignIn),
+        Box::new(weak_mfa_privileged::WeakMfaPrivileged),
+        Box::new(unmanaged_device_privileged::UnmanagedDevicePrivileged),
+        Box::new(risky_sign_in::RiskySignIn),
+        Box::new(new_country_sign_in::NewCountrySignIn),
+        Box::new(impossible_travel::ImpossibleTravel),
+        Box::new(password_spray::PasswordSpray),
+        Box::new(brute_force::BruteForce),
+        Box::new(disabled_account_sign_in::DisabledAccountSignIn),
+        Box::new(admin_collaboration_use::AdminCollaborationUse),
+        Box::new(partner_new_tenant::PartnerNewTenant),
+        Box::new(partner_tenant_fanout::PartnerTenantFanout),
+        Box::new(break_glass_account_used::BreakGlassAccountUsed),
+        Box::new(privileged_role_assigned::PrivilegedRoleAssigned),
+        Box::new(admin_agents_membership_changed::AdminAgentsMembershipChanged),
+        Box::new(partner_created_account::PartnerCreatedAccount),
+        Box::new(security_info_changed_privileged::SecurityInfoChangedPrivileged),
+        Box::new(consent_grant_risky::ConsentGrantRisky),
+        Box::new(risky_user::RiskyUser),
+        Box::new(log_source_silent::LogSourceSilent),
+    ]
 }

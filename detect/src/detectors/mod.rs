@@ -1,10 +1,31 @@
 //! One file per detector; [`crate::registry`] lists them.
 
+pub mod admin_agents_membership_changed;
+pub mod admin_collaboration_use;
+pub mod break_glass_account_used;
+pub mod brute_force;
+pub mod consent_grant_risky;
+pub mod disabled_account_sign_in;
+pub mod impossible_travel;
+pub mod legacy_auth_sign_in;
+pub mod log_source_silent;
 pub mod mfa_not_satisfied;
+pub mod new_country_sign_in;
+pub mod partner_created_account;
+pub mod partner_new_tenant;
+pub mod partner_tenant_fanout;
+pub mod password_spray;
+pub mod privileged_role_assigned;
+pub mod risky_sign_in;
 pub mod risky_user;
+pub mod security_info_changed_privileged;
+pub mod unmanaged_device_privileged;
+pub mod weak_mfa_privileged;
 
 use entrawatch_ingest::model::SignIn;
 
+use crate::config::DetectConfig;
+use crate::detector::Context;
 use crate::finding::{Principal, PrincipalKind};
 
 /// The user principal of a sign-in (partner technicians keep their home tenant).
@@ -22,6 +43,20 @@ pub(crate) fn sign_in_principal(s: &SignIn) -> Principal {
             .clone()
             .filter(|h| Some(h) != s.resource_tenant_id.as_ref()),
     }
+}
+
+/// The privileged roles the signing-in user holds in this tenant, by name.
+pub(crate) fn role_names(ctx: &Context<'_>, tenant: &str, s: &SignIn) -> Vec<String> {
+    s.user_id
+        .as_deref()
+        .and_then(|id| ctx.directory.roles_of(tenant, id))
+        .map(|roles| {
+            roles
+                .iter()
+                .map(|r| DetectConfig::role_name(r).map_or_else(|| r.clone(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `Azor, IL`, `IL`, or `unknown location`.

@@ -1,30 +1,4 @@
-//! # risky-user
-//!
-//! ## What it detects
-//! A risky-user record (current state or a history item) or a risk detection whose `riskState` is
-//! `atRisk` or `confirmedCompromised` and whose `riskLevel` is medium or high (`hidden`, on tenants
-//! without P2, counts as medium). Every update counts, so late and offline detections raise it too.
-//! Remediated, dismissed and confirmed-safe states never fire.
-//!
-//! ## Why it matters
-//! Entra ID Protection has already seen something (leaked credentials, an anonymous IP, an unfamiliar
-//! sign-in); a user left at risk is an account an attacker may hold. MITRE ATT&CK T1078.004.
-//!
-//! ## Signals used
-//! `riskState`, `riskLevel`, `riskDetail`, `riskEventType` (detections), `detectionTimingType`,
-//! `riskLastUpdatedDateTime` / `lastUpdatedDateTime`.
-//!
-//! ## Example
-//! An offline `leakedCredentials` detection lands 30 hours after the activity, at `high`: this fires
-//! high for that user. `confirmedCompromised` fires critical.
-//!
-//! ## Known false positives and tuning
-//! Detections an admin has not yet triaged keep the user at risk; repeats group into one episode per
-//! user. Dismiss or remediate in Entra to stop them.
-//!
-//! ## References
-//! Microsoft Learn: "What are risks?" (Microsoft Entra ID Protection), Graph `riskyUser` and
-//! `riskDetection` resources.
+//! `risky-user`: see [`DOC`] for what it detects and why.
 
 use entrawatch_ingest::model::{Body, Event, RiskLevel, RiskState};
 use serde_json::{Map, json};
@@ -33,6 +7,34 @@ use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
 pub const ID: &str = "risky-user";
+
+/// User documentation, printed by `entrawatch rules risky-user`.
+pub const DOC: &str = r#"## What it detects
+A risky-user record (current state or a history item) or a risk detection whose `riskState` is
+`atRisk` or `confirmedCompromised` and whose `riskLevel` is medium or high (`hidden`, on tenants
+without P2, counts as medium). Every update counts, so late and offline detections raise it too.
+Remediated, dismissed and confirmed-safe states never fire.
+
+## Why it matters
+Entra ID Protection has already seen something (leaked credentials, an anonymous IP, an unfamiliar
+sign-in); a user left at risk is an account an attacker may hold. MITRE ATT&CK T1078.004.
+
+## Signals used
+`riskState`, `riskLevel`, `riskDetail`, `riskEventType` (detections), `detectionTimingType`,
+`riskLastUpdatedDateTime` / `lastUpdatedDateTime`.
+
+## Example
+An offline `leakedCredentials` detection lands 30 hours after the activity, at `high`: this fires
+high for that user. `confirmedCompromised` fires critical.
+
+## Known false positives and tuning
+Detections an admin has not yet triaged keep the user at risk; repeats group into one episode per
+user. Dismiss or remediate in Entra to stop them.
+
+## References
+Microsoft Learn: "What are risks?" (Microsoft Entra ID Protection), Graph `riskyUser` and
+`riskDetection` resources.
+"#;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RiskyUser;
@@ -50,6 +52,10 @@ fn severity_of(level: &RiskLevel, state: &RiskState) -> Severity {
 impl Detector for RiskyUser {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn doc(&self) -> &'static str {
+        DOC
     }
 
     fn default_severity(&self) -> Severity {
@@ -131,6 +137,77 @@ impl Detector for RiskyUser {
             summary,
             evidence,
             mitre: &["T1078.004"],
+            ip: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectConfig;
+    use crate::testkit::*;
+
+    #[test]
+    fn fires_on_active_medium_or_high_risk_with_late_detections() {
+        let events = vec![
+            risky_user("eve@contoso.com", RiskLevel::High, RiskState::AtRisk, 0),
+            risky_user("hal@contoso.com", RiskLevel::Hidden, RiskState::AtRisk, 1),
+            risky_user(
+                "ivy@contoso.com",
+                RiskLevel::Medium,
+                RiskState::ConfirmedCompromised,
+                2,
+            ),
+            // An offline detection arriving 30 hours after the activity.
+            risk_detection(
+                "d1",
+                "jo@contoso.com",
+                "leakedCredentials",
+                RiskLevel::High,
+                RiskState::AtRisk,
+                30 * 60,
+            ),
+        ];
+        let found = run(ID, DetectConfig::default(), &events);
+        let brief: Vec<(&str, Severity)> = found
+            .iter()
+            .map(|f| (f.principal.upn.as_deref().unwrap(), f.severity))
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("eve@contoso.com", Severity::High),
+                ("hal@contoso.com", Severity::Medium),
+                ("ivy@contoso.com", Severity::Critical),
+                ("jo@contoso.com", Severity::High),
+            ]
+        );
+        insta::assert_json_snapshot!("risky_user_fires", snapshot(&found));
+    }
+
+    #[test]
+    fn stays_quiet_on_low_remediated_dismissed_and_safe() {
+        let events = vec![
+            risky_user("a@contoso.com", RiskLevel::Low, RiskState::AtRisk, 0),
+            risky_user("b@contoso.com", RiskLevel::High, RiskState::Remediated, 1),
+            risky_user("c@contoso.com", RiskLevel::High, RiskState::Dismissed, 2),
+            risky_user(
+                "d@contoso.com",
+                RiskLevel::High,
+                RiskState::ConfirmedSafe,
+                3,
+            ),
+            risky_user("e@contoso.com", RiskLevel::None, RiskState::None, 4),
+            risk_detection(
+                "d2",
+                "f@contoso.com",
+                "unfamiliarFeatures",
+                RiskLevel::Medium,
+                RiskState::Remediated,
+                5,
+            ),
+        ];
+        assert!(run(ID, DetectConfig::default(), &events).is_empty());
     }
 }

@@ -1,0 +1,499 @@
+//! `password-spray`: see [`DOC`] for what it detects and why.
+
+use chrono::{DateTime, SecondsFormat};
+use entrawatch_ingest::model::{Event, SignIn};
+use serde_json::{Map, Value, json};
+
+use super::{place, who};
+use crate::detector::{Context, Detector};
+use crate::finding::{Finding, Principal, PrincipalKind, Severity};
+use crate::state::{IpState, PASSWORD_FAILURE_CODES, key128, sign_in_key};
+
+pub const ID: &str = "password-spray";
+
+/// User documentation, printed by `entrawatch rules password-spray`.
+pub const DOC: &str = r#"## What it detects
+One source IP failing password checks (error codes 50126 invalid username or password, 50053
+locked by smart lockout, 50055 expired password, 50056 invalid or missing password) against at
+least `spray_min_users` distinct users (default 10) within `spray_window_minutes` (default 20),
+across all the tenants entrawatch watches. It reports when the threshold is crossed, then again
+only if the number of users in the window doubles or the IP reaches `spray_high_tenants` tenants
+(default 3), so a long spray is a handful of findings in one episode, not one per failure.
+Severity is medium; high once the IP sprays `spray_high_tenants` or more tenants. A successful
+sign-in from the IP within an hour of its last spraying is reported high, once per user.
+
+## Why it matters
+Password spraying tries one or two common passwords against many accounts to stay under
+per-account lockout. It is one of the most common ways into Entra ID tenants without MFA, and a CSP
+partner watching many customers sees the same IP sweep tenant after tenant. A success that
+follows is probably a guessed password. MITRE ATT&CK T1110.003 (Brute Force: Password
+Spraying); the success is T1078.004 (Valid Accounts: Cloud Accounts).
+
+## Signals used
+`ipAddress`, `status.errorCode`, the user (`userId`, else `userPrincipalName`) and the tenant of
+each failure, kept per IP by the engine for the spray window; successful sign-ins
+(`errorCode` 0) from the same IP. Interrupts (50074, 50076, 50140, ...) are normal MFA and
+"stay signed in" steps, not failures, and never count. Other failure codes (50034 unknown user,
+50057 disabled account) are not password checks.
+
+## Example
+Between 02:10 and 02:24, 198.51.100.7 fails 50126 for 12 users of Contoso and Fabrikam: this
+fires medium at the 10th user, principal `ip` 198.51.100.7. When it reaches a third customer
+tenant it fires high. At 02:41 `ann@contoso.com` signs in successfully from 198.51.100.7: this
+fires high for that user: reset her password and revoke her sessions.
+
+## Known false positives and tuning
+A shared egress (corporate NAT, a school, a CSP's own office) where a misconfigured app or a
+password change makes many users fail at once; mail clients retrying an expired password. The
+success escalation then fires for ordinary users at the same address. Allow-list those egress
+ranges (`allow.password-spray.ips`) or raise `spray_min_users`. Sprays spread over many IPs
+(botnets, residential proxies) stay below the per-IP threshold: rely on Entra ID Protection's
+password spray risk detection for those.
+
+## References
+Microsoft Learn: "Password spray investigation" (incident response playbooks); "Microsoft Entra
+authentication and authorization error codes" (AADSTS50126, 50053, 50055, 50056); "Protect user
+accounts from attacks with Microsoft Entra smart lockout"; MITRE ATT&CK T1110.003.
+"#;
+
+fn time_text(secs: i64) -> String {
+    DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn ip_principal(ip: &str) -> Principal {
+    Principal {
+        kind: PrincipalKind::Ip,
+        id: ip.to_owned(),
+        upn: None,
+        home_tenant_id: None,
+    }
+}
+
+fn plural(n: u32, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn app_of(s: &SignIn) -> String {
+    s.app_display_name
+        .clone()
+        .or_else(|| s.app_id.clone())
+        .unwrap_or_else(|| "an application".into())
+}
+
+/// A password-check failure: report the crossing, a doubling, or reaching many tenants.
+fn on_failure(
+    ctx: &Context<'_>,
+    event: &Event,
+    s: &SignIn,
+    ip: &str,
+    history: &IpState,
+    user: u128,
+    out: &mut Vec<Finding>,
+) {
+    let t = &ctx.config.thresholds;
+    let now = event.meta.time.timestamp();
+    let window = t.spray_window_minutes * 60;
+    let tenant = &event.meta.tenant_id;
+    let (users, tenants) =
+        history.spray_counts_with(now, window, user, ctx.state.tenants.get(tenant));
+    let Some(report) = history.spray_report(t, now, users, tenants) else {
+        return;
+    };
+    // The facts of the window, this failure included.
+    let recent: Vec<&(i64, u128, u32)> = history
+        .failures
+        .iter()
+        .filter(|(at, _, _)| *at > now - window)
+        .collect();
+    let first = recent
+        .iter()
+        .map(|(at, _, _)| *at)
+        .min()
+        .unwrap_or(now)
+        .min(now);
+    let mut tenant_ids: Vec<String> = recent
+        .iter()
+        .map(|(_, _, t)| ctx.state.tenants.name(*t).to_owned())
+        .collect();
+    tenant_ids.push(tenant.clone());
+    tenant_ids.sort();
+    tenant_ids.dedup();
+
+    let reached_high = tenants >= t.spray_high_tenants;
+    let severity = if reached_high {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let (what, headline) = if report.opens {
+        ("started", format!("Password spray from {ip}"))
+    } else if reached_high && history.spray_reported.1 < t.spray_high_tenants {
+        (
+            "reached many tenants",
+            format!("Password spray from {ip} spread"),
+        )
+    } else {
+        ("doubled", format!("Password spray from {ip} grew"))
+    };
+    let title = format!(
+        "{headline}: {} in {} failed password checks within {} minutes",
+        plural(users, "user", "users"),
+        plural(tenants, "tenant", "tenants"),
+        t.spray_window_minutes
+    );
+    let code = s.error_code.unwrap_or_default();
+    let summary = format!(
+        "{ip} ({}) failed password checks against {} distinct users in {} between {} and {} \
+             ({} failures; latest: {code} for {} to {}). Block the address (Conditional Access \
+             named location or the edge firewall), review successful sign-ins from it and reset \
+             the password of any account that signed in, and make sure MFA covers every targeted \
+             account.",
+        place(s),
+        users,
+        plural(tenants, "tenant", "tenants"),
+        time_text(first),
+        time_text(now),
+        recent.len() + 1,
+        who(s),
+        app_of(s),
+    );
+    let mut evidence = Map::new();
+    evidence.insert("ip_address".into(), json!(ip));
+    evidence.insert("location".into(), json!(place(s)));
+    evidence.insert("report".into(), json!(what));
+    evidence.insert("distinct_users".into(), json!(users));
+    evidence.insert("tenants".into(), json!(tenant_ids));
+    evidence.insert("failures_in_window".into(), json!(recent.len() + 1));
+    evidence.insert("window_minutes".into(), json!(t.spray_window_minutes));
+    evidence.insert("first_failure_at".into(), json!(time_text(first)));
+    evidence.insert("latest_user".into(), json!(who(s)));
+    evidence.insert("latest_error_code".into(), json!(code));
+    evidence.insert("latest_failure_reason".into(), json!(s.failure_reason));
+    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("client_app_used".into(), json!(s.client_app_used));
+    evidence.insert("user_agent".into(), json!(s.user_agent));
+    out.push(Finding {
+        rule: ID,
+        severity,
+        tenant_id: tenant.clone(),
+        principal: ip_principal(ip),
+        time: event.meta.time,
+        event_ids: vec![event.meta.id.clone()],
+        title,
+        summary,
+        evidence,
+        mitre: &["T1110.003"],
+        ip: Some(ip.to_owned()),
+    });
+}
+
+/// A successful sign-in from an IP that sprayed within the hour: high, once per user.
+fn on_success(
+    event: &Event,
+    s: &SignIn,
+    ip: &str,
+    history: &IpState,
+    user: u128,
+    out: &mut Vec<Finding>,
+) {
+    let now = event.meta.time.timestamp();
+    if !history.spray_hit_is_new(now, user) {
+        return;
+    }
+    let Some(sprayed_at) = history.spray_at else {
+        return;
+    };
+    let targeted = history.failures.iter().any(|(_, u, _)| *u == user);
+    let (users, tenants) = history.spray_reported;
+    let minutes = (now - sprayed_at) / 60;
+    let title = format!(
+        "{} signed in successfully from password-spraying IP {ip}",
+        who(s)
+    );
+    let summary = format!(
+        "{} signed in successfully to {} from {ip} ({}) {minutes} minutes after that address \
+             was last seen spraying passwords (reported at {} users in {}){}. Treat the account as \
+             compromised: revoke its sessions, reset the password, review its MFA methods and \
+             recent activity, and block the address.",
+        who(s),
+        app_of(s),
+        place(s),
+        users,
+        plural(tenants, "tenant", "tenants"),
+        if targeted {
+            "; this account was among those it targeted"
+        } else {
+            ""
+        },
+    );
+    let mut evidence = Map::new();
+    evidence.insert("ip_address".into(), json!(ip));
+    evidence.insert("location".into(), json!(place(s)));
+    evidence.insert("report".into(), json!("success after spray"));
+    evidence.insert("user".into(), json!(who(s)));
+    evidence.insert("user_id".into(), json!(s.user_id));
+    evidence.insert("user_was_targeted".into(), Value::Bool(targeted));
+    evidence.insert("last_spray_at".into(), json!(time_text(sprayed_at)));
+    evidence.insert("minutes_since_spray".into(), json!(minutes));
+    evidence.insert("spray_users".into(), json!(users));
+    evidence.insert("spray_tenants".into(), json!(tenants));
+    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("interactive".into(), Value::Bool(s.is_interactive()));
+    evidence.insert("client_app_used".into(), json!(s.client_app_used));
+    evidence.insert("user_agent".into(), json!(s.user_agent));
+    out.push(Finding {
+        rule: ID,
+        severity: Severity::High,
+        tenant_id: event.meta.tenant_id.clone(),
+        principal: ip_principal(ip),
+        time: event.meta.time,
+        event_ids: vec![event.meta.id.clone()],
+        title,
+        summary,
+        evidence,
+        mitre: &["T1110.003", "T1078.004"],
+        ip: Some(ip.to_owned()),
+    });
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PasswordSpray;
+
+impl Detector for PasswordSpray {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn doc(&self) -> &'static str {
+        DOC
+    }
+
+    fn default_severity(&self) -> Severity {
+        Severity::Medium
+    }
+
+    fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
+        let Some(s) = event.as_sign_in() else { return };
+        let (Some(ip), Some(user)) = (s.ip_address.as_deref(), sign_in_key(s)) else {
+            return;
+        };
+        let fresh = IpState::default();
+        let history = ctx.state.ip(ip).unwrap_or(&fresh);
+        let user = key128(user);
+        match s.error_code {
+            Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
+                on_failure(ctx, event, s, ip, history, user, out)
+            }
+            Some(0) if s.is_user() => on_success(event, s, ip, history, user, out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectConfig;
+    use crate::testkit::*;
+
+    const SPRAYER: &str = "198.51.100.7";
+    const TENANT_C: &str = "44444444-dddd-4ddd-8ddd-444444444444";
+
+    fn failure(id: &str, user: usize, minute: i64, ip: &str, code: i64) -> Event {
+        sign_in(id, &format!("user{user}@contoso.com"), minute)
+            .ip(ip)
+            .place("NL", "Amsterdam", 52.3676, 4.9041)
+            .single_factor()
+            .fail(code)
+            .build()
+    }
+
+    fn from_sprayer(id: &str, upn: &str, minute: i64) -> SignInB {
+        sign_in(id, upn, minute)
+            .ip(SPRAYER)
+            .place("NL", "Amsterdam", 52.3676, 4.9041)
+    }
+
+    fn brief(found: &[Finding]) -> Vec<(&str, Severity, &str)> {
+        found
+            .iter()
+            .map(|f| {
+                (
+                    f.event_ids[0].as_str(),
+                    f.severity,
+                    f.evidence["report"].as_str().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fires_at_the_crossing_when_it_doubles_spreads_or_succeeds() {
+        let mut events = Vec::new();
+        // One IP, one tenant: 20 users in 19 minutes, one failure a minute.
+        for u in 1..=20 {
+            events.push(failure(&format!("f{u}"), u, u as i64 - 1, SPRAYER, 50126));
+        }
+        events.extend([
+            from_sprayer("ok3", "user3@contoso.com", 30).build(),
+            // The same user again, then a token refresh: already reported.
+            from_sprayer("ok3b", "user3@contoso.com", 31).build(),
+            from_sprayer("ok3c", "user3@contoso.com", 32)
+                .non_interactive()
+                .build(),
+            // A user who was not among the targets, still from the spraying IP.
+            from_sprayer("ok99", "user99@contoso.com", 40).build(),
+            // More than an hour after the last spraying: ordinary.
+            from_sprayer("late", "user5@contoso.com", 19 + 61).build(),
+        ]);
+        // Another IP: 10 users in one tenant, then one each in two more tenants.
+        for u in 1..=10 {
+            events.push(
+                sign_in(
+                    &format!("g{u}"),
+                    &format!("guest{u}@contoso.com"),
+                    200 + u as i64,
+                )
+                .ip("192.0.2.66")
+                .fail(50053)
+                .build(),
+            );
+        }
+        events.push(
+            sign_in("g11", "guest11@fabrikam.com", 212)
+                .tenant(TENANT_B)
+                .ip("192.0.2.66")
+                .fail(50126)
+                .build(),
+        );
+        events.push(
+            sign_in("g12", "guest12@adatum.com", 213)
+                .tenant(TENANT_C)
+                .ip("192.0.2.66")
+                .fail(50055)
+                .build(),
+        );
+        events.push(
+            sign_in("g13", "guest13@adatum.com", 214)
+                .tenant(TENANT_C)
+                .ip("192.0.2.66")
+                .fail(50056)
+                .build(),
+        );
+
+        let found = run(ID, DetectConfig::default(), &events);
+        assert_eq!(
+            brief(&found),
+            vec![
+                ("f10", Severity::Medium, "started"),
+                ("f20", Severity::Medium, "doubled"),
+                ("ok3", Severity::High, "success after spray"),
+                ("ok99", Severity::High, "success after spray"),
+                ("g10", Severity::Medium, "started"),
+                ("g12", Severity::High, "reached many tenants"),
+            ]
+        );
+        assert!(found.iter().all(|f| f.principal.kind == PrincipalKind::Ip));
+        assert_eq!(found[0].principal.id, SPRAYER);
+        assert_eq!(found[0].evidence["distinct_users"], json!(10));
+        assert_eq!(found[2].evidence["user_was_targeted"], json!(true));
+        assert_eq!(found[3].evidence["user_was_targeted"], json!(false));
+        assert_eq!(
+            found[5].evidence["tenants"],
+            json!([TENANT, TENANT_B, TENANT_C])
+        );
+        assert_eq!(found[5].tenant_id, TENANT_C);
+        insta::assert_json_snapshot!("password_spray_fires", snapshot(&found));
+    }
+
+    #[test]
+    fn a_slow_steady_spray_reports_once() {
+        // A new user every two minutes for two hours keeps exactly 10 users in the window.
+        let events: Vec<Event> = (0..60)
+            .map(|u| failure(&format!("s{u}"), u, 2 * u as i64, SPRAYER, 50126))
+            .collect();
+        assert_eq!(
+            brief(&run(ID, DetectConfig::default(), &events)),
+            vec![("s9", Severity::Medium, "started")]
+        );
+    }
+
+    #[test]
+    fn stays_quiet_below_the_threshold_and_on_interrupts_repeats_and_other_codes() {
+        let mut events = Vec::new();
+        // Nine users: one short.
+        for u in 1..=9 {
+            events.push(failure(&format!("a{u}"), u, u as i64, "192.0.2.1", 50126));
+        }
+        // Thirty failures for the same three users: brute force, not a spray.
+        for k in 0..30 {
+            events.push(failure(
+                &format!("b{k}"),
+                k % 3,
+                k as i64 / 2,
+                "192.0.2.2",
+                50126,
+            ));
+        }
+        // MFA prompts and "stay signed in?" interrupts for 15 users behind an office NAT.
+        for u in 1..=15 {
+            events.push(failure(
+                &format!("c{u}"),
+                u,
+                u as i64,
+                "192.0.2.3",
+                if u % 2 == 0 { 50074 } else { 50140 },
+            ));
+        }
+        // Unknown users and disabled accounts are not password checks.
+        for u in 1..=15 {
+            events.push(failure(
+                &format!("d{u}"),
+                u,
+                u as i64,
+                "192.0.2.4",
+                if u % 2 == 0 { 50034 } else { 50057 },
+            ));
+        }
+        // Fifteen users, but 25 minutes apart.
+        for u in 1..=15 {
+            events.push(failure(
+                &format!("e{u}"),
+                u,
+                25 * u as i64,
+                "192.0.2.5",
+                50126,
+            ));
+        }
+        // Successes from addresses that never sprayed.
+        events.push(
+            sign_in("ok1", "user1@contoso.com", 30)
+                .ip("192.0.2.1")
+                .build(),
+        );
+        events.push(
+            sign_in("ok2", "user2@contoso.com", 30)
+                .ip("192.0.2.3")
+                .build(),
+        );
+        let found = run(ID, DetectConfig::default(), &events);
+        assert!(found.is_empty(), "{:#?}", brief(&found));
+    }
+
+    #[test]
+    fn thresholds_follow_the_config() {
+        let mut config = DetectConfig::default();
+        config.thresholds.spray_min_users = 3;
+        config.thresholds.spray_window_minutes = 5;
+        let events: Vec<Event> = (1..=4)
+            .map(|u| failure(&format!("t{u}"), u, 2 * u as i64, SPRAYER, 50126))
+            .collect();
+        // At t3 the window (5 minutes) holds t1..t3; t4 drops t1 and is no news.
+        assert_eq!(
+            brief(&run(ID, config, &events)),
+            vec![("t3", Severity::Medium, "started")]
+        );
+    }
+}

@@ -1,0 +1,736 @@
+//! All detection state: compact 30-day history per principal, per partner technician, per source IP
+//! and per tenant stream. The engine updates it after the detectors have decided on an event, so a
+//! detector always sees the history *before* the event it is judging.
+//!
+//! Times are event times in whole seconds; ids are 128-bit keys (a GUID's value, else a hash), tenant
+//! ids are interned, and every list is pruned to its window and capped, so memory per principal stays
+//! bounded whatever the input.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
+
+use crate::config::{DetectConfig, Thresholds};
+
+/// How long history is kept (event time).
+pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// Password-check failure codes (DETECTORS.md: spray and brute force).
+pub const PASSWORD_FAILURE_CODES: [i64; 4] = [50126, 50053, 50055, 50056];
+/// Account disabled.
+pub const DISABLED_ACCOUNT_CODE: i64 = 50057;
+/// A success from an IP this soon after it last sprayed raises `password-spray` to high.
+pub const SPRAY_SUCCESS_SECS: i64 = 3600;
+
+/// Caps on the small lists, so a hostile input cannot grow one key without bound.
+const MAX_COUNTRIES: usize = 16;
+const MAX_FAILURES: usize = 64;
+const MAX_IP_FAILURES: usize = 256;
+const MAX_TENANTS: usize = 64;
+const MAX_SPRAY_HITS: usize = 16;
+
+/// A 128-bit key for an id: the GUID's value, else two 64-bit FNV-1a hashes of the lower-cased text.
+pub fn key128(id: &str) -> u128 {
+    let t = id.trim();
+    if entrawatch_ingest::value::is_guid(t) {
+        let hex: String = t.chars().filter(|c| *c != '-').collect();
+        if let Ok(v) = u128::from_str_radix(&hex, 16) {
+            return v;
+        }
+    }
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x6c62_272e_07bb_0142;
+    for byte in t.bytes().map(|c| c.to_ascii_lowercase()) {
+        a = (a ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        b = (b ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3 ^ 0x9e37);
+    }
+    (u128::from(a) << 64) | u128::from(b)
+}
+
+/// An ISO country code packed into two bytes (`US` → 0x5553); 0 for none.
+pub fn country_code(c: Option<&str>) -> u16 {
+    match c.map(str::as_bytes) {
+        Some([a, b]) => u16::from_be_bytes([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+        _ => 0,
+    }
+}
+
+pub fn country_text(code: u16) -> String {
+    let [a, b] = code.to_be_bytes();
+    String::from_utf8_lossy(&[a, b]).into_owned()
+}
+
+/// The id a sign-in's principal is keyed by: the user id, else the service principal id, else the UPN.
+pub fn sign_in_key(s: &SignIn) -> Option<&str> {
+    s.user_id
+        .as_deref()
+        .or(s.service_principal_id.as_deref())
+        .or(s.user_principal_name.as_deref())
+}
+
+/// Usable coordinates: finite, in range, and not the (0, 0) some sources write for "unknown".
+pub fn valid_coordinates(lat: f64, lon: f64) -> bool {
+    lat.is_finite()
+        && lon.is_finite()
+        && lat.abs() <= 90.0
+        && lon.abs() <= 180.0
+        && !(lat == 0.0 && lon == 0.0)
+}
+
+/// Interned tenant ids.
+#[derive(Debug, Default, Clone)]
+pub struct Tenants {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Tenants {
+    pub fn intern(&mut self, tenant: &str) -> u32 {
+        if let Some(&i) = self.ids.get(tenant) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.ids.insert(tenant.to_owned(), i);
+        self.names.push(tenant.to_owned());
+        i
+    }
+
+    pub fn get(&self, tenant: &str) -> Option<u32> {
+        self.ids.get(tenant).copied()
+    }
+
+    pub fn name(&self, i: u32) -> &str {
+        &self.names[i as usize]
+    }
+}
+
+/// The last successful sign-in with coordinates of a principal, for travel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fix {
+    pub at: i64,
+    pub lat: f32,
+    pub lon: f32,
+    pub country: u16,
+    pub ip: u128,
+    /// The sign-in's record id, source address and city, so a travel alert can name both ends.
+    pub event_id: Box<str>,
+    pub addr: Option<IpAddr>,
+    pub city: Option<Box<str>>,
+}
+
+/// One user or service principal in one tenant.
+#[derive(Debug, Default, Clone)]
+pub struct PrincipalState {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Successful sign-ins seen (the learning period counts them).
+    pub successes: u32,
+    /// Countries of successful interactive sign-ins, with the last time each was seen.
+    pub countries: Vec<(u16, i64)>,
+    pub last_fix: Option<Fix>,
+    /// Times of recent password-check failures (pruned to the brute-force window).
+    pub failures: Vec<i64>,
+    /// When a brute-force burst against this principal was last detected.
+    pub brute_force_at: Option<i64>,
+    /// Recent attempts at the disabled account: (time, source IP key).
+    pub disabled_attempts: Vec<(i64, u128)>,
+    /// When attempts at the disabled account last met the `disabled-account-sign-in` threshold.
+    pub disabled_burst_at: Option<i64>,
+    /// When a successful `Disable account` audit targeted this user; cleared by the first successful
+    /// sign-in after it (the one `disabled-account-sign-in` reports).
+    pub disabled_at: Option<i64>,
+    /// When this principal last had a risky sign-in (medium or high risk, at risk).
+    pub risky_sign_in_at: Option<i64>,
+}
+
+impl PrincipalState {
+    /// Whether the principal has a baseline: `days` of history and `sign_ins` successes.
+    pub fn has_baseline(&self, now: i64, days: i64, sign_ins: u32) -> bool {
+        now - self.first_seen >= days * 86_400 && self.successes >= sign_ins
+    }
+
+    pub fn seen_country_since(&self, country: u16, since: i64) -> bool {
+        self.countries
+            .iter()
+            .any(|(c, at)| *c == country && *at >= since)
+    }
+
+    pub fn failures_since(&self, since: i64) -> usize {
+        self.failures.iter().filter(|t| **t >= since).count()
+    }
+
+    /// Attempts at the disabled account at or after `since`, and their distinct known source IPs,
+    /// counting one more attempt from `plus` (an IP key, 0 for none) that is not stored yet.
+    pub fn disabled_counts(&self, since: i64, plus: Option<u128>) -> (u32, u32) {
+        let mut ips: Vec<u128> = Vec::new();
+        let mut attempts = 0;
+        let recent = self
+            .disabled_attempts
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, ip)| *ip);
+        for ip in recent.chain(plus) {
+            attempts += 1;
+            if ip != 0 && !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        (attempts, ips.len() as u32)
+    }
+
+    /// Whether attempts (`disabled_counts`) meet the `disabled-account-sign-in` threshold.
+    pub fn disabled_threshold_met(t: &Thresholds, (attempts, ips): (u32, u32)) -> bool {
+        attempts >= t.disabled_min_attempts || ips >= t.disabled_min_ips
+    }
+}
+
+/// A partner technician, keyed by (home tenant, user id).
+#[derive(Debug, Default, Clone)]
+pub struct TechnicianState {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub sign_ins: u32,
+    /// Customer tenants reached, with the last time each was.
+    pub tenants: Vec<(u32, i64)>,
+}
+
+impl TechnicianState {
+    pub fn reached_since(&self, tenant: u32, since: i64) -> bool {
+        self.tenants
+            .iter()
+            .any(|(t, at)| *t == tenant && *at >= since)
+    }
+
+    /// Distinct tenants reached at or after `since`.
+    pub fn tenants_since(&self, since: i64) -> impl Iterator<Item = u32> + '_ {
+        self.tenants
+            .iter()
+            .filter(move |(_, at)| *at >= since)
+            .map(|(t, _)| *t)
+    }
+}
+
+/// A source IP.
+#[derive(Debug, Default, Clone)]
+pub struct IpState {
+    pub last_seen: i64,
+    /// Recent password-check failures: (time, user key, tenant).
+    pub failures: Vec<(i64, u128, u32)>,
+    /// When this IP was last found spraying.
+    pub spray_at: Option<i64>,
+    /// The distinct users and tenants the current spray was last reported at (`password-spray`).
+    pub spray_reported: (u32, u32),
+    /// Users whose success from this IP after the current spray was reported (capped).
+    pub spray_hits: Vec<u128>,
+    /// Service-provider sign-ins from this IP: (tenant, last time).
+    pub partner_tenants: Vec<(u32, i64)>,
+}
+
+impl IpState {
+    /// Distinct users and tenants with failures at or after `since`.
+    pub fn spray_counts(&self, since: i64) -> (usize, usize) {
+        let mut users: Vec<u128> = Vec::new();
+        let mut tenants: Vec<u32> = Vec::new();
+        for (at, user, tenant) in &self.failures {
+            if *at >= since {
+                if !users.contains(user) {
+                    users.push(*user);
+                }
+                if !tenants.contains(tenant) {
+                    tenants.push(*tenant);
+                }
+            }
+        }
+        (users.len(), tenants.len())
+    }
+
+    /// Distinct users and tenants failing from this IP in the window ending at `now`, counting one
+    /// more failure, by `user` in `tenant` (`None`: a tenant never seen before), not stored yet.
+    pub fn spray_counts_with(
+        &self,
+        now: i64,
+        window_secs: i64,
+        user: u128,
+        tenant: Option<u32>,
+    ) -> (u32, u32) {
+        let mut users: Vec<u128> = vec![user];
+        let mut tenants: Vec<Option<u32>> = vec![tenant];
+        for (at, u, t) in &self.failures {
+            if *at > now - window_secs {
+                if !users.contains(u) {
+                    users.push(*u);
+                }
+                if !tenants.contains(&Some(*t)) {
+                    tenants.push(Some(*t));
+                }
+            }
+        }
+        (users.len() as u32, tenants.len() as u32)
+    }
+
+    /// Whether a failure that brings this IP to (`users`, `tenants`) in the window is news for
+    /// `password-spray`: the first crossing of `spray_min_users` after a quiet window, then only a
+    /// doubling of the users reported, or reaching `spray_high_tenants`.
+    pub fn spray_report(
+        &self,
+        t: &Thresholds,
+        now: i64,
+        users: u32,
+        tenants: u32,
+    ) -> Option<SprayReport> {
+        if users < t.spray_min_users {
+            return None;
+        }
+        let open = self
+            .spray_at
+            .is_some_and(|at| at > now - t.spray_window_minutes * 60);
+        let (reported_users, reported_tenants) = self.spray_reported;
+        if !open {
+            return Some(SprayReport {
+                users,
+                tenants,
+                opens: true,
+            });
+        }
+        let doubled = users >= reported_users.saturating_mul(2);
+        let reached_high =
+            tenants >= t.spray_high_tenants && reported_tenants < t.spray_high_tenants;
+        (doubled || reached_high).then(|| SprayReport {
+            users: users.max(reported_users),
+            tenants: tenants.max(reported_tenants),
+            opens: false,
+        })
+    }
+
+    /// Whether a successful sign-in by `user` from this IP is news for `password-spray`: the IP
+    /// sprayed within [`SPRAY_SUCCESS_SECS`] and this user's success was not reported yet.
+    pub fn spray_hit_is_new(&self, now: i64, user: u128) -> bool {
+        self.spray_at
+            .is_some_and(|at| now >= at && now - at <= SPRAY_SUCCESS_SECS)
+            && self.spray_hits.len() < MAX_SPRAY_HITS
+            && !self.spray_hits.contains(&user)
+    }
+}
+
+/// A spray worth reporting: the counts it is reported at, and whether it opens a new spray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SprayReport {
+    pub users: u32,
+    pub tenants: u32,
+    pub opens: bool,
+}
+
+/// The log streams `log-source-silent` watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    SignIns,
+    Audits,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::SignIns => "sign-ins",
+            Stream::Audits => "audits",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct StreamState {
+    pub first: i64,
+    pub last: i64,
+    pub events: u64,
+    /// The longest gap between two consecutive events seen so far (seconds): the stream's own
+    /// rhythm, so a tenant that is quiet every night is not reported silent every night.
+    pub longest_gap: i64,
+}
+
+impl StreamState {
+    /// Seconds of silence that make this stream silent: the configured hours, or one and a half
+    /// times the stream's longest normal gap, whichever is longer.
+    pub fn silence_limit(&self, hours: i64) -> i64 {
+        (hours * 3600).max(self.longest_gap.saturating_mul(3) / 2)
+    }
+}
+
+/// Everything the detectors may read.
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    /// The pipeline's event-time clock: the newest event time seen (seconds).
+    pub clock: i64,
+    pub tenants: Tenants,
+    pub principals: HashMap<(u32, u128), PrincipalState>,
+    pub technicians: HashMap<(u32, u128), TechnicianState>,
+    pub ips: HashMap<u128, IpState>,
+    pub streams: HashMap<(u32, Stream), StreamState>,
+    /// Partner home tenants seen acting in each customer tenant.
+    pub partners_of: HashMap<u32, Vec<u32>>,
+}
+
+impl State {
+    pub fn principal(&self, tenant: &str, id: &str) -> Option<&PrincipalState> {
+        let t = self.tenants.get(tenant)?;
+        self.principals.get(&(t, key128(id)))
+    }
+
+    pub fn technician(&self, home_tenant: &str, user_id: &str) -> Option<&TechnicianState> {
+        let t = self.tenants.get(home_tenant)?;
+        self.technicians.get(&(t, key128(user_id)))
+    }
+
+    pub fn ip(&self, ip: &str) -> Option<&IpState> {
+        self.ips.get(&key128(ip))
+    }
+
+    /// Whether the partner home tenant has acted in the customer tenant before.
+    pub fn partner_known_in(&self, customer: &str, home: &str) -> bool {
+        match (self.tenants.get(customer), self.tenants.get(home)) {
+            (Some(c), Some(h)) => self.partners_of.get(&c).is_some_and(|v| v.contains(&h)),
+            _ => false,
+        }
+    }
+
+    /// The home tenant of a partner technician with this user id who signed in successfully to the
+    /// customer tenant within the 30-day window (`partner-created-account`). A scan of the
+    /// technicians, which are few; audit detectors call it only for rare activities.
+    pub fn technician_home_in(&self, customer: &str, user_id: &str) -> Option<&str> {
+        let customer = self.tenants.get(customer)?;
+        let user = key128(user_id);
+        let since = self.clock - RETENTION_SECS;
+        self.technicians
+            .iter()
+            .filter(|((_, u), t)| *u == user && t.reached_since(customer, since))
+            .map(|((home, _), _)| *home)
+            .min()
+            .map(|home| self.tenants.name(home))
+    }
+
+    /// Learns from one event, after the detectors decided on it.
+    pub fn update(&mut self, config: &DetectConfig, event: &Event) {
+        let now = event.meta.time.timestamp();
+        self.clock = self.clock.max(now);
+        let tenant = self.tenants.intern(&event.meta.tenant_id);
+        match &event.body {
+            Body::SignIn(s) => {
+                let t = &config.thresholds;
+                self.touch_stream(
+                    tenant,
+                    Stream::SignIns,
+                    now,
+                    t.silent_sign_ins_hours,
+                    t.learning_days,
+                );
+                self.update_sign_in(config, tenant, s, &event.meta.id, now);
+            }
+            Body::Audit(a) => {
+                let t = &config.thresholds;
+                self.touch_stream(
+                    tenant,
+                    Stream::Audits,
+                    now,
+                    t.silent_audits_hours,
+                    t.learning_days,
+                );
+                let succeeded = a.result.as_ref().is_none_or(|r| *r == AuditResult::Success);
+                if succeeded
+                    && a.activity_display_name
+                        .eq_ignore_ascii_case("Disable account")
+                {
+                    for target in &a.target_resources {
+                        if let Some(id) = &target.id {
+                            let p = self.principal_mut(tenant, id, now);
+                            p.disabled_at = Some(now);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an event of a stream. During the learning period every gap is learned as the stream's
+    /// rhythm; after it, a gap long enough to have been reported silent is an outage and is not.
+    fn touch_stream(
+        &mut self,
+        tenant: u32,
+        stream: Stream,
+        now: i64,
+        silent_hours: i64,
+        learning_days: i64,
+    ) {
+        let s = self.streams.entry((tenant, stream)).or_insert(StreamState {
+            first: now,
+            last: now,
+            ..StreamState::default()
+        });
+        s.events += 1;
+        let gap = now - s.last;
+        let learning = now - s.first < learning_days * 86_400;
+        if learning || gap < s.silence_limit(silent_hours) {
+            s.longest_gap = s.longest_gap.max(gap);
+        }
+        s.last = s.last.max(now);
+        s.first = s.first.min(now);
+    }
+
+    fn principal_mut(&mut self, tenant: u32, id: &str, now: i64) -> &mut PrincipalState {
+        let p = self
+            .principals
+            .entry((tenant, key128(id)))
+            .or_insert(PrincipalState {
+                first_seen: now,
+                last_seen: now,
+                ..PrincipalState::default()
+            });
+        p.first_seen = p.first_seen.min(now);
+        p.last_seen = p.last_seen.max(now);
+        p
+    }
+
+    fn update_sign_in(
+        &mut self,
+        config: &DetectConfig,
+        tenant: u32,
+        s: &SignIn,
+        event_id: &str,
+        now: i64,
+    ) {
+        let t = &config.thresholds;
+        let ip = s.ip_address.as_deref().map(key128);
+        let id = sign_in_key(s);
+        if let Some(id) = id {
+            let p = self.principal_mut(tenant, id, now);
+            match s.error_code {
+                Some(0) => {
+                    p.successes = p.successes.saturating_add(1);
+                    if p.disabled_at.is_some_and(|d| now >= d) {
+                        p.disabled_at = None;
+                    }
+                    if s.is_interactive() {
+                        let country = country_code(s.location.country_or_region.as_deref());
+                        if country != 0 {
+                            match p.countries.iter_mut().find(|(c, _)| *c == country) {
+                                Some(entry) => entry.1 = entry.1.max(now),
+                                None => push_capped(
+                                    &mut p.countries,
+                                    (country, now),
+                                    MAX_COUNTRIES,
+                                    |(_, at)| *at,
+                                ),
+                            }
+                        }
+                    }
+                    if let (Some(lat), Some(lon)) = (s.location.latitude, s.location.longitude)
+                        && valid_coordinates(lat, lon)
+                    {
+                        p.last_fix = Some(Fix {
+                            at: now,
+                            lat: lat as f32,
+                            lon: lon as f32,
+                            country: country_code(s.location.country_or_region.as_deref()),
+                            ip: ip.unwrap_or(0),
+                            event_id: event_id.into(),
+                            addr: s.ip_address.as_deref().and_then(|a| a.trim().parse().ok()),
+                            city: s.location.city.as_deref().map(Into::into),
+                        });
+                    }
+                }
+                Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
+                    let window = t.brute_force_window_minutes * 60;
+                    p.failures.retain(|at| *at > now - window);
+                    let cap = MAX_FAILURES.max(t.brute_force_min_failures as usize);
+                    push_capped(&mut p.failures, now, cap, |at| *at);
+                    if p.failures.len() as u32 >= t.brute_force_min_failures {
+                        p.brute_force_at = Some(now);
+                    }
+                }
+                Some(DISABLED_ACCOUNT_CODE) => {
+                    let window = t.disabled_window_hours * 3600;
+                    let counts = p.disabled_counts(now - window + 1, Some(ip.unwrap_or(0)));
+                    if PrincipalState::disabled_threshold_met(t, counts) {
+                        p.disabled_burst_at = Some(now);
+                    }
+                    p.disabled_attempts.retain(|(at, _)| *at > now - window);
+                    let cap = MAX_FAILURES.max(t.disabled_min_attempts as usize);
+                    push_capped(
+                        &mut p.disabled_attempts,
+                        (now, ip.unwrap_or(0)),
+                        cap,
+                        |(at, _)| *at,
+                    );
+                }
+                _ => {}
+            }
+            let risky = [&s.risk_level_during_sign_in, &s.risk_level_aggregated]
+                .iter()
+                .any(|l| {
+                    l.as_ref().is_some_and(|l| {
+                        matches!(
+                            l,
+                            entrawatch_ingest::model::RiskLevel::Medium
+                                | entrawatch_ingest::model::RiskLevel::High
+                        )
+                    })
+                })
+                && s.risk_state.as_ref().is_some_and(|r| r.is_active());
+            if risky {
+                p.risky_sign_in_at = Some(now);
+            }
+        }
+        if let Some(ip) = ip {
+            let entry = self.ips.entry(ip).or_default();
+            entry.last_seen = entry.last_seen.max(now);
+            if let (Some(code), Some(user)) = (s.error_code, id)
+                && PASSWORD_FAILURE_CODES.contains(&code)
+            {
+                let window = t.spray_window_minutes * 60;
+                let (users, tenants) =
+                    entry.spray_counts_with(now, window, key128(user), Some(tenant));
+                if let Some(report) = entry.spray_report(t, now, users, tenants) {
+                    if report.opens {
+                        entry.spray_hits.clear();
+                    }
+                    entry.spray_reported = (report.users, report.tenants);
+                }
+                if users >= t.spray_min_users {
+                    entry.spray_at = Some(now);
+                }
+                entry.failures.retain(|(at, _, _)| *at > now - window);
+                push_capped(
+                    &mut entry.failures,
+                    (now, key128(user), tenant),
+                    MAX_IP_FAILURES,
+                    |(at, _, _)| *at,
+                );
+            }
+            if let Some(user) = id.filter(|_| s.is_success() && s.is_user()).map(key128)
+                && entry.spray_hit_is_new(now, user)
+            {
+                entry.spray_hits.push(user);
+            }
+        }
+        // Only a successful sign-in means the technician reached the tenant: an interrupt (50074)
+        // or a failure must not make a later first success look familiar.
+        let partner = crate::privileged::PrivilegedDirectory::is_partner_technician(config, s);
+        if partner
+            && s.is_success()
+            && let (Some(home), Some(user)) = (s.home_tenant_id.as_deref(), s.user_id.as_deref())
+        {
+            let home = self.tenants.intern(home);
+            let tech = self
+                .technicians
+                .entry((home, key128(user)))
+                .or_insert(TechnicianState {
+                    first_seen: now,
+                    last_seen: now,
+                    ..TechnicianState::default()
+                });
+            tech.last_seen = tech.last_seen.max(now);
+            tech.sign_ins = tech.sign_ins.saturating_add(1);
+            touch_tenant(&mut tech.tenants, tenant, now);
+            let partners = self.partners_of.entry(tenant).or_default();
+            if !partners.contains(&home) {
+                partners.push(home);
+            }
+            if let Some(ip) = ip {
+                let entry = self.ips.entry(ip).or_default();
+                touch_tenant(&mut entry.partner_tenants, tenant, now);
+            }
+        }
+    }
+
+    /// Forgets everything last seen more than 30 days before the clock.
+    pub fn evict(&mut self) {
+        let horizon = self.clock - RETENTION_SECS;
+        self.principals.retain(|_, p| p.last_seen >= horizon);
+        self.technicians.retain(|_, t| t.last_seen >= horizon);
+        self.ips.retain(|_, i| i.last_seen >= horizon);
+        for p in self.principals.values_mut() {
+            p.countries.retain(|(_, at)| *at >= horizon);
+        }
+        for t in self.technicians.values_mut() {
+            t.tenants.retain(|(_, at)| *at >= horizon);
+        }
+    }
+
+    /// Approximate heap and table bytes of the per-principal state (for the memory report).
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let principals: usize = self
+            .principals
+            .values()
+            .map(|p| {
+                size_of::<((u32, u128), PrincipalState)>()
+                    + p.countries.capacity() * size_of::<(u16, i64)>()
+                    + p.failures.capacity() * size_of::<i64>()
+                    + p.disabled_attempts.capacity() * size_of::<(i64, u128)>()
+                    + p.last_fix.as_ref().map_or(0, |f| {
+                        f.event_id.len() + f.city.as_ref().map_or(0, |c| c.len())
+                    })
+            })
+            .sum();
+        let technicians: usize = self
+            .technicians
+            .values()
+            .map(|t| {
+                size_of::<((u32, u128), TechnicianState)>()
+                    + t.tenants.capacity() * size_of::<(u32, i64)>()
+            })
+            .sum();
+        let ips: usize = self
+            .ips
+            .values()
+            .map(|i| {
+                size_of::<(u128, IpState)>()
+                    + i.failures.capacity() * size_of::<(i64, u128, u32)>()
+                    + i.partner_tenants.capacity() * size_of::<(u32, i64)>()
+                    + i.spray_hits.capacity() * size_of::<u128>()
+            })
+            .sum();
+        principals + technicians + ips
+    }
+}
+
+fn touch_tenant(list: &mut Vec<(u32, i64)>, tenant: u32, now: i64) {
+    match list.iter_mut().find(|(t, _)| *t == tenant) {
+        Some(entry) => entry.1 = entry.1.max(now),
+        None => push_capped(list, (tenant, now), MAX_TENANTS, |(_, at)| *at),
+    }
+}
+
+/// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
+fn push_capped<T>(list: &mut Vec<T>, item: T, cap: usize, time_of: impl Fn(&T) -> i64) {
+    if list.len() >= cap
+        && let Some((oldest, _)) = list.iter().enumerate().min_by_key(|(_, x)| time_of(x))
+    {
+        list.swap_remove(oldest);
+    }
+    list.push(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_countries() {
+        assert_eq!(
+            key128("11111111-aaaa-4aaa-8aaa-111111111111"),
+            0x11111111aaaa4aaa8aaa111111111111
+        );
+        assert_eq!(key128("Ann@Contoso.com"), key128("ann@contoso.com"));
+        assert_ne!(key128("ann@contoso.com"), key128("bob@contoso.com"));
+        assert_eq!(country_text(country_code(Some("us"))), "US");
+        assert_eq!(country_code(None), 0);
+        assert_eq!(country_code(Some("USA")), 0);
+    }
+
+    #[test]
+    fn capped_lists_drop_the_oldest() {
+        let mut v = vec![5, 1, 9];
+        push_capped(&mut v, 10, 3, |x| *x);
+        v.sort();
+        assert_eq!(v, vec![5, 9, 10]);
+    }
+}
