@@ -22,6 +22,46 @@ pub struct Cli {
 pub enum Command {
     /// Read exported logs (files or folders), run detection in event-time order, write alerts.
     Replay(ReplayArgs),
+    /// List the detectors, or explain one: `entrawatch rules mfa-not-satisfied`.
+    Rules(RulesArgs),
+    /// Generate a labelled simulated CSP world (Event Hub envelopes, Graph pages, labels), and
+    /// optionally evaluate detection against its labels.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// A rule id to explain in full.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Folder to write the world into (created; must be empty or absent).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Random seed: the same seed and sizes give byte-identical output.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days of activity.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Customer tenants.
+    #[arg(long, default_value_t = 15)]
+    pub tenants: u32,
+    /// Users per customer tenant (admins and guests included).
+    #[arg(long, default_value_t = 34)]
+    pub users_per_tenant: u32,
+    /// Partner technicians.
+    #[arg(long, default_value_t = 4)]
+    pub technicians: u32,
+    /// Injected attacks per detector.
+    #[arg(long, default_value_t = 1)]
+    pub attacks_per_rule: u32,
+    /// After generating, replay the world in process and report recall and false positives per
+    /// detector against the labels.
+    #[arg(long)]
+    pub eval: bool,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +100,11 @@ pub struct ReplayArgs {
     /// No progress display and no summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Detection config (TOML): partner tenants, break-glass accounts, privileged principals,
+    /// allow lists, thresholds, tenant names.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Largest single record accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = entrawatch_ingest::reader::DEFAULT_MAX_RECORD_BYTES)]

@@ -1,8 +1,11 @@
 //! The `entrawatch` binary: command line, wiring of ingest → detect → alert, and exit codes.
 
 mod cli;
+mod config;
 mod progress;
 mod replay;
+mod rules;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -12,6 +15,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Replay(args) => replay::run(args),
+        cli::Command::Rules(args) => rules::run(args),
+        cli::Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(code) => code,

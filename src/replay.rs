@@ -11,13 +11,14 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use entrawatch_alert::{AlertRecord, Episodes};
-use entrawatch_detect::{DetectConfig, Engine, Severity};
+use entrawatch_detect::{Engine, Severity};
 use entrawatch_ingest::{
-    Event, IngestStats, Item, ReadOptions, collect_files, read_file, value::is_guid,
+    Event, IngestStats, Item, ReadOptions, Rejected, collect_files, read_file, value::is_guid,
 };
 use serde::Serialize;
 
 use crate::cli::{EXIT_PARSE_ERRORS, ReplayArgs};
+use crate::config::FileConfig;
 use crate::progress::Progress;
 
 /// The run summary (`--summary-json`).
@@ -42,6 +43,9 @@ pub struct Summary {
     pub elapsed_seconds: f64,
     pub records_per_second: f64,
     pub megabytes_per_second: f64,
+    pub tracked_principals: u64,
+    pub state_bytes: u64,
+    pub state_bytes_per_principal: u64,
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +56,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Some(t) => Some(t.to_ascii_lowercase()),
         None => None,
+    };
+    let config = match &args.config {
+        Some(path) => crate::config::load(path)?,
+        None => crate::config::FileConfig::default(),
     };
     let (files, ignored) = collect_files(&args.paths).context("cannot list the input paths")?;
     if files.is_empty() {
@@ -74,30 +82,114 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
-    // 1. Read everything, counting as we go.
     let opts = ReadOptions {
         tenant,
         max_record_bytes: args.max_record_bytes,
         ingest_time: Utc::now(),
     };
-    let mut stats = IngestStats::default();
-    let mut events: Vec<Event> = Vec::new();
     let mut progress = Progress::new(args.quiet);
     let mut reject_error: Option<std::io::Error> = None;
+    let mut on_reject = |r: &Rejected| {
+        if let Some(out) = rejects_out.as_mut()
+            && let Err(e) = serde_json::to_writer(&mut *out, r)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+        {
+            reject_error.get_or_insert(e);
+        }
+    };
+    let mut on_event = |e: &Event| -> std::io::Result<()> {
+        if let Some(out) = events_out.as_mut() {
+            serde_json::to_writer(&mut *out, e)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    };
+    let replayed = replay_files(
+        &files,
+        &opts,
+        &config,
+        &mut progress,
+        &mut on_reject,
+        &mut on_event,
+    )?;
+    if let Some(e) = reject_error {
+        return Err(e).context("cannot write the rejects file");
+    }
+    if let Some(mut out) = rejects_out {
+        out.flush().context("cannot write the rejects file")?;
+    }
+    if let Some(mut out) = events_out {
+        out.flush().context("cannot write the events file")?;
+    }
+    let Replayed {
+        stats,
+        duplicates,
+        events_processed,
+        alerts,
+        tracked_principals,
+        state_bytes,
+    } = replayed;
+    write_alerts(&mut alerts_out, &alerts).context("cannot write alerts")?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut summary = summarize(
+        stats,
+        duplicates,
+        events_processed,
+        &alerts,
+        ignored,
+        elapsed,
+    );
+    summary.tracked_principals = tracked_principals as u64;
+    summary.state_bytes = state_bytes as u64;
+    summary.state_bytes_per_principal =
+        state_bytes.checked_div(tracked_principals).unwrap_or(0) as u64;
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !args.quiet {
+        eprint!("{}", render_summary(&summary));
+    }
+    if args.strict && summary.parse_errors > 0 {
+        return Ok(ExitCode::from(EXIT_PARSE_ERRORS));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a replay of files produced.
+#[derive(Debug)]
+pub struct Replayed {
+    pub stats: IngestStats,
+    pub duplicates: u64,
+    pub events_processed: u64,
+    pub alerts: Vec<AlertRecord>,
+    /// Detection state at the end: tracked principals and approximate bytes they take.
+    pub tracked_principals: usize,
+    pub state_bytes: usize,
+}
+
+/// The replay pipeline: read every file (counting, handing rejects to `on_reject`), put events in
+/// event-time order across all inputs (stable: ties keep file order), drop exact repeats, hand each
+/// event to `on_event`, detect, and fold findings into alerts named with the config's tenant names.
+pub fn replay_files(
+    files: &[std::path::PathBuf],
+    opts: &ReadOptions,
+    config: &FileConfig,
+    progress: &mut Progress,
+    on_reject: &mut dyn FnMut(&Rejected),
+    on_event: &mut dyn FnMut(&Event) -> std::io::Result<()>,
+) -> anyhow::Result<Replayed> {
+    let mut stats = IngestStats::default();
+    let mut events: Vec<Event> = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let bytes = read_file(file, &opts, &mut |item| {
+        let bytes = read_file(file, opts, &mut |item| {
             stats.count(&item);
             match item {
                 Item::Event(e) => events.push(*e),
-                Item::Rejected(r) => {
-                    if let Some(out) = rejects_out.as_mut()
-                        && let Err(e) = serde_json::to_writer(&mut *out, &r)
-                            .map_err(std::io::Error::from)
-                            .and_then(|()| out.write_all(b"\n"))
-                    {
-                        reject_error.get_or_insert(e);
-                    }
-                }
+                Item::Rejected(r) => on_reject(&r),
                 Item::Skipped { .. } | Item::EmptyFile { .. } => {}
             }
         });
@@ -112,22 +204,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             )
         });
     }
-    if let Some(e) = reject_error {
-        return Err(e).context("cannot write the rejects file");
-    }
-    if let Some(mut out) = rejects_out {
-        out.flush().context("cannot write the rejects file")?;
-    }
 
-    // 2. Event-time order across all inputs (stable: ties keep file order), then drop exact repeats.
     progress.update(|| format!("ordering {} events", events.len()));
     events.sort_by_key(|e| e.meta.time);
     let mut seen = HashSet::with_capacity(events.len());
     let mut duplicates = 0u64;
-
-    // 3. Detect, folding findings into episodes.
-    let mut engine = Engine::new(DetectConfig::default())?;
-    let mut episodes = Episodes::default();
+    let mut engine = Engine::new(config.detect.clone())?;
+    let mut episodes = Episodes::new(chrono::Duration::hours(config.alert.episode_window_hours));
     let mut findings = Vec::new();
     let total = events.len();
     for (i, event) in events.iter().enumerate() {
@@ -135,11 +218,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             duplicates += 1;
             continue;
         }
-        if let Some(out) = events_out.as_mut() {
-            serde_json::to_writer(&mut *out, event).context("cannot write the events file")?;
-            out.write_all(b"\n")
-                .context("cannot write the events file")?;
-        }
+        on_event(event).context("cannot write the events file")?;
         engine.process(event, &mut findings);
         for f in findings.drain(..) {
             episodes.add(f);
@@ -149,33 +228,20 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     progress.finish();
-    if let Some(mut out) = events_out {
-        out.flush().context("cannot write the events file")?;
+    let names = config.tenant_names();
+    let mut alerts = episodes.into_alerts();
+    for alert in &mut alerts {
+        alert.tenant_name = names.get(&alert.tenant_id).cloned();
     }
-    let alerts = episodes.into_alerts();
-    write_alerts(&mut alerts_out, &alerts).context("cannot write alerts")?;
-
-    let elapsed = started.elapsed().as_secs_f64();
-    let summary = summarize(
+    let state = engine.state();
+    Ok(Replayed {
         stats,
         duplicates,
-        engine.events_seen(),
-        &alerts,
-        ignored,
-        elapsed,
-    );
-    if let Some(path) = &args.summary_json {
-        let text = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if !args.quiet {
-        eprint!("{}", render_summary(&summary));
-    }
-    if args.strict && summary.parse_errors > 0 {
-        return Ok(ExitCode::from(EXIT_PARSE_ERRORS));
-    }
-    Ok(ExitCode::SUCCESS)
+        events_processed: engine.events_seen(),
+        alerts,
+        tracked_principals: state.principals.len(),
+        state_bytes: state.approx_bytes(),
+    })
 }
 
 fn display_paths(paths: &[std::path::PathBuf]) -> String {
@@ -240,6 +306,9 @@ fn summarize(
         elapsed_seconds: elapsed,
         records_per_second: stats.records_read as f64 / secs,
         megabytes_per_second: stats.bytes_read as f64 / 1e6 / secs,
+        tracked_principals: 0,
+        state_bytes: 0,
+        state_bytes_per_principal: 0,
     }
 }
 
@@ -330,5 +399,11 @@ fn render_summary(s: &Summary) -> String {
     for (rule, n) in &s.alerts_by_rule {
         out += &format!("    {rule:<34} {n}\n");
     }
+    out += &format!(
+        "  state: {} principals tracked, {:.1} KB ({} bytes per principal)\n",
+        s.tracked_principals,
+        s.state_bytes as f64 / 1e3,
+        s.state_bytes_per_principal
+    );
     out
 }

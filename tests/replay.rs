@@ -451,14 +451,20 @@ fn bad_arguments_are_refused_with_a_clear_message() {
 
 #[test]
 fn the_bundled_demo_replays_cleanly_and_tells_its_stories() {
-    let run = replay(&root(), &["--config", "examples/entrawatch.toml", "examples/demo"]);
+    let run = replay(
+        &root(),
+        &["--config", "examples/entrawatch.toml", "examples/demo"],
+    );
     assert!(run.output.status.success(), "{}", stderr(&run));
     let s = &run.summary;
     assert_eq!(s["parse_errors"], 0, "{s:#}");
     assert_eq!(s["duplicates"], 2);
     assert_eq!(s["skipped_by_category"]["ProvisioningLogs"], 3);
     for shape in ["event-hub", "graph", "log-analytics-csv"] {
-        assert!(s["records_by_shape"][shape].as_u64().unwrap() > 50, "{shape}: {s:#}");
+        assert!(
+            s["records_by_shape"][shape].as_u64().unwrap() > 50,
+            "{shape}: {s:#}"
+        );
     }
     let find = |rule: &str, upn: &str| {
         run.alerts
@@ -470,17 +476,47 @@ fn the_bundled_demo_replays_cleanly_and_tells_its_stories() {
     assert_eq!(megan["severity"], "high");
     assert_eq!(megan["tenant_name"], "Contoso");
     let lars = find("mfa-not-satisfied", "lars.visser@fabrikam.com");
-    assert_eq!((lars["severity"].as_str(), lars["count"].as_u64()), (Some("medium"), Some(2)));
-    let tech = find("mfa-not-satisfied", "user_5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70@northwindcsp.onmicrosoft.com");
+    assert_eq!(
+        (lars["severity"].as_str(), lars["count"].as_u64()),
+        (Some("medium"), Some(2))
+    );
+    let tech = find(
+        "mfa-not-satisfied",
+        "user_5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70@northwindcsp.onmicrosoft.com",
+    );
     assert_eq!(tech["severity"], "high");
     assert_eq!(tech["tenant_name"], "Tailspin Toys");
-    assert_eq!(find("risky-user", "alex.wilber@contoso.com")["severity"], "medium");
-    assert_eq!(find("risky-user", "emma.bakker@fabrikam.com")["severity"], "high");
-    assert!(!run.alerts.iter().any(|a| a["principal"]["upn"] == "thijs.meijer@fabrikam.com"), "remediated risk must not alert");
+    assert_eq!(
+        find("risky-user", "alex.wilber@contoso.com")["severity"],
+        "medium"
+    );
+    assert_eq!(
+        find("risky-user", "emma.bakker@fabrikam.com")["severity"],
+        "high"
+    );
+    assert!(
+        !run.alerts
+            .iter()
+            .any(|a| a["principal"]["upn"] == "thijs.meijer@fabrikam.com"),
+        "remediated risk must not alert"
+    );
 
     // Replaying the same input twice gives byte-identical alert output.
-    let out = |args: &[&str]| entrawatch().args(args).current_dir(root()).output().unwrap().stdout;
-    let args = ["replay", "--quiet", "--config", "examples/entrawatch.toml", "examples/demo"];
+    let out = |args: &[&str]| {
+        entrawatch()
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let args = [
+        "replay",
+        "--quiet",
+        "--config",
+        "examples/entrawatch.toml",
+        "examples/demo",
+    ];
     let first = out(&args);
     assert!(!first.is_empty());
     assert_eq!(first, out(&args));

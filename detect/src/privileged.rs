@@ -11,7 +11,11 @@ use crate::config::DetectConfig;
 /// The privileged principals known so far, keyed by (tenant, object id).
 #[derive(Debug, Default, Clone)]
 pub struct PrivilegedDirectory {
-    roles: HashMap<(String, String), BTreeSet<String>>,
+    /// Roles held now (assigned, or activated through PIM).
+    active: HashMap<(String, String), BTreeSet<String>>,
+    /// Roles the principal may activate (PIM eligibility): privileged too, and a PIM activation
+    /// expiring does not take them away.
+    eligible: HashMap<(String, String), BTreeSet<String>>,
 }
 
 /// The role template id an audit's `Role.TemplateId` (or `Role.ObjectID`) names.
@@ -53,13 +57,50 @@ pub fn audit_role_member(a: &Audit) -> Option<&entrawatch_ingest::model::TargetR
     })
 }
 
+fn grant_in(
+    holding: &mut HashMap<(String, String), BTreeSet<String>>,
+    tenant: &str,
+    principal: &str,
+    role: &str,
+) {
+    holding
+        .entry((tenant.to_owned(), principal.to_ascii_lowercase()))
+        .or_default()
+        .insert(role.to_ascii_lowercase());
+}
+
+fn revoke_in(
+    holding: &mut HashMap<(String, String), BTreeSet<String>>,
+    tenant: &str,
+    principal: &str,
+    role: &str,
+) {
+    let key = (tenant.to_owned(), principal.to_ascii_lowercase());
+    if let Some(roles) = holding.get_mut(&key) {
+        roles.remove(&role.to_ascii_lowercase());
+        if roles.is_empty() {
+            holding.remove(&key);
+        }
+    }
+}
+
 impl PrivilegedDirectory {
     /// Learns from a directory-context record or a role audit; other events are ignored.
     pub fn observe(&mut self, config: &DetectConfig, event: &Event) {
         let tenant = &event.meta.tenant_id;
         match &event.body {
             Body::Role(grant) if config.is_privileged_role(&grant.role_definition_id) => {
-                self.grant(tenant, &grant.principal_id, &grant.role_definition_id);
+                let holding = if grant.eligible {
+                    &mut self.eligible
+                } else {
+                    &mut self.active
+                };
+                grant_in(
+                    holding,
+                    tenant,
+                    &grant.principal_id,
+                    &grant.role_definition_id,
+                );
             }
             Body::Audit(a) => {
                 let name = a.activity_display_name.to_ascii_lowercase();
@@ -85,37 +126,30 @@ impl PrivilegedDirectory {
                     || name.contains("deactivat");
                 let added = name.starts_with("add ") && name.contains("role")
                     || name.contains("activation");
+                // "Add eligible member to role in PIM ...": an eligibility, not an active role.
+                let holding = if name.contains("eligible") {
+                    &mut self.eligible
+                } else {
+                    &mut self.active
+                };
                 if removed {
-                    self.revoke(tenant, member_id, &role);
+                    revoke_in(holding, tenant, member_id, &role);
                 } else if added {
-                    self.grant(tenant, member_id, &role);
+                    grant_in(holding, tenant, member_id, &role);
                 }
             }
             _ => {}
         }
     }
 
-    fn grant(&mut self, tenant: &str, principal: &str, role: &str) {
-        self.roles
-            .entry((tenant.to_owned(), principal.to_ascii_lowercase()))
-            .or_default()
-            .insert(role.to_ascii_lowercase());
-    }
-
-    fn revoke(&mut self, tenant: &str, principal: &str, role: &str) {
-        let key = (tenant.to_owned(), principal.to_ascii_lowercase());
-        if let Some(roles) = self.roles.get_mut(&key) {
-            roles.remove(&role.to_ascii_lowercase());
-            if roles.is_empty() {
-                self.roles.remove(&key);
-            }
+    /// The privileged role template ids a principal holds, active or eligible, sorted.
+    pub fn roles_of(&self, tenant_id: &str, principal_id: &str) -> Vec<String> {
+        let key = (tenant_id.to_owned(), principal_id.to_ascii_lowercase());
+        let mut roles: BTreeSet<&String> = BTreeSet::new();
+        for holding in [&self.active, &self.eligible] {
+            roles.extend(holding.get(&key).into_iter().flatten());
         }
-    }
-
-    /// The privileged role template ids a principal holds (active or eligible).
-    pub fn roles_of(&self, tenant_id: &str, principal_id: &str) -> Option<&BTreeSet<String>> {
-        self.roles
-            .get(&(tenant_id.to_owned(), principal_id.to_ascii_lowercase()))
+        roles.into_iter().cloned().collect()
     }
 
     /// Privileged by directory or config.
@@ -126,8 +160,9 @@ impl PrivilegedDirectory {
         principal_id: &str,
         upn: Option<&str>,
     ) -> bool {
-        self.roles_of(tenant_id, principal_id)
-            .is_some_and(|r| !r.is_empty())
+        let key = (tenant_id.to_owned(), principal_id.to_ascii_lowercase());
+        self.active.contains_key(&key)
+            || self.eligible.contains_key(&key)
             || config
                 .privileged_principals
                 .iter()
@@ -162,12 +197,14 @@ impl PrivilegedDirectory {
             })
     }
 
-    pub fn len(&self) -> usize {
-        self.roles.len()
+    /// Principals holding an active role.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.roles.is_empty()
+    /// Principals holding an eligibility.
+    pub fn eligible_len(&self) -> usize {
+        self.eligible.len()
     }
 }
 
@@ -210,9 +247,8 @@ mod tests {
             .build();
         dir.observe(&config, &activation);
         assert_eq!(
-            dir.roles_of(TENANT, &uid(upn))
-                .map(|r| r.iter().cloned().collect::<Vec<_>>()),
-            Some(vec!["194ae4cb-b126-40b2-bd5b-6091b380977d".to_owned()])
+            dir.roles_of(TENANT, &uid(upn)),
+            vec!["194ae4cb-b126-40b2-bd5b-6091b380977d".to_owned()]
         );
         let failed = audit("a2", "Remove member from role", 1)
             .target_user(upn)
@@ -235,6 +271,57 @@ mod tests {
             .build();
         dir.observe(&config, &removal);
         assert!(!dir.is_privileged(&config, TENANT, &uid(upn), None));
+    }
+
+    #[test]
+    fn an_expiring_pim_activation_leaves_the_eligibility() {
+        let config = DetectConfig::default();
+        let mut dir = PrivilegedDirectory::default();
+        let upn = "eli@contoso.com";
+        let mut eligibility = role_grant(TENANT, upn, "29232cdf-9323-42fd-ade2-1d097af3e4de");
+        if let Body::Role(g) = &mut eligibility.body {
+            g.eligible = true;
+        }
+        dir.observe(&config, &eligibility);
+        assert!(dir.is_privileged(&config, TENANT, &uid(upn), None));
+        let role = |id: &str, name: &str, minute: i64| {
+            audit(id, name, minute)
+                .by_app("MS-PIM")
+                .target_user(upn)
+                .modified(
+                    "Role.TemplateId",
+                    Some("29232cdf-9323-42fd-ade2-1d097af3e4de"),
+                    Some("29232cdf-9323-42fd-ade2-1d097af3e4de"),
+                )
+                .build()
+        };
+        dir.observe(
+            &config,
+            &role("p1", "Add member to role completed (PIM activation)", 0),
+        );
+        dir.observe(
+            &config,
+            &role("p2", "Remove member from role (PIM activation expired)", 60),
+        );
+        assert!(
+            dir.is_privileged(&config, TENANT, &uid(upn), None),
+            "still eligible"
+        );
+        assert_eq!(
+            dir.roles_of(TENANT, &uid(upn)),
+            vec!["29232cdf-9323-42fd-ade2-1d097af3e4de".to_owned()]
+        );
+        // Removing the eligibility itself ends it.
+        dir.observe(
+            &config,
+            &role(
+                "p3",
+                "Remove eligible member from role in PIM completed (permanent)",
+                90,
+            ),
+        );
+        assert!(!dir.is_privileged(&config, TENANT, &uid(upn), None));
+        assert_eq!((dir.active_len(), dir.eligible_len()), (0, 0));
     }
 
     #[test]

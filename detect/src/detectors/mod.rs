@@ -49,14 +49,16 @@ pub(crate) fn sign_in_principal(s: &SignIn) -> Principal {
 pub(crate) fn role_names(ctx: &Context<'_>, tenant: &str, s: &SignIn) -> Vec<String> {
     s.user_id
         .as_deref()
-        .and_then(|id| ctx.directory.roles_of(tenant, id))
-        .map(|roles| {
-            roles
-                .iter()
-                .map(|r| DetectConfig::role_name(r).map_or_else(|| r.clone(), str::to_owned))
-                .collect()
-        })
+        .map(|id| names_of_roles(&ctx.directory.roles_of(tenant, id)))
         .unwrap_or_default()
+}
+
+/// Role template ids to display names (unknown ids as they are).
+pub(crate) fn names_of_roles(template_ids: &[String]) -> Vec<String> {
+    template_ids
+        .iter()
+        .map(|r| DetectConfig::role_name(r).map_or_else(|| r.clone(), str::to_owned))
+        .collect()
 }
 
 /// `Azor, IL`, `IL`, or `unknown location`.

@@ -4,7 +4,6 @@ use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, Value, json};
 
 use super::partner_created_account::{actor_ip, actor_name, partner_initiator, succeeded};
-use crate::config::DetectConfig;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
@@ -219,15 +218,7 @@ impl Detector for SecurityInfoChangedPrivileged {
         };
         let who = target_upn.unwrap_or(target_id).to_owned();
         let actor = actor_name(a);
-        let roles: Vec<String> = ctx
-            .directory
-            .roles_of(tenant, target_id)
-            .map(|r| {
-                r.iter()
-                    .map(|t| DetectConfig::role_name(t).map_or_else(|| t.clone(), str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let roles = super::names_of_roles(&ctx.directory.roles_of(tenant, target_id));
         let from = actor_ip(a)
             .map(|ip| format!(" from {ip}"))
             .unwrap_or_default();
@@ -301,6 +292,7 @@ impl Detector for SecurityInfoChangedPrivileged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DetectConfig;
     use crate::testkit::*;
     use entrawatch_ingest::model::{RiskLevel, RiskState};
 

@@ -1,0 +1,327 @@
+//! `entrawatch simulate`: a deterministic, labelled CSP world to test detection against.
+//!
+//! What comes in: the sizes and the seed (`SimulateArgs`). What goes out, under `--out`:
+//! Event Hub capture files and Graph beta pages for a partner tenant and its customers over
+//! `--days` days ending 2026-11-01T00:00:00Z, the directory context (role assignments), the config
+//! the world needs (`entrawatch.toml`), one label per injected attack (`labels.jsonl`), the named
+//! benign look-alikes (`benign.jsonl`) and a description (`world.json`). With `--eval`, the world is
+//! replayed through the real pipeline and each detector is scored (`eval.json` and a table).
+//!
+//! The parts, in the order they run:
+//! - [`rng`]: SplitMix64 streams; nothing reads the clock and no hash-map order reaches the output,
+//!   so the same arguments write byte-identical files.
+//! - [`catalog`]: places, apps, roles, methods, names, texts.
+//! - [`world`]: tenants, people, technicians, guests, networks, devices.
+//! - [`attacks`]: the stories, with their victims added to the world first.
+//! - [`activity`] and [`audits`]: everyone's ordinary days, look-alikes included.
+//! - [`records`] and [`render`]: compact records, then Event Hub and Graph JSON.
+//! - [`write`]: files, config, labels; [`eval`]: replay and scoring.
+
+mod activity;
+mod attacks;
+mod audits;
+mod catalog;
+mod eval;
+mod records;
+mod render;
+mod rng;
+mod world;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Map, Value, json};
+
+use crate::cli::SimulateArgs;
+use records::Rec;
+use world::{Kind, Sizes, World};
+
+/// The smallest world every story fits in: fan-out needs five customers and a spare, baselines
+/// need a week and a bit of history.
+const MIN_TENANTS: u32 = 6;
+const MIN_DAYS: u32 = 10;
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    check(&args)?;
+    let (dir, temporary) = match &args.out {
+        Some(p) => (p.clone(), false),
+        None if args.eval => (
+            std::env::temp_dir().join(format!(
+                "entrawatch-simulate-{}-{}",
+                args.seed,
+                std::process::id()
+            )),
+            true,
+        ),
+        None => bail!(
+            "--out DIR is required (or --eval alone, which simulates into a temporary folder)"
+        ),
+    };
+    prepare(&dir)?;
+    let result = simulate(&args, &dir, temporary, started);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn check(args: &SimulateArgs) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    if args.days < MIN_DAYS || args.days > 90 {
+        problems.push(format!(
+            "--days must be {MIN_DAYS} to 90 (baselines need a week of history before the stories)"
+        ));
+    }
+    if args.tenants < MIN_TENANTS || args.tenants > 500 {
+        problems.push(format!(
+            "--tenants must be {MIN_TENANTS} to 500 (the fan-out story needs five customers)"
+        ));
+    }
+    if args.users_per_tenant < 8 || args.users_per_tenant > 5000 {
+        problems.push("--users-per-tenant must be 8 to 5000".to_owned());
+    }
+    if args.technicians > 200 {
+        problems.push("--technicians must be at most 200".to_owned());
+    }
+    if args.attacks_per_rule > 20 {
+        problems.push("--attacks-per-rule must be at most 20".to_owned());
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(())
+}
+
+/// Creates `dir`, which must be absent or empty.
+fn prepare(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let mut entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} is not empty: simulate writes into an empty or new folder",
+                dir.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// The command line that reproduces the world (without `--out`, so two copies match byte for byte).
+fn command(args: &SimulateArgs) -> String {
+    format!(
+        "entrawatch simulate --seed {} --days {} --tenants {} --users-per-tenant {} --technicians {} --attacks-per-rule {}",
+        args.seed,
+        args.days,
+        args.tenants,
+        args.users_per_tenant,
+        args.technicians,
+        args.attacks_per_rule
+    )
+}
+
+fn simulate(
+    args: &SimulateArgs,
+    dir: &Path,
+    temporary: bool,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let sizes = Sizes {
+        days: args.days,
+        tenants: args.tenants,
+        users_per_tenant: args.users_per_tenant,
+        technicians: args.technicians,
+    };
+    let mut w = World::build(args.seed, sizes);
+    let attacks = attacks::inject(&mut w, args.attacks_per_rule);
+    let (mut recs, notes) = activity::background(&w);
+    recs.extend(attacks.recs.iter().cloned());
+    // Nothing outside the world's days (a local evening can be the next UTC day), and nothing in
+    // a silenced stream while it is silent.
+    recs.retain(|r| {
+        let at = r.time();
+        at >= w.start
+            && at < w.end
+            && !attacks.silences.iter().any(|s| {
+                s.tenant == r.tenant()
+                    && at >= s.from
+                    && at < s.to
+                    && match r {
+                        Rec::SignIn(_) => !s.audits,
+                        Rec::Audit(_) => s.audits,
+                        _ => false,
+                    }
+            })
+    });
+    recs.sort_by_key(Rec::time);
+
+    let mut out = write::Writer::new(dir, &w);
+    out.tenants(&recs)?;
+    let config_path = dir.join("entrawatch.toml");
+    out.text("entrawatch.toml", &write::config_toml(&w, &command(args)))?;
+    out.lines("labels.jsonl", &write::label_lines(&w, &attacks.labels))?;
+    out.lines("benign.jsonl", &write::note_lines(&w, &notes))?;
+    let description = describe(args, &w, &attacks, &recs, &notes, &out.written);
+    out.json("world.json", &description, true)?;
+    let written = std::mem::take(&mut out.written);
+    eprintln!(
+        "entrawatch simulate: seed {} · {} days · {} customers + partner · {} accounts · {} log records (+{} delivered twice) · {} stories · {} files, {:.1} MB in {:.2} s{}",
+        args.seed,
+        args.days,
+        w.customers.len(),
+        w.accounts
+            .iter()
+            .filter(|a| w.tenants[a.tenant].monitored)
+            .count(),
+        recs.len(),
+        written.redelivered,
+        attacks.labels.len(),
+        written.files,
+        written.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        if temporary {
+            String::new()
+        } else {
+            format!(" → {}", dir.display())
+        }
+    );
+    if args.eval {
+        let evaluation = eval::evaluate(&w, &attacks, &notes, dir, &config_path)?;
+        print!("{}", evaluation.table());
+        eprintln!(
+            "entrawatch simulate: replayed {} records, {} parse errors, {} alerts",
+            evaluation.replay["records_read"],
+            evaluation.replay["parse_errors"],
+            evaluation.replay["alerts"]
+        );
+        if !temporary {
+            let summary = evaluation.summary(args.seed);
+            let path: PathBuf = dir.join("eval.json");
+            let text = serde_json::to_string_pretty(&summary)? + "\n";
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `world.json`: sizes, tenants, technicians, counts, attack principals; nothing that varies
+/// between two runs with the same arguments.
+fn describe(
+    args: &SimulateArgs,
+    w: &World,
+    attacks: &attacks::Attacks,
+    recs: &[Rec],
+    notes: &[activity::Note],
+    written: &write::Written,
+) -> Value {
+    let count = |t: usize, f: &dyn Fn(&world::Account) -> bool| {
+        w.tenants[t]
+            .members
+            .iter()
+            .filter(|&&a| f(&w.accounts[a]))
+            .count()
+    };
+    let mut max_gap: Vec<(usize, i64)> = vec![(0, 0); w.tenants.len()];
+    let mut last_seen: Vec<Option<i64>> = vec![None; w.tenants.len()];
+    for r in recs {
+        if let Rec::SignIn(s) = r {
+            let t = s.tenant;
+            if let Some(prev) = last_seen[t] {
+                let gap = s.t - prev;
+                if gap > max_gap[t].1 {
+                    max_gap[t] = (t, gap);
+                }
+            }
+            last_seen[t] = Some(s.t);
+        }
+    }
+    let tenants: Vec<Value> = std::iter::once(w.partner)
+        .chain(w.customers.iter().copied())
+        .map(|t| {
+            let tenant = &w.tenants[t];
+            json!({
+                "id": tenant.id.to_string(),
+                "name": tenant.name,
+                "domain": tenant.domain,
+                "role": if t == w.partner { "partner" } else { "customer" },
+                "city": catalog::CITIES[tenant.hq].name,
+                "format": match tenant.format { world::Format::EventHub => "eventhub", world::Format::Graph => "graph" },
+                "accounts": tenant.members.len(),
+                "regular": count(t, &|a| a.kind == Kind::Regular && !a.attack),
+                "admin_accounts": count(t, &|a| matches!(a.kind, Kind::Admin { .. }) && !a.attack),
+                "guests": count(t, &|a| a.kind == Kind::Guest),
+                "technicians": count(t, &|a| a.kind == Kind::Technician && !a.attack),
+                "attack_accounts": count(t, &|a| a.attack),
+                "longest_sign_in_gap_minutes": max_gap[t].1 / rng::MIN,
+            })
+        })
+        .collect();
+    let technicians: Vec<Value> = w
+        .accounts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| {
+            a.kind == Kind::Technician
+                && (a.home_tenant == w.partner || a.home_tenant == w.second_partner)
+        })
+        .map(|(i, a)| {
+            json!({
+                "partner": w.tenants[a.home_tenant].name,
+                "id": a.id.to_string(),
+                "upn": a.upn,
+                "customer_upn": w.technician_upn(i),
+                "usual": a.usual.iter().map(|&t| w.tenants[t].id.to_string()).collect::<Vec<_>>(),
+                "occasional": a.occasional.map(|t| w.tenants[t].id.to_string()),
+                "attack": a.attack,
+            })
+        })
+        .collect();
+    let principals: Vec<Value> = write::attack_principals(w, attacks)
+        .into_iter()
+        .map(|(kind, id)| json!({"kind": kind, "id": id}))
+        .collect();
+    let mut look_alikes: std::collections::BTreeMap<&str, usize> =
+        std::collections::BTreeMap::new();
+    for n in notes {
+        *look_alikes.entry(n.rule).or_default() += 1;
+    }
+    let trip = w.trip.map(|t| {
+        json!({
+            "account": w.accounts[t.account].id.to_string(),
+            "upn": w.accounts[t.account].upn,
+            "depart": render::iso_secs(t.depart),
+            "arrive": render::iso_secs(t.arrive),
+            "leave": render::iso_secs(t.leave),
+            "back": render::iso_secs(t.back),
+        })
+    });
+    let mut m = Map::new();
+    m.insert("command".into(), json!(command(args)));
+    m.insert("seed".into(), json!(args.seed));
+    m.insert("start".into(), json!(render::iso_secs(w.start)));
+    m.insert("end".into(), json!(render::iso_secs(w.end)));
+    m.insert(
+        "partner_tenant".into(),
+        json!(w.partner_tenant().id.to_string()),
+    );
+    m.insert(
+        "second_partner_tenant".into(),
+        json!(w.tenants[w.second_partner].id.to_string()),
+    );
+    m.insert("tenants".into(), Value::Array(tenants));
+    m.insert("technicians".into(), Value::Array(technicians));
+    m.insert("traveller".into(), trip.unwrap_or(Value::Null));
+    m.insert("records".into(), json!(written.records));
+    m.insert("redelivered_records".into(), json!(written.redelivered));
+    m.insert("log_files".into(), json!(written.files));
+    m.insert("log_bytes".into(), json!(written.bytes));
+    m.insert("stories".into(), json!(attacks.labels.len()));
+    m.insert("look_alikes_named".into(), json!(look_alikes));
+    m.insert("attack_principals".into(), Value::Array(principals));
+    write::tagged("World", m)
+}
