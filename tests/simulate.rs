@@ -1,6 +1,6 @@
 //! `entrawatch simulate` end to end: the same arguments write the same bytes, the world parses
-//! cleanly with the config it comes with, and detection finds every labelled attack of the
-//! detectors that are implemented without a medium-or-higher alert on anyone benign.
+//! cleanly with the config it comes with, and detection finds every labelled attack of every
+//! detector without a medium-or-higher alert on anyone benign.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -197,13 +197,7 @@ fn the_world_parses_cleanly_with_its_own_config() {
     );
 }
 
-/// Whether a detector is written yet: its documentation no longer says SKELETON.
-fn implemented(rule: &str) -> bool {
-    let out = run(&["rules", rule]);
-    !String::from_utf8_lossy(&out.stdout).contains("SKELETON")
-}
-
-/// Runs `--eval` and checks recall and false positives of every implemented detector.
+/// Runs `--eval` and checks recall and false positives of every detector.
 fn evaluate(seed: &str, extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let world = tmp.path().join("world");
@@ -213,7 +207,6 @@ fn evaluate(seed: &str, extra: &[&str]) {
         serde_json::from_str(&std::fs::read_to_string(world.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["replay"]["parse_errors"], 0, "{:#}", eval["replay"]);
     let mut problems = Vec::new();
-    let mut pending = Vec::new();
     let rules = eval["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 21);
     for r in rules {
@@ -222,10 +215,6 @@ fn evaluate(seed: &str, extra: &[&str]) {
             r["injected"].as_u64().unwrap() >= 1,
             "{rule}: no story injected"
         );
-        if !implemented(rule) {
-            pending.push(rule);
-            continue;
-        }
         if r["recall"].as_f64() != Some(1.0) {
             problems.push(format!(
                 "{rule}: recall {} — missed {:#}",
@@ -239,12 +228,6 @@ fn evaluate(seed: &str, extra: &[&str]) {
             ));
         }
     }
-    if !pending.is_empty() {
-        println!(
-            "not implemented yet (SKELETON), not asserted: {}",
-            pending.join(", ")
-        );
-    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -252,6 +235,6 @@ fn evaluate(seed: &str, extra: &[&str]) {
 /// admin before activation, a stolen refresh token, one IP behind several technicians, a
 /// user consenting to mail access for themselves, audits going silent...).
 #[test]
-fn eval_finds_every_attack_of_the_implemented_detectors_and_nothing_benign() {
+fn eval_finds_every_attack_of_every_detector_and_nothing_benign() {
     evaluate("11", &["--attacks-per-rule", "2"]);
 }

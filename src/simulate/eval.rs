@@ -5,12 +5,12 @@
 //! with five minutes of slack. Alerts of medium or higher severity on principals that take part in
 //! no attack are false positives; lower ones are reported apart.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use entrawatch_alert::AlertRecord;
-use entrawatch_detect::{Severity, registry};
+use entrawatch_detect::Severity;
 use entrawatch_ingest::{ReadOptions, collect_files, reader::DEFAULT_MAX_RECORD_BYTES};
 use serde_json::{Map, Value, json};
 
@@ -28,7 +28,6 @@ const EXAMPLES: usize = 5;
 #[derive(Debug)]
 pub struct RuleScore {
     pub rule: &'static str,
-    pub implemented: bool,
     pub injected: usize,
     pub detected: usize,
     pub false_positives: usize,
@@ -119,10 +118,6 @@ pub fn evaluate(
         .into_iter()
         .map(|(_, id)| id.to_ascii_lowercase())
         .collect();
-    let docs: BTreeMap<&str, bool> = registry::all()
-        .iter()
-        .map(|d| (d.id(), !d.doc().contains("SKELETON")))
-        .collect();
     let mut rules = Vec::new();
     for rule in RULES {
         let labels: Vec<&Label> = attacks.labels.iter().filter(|l| l.rule == rule).collect();
@@ -182,7 +177,6 @@ pub fn evaluate(
         }
         rules.push(RuleScore {
             rule,
-            implemented: docs.get(rule).copied().unwrap_or(false),
             injected: labels.len(),
             detected,
             false_positives,
@@ -211,21 +205,15 @@ impl Evaluation {
     pub fn table(&self) -> String {
         let mut out = String::new();
         out += &format!(
-            "{:<34} {:<5} {:>8} {:>8} {:>6} {:>7} {:>10}\n",
-            "rule", "impl", "injected", "detected", "recall", "fp>=med", "benign<med"
+            "{:<34} {:>8} {:>8} {:>6} {:>7} {:>10}\n",
+            "rule", "injected", "detected", "recall", "fp>=med", "benign<med"
         );
         let (mut inj, mut det, mut fp, mut low) = (0, 0, 0, 0);
         for r in &self.rules {
             let recall = r.recall().map_or("-".to_owned(), |v| format!("{v:.2}"));
             out += &format!(
-                "{:<34} {:<5} {:>8} {:>8} {:>6} {:>7} {:>10}\n",
-                r.rule,
-                if r.implemented { "yes" } else { "no" },
-                r.injected,
-                r.detected,
-                recall,
-                r.false_positives,
-                r.below_medium
+                "{:<34} {:>8} {:>8} {:>6} {:>7} {:>10}\n",
+                r.rule, r.injected, r.detected, recall, r.false_positives, r.below_medium
             );
             inj += r.injected;
             det += r.detected;
@@ -275,7 +263,6 @@ impl Evaluation {
             .map(|r| {
                 json!({
                     "rule": r.rule,
-                    "implemented": r.implemented,
                     "injected": r.injected,
                     "detected": r.detected,
                     "recall": r.recall(),
