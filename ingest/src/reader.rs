@@ -262,12 +262,8 @@ fn looks_like_ndjson(bytes: &[u8]) -> bool {
     let first_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let first = &bytes[..first_end];
     let whole_first =
-        crate::framing::skip_value(first, 0).is_ok_and(|end| trim_ascii(&first[end..]).is_empty());
-    whole_first && !trim_ascii(&bytes[first_end.min(bytes.len())..]).is_empty()
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
+        crate::framing::skip_value(first, 0).is_ok_and(|end| first[end..].trim_ascii().is_empty());
+    whole_first && !bytes[first_end.min(bytes.len())..].trim_ascii().is_empty()
 }
 
 fn line_of(bytes: &[u8], offset: usize) -> usize {
@@ -327,7 +323,7 @@ impl FileReader<'_, '_> {
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
             let line_start = offset;
             offset += line.len() + 1;
-            if trim_ascii(line).is_empty() {
+            if line.trim_ascii().is_empty() {
                 continue;
             }
             self.read_document_at(line, 0, line_start, i + 1);
