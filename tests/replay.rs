@@ -494,6 +494,21 @@ fn the_bundled_demo_replays_cleanly_and_tells_its_stories() {
         find("risky-user", "emma.bakker@fabrikam.com")["severity"],
         "high"
     );
+    for rule in ["unmanaged-device-privileged", "impossible-travel"] {
+        assert_eq!(
+            find(rule, "megan.bowen@contoso.com")["severity"],
+            "high",
+            "{rule}"
+        );
+    }
+    let spray = run
+        .alerts
+        .iter()
+        .find(|a| a["rule"] == "password-spray")
+        .expect("a spray alert");
+    assert_eq!(spray["principal"]["id"], "203.0.113.99");
+    // examples/demo/README.md lists exactly these eight.
+    assert_eq!(run.alerts.len(), 8, "{:#?}", run.alerts);
     assert!(
         !run.alerts
             .iter()
