@@ -184,15 +184,17 @@ pub fn replay_files(
 ) -> anyhow::Result<Replayed> {
     let mut stats = IngestStats::default();
     let mut events: Vec<Event> = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        let bytes = read_file(file, opts, &mut |item| {
+    // Files are parsed on every core; their items are taken in file order, so counts, rejects and
+    // the order of equal-time events are exactly those of a sequential read.
+    read_files_in_parallel(files, opts, &mut |i, items, bytes| {
+        for item in items {
             stats.count(&item);
             match item {
                 Item::Event(e) => events.push(*e),
                 Item::Rejected(r) => on_reject(&r),
                 Item::Skipped { .. } | Item::EmptyFile { .. } => {}
             }
-        });
+        }
         stats.files_read += 1;
         stats.bytes_read += bytes;
         progress.update(|| {
@@ -203,7 +205,7 @@ pub fn replay_files(
                 stats.records_read
             )
         });
-    }
+    });
 
     progress.update(|| format!("ordering {} events", events.len()));
     events.sort_by_key(|e| e.meta.time);
@@ -242,6 +244,48 @@ pub fn replay_files(
         tracked_principals: state.principals.len(),
         state_bytes: state.approx_bytes(),
     })
+}
+
+/// Reads `files` on all available cores and hands each file's items to `take`, in file order.
+fn read_files_in_parallel(
+    files: &[std::path::PathBuf],
+    opts: &ReadOptions,
+    take: &mut dyn FnMut(usize, Vec<Item>, u64),
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<Item>, u64)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(file) = files.get(i) else { break };
+                    let mut items = Vec::new();
+                    let bytes = read_file(file, opts, &mut |item| items.push(item));
+                    if tx.send((i, items, bytes)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut expected = 0;
+        for (i, items, bytes) in rx {
+            pending.insert(i, (items, bytes));
+            while let Some((items, bytes)) = pending.remove(&expected) {
+                take(expected, items, bytes);
+                expected += 1;
+            }
+        }
+    });
 }
 
 fn display_paths(paths: &[std::path::PathBuf]) -> String {
