@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -117,11 +118,7 @@ impl Detector for BreakGlassAccountUsed {
             return;
         }
         let outcome = Outcome::of(s);
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()

@@ -1,9 +1,9 @@
 //! `brute-force`: see [`DOC`] for what it detects and why.
 
-use chrono::{DateTime, SecondsFormat};
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
+use super::{app_name, time_text};
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -53,19 +53,6 @@ Microsoft Learn: "Protect user accounts from attacks with Microsoft Entra smart 
 "Microsoft Entra authentication and authorization error codes" (AADSTS50126, 50053, 50055,
 50056); "Password spray investigation" (incident response playbooks); MITRE ATT&CK T1110.001.
 "#;
-
-fn time_text(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
-fn app_of(s: &SignIn) -> String {
-    s.app_display_name
-        .clone()
-        .or_else(|| s.app_id.clone())
-        .unwrap_or_else(|| "an application".into())
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BruteForce;
@@ -148,7 +135,7 @@ fn on_failure(
         time_text(now),
         ip.as_deref().unwrap_or("an unknown IP"),
         place(s),
-        app_of(s),
+        app_name(s),
         t.brute_force_success_minutes,
     );
     let mut evidence = Map::new();
@@ -159,7 +146,7 @@ fn on_failure(
     evidence.insert("location".into(), json!(place(s)));
     evidence.insert("latest_error_code".into(), json!(code));
     evidence.insert("latest_failure_reason".into(), json!(s.failure_reason));
-    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));
     // The per-IP history covers the spray window; use it only when it covers this window too.
@@ -222,7 +209,7 @@ fn on_success(
          guessed: confirm with the user at once; if it was not them, revoke sessions, reset the \
          password and review MFA methods and recent activity.",
         who(s),
-        app_of(s),
+        app_name(s),
         ip.as_deref().unwrap_or("an unknown IP"),
         place(s),
         time_text(burst_at),
@@ -245,7 +232,7 @@ fn on_success(
         Value::Bool(from_failing_ip),
     );
     evidence.insert("location".into(), json!(place(s)));
-    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));
     evidence.insert(

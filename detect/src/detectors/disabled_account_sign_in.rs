@@ -1,9 +1,9 @@
 //! `disabled-account-sign-in`: see [`DOC`] for what it detects and why.
 
-use chrono::{DateTime, SecondsFormat};
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
+use super::{app_name, plural, time_text};
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -55,23 +55,6 @@ Microsoft Learn: "Microsoft Entra authentication and authorization error codes" 
 user account is disabled); "Audit log activities" (`Disable account`, `Enable account` in
 UserManagement); "Revoke user access in Microsoft Entra ID"; MITRE ATT&CK T1078.004, T1098.
 "#;
-
-fn time_text(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
-fn app_of(s: &SignIn) -> String {
-    s.app_display_name
-        .clone()
-        .or_else(|| s.app_id.clone())
-        .unwrap_or_else(|| "an application".into())
-}
-
-fn plural(n: u32, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DisabledAccountSignIn;
@@ -161,7 +144,7 @@ fn on_attempt(
         plural(ips, "IP address", "IP addresses"),
         ip.as_deref().unwrap_or("an unknown IP"),
         place(s),
-        app_of(s),
+        app_name(s),
     );
     let mut evidence = Map::new();
     evidence.insert("attempts_in_window".into(), json!(attempts));
@@ -170,7 +153,7 @@ fn on_attempt(
     evidence.insert("first_attempt_at".into(), json!(time_text(first)));
     evidence.insert("ip_address".into(), json!(ip));
     evidence.insert("location".into(), json!(place(s)));
-    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));
     evidence.insert("operating_system".into(), json!(s.device.operating_system));
@@ -211,7 +194,7 @@ fn on_success(event: &Event, s: &SignIn, history: &PrincipalState, out: &mut Vec
          purpose, disable it again, revoke its sessions, reset the password and find out who \
          re-enabled it.",
         who(s),
-        app_of(s),
+        app_name(s),
         ip.as_deref().unwrap_or("an unknown IP"),
         place(s),
         time_text(disabled_at),
@@ -224,7 +207,7 @@ fn on_success(event: &Event, s: &SignIn, history: &PrincipalState, out: &mut Vec
     );
     evidence.insert("ip_address".into(), json!(ip));
     evidence.insert("location".into(), json!(place(s)));
-    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("interactive".into(), Value::Bool(s.is_interactive()));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));

@@ -1,9 +1,9 @@
 //! `impossible-travel`: see [`DOC`] for what it detects and why.
 
-use chrono::{DateTime, SecondsFormat};
 use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
+use super::{app_name, time_text};
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -74,12 +74,6 @@ fn fix_place(fix: &Fix) -> String {
         (None, 0) => "unknown location".to_owned(),
         (None, c) => country_text(c),
     }
-}
-
-fn time_text(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 /// `0 s`, `40 min`, `5.5 h`.
@@ -181,11 +175,7 @@ impl Detector for ImpossibleTravel {
             .clone()
             .unwrap_or_else(|| "an unknown IP".into());
         let prev_ip_text = prev_ip.clone().unwrap_or_else(|| "an unknown IP".into());
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let (from, to) = (fix_place(prev), place(s));
         let speed = if kmh.is_finite() {
             format!("an implied {:.0} km/h", kmh)

@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationProtocol, Event, SignIn};
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::role_names;
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
@@ -141,11 +142,7 @@ impl Detector for LegacyAuthSignIn {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>();
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()

@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationRequirement, Event};
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -79,11 +80,7 @@ impl Detector for MfaNotSatisfied {
         } else {
             Severity::Medium
         };
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()

@@ -61,6 +61,26 @@ pub(crate) fn names_of_roles(template_ids: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The application of a sign-in: its name, else its id.
+pub(crate) fn app_name(s: &SignIn) -> String {
+    s.app_display_name
+        .clone()
+        .or_else(|| s.app_id.clone())
+        .unwrap_or_else(|| "an application".into())
+}
+
+/// Seconds since the epoch as `2026-10-01T10:00:00Z`.
+pub(crate) fn time_text(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// `1 user`, `3 users`.
+pub(crate) fn plural(n: u32, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `Azor, IL`, `IL`, or `unknown location`.
 pub(crate) fn place(s: &SignIn) -> String {
     match (&s.location.city, &s.location.country_or_region) {

@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -115,11 +116,7 @@ impl Detector for NewCountrySignIn {
             who(s)
         };
         let new_country = country_text(country);
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()

@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -130,11 +131,7 @@ impl Detector for PartnerNewTenant {
             Some(name) => format!("{name} ({home})"),
             None => home.to_owned(),
         };
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()

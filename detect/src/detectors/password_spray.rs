@@ -1,9 +1,9 @@
 //! `password-spray`: see [`DOC`] for what it detects and why.
 
-use chrono::{DateTime, SecondsFormat};
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
+use super::{app_name, plural, time_text};
 use super::{place, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
@@ -56,12 +56,6 @@ authentication and authorization error codes" (AADSTS50126, 50053, 50055, 50056)
 accounts from attacks with Microsoft Entra smart lockout"; MITRE ATT&CK T1110.003.
 "#;
 
-fn time_text(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 fn ip_principal(ip: &str) -> Principal {
     Principal {
         kind: PrincipalKind::Ip,
@@ -69,17 +63,6 @@ fn ip_principal(ip: &str) -> Principal {
         upn: None,
         home_tenant_id: None,
     }
-}
-
-fn plural(n: u32, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-fn app_of(s: &SignIn) -> String {
-    s.app_display_name
-        .clone()
-        .or_else(|| s.app_id.clone())
-        .unwrap_or_else(|| "an application".into())
 }
 
 /// A password-check failure: report the crossing, a doubling, or reaching many tenants.
@@ -157,7 +140,7 @@ fn on_failure(
         time_text(now),
         recent.len() + 1,
         who(s),
-        app_of(s),
+        app_name(s),
     );
     let mut evidence = Map::new();
     evidence.insert("ip_address".into(), json!(ip));
@@ -171,7 +154,7 @@ fn on_failure(
     evidence.insert("latest_user".into(), json!(who(s)));
     evidence.insert("latest_error_code".into(), json!(code));
     evidence.insert("latest_failure_reason".into(), json!(s.failure_reason));
-    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));
     out.push(Finding {
@@ -218,7 +201,7 @@ fn on_success(
              compromised: revoke its sessions, reset the password, review its MFA methods and \
              recent activity, and block the address.",
         who(s),
-        app_of(s),
+        app_name(s),
         place(s),
         users,
         plural(tenants, "tenant", "tenants"),
@@ -239,7 +222,7 @@ fn on_success(
     evidence.insert("minutes_since_spray".into(), json!(minutes));
     evidence.insert("spray_users".into(), json!(users));
     evidence.insert("spray_tenants".into(), json!(tenants));
-    evidence.insert("app".into(), json!(app_of(s)));
+    evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("interactive".into(), Value::Bool(s.is_interactive()));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));

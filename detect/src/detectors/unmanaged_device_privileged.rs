@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::{DeviceDetail, Event};
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::role_names;
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
@@ -108,11 +109,7 @@ impl Detector for UnmanagedDevicePrivileged {
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
         let roles = role_names(ctx, tenant, s);
         let device = describe(&s.device);
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()

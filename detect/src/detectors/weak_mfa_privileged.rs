@@ -3,6 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationStep, Event, SignIn};
 use serde_json::{Map, Value, json};
 
+use super::app_name;
 use super::role_names;
 use super::{place, sign_in_principal, who};
 use crate::config::DetectConfig;
@@ -128,11 +129,7 @@ impl Detector for WeakMfaPrivileged {
         } else {
             second.join(", ")
         };
-        let app = s
-            .app_display_name
-            .clone()
-            .or_else(|| s.app_id.clone())
-            .unwrap_or_else(|| "an application".into());
+        let app = app_name(s);
         let ip = s
             .ip_address
             .clone()
