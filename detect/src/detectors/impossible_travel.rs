@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
-use super::{app_name, time_text};
+use super::{actor, app_name, time_text};
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -163,13 +163,7 @@ impl Detector for ImpossibleTravel {
         } else {
             Severity::Medium
         };
-        let actor = if partner {
-            format!("Partner technician {}", who(s))
-        } else if privileged {
-            format!("Privileged account {}", who(s))
-        } else {
-            who(s)
-        };
+        let actor = actor(who(s), partner, privileged);
         let ip = s
             .ip_address
             .clone()

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::app_name;
 use super::role_names;
-use super::{place, sign_in_principal, who};
+use super::{actor, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -147,13 +147,7 @@ impl Detector for LegacyAuthSignIn {
             .ip_address
             .clone()
             .unwrap_or_else(|| "an unknown IP".into());
-        let actor = if partner {
-            format!("Partner technician {}", who(s))
-        } else if privileged {
-            format!("Privileged account {}", who(s))
-        } else {
-            who(s)
-        };
+        let actor = actor(who(s), partner, privileged);
         let title = format!("{actor} signed in with legacy authentication ({protocol}) from {ip}");
         let summary = format!(
             "{actor}{} signed in successfully{} to {app} in tenant {tenant} from {ip} ({}) over \

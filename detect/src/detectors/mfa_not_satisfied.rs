@@ -4,7 +4,7 @@ use entrawatch_ingest::model::{AuthenticationRequirement, Event};
 use serde_json::{Map, Value, json};
 
 use super::app_name;
-use super::{place, sign_in_principal, who};
+use super::{actor, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -90,13 +90,7 @@ impl Detector for MfaNotSatisfied {
             .iter()
             .filter_map(|d| d.method.as_deref())
             .collect();
-        let actor = if partner {
-            format!("Partner technician {}", who(s))
-        } else if privileged {
-            format!("Privileged account {}", who(s))
-        } else {
-            who(s)
-        };
+        let actor = actor(who(s), partner, privileged);
         let title = format!("{actor} signed in to {app} without MFA");
         let summary = format!(
             "{actor} signed in successfully and interactively to {app} from {ip} ({}) with a single \

@@ -91,6 +91,18 @@ pub(crate) fn place(s: &SignIn) -> String {
     }
 }
 
+/// How titles name the actor: `Partner technician <name>`, `Privileged account <name>`, or the
+/// name alone.
+pub(crate) fn actor(name: String, partner: bool, privileged: bool) -> String {
+    if partner {
+        format!("Partner technician {name}")
+    } else if privileged {
+        format!("Privileged account {name}")
+    } else {
+        name
+    }
+}
+
 /// Who, for titles: the UPN, else the display name, else the object id.
 pub(crate) fn who(s: &SignIn) -> String {
     s.user_principal_name

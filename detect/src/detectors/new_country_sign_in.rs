@@ -4,7 +4,7 @@ use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
 use super::app_name;
-use super::{place, sign_in_principal, who};
+use super::{actor, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -108,13 +108,7 @@ impl Detector for NewCountrySignIn {
         } else {
             Severity::Low
         };
-        let actor = if partner {
-            format!("Partner technician {}", who(s))
-        } else if privileged {
-            format!("Privileged account {}", who(s))
-        } else {
-            who(s)
-        };
+        let actor = actor(who(s), partner, privileged);
         let new_country = country_text(country);
         let app = app_name(s);
         let ip = s

@@ -4,7 +4,7 @@ use entrawatch_ingest::model::{Event, RiskLevel, RiskState, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::role_names;
-use super::{place, sign_in_principal, who};
+use super::{actor, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -138,13 +138,7 @@ impl Detector for RiskySignIn {
             .ip_address
             .clone()
             .unwrap_or_else(|| "an unknown IP".into());
-        let actor = if partner {
-            format!("Partner technician {name}")
-        } else if privileged {
-            format!("Privileged account {name}")
-        } else {
-            name
-        };
+        let actor = actor(name, partner, privileged);
         let level_text = level.as_str();
         let detections = if s.risk_event_types.is_empty() {
             String::new()

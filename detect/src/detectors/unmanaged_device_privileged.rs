@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::app_name;
 use super::role_names;
-use super::{place, sign_in_principal, who};
+use super::{actor, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -114,11 +114,7 @@ impl Detector for UnmanagedDevicePrivileged {
             .ip_address
             .clone()
             .unwrap_or_else(|| "an unknown IP".into());
-        let actor = if partner {
-            format!("Partner technician {}", who(s))
-        } else {
-            format!("Privileged account {}", who(s))
-        };
+        let actor = actor(who(s), partner, true);
         let title = format!("{actor} signed in to {app} from an unmanaged device ({device})");
         let summary = format!(
             "{actor}{} signed in interactively to {app} in tenant {tenant} from {ip} ({}) on a \

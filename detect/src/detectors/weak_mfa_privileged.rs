@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::app_name;
 use super::role_names;
-use super::{place, sign_in_principal, who};
+use super::{actor, place, sign_in_principal, who};
 use crate::config::DetectConfig;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -134,11 +134,7 @@ impl Detector for WeakMfaPrivileged {
             .ip_address
             .clone()
             .unwrap_or_else(|| "an unknown IP".into());
-        let actor = if partner {
-            format!("Partner technician {}", who(s))
-        } else {
-            format!("Privileged account {}", who(s))
-        };
+        let actor = actor(who(s), partner, true);
         let title = format!("{actor} signed in to {app} with phishable MFA ({mfa})");
         let summary = format!(
             "{actor}{} signed in interactively to {app} in tenant {tenant} from {ip} ({}) and \
