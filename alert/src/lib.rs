@@ -10,7 +10,10 @@
 //! - [`AlertRecord`] is the one record every sink renders from.
 
 pub mod episodes;
+pub mod notify;
 pub mod record;
+pub mod render;
 
 pub use episodes::{Episodes, Update};
+pub use notify::{Kind, Notification};
 pub use record::AlertRecord;

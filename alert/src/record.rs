@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entrawatch_detect::{Finding, Principal, Severity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// One alert, as every sink renders it and `replay --alerts` writes it (one JSON object per line).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
     pub id: String,
-    pub rule: &'static str,
+    pub rule: String,
     pub severity: Severity,
     pub tenant_id: String,
     pub tenant_name: Option<String>,
@@ -24,7 +24,7 @@ pub struct AlertRecord {
     pub count: u64,
     pub event_ids: Vec<String>,
     pub evidence: Map<String, Value>,
-    pub mitre: Vec<&'static str>,
+    pub mitre: Vec<String>,
 }
 
 fn utc_seconds<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -56,7 +56,7 @@ impl AlertRecord {
     pub fn open(finding: Finding) -> AlertRecord {
         AlertRecord {
             id: alert_id(&finding),
-            rule: finding.rule,
+            rule: finding.rule.to_owned(),
             severity: finding.severity,
             tenant_id: finding.tenant_id,
             tenant_name: None,
@@ -68,7 +68,7 @@ impl AlertRecord {
             count: 1,
             event_ids: finding.event_ids,
             evidence: finding.evidence,
-            mitre: finding.mitre.to_vec(),
+            mitre: finding.mitre.iter().map(|m| (*m).to_owned()).collect(),
         }
     }
 }

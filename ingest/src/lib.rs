@@ -13,12 +13,23 @@
 //!   Analytics `Type` or Graph `@odata.context`; resolves the tenant and the event time.
 //! - [`value`] and [`time`]: tolerant field access and every timestamp form Entra writes.
 //! - [`model`]: the event model itself; [`stats`]: counts for summaries and metrics.
+//!
+//! With feature `sources`: [`source`] is the contract live sources keep with the runtime (batches,
+//! positions, commit reports), and [`sources`] holds them: `file` and `memory` always, `kafka` (Event
+//! Hub or Kafka, feature `kafka`) and `graph` (Microsoft Graph polling, feature `graph`).
 
 pub mod enums;
 pub mod framing;
+#[cfg(feature = "sources")]
+pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod reader;
+pub mod secret;
+#[cfg(feature = "sources")]
+pub mod source;
+#[cfg(feature = "sources")]
+pub mod sources;
 pub mod stats;
 pub mod time;
 pub mod value;

@@ -1,0 +1,1 @@
+//! The Microsoft Graph source (placeholder until the Graph work lands).

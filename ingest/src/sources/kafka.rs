@@ -1,0 +1,1 @@
+//! The Kafka / Event Hub source (placeholder until the Kafka work lands).
