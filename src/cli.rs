@@ -24,9 +24,35 @@ pub enum Command {
     Replay(ReplayArgs),
     /// List the detectors, or explain one: `entrawatch rules mfa-not-satisfied`.
     Rules(RulesArgs),
+    /// Run the service: sources, detection, durable delivery, admin HTTP (metrics, health).
+    Run(crate::run::RunArgs),
+    /// Check a config file: every problem listed at once (exit 1), secrets and routes included.
+    Validate(ValidateArgs),
+    /// Post a test message to one destination and report what it answered.
+    SendTest(SendTestArgs),
     /// Generate a labelled simulated CSP world (Event Hub envelopes, Graph pages, labels), and
     /// optionally evaluate detection against its labels.
     Simulate(SimulateArgs),
+    /// Measure the replay against a parse-only reference on a large simulated world (events/s,
+    /// MB/s, their ratio, peak memory, state bytes per principal); see docs/PERFORMANCE-RESULTS.md.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The config file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SendTestArgs {
+    /// The config file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The destination's name in the config.
+    #[arg(long, value_name = "NAME")]
+    pub destination: String,
 }
 
 #[derive(Debug, Args)]

@@ -2,10 +2,15 @@
 //! validation that lists every problem at once with its path.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use entrawatch_alert::destination::DestinationConfig;
+use entrawatch_alert::inhibit::InhibitRule;
+use entrawatch_alert::route::RouteConfig;
+use entrawatch_alert::silence::SilenceConfig;
 use entrawatch_detect::DetectConfig;
+use entrawatch_ingest::sources::SourceConfig;
 use serde::Deserialize;
 
 /// A customer (or partner) tenant known by name.
@@ -14,6 +19,9 @@ use serde::Deserialize;
 pub struct TenantEntry {
     pub id: String,
     pub name: String,
+    /// Extra routing labels for this tenant's alerts (`tier = "gold"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Alert settings (`[alert]`).
@@ -22,12 +30,62 @@ pub struct TenantEntry {
 pub struct AlertConfig {
     /// A repeat of a rule for a principal within this many hours of the last one joins its alert.
     pub episode_window_hours: i64,
+    /// An alert still active this many hours (event time) after its last notice notifies again.
+    pub reminder_interval_hours: i64,
 }
 
 impl Default for AlertConfig {
     fn default() -> Self {
         AlertConfig {
             episode_window_hours: entrawatch_alert::episodes::DEFAULT_WINDOW_HOURS,
+            reminder_interval_hours: entrawatch_alert::occasions::DEFAULT_REMINDER_HOURS,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when standard error is not a terminal, readable text when it is.
+    #[default]
+    Auto,
+    Json,
+    Text,
+}
+
+/// The service itself (`[service]`), used by `entrawatch run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Where the state snapshot, the outbox database and kept rejects live.
+    pub state_dir: PathBuf,
+    /// Address of the admin HTTP server (`/metrics`, `/livez`, `/readyz`, `/-/reload`).
+    pub admin_listen: String,
+    /// Seconds between state snapshots.
+    pub snapshot_interval_secs: u64,
+    /// Seconds SIGTERM may take: drain, snapshot, deliver what fits, exit.
+    pub shutdown_grace_secs: u64,
+    /// Batches waiting between the sources and detection (backpressure beyond this).
+    pub channel_capacity: usize,
+    /// Hours of event time a record id is remembered to drop repeats.
+    pub dedup_window_hours: i64,
+    pub log_format: LogFormat,
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter (`info,entrawatch_ingest=debug`).
+    pub log_level: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            state_dir: PathBuf::from("entrawatch-state"),
+            admin_listen: "127.0.0.1:9898".to_owned(),
+            snapshot_interval_secs: 300,
+            shutdown_grace_secs: 20,
+            channel_capacity: 16,
+            dedup_window_hours: 6,
+            log_format: LogFormat::Auto,
+            log_level: "info".to_owned(),
         }
     }
 }
@@ -36,9 +94,15 @@ impl Default for AlertConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
+    pub service: ServiceConfig,
     pub tenants: Vec<TenantEntry>,
     pub detect: DetectConfig,
     pub alert: AlertConfig,
+    pub sources: Vec<SourceConfig>,
+    pub destinations: Vec<DestinationConfig>,
+    pub route: Option<RouteConfig>,
+    pub silences: Vec<SilenceConfig>,
+    pub inhibit_rules: Vec<InhibitRule>,
 }
 
 impl FileConfig {
@@ -49,27 +113,167 @@ impl FileConfig {
             .map(|t| (t.id.to_ascii_lowercase(), t.name.clone()))
             .collect()
     }
+
+    /// Tenant id (lower case) to its routing labels.
+    pub fn tenant_labels(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.tenants
+            .iter()
+            .filter(|t| !t.labels.is_empty())
+            .map(|t| (t.id.to_ascii_lowercase(), t.labels.clone()))
+            .collect()
+    }
+
+    /// The route tree: the configured one, or everything to every destination.
+    pub fn route_config(&self) -> RouteConfig {
+        self.route.clone().unwrap_or_else(|| {
+            let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
+            RouteConfig::default_for(&names)
+        })
+    }
 }
 
-/// Reads, interpolates, parses and validates a config file.
+/// Reads, interpolates, parses and validates a config file, with `ENTRAWATCH_*` overrides from
+/// the process environment.
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    load_with(path, &env)
+}
+
+/// [`load`] with the environment passed in.
+pub fn load_with(path: &Path, env: &BTreeMap<String, String>) -> anyhow::Result<FileConfig> {
     let raw = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let text = interpolate(&raw, &|name| std::env::var(name).ok()).map_err(|problems| {
-        anyhow::anyhow!("config {}:\n  {}", path.display(), problems.join("\n  "))
-    })?;
-    let config: FileConfig = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim_end()))?;
-    let problems = validate(&config);
-    if !problems.is_empty() {
-        bail!(
+    parse(&raw, env).map_err(|problems| {
+        anyhow::anyhow!(
             "config {} has {} problem(s):\n  {}",
             path.display(),
             problems.len(),
             problems.join("\n  ")
-        );
+        )
+    })
+}
+
+/// Text to a validated config: interpolation, TOML, `ENTRAWATCH_*` overrides, every section parsed
+/// on its own (so one bad section does not hide another's problems), then validation. Every problem
+/// found on the way is returned at once.
+pub fn parse(raw: &str, env: &BTreeMap<String, String>) -> Result<FileConfig, Vec<String>> {
+    let text = interpolate(raw, &|name| env.get(name).cloned())?;
+    let mut table: toml::Table = toml::from_str(&text)
+        .map_err(|e| vec![format!("toml: {}", e.to_string().trim_end())])?;
+    let mut problems = apply_overrides(&mut table, env);
+    let config = sections(table, &mut problems);
+    problems.extend(validate(&config));
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
     }
-    Ok(config)
+}
+
+/// `ENTRAWATCH_SERVICE__ADMIN_LISTEN=0.0.0.0:9898` sets `service.admin_listen`: the variable name
+/// after the prefix, lower-cased, with `__` between path segments. Values are read as TOML
+/// scalars (numbers, booleans) when they parse as one, else as strings.
+pub fn apply_overrides(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("ENTRAWATCH_") else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(|v| !v.is_table())
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        if let Err(at) = set_path(table, &path, parsed) {
+            problems.push(format!(
+                "{name}: {at} is not a table, cannot override inside it"
+            ));
+        }
+    }
+    problems
+}
+
+/// Sets `value` at `path`, creating tables on the way; the error names the first non-table.
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (first, rest) = path.split_first().expect("a path has one part at least");
+    if rest.is_empty() {
+        table.insert(first.clone(), value);
+        return Ok(());
+    }
+    match table
+        .entry(first.clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+    {
+        toml::Value::Table(inner) => set_path(inner, rest, value).map_err(|e| format!("{first}.{e}")),
+        _ => Err(first.clone()),
+    }
+}
+
+/// Deserialises each top-level section (and each element of the arrays of tables) separately.
+fn sections(mut table: toml::Table, problems: &mut Vec<String>) -> FileConfig {
+    fn one<T: serde::de::DeserializeOwned + Default>(
+        table: &mut toml::Table,
+        key: &str,
+        problems: &mut Vec<String>,
+    ) -> T {
+        match table.remove(key) {
+            None => T::default(),
+            Some(v) => T::deserialize(v).unwrap_or_else(|e| {
+                problems.push(format!("{key}: {}", e.to_string().trim_end()));
+                T::default()
+            }),
+        }
+    }
+    fn many<T: serde::de::DeserializeOwned>(
+        table: &mut toml::Table,
+        key: &str,
+        problems: &mut Vec<String>,
+    ) -> Vec<T> {
+        match table.remove(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    T::deserialize(v)
+                        .map_err(|e| {
+                            problems.push(format!("{key}[{i}]: {}", e.to_string().trim_end()))
+                        })
+                        .ok()
+                })
+                .collect(),
+            Some(_) => {
+                problems.push(format!("{key}: must be an array of tables ([[{key}]])"));
+                Vec::new()
+            }
+        }
+    }
+    let config = FileConfig {
+        service: one(&mut table, "service", problems),
+        tenants: many(&mut table, "tenants", problems),
+        detect: one(&mut table, "detect", problems),
+        alert: one(&mut table, "alert", problems),
+        sources: many(&mut table, "sources", problems),
+        destinations: many(&mut table, "destinations", problems),
+        route: match table.remove("route") {
+            None => None,
+            Some(v) => RouteConfig::deserialize(v)
+                .map_err(|e| problems.push(format!("route: {}", e.to_string().trim_end())))
+                .ok(),
+        },
+        silences: many(&mut table, "silences", problems),
+        inhibit_rules: many(&mut table, "inhibit_rules", problems),
+    };
+    for key in table.keys() {
+        problems.push(format!(
+            "{key}: unknown section (known: service, tenants, detect, alert, sources, destinations, route, silences, inhibit_rules)"
+        ));
+    }
+    config
 }
 
 /// Every problem in a parsed config.
@@ -90,6 +294,51 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
     problems.extend(config.detect.validate(&rules));
     if config.alert.episode_window_hours <= 0 {
         problems.push("alert.episode_window_hours: must be greater than zero".to_owned());
+    }
+    if config.alert.reminder_interval_hours <= 0 {
+        problems.push("alert.reminder_interval_hours: must be greater than zero".to_owned());
+    }
+    let s = &config.service;
+    if s.admin_listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!(
+            "service.admin_listen: {:?} is not an address:port",
+            s.admin_listen
+        ));
+    }
+    if s.snapshot_interval_secs == 0 {
+        problems.push("service.snapshot_interval_secs: must be at least 1".to_owned());
+    }
+    if s.channel_capacity == 0 {
+        problems.push("service.channel_capacity: must be at least 1".to_owned());
+    }
+    if s.dedup_window_hours < 0 {
+        problems.push("service.dedup_window_hours: must not be negative".to_owned());
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        let path = format!("sources[{i}]");
+        if !names.insert(source.name().to_owned()) {
+            problems.push(format!("{path}.name: {:?} is used twice", source.name()));
+        }
+        problems.extend(source.validate(&path));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, d) in config.destinations.iter().enumerate() {
+        let path = format!("destinations[{i}]");
+        if !names.insert(d.name().to_owned()) {
+            problems.push(format!("{path}.name: {:?} is used twice", d.name()));
+        }
+        problems.extend(d.validate(&path));
+    }
+    let known: Vec<&str> = config.destinations.iter().map(|d| d.name()).collect();
+    if config.route.is_some() || !known.is_empty() {
+        problems.extend(config.route_config().validate("route", &known));
+    }
+    for (i, silence) in config.silences.iter().enumerate() {
+        problems.extend(silence.validate(&format!("silences[{i}]")));
+    }
+    for (i, rule) in config.inhibit_rules.iter().enumerate() {
+        problems.extend(rule.validate(&format!("inhibit_rules[{i}]")));
     }
     problems
 }
@@ -194,6 +443,88 @@ mod tests {
                 "alert.episode_window_hours"
             ]
         );
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn problems_in_every_section_are_listed_at_once() {
+        let text = r#"
+            [service]
+            admin_listen = "nowhere"
+            snapshot_interval_secs = 0
+            [[sources]]
+            type = "file"
+            name = "a"
+            path = "/no/such/folder"
+            [[sources]]
+            type = "carrier-pigeon"
+            name = "b"
+            [[sources]]
+            type = "file"
+            name = "a"
+            path = "/"
+            colour = "blue"
+            [[destinations]]
+            type = "stdout"
+            name = "out"
+            [route]
+            receivers = ["nowhere"]
+            [alert]
+            episode_window_hours = 0
+            [extra]
+            x = 1
+        "#;
+        let problems = parse(text, &BTreeMap::new()).unwrap_err();
+        let joined = problems.join("\n");
+        for expected in [
+            "sources[1]: unknown variant `carrier-pigeon`",
+            "sources[2]: unknown field `colour`",
+            "extra: unknown section",
+            "service.admin_listen",
+            "service.snapshot_interval_secs",
+            "sources[0].path: /no/such/folder does not exist",
+            "route.receivers[0]",
+            "alert.episode_window_hours",
+        ] {
+            assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_win_over_the_file() {
+        let text = "[service]\nadmin_listen = \"127.0.0.1:1\"\nshutdown_grace_secs = 5\n";
+        let config = parse(
+            text,
+            &env(&[
+                ("ENTRAWATCH_SERVICE__ADMIN_LISTEN", "0.0.0.0:9898"),
+                ("ENTRAWATCH_SERVICE__SHUTDOWN_GRACE_SECS", "30"),
+                ("ENTRAWATCH_ALERT__REMINDER_INTERVAL_HOURS", "2"),
+                ("ENTRAWATCH_UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.service.admin_listen, "0.0.0.0:9898");
+        assert_eq!(config.service.shutdown_grace_secs, 30);
+        assert_eq!(config.alert.reminder_interval_hours, 2);
+        // A bad override is reported like a bad file value.
+        let err = parse(
+            text,
+            &env(&[("ENTRAWATCH_SERVICE__SHUTDOWN_GRACE_SECS", "soon")]),
+        )
+        .unwrap_err();
+        assert!(err[0].starts_with("service:"), "{err:?}");
+        let err = parse(
+            text,
+            &env(&[("ENTRAWATCH_SERVICE__ADMIN_LISTEN__X", "1")]),
+        )
+        .unwrap_err();
+        assert!(err[0].contains("service.admin_listen is not a table"), "{err:?}");
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! The `entrawatch` binary: command line, wiring of ingest → detect → alert, and exit codes.
 
+mod bench;
 mod cli;
 mod config;
 mod progress;
 mod replay;
 mod rules;
+mod run;
+mod send_test;
 mod simulate;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -17,6 +21,10 @@ fn main() -> ExitCode {
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Rules(args) => rules::run(args),
         cli::Command::Simulate(args) => simulate::run(args),
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Validate(args) => validate::run(args),
+        cli::Command::SendTest(args) => send_test::run(args),
+        cli::Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

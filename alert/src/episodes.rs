@@ -23,14 +23,45 @@ pub enum Update {
     Updated(usize),
 }
 
-type EpisodeKey = (&'static str, String, PrincipalKind, String);
+type EpisodeKey = (String, String, PrincipalKind, String);
 
 /// All alerts raised so far, and the open episode of each (rule, tenant, principal).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Episodes {
+    /// Not part of a snapshot: it comes from the config in force.
+    #[serde(skip, default = "default_window")]
     window: Duration,
+    #[serde(with = "pairs")]
     open: HashMap<EpisodeKey, usize>,
     alerts: Vec<AlertRecord>,
+}
+
+/// A map with tuple keys as a list of pairs (JSON object keys must be strings).
+mod pairs {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &HashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+fn default_window() -> Duration {
+    Duration::hours(DEFAULT_WINDOW_HOURS)
 }
 
 impl Default for Episodes {
@@ -51,7 +82,7 @@ impl Episodes {
     /// Folds one finding in.
     pub fn add(&mut self, finding: Finding) -> Update {
         let key = (
-            finding.rule,
+            finding.rule.to_owned(),
             finding.tenant_id.clone(),
             finding.principal.kind,
             finding.principal.id.clone(),
@@ -80,12 +111,44 @@ impl Episodes {
         Update::Opened(index)
     }
 
+    /// Changes the suppression window (a restored snapshot takes the config's).
+    pub fn set_window(&mut self, window: Duration) {
+        self.window = window;
+    }
+
     pub fn alerts(&self) -> &[AlertRecord] {
         &self.alerts
     }
 
     pub fn into_alerts(self) -> Vec<AlertRecord> {
         self.alerts
+    }
+
+    /// Forgets alerts whose episode closed before `now` (no repeat within the window since their
+    /// last evidence), so a long-running service keeps only open episodes; returns their ids.
+    /// Indices from earlier [`Update`]s are invalid afterwards.
+    pub fn evict_closed(&mut self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        let mut new_index = vec![None; self.alerts.len()];
+        let mut keep = Vec::new();
+        let mut gone = Vec::new();
+        for (old, alert) in std::mem::take(&mut self.alerts).into_iter().enumerate() {
+            if now - alert.last_seen <= self.window {
+                new_index[old] = Some(keep.len());
+                keep.push(alert);
+            } else {
+                gone.push(alert.id);
+            }
+        }
+        self.open
+            .retain(|_, index| match new_index.get(*index).copied().flatten() {
+                Some(i) => {
+                    *index = i;
+                    true
+                }
+                None => false,
+            });
+        self.alerts = keep;
+        gone
     }
 }
 
@@ -143,6 +206,40 @@ mod tests {
         assert_eq!(a.event_ids, vec!["e1", "e2"]);
         assert_eq!(a.last_seen - a.first_seen, Duration::minutes(60));
         assert_ne!(e.alerts()[0].id, e.alerts()[2].id);
+    }
+
+    #[test]
+    fn closed_episodes_are_forgotten_and_open_ones_keep_growing() {
+        let mut e = Episodes::default();
+        e.add(finding("a", 0, Severity::Medium, "e1"));
+        e.add(finding("b", 600, Severity::Medium, "e2"));
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let gone = e.evict_closed(t0 + Duration::hours(24) + Duration::minutes(1));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(e.alerts().len(), 1);
+        assert_eq!(
+            e.add(finding("b", 700, Severity::Medium, "e3")),
+            Update::Updated(0)
+        );
+        assert_eq!(e.alerts()[0].count, 2);
+        assert_eq!(
+            e.add(finding("a", 1500, Severity::Medium, "e4")),
+            Update::Opened(1)
+        );
+    }
+
+    #[test]
+    fn a_json_round_trip_keeps_open_episodes_open() {
+        let mut e = Episodes::default();
+        e.add(finding("a", 0, Severity::Medium, "e1"));
+        e.add(finding("b", 5, Severity::Medium, "e2"));
+        let text = serde_json::to_string(&e).unwrap();
+        let mut back: Episodes = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.alerts(), e.alerts());
+        assert_eq!(
+            back.add(finding("a", 10, Severity::High, "e3")),
+            Update::Updated(0)
+        );
     }
 
     #[test]

@@ -9,10 +9,20 @@
 //!   into the open alert (`count`, `last_seen`, `event_ids` move) instead of a new alert.
 //! - [`AlertRecord`] is the one record every sink renders from.
 
+pub mod deliver;
+pub mod destination;
 pub mod episodes;
+pub mod inhibit;
+pub mod labels;
+pub mod matcher;
+pub mod metrics;
 pub mod notify;
+pub mod occasions;
+pub mod outbox;
 pub mod record;
 pub mod render;
+pub mod route;
+pub mod silence;
 
 pub use episodes::{Episodes, Update};
 pub use notify::{Kind, Notification};

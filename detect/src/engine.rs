@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use entrawatch_ingest::Event;
+use serde::{Deserialize, Serialize};
 
 use crate::config::DetectConfig;
 use crate::detector::{Context, Detector};
@@ -21,6 +22,47 @@ use crate::state::State;
 #[error("invalid detection config:\n  {}", problems.join("\n  "))]
 pub struct ConfigError {
     pub problems: Vec<String>,
+}
+
+/// Version of the snapshot layout; a snapshot of another version is refused (and the service starts
+/// cold, saying so) rather than misread.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// The engine's learned state as written into a snapshot (borrowed, so writing copies nothing).
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    state: &'a State,
+    directory: &'a PrivilegedDirectory,
+    events_seen: u64,
+    findings_by_rule: &'a BTreeMap<&'static str, u64>,
+    allowed: u64,
+    last_tick: Option<i64>,
+    last_eviction: Option<i64>,
+}
+
+/// The same fields, read back.
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    version: u32,
+    state: State,
+    directory: PrivilegedDirectory,
+    events_seen: u64,
+    findings_by_rule: BTreeMap<String, u64>,
+    allowed: u64,
+    last_tick: Option<i64>,
+    last_eviction: Option<i64>,
+}
+
+/// A snapshot that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is version {found}, this build reads version {SNAPSHOT_VERSION}")]
+    Version { found: u32 },
+    #[error("snapshot cannot be decoded: {0}")]
+    Decode(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Runs the detectors over events in event-time order.
@@ -63,6 +105,59 @@ impl Engine {
             last_tick: None,
             last_eviction: None,
         })
+    }
+
+    /// Swaps the detection config (a reload), keeping everything learned. Refused, with every
+    /// problem, when the new config is invalid; the engine then keeps the old one.
+    pub fn reconfigure(&mut self, config: DetectConfig) -> Result<(), ConfigError> {
+        let fresh = Engine::new(config)?;
+        self.config = fresh.config;
+        self.detectors = fresh.detectors;
+        Ok(())
+    }
+
+    /// Writes everything the engine has learned (30-day state, directory, counters) to `w`.
+    pub fn write_snapshot<W: std::io::Write>(&self, w: W) -> Result<(), SnapshotError> {
+        let view = SnapshotRef {
+            version: SNAPSHOT_VERSION,
+            state: &self.state,
+            directory: &self.directory,
+            events_seen: self.events_seen,
+            findings_by_rule: &self.findings_by_rule,
+            allowed: self.allowed,
+            last_tick: self.last_tick,
+            last_eviction: self.last_eviction,
+        };
+        bincode::serialize_into(w, &view).map_err(|e| SnapshotError::Decode(e.to_string()))
+    }
+
+    /// An engine with `config` that continues from a snapshot written by
+    /// [`Engine::write_snapshot`]. Counters of rules this build no longer has are dropped.
+    pub fn restore<R: std::io::Read>(
+        config: DetectConfig,
+        r: R,
+    ) -> Result<Engine, SnapshotError> {
+        let snap: SnapshotOwned =
+            bincode::deserialize_from(r).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version {
+                found: snap.version,
+            });
+        }
+        let mut engine = Engine::new(config)?;
+        let ids: Vec<&'static str> = registry::all().iter().map(|d| d.id()).collect();
+        engine.state = snap.state;
+        engine.directory = snap.directory;
+        engine.events_seen = snap.events_seen;
+        engine.findings_by_rule = snap
+            .findings_by_rule
+            .into_iter()
+            .filter_map(|(k, v)| ids.iter().find(|id| **id == k).map(|id| (*id, v)))
+            .collect();
+        engine.allowed = snap.allowed;
+        engine.last_tick = snap.last_tick;
+        engine.last_eviction = snap.last_eviction;
+        Ok(engine)
     }
 
     /// Decides on one event (detectors see the state before it), then learns from it.
@@ -151,5 +246,67 @@ impl Engine {
 
     pub fn rule_ids(&self) -> Vec<&'static str> {
         self.detectors.iter().map(|d| d.id()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    /// A baseline, then a new country: split anywhere, snapshot and restore at the split, and the
+    /// restored engine decides exactly as one that never stopped.
+    #[test]
+    fn a_restored_engine_continues_as_if_it_never_stopped() {
+        let mut events = baseline("adele@contoso.com", 8, 2, 0);
+        events.push(
+            sign_in("n1", "adele@contoso.com", 10)
+                .place("NG", "Lagos", 6.5244, 3.3792)
+                .build(),
+        );
+        events.push(
+            sign_in("n2", "adele@contoso.com", 20)
+                .place("NG", "Lagos", 6.5244, 3.3792)
+                .build(),
+        );
+        let whole = {
+            let mut engine = Engine::new(DetectConfig::default()).unwrap();
+            let mut out = Vec::new();
+            for e in &events {
+                engine.process(e, &mut out);
+            }
+            out
+        };
+        assert!(!whole.is_empty());
+        for split in [1, events.len() / 2, events.len() - 2, events.len() - 1] {
+            let mut first = Engine::new(DetectConfig::default()).unwrap();
+            let mut out = Vec::new();
+            for e in &events[..split] {
+                first.process(e, &mut out);
+            }
+            let mut bytes = Vec::new();
+            first.write_snapshot(&mut bytes).unwrap();
+            drop(first);
+            let mut second = Engine::restore(DetectConfig::default(), bytes.as_slice()).unwrap();
+            for e in &events[split..] {
+                second.process(e, &mut out);
+            }
+            assert_eq!(out, whole, "split at {split}");
+            assert_eq!(second.events_seen(), events.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_another_version_or_garbage_is_refused() {
+        let err = Engine::restore(DetectConfig::default(), &b"not a snapshot"[..]).unwrap_err();
+        assert!(matches!(err, SnapshotError::Decode(_)), "{err}");
+        let mut bytes = Vec::new();
+        Engine::new(DetectConfig::default())
+            .unwrap()
+            .write_snapshot(&mut bytes)
+            .unwrap();
+        bytes[0] = 99;
+        let err = Engine::restore(DetectConfig::default(), bytes.as_slice()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Version { found: 99 }), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use entrawatch_ingest::model::{Audit, Body, Event, SignIn};
 use crate::config::DetectConfig;
 
 /// The privileged principals known so far, keyed by (tenant, object id).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PrivilegedDirectory {
     /// Roles held now (assigned, or activated through PIM).
     active: HashMap<(String, String), BTreeSet<String>>,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectConfig, Thresholds};
 
@@ -78,7 +79,7 @@ pub fn valid_coordinates(lat: f64, lon: f64) -> bool {
 }
 
 /// Interned tenant ids.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Tenants {
     ids: HashMap<String, u32>,
     names: Vec<String>,
@@ -105,7 +106,7 @@ impl Tenants {
 }
 
 /// The last successful sign-in with coordinates of a principal, for travel.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fix {
     pub at: i64,
     pub lat: f32,
@@ -119,7 +120,7 @@ pub struct Fix {
 }
 
 /// One user or service principal in one tenant.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct PrincipalState {
     pub first_seen: i64,
     pub last_seen: i64,
@@ -185,7 +186,7 @@ impl PrincipalState {
 }
 
 /// A partner technician, keyed by (home tenant, user id).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct TechnicianState {
     pub first_seen: i64,
     pub last_seen: i64,
@@ -211,7 +212,7 @@ impl TechnicianState {
 }
 
 /// A source IP.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct IpState {
     pub last_seen: i64,
     /// Recent password-check failures: (time, user key, tenant).
@@ -321,7 +322,7 @@ pub struct SprayReport {
 }
 
 /// The log streams `log-source-silent` watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Stream {
     SignIns,
     Audits,
@@ -336,7 +337,7 @@ impl Stream {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct StreamState {
     pub first: i64,
     pub last: i64,
@@ -355,7 +356,7 @@ impl StreamState {
 }
 
 /// Everything the detectors may read.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct State {
     /// The pipeline's event-time clock: the newest event time seen (seconds).
     pub clock: i64,

@@ -45,6 +45,22 @@ impl SourceMetrics {
         Ok(m)
     }
 
+    /// Counts a batch's items: events by tenant and stream (the event kind), rejects, skips.
+    pub fn count_items(&self, source: &str, items: &[crate::reader::Item]) {
+        use crate::reader::Item;
+        for item in items {
+            match item {
+                Item::Event(e) => self
+                    .events_received
+                    .with_label_values(&[source, &e.meta.tenant_id, e.kind().as_str()])
+                    .inc(),
+                Item::Rejected(_) => self.records_rejected.with_label_values(&[source]).inc(),
+                Item::Skipped { .. } => self.records_skipped.with_label_values(&[source]).inc(),
+                Item::EmptyFile { .. } => {}
+            }
+        }
+    }
+
     /// The same metrics, not registered anywhere (tests).
     pub fn unregistered() -> SourceMetrics {
         let counter = |name: &str, help: &str, labels: &[&str]| {

@@ -257,6 +257,39 @@ pub fn read_bytes(
     }
 }
 
+/// Hands the bytes of every JSON record of an in-memory file to `each`, framed exactly as
+/// [`read_bytes`] frames them (NDJSON lines or whole documents, pages and envelopes split into
+/// records), without decoding them; the benchmarks' parse-only reference reads through this.
+/// Returns false, handing out nothing, for a file that is not JSON (CSV, gzip, binary, empty).
+pub fn for_each_json_record(bytes: &[u8], each: &mut dyn FnMut(&[u8])) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let start = skip_ws(bytes, 0);
+    if !matches!(bytes.get(start), Some(b'{' | b'[')) {
+        return false;
+    }
+    let mut document = |buf: &[u8], start: usize| {
+        let doc = scan_document(buf, start);
+        for &(s, e) in &doc.records {
+            each(&buf[s..e]);
+        }
+        doc.end
+    };
+    if looks_like_ndjson(&bytes[start..]) {
+        for line in bytes.split(|b| *b == b'\n') {
+            if !line.trim_ascii().is_empty() {
+                document(line, 0);
+            }
+        }
+    } else {
+        let mut at = start;
+        while at < bytes.len() {
+            let end = document(bytes, at);
+            at = skip_ws(bytes, end);
+        }
+    }
+    true
+}
+
 /// NDJSON when the first line is a whole document and more lines follow.
 fn looks_like_ndjson(bytes: &[u8]) -> bool {
     let first_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());

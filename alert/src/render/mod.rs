@@ -1,13 +1,24 @@
 //! Rendering: a [`Message`] (one or more grouped alerts for one destination) to the exact bytes a
 //! sink posts. Pure functions, snapshot-tested; delivery never builds payloads itself.
 //!
+//! What comes in: a [`Message`]. What goes out: a [`Payload`] (body, content type, headers, how many
+//! alerts were left out). [`teams`] renders an Adaptive Card for a Teams Workflows trigger, [`slack`]
+//! Block Kit for an incoming webhook, [`webhook`] the signed versioned JSON envelope. Teams and Slack
+//! say the same things, taken from one neutral view of the alert (`view`), and escape user-provided
+//! text for their markup (`text`).
+//!
 //! Every renderer measures what it produced and truncates to its sink's limits, turning alerts or
 //! evidence that do not fit into "+N more". Each sink also has a `minimal` form, sent once when the
 //! receiver rejects the full one as a payload bug (400/413/422).
 
 pub mod slack;
 pub mod teams;
+pub mod text;
+mod view;
 pub mod webhook;
+
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 
@@ -24,6 +35,9 @@ pub struct Message<'a> {
     pub alerts: &'a [AlertRecord],
     /// The time the message is rendered (webhook timestamp header).
     pub now: DateTime<Utc>,
+    /// For a reminder: how many occurrences the headline alert gained since its previous
+    /// notification, when the caller knows it (shown as "reminder (+N since last)").
+    pub since_last: Option<u64>,
 }
 
 /// Bytes to post and the headers that go with them.

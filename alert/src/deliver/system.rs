@@ -1,0 +1,195 @@
+//! System notifications: entrawatch telling the fallback destinations about its own delivery
+//! problems (a destination broken, dead letters, a critical alert past its deadline). They are
+//! ordinary outbox rows of kind `system`, with deterministic ids so a repeat after a crash
+//! inserts nothing.
+
+use chrono::{DateTime, Utc};
+use entrawatch_detect::{Principal, PrincipalKind, Severity};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::destination::ResolvedDestination;
+use crate::notify::{Kind, Notification, notification_id};
+use crate::outbox::ExpiredRow;
+use crate::record::AlertRecord;
+
+/// The tenant and principal id system alerts carry.
+pub const SYSTEM_TENANT: &str = "entrawatch";
+
+/// What a system alert is about.
+#[derive(Debug, Clone)]
+pub struct SystemEvent {
+    /// `entrawatch_destination_broken`, `entrawatch_dead_letters`, `entrawatch_deadline_passed`.
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    pub summary: String,
+    pub evidence: Map<String, Value>,
+    /// What makes two events the same alert (hashed into the id).
+    pub key: String,
+}
+
+/// The alert record of a system event at `now`.
+pub fn system_alert(event: &SystemEvent, now: DateTime<Utc>) -> AlertRecord {
+    let mut h = Sha256::new();
+    for part in [event.rule, event.key.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    AlertRecord {
+        id: format!("ew-{hex}"),
+        rule: event.rule.to_owned(),
+        severity: event.severity,
+        tenant_id: SYSTEM_TENANT.to_owned(),
+        tenant_name: None,
+        principal: Principal {
+            kind: PrincipalKind::Tenant,
+            id: SYSTEM_TENANT.to_owned(),
+            upn: None,
+            home_tenant_id: None,
+        },
+        title: event.title.clone(),
+        summary: event.summary.clone(),
+        first_seen: now,
+        last_seen: now,
+        count: 1,
+        event_ids: Vec::new(),
+        evidence: event.evidence.clone(),
+        mitre: Vec::new(),
+    }
+}
+
+/// One notification of `event` for each destination in `to`, sent without group wait.
+pub fn system_notifications(
+    event: &SystemEvent,
+    to: &[String],
+    now: DateTime<Utc>,
+) -> Vec<Notification> {
+    let alert = system_alert(event, now);
+    to.iter()
+        .map(|d| Notification {
+            id: notification_id(&alert.id, d, 0),
+            alert_id: alert.id.clone(),
+            destination: d.clone(),
+            kind: Kind::System,
+            seq: 0,
+            group_key: format!("system:{}", event.rule),
+            group_wait_secs: 0,
+            group_interval_secs: 0,
+            fallback: Vec::new(),
+            severity: event.severity,
+            alert: alert.clone(),
+            event_time: now,
+            created_at: now,
+        })
+        .collect()
+}
+
+/// `dest` answered as broken; its rows now go to `to`. One per circuit opening (`now`).
+pub fn destination_broken(
+    dest: &ResolvedDestination,
+    status: &str,
+    detail: &str,
+    to: &[String],
+    now: DateTime<Utc>,
+) -> SystemEvent {
+    let mut evidence = Map::new();
+    evidence.insert("destination".into(), json!(dest.name));
+    evidence.insert("type".into(), json!(dest.kind().as_str()));
+    evidence.insert("status".into(), json!(status));
+    evidence.insert("detail".into(), json!(detail));
+    SystemEvent {
+        rule: "entrawatch_destination_broken",
+        severity: Severity::High,
+        title: format!("Destination {} is broken ({status})", dest.name),
+        summary: format!(
+            "{} answered {status} {detail}. Its notifications go to {} until it works again \
+             (tried every {} s). Check that the webhook still exists and its owner still has \
+             access; rotate the URL if needed.",
+            dest.name,
+            to.join(", "),
+            dest.probe_interval.as_secs()
+        ),
+        evidence,
+        key: format!("{}:{}", dest.name, now.timestamp_millis()),
+    }
+}
+
+/// `rows` of `destination` were given up (`why`).
+pub fn dead_letters(destination: &str, rows: &[ExpiredRow], why: &str) -> SystemEvent {
+    let mut evidence = Map::new();
+    evidence.insert("destination".into(), json!(destination));
+    evidence.insert("count".into(), json!(rows.len()));
+    evidence.insert("reason".into(), json!(why));
+    let alerts: Vec<Value> = rows.iter().take(20).map(|r| json!(r.alert_id)).collect();
+    evidence.insert("alerts".into(), Value::Array(alerts));
+    SystemEvent {
+        rule: "entrawatch_dead_letters",
+        severity: Severity::High,
+        title: format!(
+            "{} notification(s) to {destination} were given up",
+            rows.len()
+        ),
+        summary: format!(
+            "Notifications to {destination} were {why} and are kept as dead letters in the outbox."
+        ),
+        evidence,
+        key: format!(
+            "{destination}:{}",
+            rows.first().map_or("", |r| r.notification_id.as_str())
+        ),
+    }
+}
+
+/// A critical notification to `dest` passed its deadline and is still retried.
+pub fn deadline_passed(dest: &ResolvedDestination, row: &ExpiredRow) -> SystemEvent {
+    let mut evidence = Map::new();
+    evidence.insert("destination".into(), json!(dest.name));
+    evidence.insert("alert".into(), json!(row.alert_id));
+    evidence.insert("last_error".into(), json!(row.last_error));
+    SystemEvent {
+        rule: "entrawatch_deadline_passed",
+        severity: Severity::Critical,
+        title: format!(
+            "Critical alert {} not delivered to {}",
+            row.alert_id, dest.name
+        ),
+        summary: format!(
+            "A critical notification to {} is past its {} h deadline; entrawatch keeps retrying it.",
+            dest.name,
+            dest.deadline.as_secs() / 3600
+        ),
+        evidence,
+        key: row.notification_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_event_same_ids() {
+        let e = SystemEvent {
+            rule: "entrawatch_destination_broken",
+            severity: Severity::High,
+            title: "t".into(),
+            summary: "s".into(),
+            evidence: Map::new(),
+            key: "teams:1".into(),
+        };
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let a = system_notifications(&e, &["slack".into(), "hook".into()], now);
+        let b = system_notifications(&e, &["slack".into(), "hook".into()], now);
+        assert_eq!(a, b);
+        assert_ne!(a[0].id, a[1].id);
+        assert_eq!(a[0].kind, Kind::System);
+        assert!(a[0].alert.id.starts_with("ew-"));
+    }
+}

@@ -1,0 +1,494 @@
+//! Destinations: the `[[destinations]]` config section in, [`ResolvedDestination`]s out.
+//!
+//! A [`DestinationConfig`] is what the operator writes (TOML, internally tagged by `type`: `teams`,
+//! `slack`, `webhook`, `jsonl`, `stdout`), with secrets as [`SecretRef`]s. [`DestinationConfig::
+//! validate`] lists every problem it can see without reading a secret; [`DestinationConfig::resolve`]
+//! reads the secrets and checks what only the value shows (retired Teams connector URLs, schemes).
+//! A [`ResolvedDestination`] is what a delivery worker runs with: its [`Target`] holds the URL and
+//! signing secret as [`Secret`]s and its `Debug` never shows them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use entrawatch_ingest::secret::{Secret, SecretRef};
+use reqwest::Url;
+use serde::Deserialize;
+
+/// How often a broken destination (open circuit) is tried again.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(600);
+
+fn chat_rate() -> f64 {
+    1.0
+}
+fn chat_burst() -> u32 {
+    3
+}
+fn webhook_rate() -> f64 {
+    10.0
+}
+fn webhook_burst() -> u32 {
+    10
+}
+fn default_timeout_secs() -> u64 {
+    10
+}
+fn default_deadline_hours() -> u64 {
+    24
+}
+
+/// One `[[destinations]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum DestinationConfig {
+    /// A Teams Workflows trigger ("Post to a channel when a webhook request is received").
+    Teams(ChatConfig),
+    /// A Slack incoming webhook.
+    Slack(ChatConfig),
+    /// A generic webhook receiving the versioned JSON envelope.
+    Webhook(WebhookConfig),
+    /// Alert records appended to a file, one JSON object per line.
+    Jsonl(JsonlConfig),
+    /// Alert records printed to standard output, one JSON object per line.
+    Stdout(StdoutConfig),
+}
+
+/// `type = "teams"` and `type = "slack"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    pub name: String,
+    /// The webhook URL: a secret (its query string carries the signature).
+    pub url: SecretRef,
+    #[serde(default = "chat_rate")]
+    pub rate_per_sec: f64,
+    #[serde(default = "chat_burst")]
+    pub burst: u32,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Undelivered notifications become dead letters after this long (critical ones are kept and
+    /// alarmed instead).
+    #[serde(default = "default_deadline_hours")]
+    pub deadline_hours: u64,
+}
+
+/// `type = "webhook"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: SecretRef,
+    /// HMAC-SHA256 key for `X-Entrawatch-Signature`.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Extra request headers (not secrets: they may appear in config dumps).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "webhook_rate")]
+    pub rate_per_sec: f64,
+    #[serde(default = "webhook_burst")]
+    pub burst: u32,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_deadline_hours")]
+    pub deadline_hours: u64,
+}
+
+/// `type = "jsonl"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlConfig {
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default = "default_deadline_hours")]
+    pub deadline_hours: u64,
+}
+
+/// `type = "stdout"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutConfig {
+    pub name: String,
+    #[serde(default = "default_deadline_hours")]
+    pub deadline_hours: u64,
+}
+
+/// The kind of sink, as a bounded label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SinkKind {
+    Teams,
+    Slack,
+    Webhook,
+    Jsonl,
+    Stdout,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Teams => "teams",
+            SinkKind::Slack => "slack",
+            SinkKind::Webhook => "webhook",
+            SinkKind::Jsonl => "jsonl",
+            SinkKind::Stdout => "stdout",
+        }
+    }
+}
+
+/// Where a resolved destination sends, with its secrets.
+#[derive(Clone)]
+pub enum Target {
+    Teams {
+        url: Secret,
+    },
+    Slack {
+        url: Secret,
+    },
+    Webhook {
+        url: Secret,
+        secret: Option<Secret>,
+        headers: Vec<(String, String)>,
+    },
+    Jsonl {
+        path: PathBuf,
+    },
+    Stdout,
+}
+
+impl Target {
+    pub fn kind(&self) -> SinkKind {
+        match self {
+            Target::Teams { .. } => SinkKind::Teams,
+            Target::Slack { .. } => SinkKind::Slack,
+            Target::Webhook { .. } => SinkKind::Webhook,
+            Target::Jsonl { .. } => SinkKind::Jsonl,
+            Target::Stdout => SinkKind::Stdout,
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    /// The kind, header names and file path; never a URL, signing key or header value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Teams { .. } => f.write_str("Teams { url: <redacted> }"),
+            Target::Slack { .. } => f.write_str("Slack { url: <redacted> }"),
+            Target::Webhook {
+                secret, headers, ..
+            } => {
+                let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+                f.debug_struct("Webhook")
+                    .field("url", &"<redacted>")
+                    .field("signed", &secret.is_some())
+                    .field("headers", &names)
+                    .finish()
+            }
+            Target::Jsonl { path } => f.debug_struct("Jsonl").field("path", path).finish(),
+            Target::Stdout => f.write_str("Stdout"),
+        }
+    }
+}
+
+/// A destination ready for a delivery worker.
+#[derive(Debug, Clone)]
+pub struct ResolvedDestination {
+    /// The configured name: outbox rows and metric labels use it.
+    pub name: String,
+    pub target: Target,
+    pub rate_per_sec: f64,
+    pub burst: u32,
+    /// Per request, connect included.
+    pub timeout: Duration,
+    /// Age (from outbox commit) at which a non-critical notification becomes a dead letter.
+    pub deadline: Duration,
+    /// How long a broken destination's circuit stays open before the next try.
+    pub probe_interval: Duration,
+}
+
+impl ResolvedDestination {
+    /// A destination with the default limits of its kind.
+    pub fn new(name: impl Into<String>, target: Target) -> ResolvedDestination {
+        let (rate_per_sec, burst) = match target.kind() {
+            SinkKind::Teams | SinkKind::Slack => (chat_rate(), chat_burst()),
+            SinkKind::Webhook => (webhook_rate(), webhook_burst()),
+            SinkKind::Jsonl | SinkKind::Stdout => (1000.0, 1000),
+        };
+        ResolvedDestination {
+            name: name.into(),
+            target,
+            rate_per_sec,
+            burst,
+            timeout: Duration::from_secs(default_timeout_secs()),
+            deadline: Duration::from_secs(default_deadline_hours() * 3600),
+            probe_interval: DEFAULT_PROBE_INTERVAL,
+        }
+    }
+
+    pub fn kind(&self) -> SinkKind {
+        self.target.kind()
+    }
+}
+
+const RESERVED_HEADERS: [&str; 7] = [
+    "content-type",
+    "content-length",
+    "host",
+    "idempotency-key",
+    "x-entrawatch-signature",
+    "x-entrawatch-timestamp",
+    "transfer-encoding",
+];
+
+impl DestinationConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            DestinationConfig::Teams(c) | DestinationConfig::Slack(c) => &c.name,
+            DestinationConfig::Webhook(c) => &c.name,
+            DestinationConfig::Jsonl(c) => &c.name,
+            DestinationConfig::Stdout(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> SinkKind {
+        match self {
+            DestinationConfig::Teams(_) => SinkKind::Teams,
+            DestinationConfig::Slack(_) => SinkKind::Slack,
+            DestinationConfig::Webhook(_) => SinkKind::Webhook,
+            DestinationConfig::Jsonl(_) => SinkKind::Jsonl,
+            DestinationConfig::Stdout(_) => SinkKind::Stdout,
+        }
+    }
+
+    /// Every problem visible without reading secrets, each prefixed with `path`
+    /// (e.g. `destinations[2]`).
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        check_name(self.name(), path, &mut out);
+        match self {
+            DestinationConfig::Teams(c) | DestinationConfig::Slack(c) => {
+                out.extend(c.url.check(&format!("{path}.url")));
+                check_limits(path, c.rate_per_sec, c.burst, c.timeout_secs, &mut out);
+                check_deadline(path, c.deadline_hours, &mut out);
+            }
+            DestinationConfig::Webhook(c) => {
+                out.extend(c.url.check(&format!("{path}.url")));
+                if let Some(s) = &c.secret {
+                    out.extend(s.check(&format!("{path}.secret")));
+                }
+                for (name, value) in &c.headers {
+                    check_header(path, name, value, &mut out);
+                }
+                check_limits(path, c.rate_per_sec, c.burst, c.timeout_secs, &mut out);
+                check_deadline(path, c.deadline_hours, &mut out);
+            }
+            DestinationConfig::Jsonl(c) => {
+                if c.path.as_os_str().is_empty() {
+                    out.push(format!("{path}.path: must not be empty"));
+                }
+                check_deadline(path, c.deadline_hours, &mut out);
+            }
+            DestinationConfig::Stdout(c) => check_deadline(path, c.deadline_hours, &mut out),
+        }
+        out
+    }
+
+    /// Reads the secrets and checks what only their values show. Errors never contain a secret.
+    pub fn resolve(&self, path: &str) -> Result<ResolvedDestination, Vec<String>> {
+        self.resolve_with(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`DestinationConfig::resolve`] with the environment passed in (tests).
+    pub fn resolve_with(
+        &self,
+        path: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ResolvedDestination, Vec<String>> {
+        let mut errors = self.validate(path);
+        let url_path = format!("{path}.url");
+        let secret = |r: &SecretRef, p: &str, errors: &mut Vec<String>| match r.resolve_with(p, env)
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let (target, hours, limits) = match self {
+            DestinationConfig::Teams(c) | DestinationConfig::Slack(c) => {
+                let url = secret(&c.url, &url_path, &mut errors);
+                if let Some(u) = &url {
+                    errors.extend(check_url(self.kind(), u.expose(), &url_path));
+                }
+                let target = url.map(|url| match self.kind() {
+                    SinkKind::Teams => Target::Teams { url },
+                    _ => Target::Slack { url },
+                });
+                let limits = (c.rate_per_sec, c.burst, c.timeout_secs);
+                (target, c.deadline_hours, Some(limits))
+            }
+            DestinationConfig::Webhook(c) => {
+                let url = secret(&c.url, &url_path, &mut errors);
+                if let Some(u) = &url {
+                    errors.extend(check_url(SinkKind::Webhook, u.expose(), &url_path));
+                }
+                let key = c
+                    .secret
+                    .as_ref()
+                    .map(|s| secret(s, &format!("{path}.secret"), &mut errors));
+                let target = match (url, key) {
+                    (Some(url), None) => Some((url, None)),
+                    (Some(url), Some(Some(k))) => Some((url, Some(k))),
+                    _ => None,
+                }
+                .map(|(url, secret)| Target::Webhook {
+                    url,
+                    secret,
+                    headers: c
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                });
+                let limits = (c.rate_per_sec, c.burst, c.timeout_secs);
+                (target, c.deadline_hours, Some(limits))
+            }
+            DestinationConfig::Jsonl(c) => {
+                if let Some(parent) = c.path.parent()
+                    && !parent.as_os_str().is_empty()
+                    && !parent.is_dir()
+                {
+                    errors.push(format!(
+                        "{path}.path: directory {} does not exist",
+                        parent.display()
+                    ));
+                }
+                let target = Target::Jsonl {
+                    path: c.path.clone(),
+                };
+                (Some(target), c.deadline_hours, None)
+            }
+            DestinationConfig::Stdout(c) => (Some(Target::Stdout), c.deadline_hours, None),
+        };
+        match target {
+            Some(target) if errors.is_empty() => {
+                let mut d = ResolvedDestination::new(self.name(), target);
+                if let Some((rate, burst, timeout)) = limits {
+                    d.rate_per_sec = rate;
+                    d.burst = burst;
+                    d.timeout = Duration::from_secs(timeout);
+                }
+                d.deadline = Duration::from_secs(hours * 3600);
+                Ok(d)
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// [`DestinationConfig::validate`] for every entry plus duplicate names; `path` is the section
+/// (`destinations`).
+pub fn validate_all(destinations: &[DestinationConfig], path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, d) in destinations.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        out.extend(d.validate(&p));
+        if let Some(first) = seen.insert(d.name(), i) {
+            out.push(format!(
+                "{p}.name: {:?} is already used by {path}[{first}]",
+                d.name()
+            ));
+        }
+    }
+    out
+}
+
+fn check_name(name: &str, path: &str, out: &mut Vec<String>) {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
+        out.push(format!(
+            "{path}.name: {name:?} must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
+        ));
+    }
+}
+
+fn check_limits(path: &str, rate: f64, burst: u32, timeout_secs: u64, out: &mut Vec<String>) {
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1000.0) {
+        out.push(format!(
+            "{path}.rate_per_sec: {rate} must be above 0 and at most 1000"
+        ));
+    }
+    if !(1..=1000).contains(&burst) {
+        out.push(format!("{path}.burst: {burst} must be 1 to 1000"));
+    }
+    if !(1..=300).contains(&timeout_secs) {
+        out.push(format!(
+            "{path}.timeout_secs: {timeout_secs} must be 1 to 300"
+        ));
+    }
+}
+
+fn check_deadline(path: &str, hours: u64, out: &mut Vec<String>) {
+    if !(1..=8760).contains(&hours) {
+        out.push(format!("{path}.deadline_hours: {hours} must be 1 to 8760"));
+    }
+}
+
+fn check_header(path: &str, name: &str, value: &str, out: &mut Vec<String>) {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        out.push(format!(
+            "{path}.headers: {name:?} is not a valid header name"
+        ));
+    } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        out.push(format!(
+            "{path}.headers: {name} is set by entrawatch and cannot be overridden"
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        out.push(format!(
+            "{path}.headers.{name}: value must not contain control characters"
+        ));
+    }
+}
+
+/// Problems with a resolved URL; never quotes it (its query string is a credential).
+fn check_url(kind: SinkKind, raw: &str, path: &str) -> Vec<String> {
+    let url = match Url::parse(raw) {
+        Ok(u) => u,
+        Err(e) => return vec![format!("{path}: the secret is not a valid URL ({e})")],
+    };
+    let mut out = Vec::new();
+    if !matches!(url.scheme(), "http" | "https") {
+        out.push(format!(
+            "{path}: scheme {:?} is not supported, use https",
+            url.scheme()
+        ));
+        return out;
+    }
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return vec![format!("{path}: the URL has no host")];
+    };
+    let loopback = host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+    if matches!(kind, SinkKind::Teams | SinkKind::Slack) && url.scheme() != "https" && !loopback {
+        out.push(format!("{path}: {} webhooks need https", kind.as_str()));
+    }
+    if kind == SinkKind::Teams && is_retired_connector(&host, url.path()) {
+        out.push(format!(
+            "{path}: this is a retired Office 365 connector URL (webhook.office.com), which no \
+             longer delivers; in Teams, create a flow from the Workflows template \"Post to a \
+             channel when a webhook request is received\" and use its trigger URL instead"
+        ));
+    }
+    out
+}
+
+fn is_retired_connector(host: &str, path: &str) -> bool {
+    host.ends_with(".webhook.office.com")
+        || host == "webhook.office.com"
+        || (host == "outlook.office.com" && path.starts_with("/webhook"))
+}
+
+#[cfg(test)]
+mod tests;

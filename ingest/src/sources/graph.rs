@@ -1,1 +1,0 @@
-//! The Microsoft Graph source (placeholder until the Graph work lands).

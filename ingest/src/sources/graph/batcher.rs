@@ -1,0 +1,404 @@
+//! The batcher: one task that turns every poller's pages into ordered [`Batch`]es with the
+//! checkpoint that covers them.
+//!
+//! In: [`Msg`]s from the pollers (parsed pages, watermark advances, directory snapshots) and the
+//! runtime's [`Committed`] reports. Out: batches on the source's channel, each with the `position`
+//! (every tenant's lane checkpoints) that is true once it and every earlier batch are durable; the
+//! `events_received` (new records only, by event kind), `records_rejected`, `records_skipped` and
+//! `watermark_lag` (per lane, from the durable checkpoint) metrics.
+//!
+//! Records are de-duplicated here, one at a time, against their lane's remembered ids, and the
+//! lane state a batch's position is built from holds exactly the records of that batch and the
+//! ones before it. A watermark advance arrives after the pages it covers (one channel, in order),
+//! so a position never claims a record that is not in a batch. Directory snapshots carry no
+//! watermark: a role record is passed on when it is new or changed since the last snapshot.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::lanes::Lane;
+use super::state::{LaneState, record_hash};
+use crate::metrics::SourceMetrics;
+use crate::model::TimeSource;
+use crate::reader::Item;
+use crate::source::{Batch, CommitTracker, Committed, MAX_BATCH_ITEMS, SourceError};
+
+/// What pollers tell the batcher.
+#[derive(Debug)]
+pub enum Msg {
+    /// One parsed page of a time-windowed lane.
+    Page {
+        tenant: usize,
+        lane: Lane,
+        items: Vec<Item>,
+        received_at: Instant,
+    },
+    /// Every record of the lane before `watermark` has been sent in a `Page` (late ones aside).
+    Advance {
+        tenant: usize,
+        lane: Lane,
+        watermark: DateTime<Utc>,
+    },
+    /// A complete directory snapshot (role assignments and eligibilities) of one tenant.
+    Snapshot {
+        tenant: usize,
+        items: Vec<Item>,
+        received_at: Instant,
+    },
+}
+
+/// A lane whose watermark a batch's position moved: (tenant index, lane, watermark).
+type Moved = (usize, Lane, DateTime<Utc>);
+
+/// One tenant's checkpoint state.
+#[derive(Debug)]
+pub struct TenantSlot {
+    pub id: String,
+    pub lanes: BTreeMap<Lane, LaneState>,
+    /// Directory record id -> hash of its content at the last snapshot.
+    roles: HashMap<String, u64>,
+}
+
+impl TenantSlot {
+    pub fn new(id: String, lanes: BTreeMap<Lane, LaneState>) -> TenantSlot {
+        TenantSlot {
+            id,
+            lanes,
+            roles: HashMap::new(),
+        }
+    }
+}
+
+/// How often batches go out.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A non-empty batch waits at most this long for more records.
+    pub linger: Duration,
+    /// With no records, a moved watermark is still checkpointed this often.
+    pub checkpoint_interval: Duration,
+    /// On shutdown, how long to wait for the reports of batches sent.
+    pub drain: Duration,
+}
+
+/// The batcher's state.
+#[derive(Debug)]
+pub struct Batcher {
+    source: Arc<str>,
+    metrics: SourceMetrics,
+    timing: Timing,
+    tenants: Vec<TenantSlot>,
+    pending: Vec<Item>,
+    pending_since: Option<Instant>,
+    received_at: Option<Instant>,
+    /// Lanes whose watermark moved since the last batch.
+    moved: Vec<(usize, Lane)>,
+    dirty: bool,
+    last_flush: Instant,
+    tracker: CommitTracker,
+    /// Per batch sent: the watermarks its position holds for the lanes that moved.
+    in_flight: VecDeque<(u64, Vec<Moved>)>,
+    durable: BTreeMap<(usize, Lane), DateTime<Utc>>,
+}
+
+impl Batcher {
+    pub fn new(
+        source: Arc<str>,
+        metrics: SourceMetrics,
+        timing: Timing,
+        tenants: Vec<TenantSlot>,
+    ) -> Batcher {
+        let mut durable = BTreeMap::new();
+        for (i, t) in tenants.iter().enumerate() {
+            for (lane, s) in &t.lanes {
+                durable.insert((i, *lane), s.watermark);
+            }
+        }
+        Batcher {
+            source,
+            metrics,
+            timing,
+            tenants,
+            pending: Vec::new(),
+            pending_since: None,
+            received_at: None,
+            moved: Vec::new(),
+            dirty: false,
+            last_flush: Instant::now(),
+            tracker: CommitTracker::default(),
+            in_flight: VecDeque::new(),
+            durable,
+        }
+    }
+
+    /// Runs until shutdown or until every poller is gone, then sends what it holds and waits
+    /// (bounded) for the reports of every batch sent.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        out: mpsc::Sender<Batch>,
+        mut committed: mpsc::UnboundedReceiver<Committed>,
+        mut shutdown: watch::Receiver<bool>,
+        stop_pollers: impl FnOnce(),
+    ) -> Result<(), SourceError> {
+        let tick_every =
+            (self.timing.linger / 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => self.handle(m, &out).await?,
+                    None => break,
+                },
+                Some(c) = committed.recv() => self.on_commit(c),
+                _ = tick.tick() => self.on_tick(&out).await?,
+                changed = shutdown.changed() => if changed.is_err() {
+                    break;
+                },
+            }
+        }
+        stop_pollers();
+        // Pages already fetched are worth keeping: batch them with their position.
+        rx.close();
+        while let Some(m) = rx.recv().await {
+            self.handle(m, &out).await?;
+        }
+        if !self.pending.is_empty() || self.dirty {
+            self.flush(&out).await?;
+        }
+        let mut reports = Vec::new();
+        let all = crate::source::drain_commits(
+            &mut self.tracker,
+            &mut committed,
+            self.timing.drain,
+            |seq| reports.push(seq),
+        )
+        .await;
+        for seq in reports {
+            self.apply_durable(seq);
+        }
+        self.update_lag();
+        if !all {
+            tracing::warn!(source = %self.source, "stopping before every batch was reported durable; they will be read again");
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Msg, out: &mpsc::Sender<Batch>) -> Result<(), SourceError> {
+        match msg {
+            Msg::Page {
+                tenant,
+                lane,
+                items,
+                received_at,
+            } => {
+                for item in items {
+                    if self.admit(tenant, lane, &item) {
+                        self.push(item, received_at, out).await?;
+                    }
+                }
+            }
+            Msg::Advance {
+                tenant,
+                lane,
+                watermark,
+            } => {
+                if let Some(s) = self.tenants[tenant].lanes.get_mut(&lane)
+                    && s.advance(watermark)
+                {
+                    self.dirty = true;
+                    if !self.moved.contains(&(tenant, lane)) {
+                        self.moved.push((tenant, lane));
+                    }
+                }
+            }
+            Msg::Snapshot {
+                tenant,
+                items,
+                received_at,
+            } => {
+                let mut next = HashMap::with_capacity(items.len());
+                let mut changed = Vec::new();
+                for item in items {
+                    let (key, hash) = match &item {
+                        Item::Event(e) => (
+                            e.meta.id.clone(),
+                            record_hash(&[&serde_json::to_vec(e.as_ref()).unwrap_or_default()]),
+                        ),
+                        Item::Rejected(r) => {
+                            let h =
+                                record_hash(&[r.raw.as_deref().unwrap_or(&r.reason).as_bytes()]);
+                            (format!("rejected:{h:x}"), h)
+                        }
+                        _ => continue,
+                    };
+                    if self.tenants[tenant].roles.get(&key) != Some(&hash) {
+                        changed.push(item);
+                    }
+                    next.insert(key, hash);
+                }
+                self.tenants[tenant].roles = next;
+                for item in changed {
+                    self.count(&item);
+                    self.push(item, received_at, out).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// De-duplicates one item of a lane; counts it when it is new.
+    fn admit(&mut self, tenant: usize, lane: Lane, item: &Item) -> bool {
+        let slot = &mut self.tenants[tenant];
+        let Some(state) = slot.lanes.get_mut(&lane) else {
+            return false;
+        };
+        let (hash, time) = match item {
+            Item::Event(e) => {
+                let (_, kind, id) = e.dedup_key();
+                let time = match e.meta.time_source {
+                    TimeSource::Record | TimeSource::Envelope => e.meta.time,
+                    _ => Utc::now(),
+                };
+                (
+                    record_hash(&[kind.as_str().as_bytes(), id.as_bytes()]),
+                    time,
+                )
+            }
+            Item::Rejected(r) => (
+                record_hash(&[
+                    b"rejected",
+                    r.raw.as_deref().unwrap_or(&r.reason).as_bytes(),
+                ]),
+                Utc::now(),
+            ),
+            Item::Skipped { .. } => {
+                self.count(item);
+                return true;
+            }
+            Item::EmptyFile { .. } => return false,
+        };
+        let fresh = state.admit(hash, time);
+        if fresh {
+            self.count(item);
+        }
+        fresh
+    }
+
+    /// Counts a record passed on, as every source does (`stream` is the event kind).
+    fn count(&self, item: &Item) {
+        self.metrics
+            .count_items(&self.source, std::slice::from_ref(item));
+    }
+
+    async fn push(
+        &mut self,
+        item: Item,
+        received_at: Instant,
+        out: &mpsc::Sender<Batch>,
+    ) -> Result<(), SourceError> {
+        if self.pending.is_empty() {
+            self.pending_since = Some(Instant::now());
+        }
+        self.received_at = Some(self.received_at.map_or(received_at, |r| r.min(received_at)));
+        self.pending.push(item);
+        self.dirty = true;
+        if self.pending.len() >= MAX_BATCH_ITEMS {
+            self.flush(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_tick(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), SourceError> {
+        let now = Instant::now();
+        let linger_over = self
+            .pending_since
+            .is_some_and(|s| now.duration_since(s) >= self.timing.linger);
+        let checkpoint_due = self.pending.is_empty()
+            && self.dirty
+            && now.duration_since(self.last_flush) >= self.timing.checkpoint_interval;
+        if linger_over || checkpoint_due {
+            self.flush(out).await?;
+        }
+        self.update_lag();
+        Ok(())
+    }
+
+    /// The checkpoint of every tenant's lanes, as it stands now.
+    pub fn position(&mut self) -> Value {
+        let mut tenants = Map::new();
+        for t in &mut self.tenants {
+            let lanes: Map<String, Value> = t
+                .lanes
+                .iter_mut()
+                .map(|(lane, s)| (lane.name().to_owned(), s.to_json()))
+                .collect();
+            tenants.insert(t.id.clone(), Value::Object(lanes));
+        }
+        json!({ "v": 1, "tenants": tenants })
+    }
+
+    async fn flush(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), SourceError> {
+        let seq = self.tracker.next();
+        let moved: Vec<_> = self
+            .moved
+            .drain(..)
+            .filter_map(|(t, l)| Some((t, l, self.tenants[t].lanes.get(&l)?.watermark)))
+            .collect();
+        self.in_flight.push_back((seq, moved));
+        let batch = Batch {
+            source: self.source.clone(),
+            seq,
+            items: std::mem::take(&mut self.pending),
+            position: self.position(),
+            received_at: self
+                .received_at
+                .take()
+                .unwrap_or_else(Instant::now)
+                .into_std(),
+        };
+        self.pending_since = None;
+        self.dirty = false;
+        self.last_flush = Instant::now();
+        out.send(batch)
+            .await
+            .map_err(|_| SourceError::Closed(self.source.to_string()))
+    }
+
+    fn on_commit(&mut self, c: Committed) {
+        let durable = self.tracker.on_commit(c);
+        self.apply_durable(durable);
+    }
+
+    fn apply_durable(&mut self, durable: u64) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(seq, _)| *seq <= durable)
+        {
+            let (_, moved) = self.in_flight.pop_front().expect("checked");
+            for (t, l, w) in moved {
+                self.durable.insert((t, l), w);
+            }
+        }
+    }
+
+    fn update_lag(&self) {
+        let now = Utc::now();
+        for ((t, lane), w) in &self.durable {
+            self.metrics
+                .watermark_lag
+                .with_label_values(&[&*self.source, self.tenants[*t].id.as_str(), lane.name()])
+                .set((now - *w).num_seconds().max(0));
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Request budgets: Graph's throttling limits, kept on our side so a tenant is never throttled, and
+//! shared fairly among hundreds of tenants.
+//!
+//! In: the configured limits ([`BudgetConfig`]), a [`Scale`] (1.0 in service; tests shrink time).
+//! Out: [`Budgets::acquire`], which waits until one request of a [`Class`] may go to a tenant and
+//! hands back a slot of the bounded worker pool; [`Budgets::throttled`] / [`Budgets::succeeded`]
+//! feed 429s back (a `Retry-After` pauses that tenant's class; without one, exponential backoff
+//! with full jitter).
+//!
+//! Each tenant has one sliding-window log per class: at most `limit` sends in any window of
+//! `period` (stretched by a small margin, so network jitter never lets Graph count one more than
+//! the limit). The reporting class also has one app-wide window across tenants, waited for behind
+//! a FIFO turnstile. The worker pool (one FIFO semaphore per class) is taken *after* the tenant's
+//! window has room and given back before any wait, so a tenant with a 30-day backlog queues
+//! behind every other tenant for each page and never holds a worker while it waits for its own
+//! budget: no tenant starves, and no class waits behind another.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::config::BudgetConfig;
+use super::lanes::Class;
+
+/// Time scale for everything the source waits on (poll interval, budgets, backoff, Retry-After):
+/// 1.0 in service; tests use less so a 10 s window lasts milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub factor: f64,
+    /// Unscaled extra time added to every budget window (covers network jitter).
+    pub slack: Duration,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Scale {
+            factor: 1.0,
+            slack: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Scale {
+    pub fn of(&self, d: Duration) -> Duration {
+        d.mul_f64(self.factor)
+    }
+
+    /// A budget window: the documented period, 5 % longer, scaled, plus the slack.
+    fn window(&self, period: Duration) -> Duration {
+        self.of(period.mul_f64(1.05)) + self.slack
+    }
+}
+
+/// At most `limit` sends in any `period`; optionally paused (after a 429).
+#[derive(Debug)]
+struct Window {
+    limit: usize,
+    period: Duration,
+    sends: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+    failures: u32,
+}
+
+impl Window {
+    fn new(limit: u32, period: Duration) -> Window {
+        Window {
+            limit: limit.max(1) as usize,
+            period,
+            sends: VecDeque::new(),
+            paused_until: None,
+            failures: 0,
+        }
+    }
+
+    /// When the next send may go (`None`: now).
+    fn free_at(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(&first) = self.sends.front() {
+            if now.duration_since(first) >= self.period {
+                self.sends.pop_front();
+            } else {
+                break;
+            }
+        }
+        let mut at = self.paused_until.filter(|p| *p > now);
+        if self.sends.len() >= self.limit {
+            let full_until = self.sends[self.sends.len() - self.limit] + self.period;
+            at = Some(at.map_or(full_until, |a| a.max(full_until)));
+        }
+        at
+    }
+
+    fn take(&mut self, now: Instant) {
+        self.sends.push_back(now);
+    }
+}
+
+/// One tenant's windows, one per class.
+#[derive(Debug)]
+pub struct TenantBudget {
+    reports: Mutex<Window>,
+    identity_protection: Mutex<Window>,
+    directory: Mutex<Window>,
+}
+
+impl TenantBudget {
+    fn window(&self, class: Class) -> &Mutex<Window> {
+        match class {
+            Class::Reports => &self.reports,
+            Class::IdentityProtection => &self.identity_protection,
+            Class::Directory => &self.directory,
+        }
+    }
+}
+
+/// Every tenant's budgets, the app-wide reporting window and the worker pool.
+#[derive(Debug)]
+pub struct Budgets {
+    cfg: BudgetConfig,
+    scale: Scale,
+    app_reports: Option<Mutex<Window>>,
+    /// Reporting requests wait for the app-wide window one at a time, in arrival order.
+    turnstile: tokio::sync::Mutex<()>,
+    /// The worker pool, one share per class (half for reports, a quarter each for the others),
+    /// so a class waiting on its own limits never holds up another's requests.
+    pools: [std::sync::Arc<Semaphore>; 3],
+}
+
+impl Budgets {
+    pub fn new(cfg: &BudgetConfig, scale: Scale) -> Budgets {
+        let app_reports = (cfg.app_reports_per_10s > 0).then(|| {
+            Mutex::new(Window::new(
+                cfg.app_reports_per_10s,
+                scale.window(Duration::from_secs(10)),
+            ))
+        });
+        Budgets {
+            cfg: cfg.clone(),
+            scale,
+            app_reports,
+            turnstile: tokio::sync::Mutex::new(()),
+            pools: {
+                let n = cfg.max_concurrent_requests;
+                [n / 2, n / 4, n / 4].map(|k| std::sync::Arc::new(Semaphore::new(k.max(1))))
+            },
+        }
+    }
+
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+
+    pub fn tenant(&self) -> TenantBudget {
+        let s = &self.scale;
+        TenantBudget {
+            reports: Mutex::new(Window::new(
+                self.cfg.reports_per_10s,
+                s.window(Duration::from_secs(10)),
+            )),
+            identity_protection: Mutex::new(Window::new(
+                self.cfg.identity_protection_per_second,
+                s.window(Duration::from_secs(1)),
+            )),
+            directory: Mutex::new(Window::new(
+                self.cfg.directory_per_10s,
+                s.window(Duration::from_secs(10)),
+            )),
+        }
+    }
+
+    /// Waits until one `class` request may go to `tenant`, and for a worker slot; the send is
+    /// counted against the windows when this returns (send right away, holding the slot).
+    ///
+    /// Order: the tenant's own window first (only its few lanes wait on it); then, for the
+    /// reporting class, the app-wide window behind a FIFO turnstile, so hundreds of waiting
+    /// lanes queue in order instead of all waking for every free slot; then the worker pool.
+    pub async fn acquire(&self, tenant: &TenantBudget, class: Class) -> OwnedSemaphorePermit {
+        loop {
+            let own_free_at = lock(tenant.window(class)).free_at(Instant::now());
+            if let Some(at) = own_free_at {
+                tokio::time::sleep_until(at).await;
+                continue;
+            }
+            let turn = match self.app_window(class) {
+                Some(app) => {
+                    let turn = self.turnstile.lock().await;
+                    loop {
+                        let app_free_at = lock(app).free_at(Instant::now());
+                        match app_free_at {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => break,
+                        }
+                    }
+                    Some(turn)
+                }
+                None => None,
+            };
+            let pool = match class {
+                Class::Reports => &self.pools[0],
+                Class::IdentityProtection => &self.pools[1],
+                Class::Directory => &self.pools[2],
+            };
+            let permit = pool
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the pool is never closed");
+            let now = Instant::now();
+            let mut own = lock(tenant.window(class));
+            let mut app = self.app_window(class).map(lock);
+            let free =
+                own.free_at(now).is_none() && app.as_mut().is_none_or(|a| a.free_at(now).is_none());
+            if free {
+                own.take(now);
+                if let Some(a) = app.as_mut() {
+                    a.take(now);
+                }
+                drop(turn);
+                return permit;
+            }
+            // Another lane of this tenant took the room meanwhile (or a 429 paused it): start
+            // over, giving back the turn and the slot.
+        }
+    }
+
+    fn app_window(&self, class: Class) -> Option<&Mutex<Window>> {
+        match class {
+            Class::Reports => self.app_reports.as_ref(),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    fn free_at(&self, tenant: &TenantBudget, class: Class, now: Instant) -> Option<Instant> {
+        let own = lock(tenant.window(class)).free_at(now);
+        let app = self.app_window(class).and_then(|w| lock(w).free_at(now));
+        match (own, app) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A 429: pause the tenant's class for `retry_after` (already in real time), or back off
+    /// exponentially with full jitter. Returns the pause.
+    pub fn throttled(
+        &self,
+        tenant: &TenantBudget,
+        class: Class,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        let mut w = lock(tenant.window(class));
+        w.failures = w.failures.saturating_add(1);
+        let pause = retry_after.unwrap_or_else(|| {
+            backoff(
+                w.failures - 1,
+                self.scale.of(Duration::from_secs(1)),
+                self.scale.of(Duration::from_secs(120)),
+            )
+        });
+        let until = Instant::now() + pause;
+        w.paused_until = Some(w.paused_until.map_or(until, |p| p.max(until)));
+        pause
+    }
+
+    /// A request of this class succeeded: the backoff starts over.
+    pub fn succeeded(&self, tenant: &TenantBudget, class: Class) {
+        lock(tenant.window(class)).failures = 0;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Full-jitter exponential backoff: uniform in `[0, min(cap, base * 2^attempt)]`.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base
+        .checked_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX))
+        .unwrap_or(cap)
+        .min(cap);
+    ceiling.mul_f64(random_unit())
+}
+
+/// A uniform number in `[0, 1)` (splitmix64; jitter only, not for secrets).
+pub fn random_unit() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut s = STATE.load(Ordering::Relaxed);
+    if s == 0 {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+            | 1;
+        let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+        s = STATE.load(Ordering::Relaxed);
+    }
+    let mut z = STATE
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        ^ s.rotate_left(7);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_never_admits_more_than_its_limit_in_any_period() {
+        let start = Instant::now();
+        let mut w = Window::new(5, Duration::from_secs(10));
+        let mut sends = Vec::new();
+        let mut now = start;
+        // Try to send every 100 ms for a minute; record when it is allowed.
+        for _ in 0..600 {
+            if w.free_at(now).is_none() {
+                w.take(now);
+                sends.push(now);
+            }
+            now += Duration::from_millis(100);
+        }
+        for (i, s) in sends.iter().enumerate() {
+            let in_window = sends[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*s) < Duration::from_secs(10))
+                .count();
+            assert!(in_window <= 5, "{in_window} sends within 10 s");
+        }
+        // And it is not idle: 5 per 10 s over 60 s.
+        assert!(sends.len() >= 30, "{}", sends.len());
+    }
+
+    #[test]
+    fn a_pause_holds_the_window_shut() {
+        let now = Instant::now();
+        let mut w = Window::new(5, Duration::from_secs(10));
+        w.paused_until = Some(now + Duration::from_secs(3));
+        assert_eq!(w.free_at(now), Some(now + Duration::from_secs(3)));
+        assert_eq!(w.free_at(now + Duration::from_secs(3)), None);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_ceiling() {
+        for attempt in 0..40 {
+            let d = backoff(attempt, Duration::from_secs(1), Duration::from_secs(120));
+            let ceiling = Duration::from_secs(1u64 << attempt.min(7)).min(Duration::from_secs(120));
+            assert!(d <= ceiling, "{attempt}: {d:?}");
+        }
+        let spread: Vec<f64> = (0..1000).map(|_| random_unit()).collect();
+        assert!(spread.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = spread.iter().sum::<f64>() / spread.len() as f64;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+
+    #[tokio::test]
+    async fn acquire_spaces_one_tenants_requests_and_leaves_others_free() {
+        let cfg = BudgetConfig {
+            identity_protection_per_second: 1,
+            ..BudgetConfig::default()
+        };
+        let scale = Scale {
+            factor: 0.05,
+            slack: Duration::ZERO,
+        };
+        let b = Budgets::new(&cfg, scale);
+        let t1 = b.tenant();
+        let t2 = b.tenant();
+        let start = Instant::now();
+        drop(b.acquire(&t1, Class::IdentityProtection).await);
+        // The first tenant's window is full; the second tenant's is not.
+        assert!(
+            b.free_at(&t1, Class::IdentityProtection, Instant::now())
+                .is_some()
+        );
+        assert!(
+            b.free_at(&t2, Class::IdentityProtection, Instant::now())
+                .is_none()
+        );
+        assert!(b.free_at(&t1, Class::Reports, Instant::now()).is_none());
+        drop(b.acquire(&t1, Class::IdentityProtection).await);
+        // One second, scaled and stretched: 52.5 ms between two sends of the same tenant.
+        let same_tenant = start.elapsed();
+        assert!(same_tenant >= Duration::from_millis(52), "{same_tenant:?}");
+    }
+}

@@ -1,0 +1,566 @@
+//! Pollers: one task per tenant and lane, reading time windows page by page.
+//!
+//! In: the lane's starting watermark (from the checkpoint, or a back-fill start), the shared
+//! [`GraphClient`]. Out: [`Msg::Page`] for every page (parsed with the same reader `replay` uses,
+//! so every record meets the same normaliser) and [`Msg::Advance`] when a window is complete.
+//!
+//! A cycle reads from `watermark - overlap` (or the back-fill start) to now, in ascending windows:
+//! one open window in steady state; day-sized windows while back-filling (progress is logged and
+//! checkpointed window by window), halved after a 503/504 or a window of many pages, doubled again
+//! after a small one. A 429 waits as the budget says; a 403 parks the lane (`stream_available` 0,
+//! one warning, a retry every `unavailable_retry_minutes`) without touching any other lane or
+//! tenant; other failures back off and the next cycle starts where the watermark stands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as TimeDelta, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::batcher::Msg;
+use super::budget::{Scale, backoff, random_unit};
+use super::client::{Fetched, GraphClient, TenantHandle};
+use super::config::GraphConfig;
+use super::lanes::{Lane, directory_urls};
+use crate::metrics::SourceMetrics;
+use crate::reader::{Item, ReadOptions, read_bytes};
+
+/// The first window asked for while catching up, and the widest it grows to.
+const FIRST_SPAN: TimeDelta = TimeDelta::days(1);
+const MAX_SPAN: TimeDelta = TimeDelta::days(7);
+/// The narrowest window a 503 shrinks to.
+const MIN_SPAN: TimeDelta = TimeDelta::minutes(1);
+/// More pages than this in one window halves the next one.
+const MANY_PAGES: u32 = 8;
+/// Pages larger than this are parsed off the async workers.
+const BLOCKING_PARSE_BYTES: usize = 256 * 1024;
+
+/// What every poller shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub cfg: GraphConfig,
+    pub client: GraphClient,
+    pub tx: mpsc::Sender<Msg>,
+    pub metrics: SourceMetrics,
+    pub source: Arc<str>,
+    pub read: ReadOptions,
+    pub scale: Scale,
+    pub ready: watch::Sender<bool>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A tenant as its pollers see it.
+#[derive(Debug)]
+pub struct Tenant {
+    pub handle: TenantHandle,
+    /// Whether the tenant lacks P1/P2 (the licence 403 on sign-ins); `None` until known.
+    pub free: watch::Sender<Option<bool>>,
+}
+
+/// Where a lane starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// From a checkpointed watermark.
+    Resume(DateTime<Utc>),
+    /// First start: back-fill.
+    Backfill,
+}
+
+enum WindowEnd {
+    Done {
+        pages: u32,
+        records: usize,
+    },
+    Shrink,
+    Unavailable {
+        licence: bool,
+        code: String,
+        message: String,
+    },
+    Failed(String),
+    Stopped,
+}
+
+enum CycleEnd {
+    Done,
+    Unavailable {
+        licence: bool,
+        code: String,
+        message: String,
+    },
+    Failed(String),
+    Stopped,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleeps `d`, or less when the service stops; false when it stops.
+    async fn sleep(&self, d: Duration) -> bool {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.stopping(),
+            _ = shutdown.wait_for(|s| *s) => false,
+        }
+    }
+
+    /// One GET, abandoned when the service stops.
+    async fn get(&self, tenant: &TenantHandle, lane: Lane, url: &str) -> Option<Fetched> {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            f = self.client.get(tenant, lane.class(), url) => Some(f),
+            _ = shutdown.wait_for(|s| *s) => None,
+        }
+    }
+
+    fn available(&self, tenant: &TenantHandle, lane: Lane, yes: bool) {
+        self.metrics
+            .stream_available
+            .with_label_values(&[&*self.source, tenant.id.as_str(), lane.name()])
+            .set(i64::from(yes));
+    }
+
+    fn poll_interval(&self) -> Duration {
+        let base = self
+            .scale
+            .of(Duration::from_secs(self.cfg.poll_interval_secs));
+        // ±10 % so hundreds of tenants do not fall into step.
+        base.mul_f64(0.9 + 0.2 * random_unit())
+    }
+
+    /// Parses one page into items; the reader is CPU work, so big pages go to a blocking thread.
+    async fn parse(&self, tenant: &TenantHandle, lane: Lane, body: Vec<u8>) -> Vec<Item> {
+        let opts = ReadOptions {
+            ingest_time: Utc::now(),
+            ..self.read.clone()
+        };
+        if body.len() <= BLOCKING_PARSE_BYTES {
+            return parse_page(&tenant.id, lane, &body, &opts);
+        }
+        let tenant_id = tenant.id.clone();
+        tokio::task::spawn_blocking(move || parse_page(&tenant_id, lane, &body, &opts))
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// Polls one lane of one tenant until shutdown.
+pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, start: Start) {
+    let mut p = LanePoller {
+        overlap: lane.overlap(&shared.cfg),
+        lag: TimeDelta::minutes(shared.cfg.safety_lag_minutes as i64),
+        watermark: DateTime::<Utc>::UNIX_EPOCH,
+        first_floor: None,
+        ceiling: None,
+        unavailable: false,
+        failures: 0,
+        shared,
+        tenant,
+        lane,
+    };
+    p.shared.available(&p.tenant.handle, lane, true);
+    match start {
+        Start::Resume(w) => p.watermark = w,
+        Start::Backfill => {
+            let days = p.backfill_days().await;
+            let from = Utc::now() - TimeDelta::days(i64::from(days));
+            p.watermark = from;
+            p.first_floor = Some(from);
+            tracing::info!(source = %p.shared.source, tenant = %p.tenant.handle.label,
+                stream = lane.name(), days, "graph back-fill starting");
+        }
+    }
+    p.run().await;
+}
+
+struct LanePoller {
+    shared: Arc<Shared>,
+    tenant: Arc<Tenant>,
+    lane: Lane,
+    overlap: TimeDelta,
+    lag: TimeDelta,
+    /// Where this poller has read to (ahead of the durable checkpoint).
+    watermark: DateTime<Utc>,
+    first_floor: Option<DateTime<Utc>>,
+    /// The widest window known to work since the last 503/504 (`None`: no limit seen).
+    ceiling: Option<TimeDelta>,
+    unavailable: bool,
+    failures: u32,
+}
+
+impl LanePoller {
+    /// Back-fill depth: 30 days, or 7 for a tenant without P1/P2. Directory audits wait (bounded)
+    /// for the user sign-in lane to learn which; sign-in and risk lanes need P1/P2 anyway.
+    async fn backfill_days(&self) -> u32 {
+        let cfg = &self.shared.cfg;
+        if self.lane == Lane::DirectoryAudits && Lane::configured(cfg).contains(&Lane::SignInsUser)
+        {
+            let mut free = self.tenant.free.subscribe();
+            let wait = self
+                .shared
+                .scale
+                .of(Duration::from_secs((cfg.poll_interval_secs * 2).max(30)));
+            let known = tokio::time::timeout(wait, free.wait_for(Option::is_some)).await;
+            if let Ok(Ok(v)) = known
+                && *v == Some(true)
+            {
+                return cfg.free_backfill_days.min(cfg.backfill_days);
+            }
+        }
+        cfg.backfill_days
+    }
+
+    async fn run(&mut self) {
+        loop {
+            if self.shared.stopping() {
+                return;
+            }
+            let wait = match self.cycle().await {
+                CycleEnd::Stopped => return,
+                CycleEnd::Done => {
+                    self.failures = 0;
+                    if self.unavailable {
+                        self.unavailable = false;
+                        self.shared.available(&self.tenant.handle, self.lane, true);
+                        tracing::info!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                            stream = self.lane.name(), "graph stream available again");
+                    }
+                    self.shared.poll_interval()
+                }
+                CycleEnd::Unavailable {
+                    licence,
+                    code,
+                    message,
+                } => {
+                    if self.lane == Lane::SignInsUser && licence {
+                        self.tenant.free.send_replace(Some(true));
+                    }
+                    if !self.unavailable {
+                        self.unavailable = true;
+                        self.shared.available(&self.tenant.handle, self.lane, false);
+                        let reason = if licence {
+                            "the tenant's licence does not include it (Entra ID P1/P2)"
+                        } else {
+                            "permission denied (check the app's permissions and admin consent)"
+                        };
+                        tracing::warn!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                            tenant_id = %self.tenant.handle.id, stream = self.lane.name(), code = %code,
+                            message = %message, retry_minutes = self.shared.cfg.unavailable_retry_minutes,
+                            "graph stream unavailable for this tenant: {reason}; other streams and tenants go on");
+                    }
+                    self.shared.scale.of(Duration::from_secs(
+                        self.shared.cfg.unavailable_retry_minutes * 60,
+                    ))
+                }
+                CycleEnd::Failed(reason) => {
+                    self.failures += 1;
+                    let interval = self
+                        .shared
+                        .scale
+                        .of(Duration::from_secs(self.shared.cfg.poll_interval_secs));
+                    let wait = interval
+                        + backoff(
+                            self.failures,
+                            interval,
+                            self.shared.scale.of(Duration::from_secs(1800)),
+                        );
+                    tracing::warn!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                        stream = self.lane.name(), failures = self.failures, reason = %reason,
+                        retry_in_secs = wait.as_secs(), "graph poll failed");
+                    wait
+                }
+            };
+            if !self.shared.sleep(wait).await {
+                return;
+            }
+        }
+    }
+
+    /// One pass from the floor to now.
+    async fn cycle(&mut self) -> CycleEnd {
+        if self.lane == Lane::DirectoryRoles {
+            return self.directory().await;
+        }
+        let mut lo = self
+            .first_floor
+            .take()
+            .unwrap_or(self.watermark - self.overlap);
+        let width = Utc::now() - lo;
+        let catching_up = width > self.overlap * 2;
+        // Windows start a day wide while catching up, and never wider than what last worked
+        // after a 503/504 (that limit doubles again with every cycle that needs no shrinking).
+        let mut span = match (catching_up && width > FIRST_SPAN, self.ceiling) {
+            (true, c) => Some(FIRST_SPAN.min(c.unwrap_or(FIRST_SPAN))),
+            (false, Some(c)) if width > c => Some(c),
+            _ => None,
+        };
+        let mut shrunk = false;
+        let mut total = 0usize;
+        loop {
+            let asked_at = Utc::now();
+            let hi = span.map(|s| lo + s).filter(|h| *h < asked_at);
+            match self.window(lo, hi).await {
+                WindowEnd::Done { pages, records } => {
+                    total += records;
+                    let reached = hi.map_or(asked_at - self.lag, |h| h.min(asked_at - self.lag));
+                    if reached > self.watermark {
+                        self.watermark = reached;
+                        let msg = Msg::Advance {
+                            tenant: self.tenant.handle.index,
+                            lane: self.lane,
+                            watermark: reached,
+                        };
+                        if self.shared.tx.send(msg).await.is_err() {
+                            return CycleEnd::Stopped;
+                        }
+                    }
+                    if catching_up {
+                        tracing::info!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                            stream = self.lane.name(), through = %self.watermark.to_rfc3339(),
+                            records = total, done = hi.is_none(), "graph back-fill progress");
+                    }
+                    let Some(h) = hi else {
+                        if !shrunk {
+                            self.ceiling = self.ceiling.map(|c| c * 2).filter(|c| *c < MAX_SPAN);
+                        }
+                        return CycleEnd::Done;
+                    };
+                    lo = h;
+                    span = span.map(|s| {
+                        if pages > MANY_PAGES {
+                            (s / 2).max(MIN_SPAN)
+                        } else if pages <= 2 {
+                            (s * 2).min(self.ceiling.unwrap_or(MAX_SPAN))
+                        } else {
+                            s
+                        }
+                    });
+                }
+                WindowEnd::Shrink => {
+                    let now = Utc::now();
+                    let current = span.unwrap_or(now - lo);
+                    if current <= MIN_SPAN {
+                        self.failures += 1;
+                        let pause = backoff(
+                            self.failures,
+                            self.shared.scale.of(Duration::from_secs(2)),
+                            self.shared.scale.of(Duration::from_secs(300)),
+                        );
+                        if !self.shared.sleep(pause).await {
+                            return CycleEnd::Stopped;
+                        }
+                    }
+                    span = Some((current / 2).max(MIN_SPAN));
+                    self.ceiling = span;
+                    shrunk = true;
+                    tracing::debug!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                        stream = self.lane.name(), span_secs = span.map_or(0, |s| s.num_seconds()),
+                        "graph window shrunk after a 503/504");
+                }
+                WindowEnd::Unavailable {
+                    licence,
+                    code,
+                    message,
+                } => {
+                    return CycleEnd::Unavailable {
+                        licence,
+                        code,
+                        message,
+                    };
+                }
+                WindowEnd::Failed(r) => return CycleEnd::Failed(r),
+                WindowEnd::Stopped => return CycleEnd::Stopped,
+            }
+        }
+    }
+
+    /// Every page of one window `[lo, hi]` (`hi` open: up to now).
+    async fn window(&mut self, lo: DateTime<Utc>, hi: Option<DateTime<Utc>>) -> WindowEnd {
+        let cfg = &self.shared.cfg;
+        let url = self.lane.window_url(
+            &cfg.graph_url,
+            lo,
+            hi,
+            &cfg.sign_in_event_types,
+            cfg.page_size,
+        );
+        self.pages(url, |_| {}).await
+    }
+
+    /// Follows `@odata.nextLink` from `url` to the last page, sending each page as it comes
+    /// (`collect` instead keeps the items: directory snapshots are sent whole).
+    async fn pages(&mut self, mut url: String, mut collect: impl FnMut(Vec<Item>)) -> WindowEnd {
+        let handle = &self.tenant.handle;
+        let keep = self.lane == Lane::DirectoryRoles;
+        let (mut pages, mut records, mut throttled, mut errors) = (0u32, 0usize, 0u32, 0u32);
+        loop {
+            let Some(fetched) = self.shared.get(handle, self.lane, &url).await else {
+                return WindowEnd::Stopped;
+            };
+            match fetched {
+                Fetched::Page { body, next_link } => {
+                    let received_at = Instant::now();
+                    (throttled, errors) = (0, 0);
+                    pages += 1;
+                    self.shared
+                        .ready
+                        .send_if_modified(|r| !std::mem::replace(r, true));
+                    if self.lane == Lane::SignInsUser {
+                        self.tenant
+                            .free
+                            .send_if_modified(|f| f.replace(false).is_none());
+                    }
+                    let items = self.shared.parse(handle, self.lane, body).await;
+                    records += items.len();
+                    if keep {
+                        collect(items);
+                    } else if !items.is_empty() {
+                        let msg = Msg::Page {
+                            tenant: handle.index,
+                            lane: self.lane,
+                            items,
+                            received_at,
+                        };
+                        if self.shared.tx.send(msg).await.is_err() {
+                            return WindowEnd::Stopped;
+                        }
+                    }
+                    match next_link {
+                        Some(next) => url = next,
+                        None => return WindowEnd::Done { pages, records },
+                    }
+                }
+                Fetched::Throttled { pause } => {
+                    throttled += 1;
+                    tracing::debug!(source = %self.shared.source, tenant = %handle.label,
+                        stream = self.lane.name(), pause_ms = pause.as_millis() as u64, "graph throttled (429)");
+                    if throttled > 30 {
+                        return WindowEnd::Failed("throttled (429) 30 times in a row".to_owned());
+                    }
+                }
+                Fetched::Shrink { status } => {
+                    if keep {
+                        errors += 1;
+                        if errors > 5 {
+                            return WindowEnd::Failed(format!("HTTP {status} 5 times in a row"));
+                        }
+                        let pause = backoff(
+                            errors,
+                            self.shared.scale.of(Duration::from_secs(1)),
+                            self.shared.scale.of(Duration::from_secs(60)),
+                        );
+                        if !self.shared.sleep(pause).await {
+                            return WindowEnd::Stopped;
+                        }
+                    } else {
+                        return WindowEnd::Shrink;
+                    }
+                }
+                Fetched::Unavailable {
+                    licence,
+                    code,
+                    message,
+                } => {
+                    return WindowEnd::Unavailable {
+                        licence,
+                        code,
+                        message,
+                    };
+                }
+                Fetched::Unauthorized { reason } => return WindowEnd::Failed(reason),
+                Fetched::Failed {
+                    retryable: true,
+                    reason,
+                } => {
+                    errors += 1;
+                    if errors > 5 {
+                        return WindowEnd::Failed(reason);
+                    }
+                    let pause = backoff(
+                        errors,
+                        self.shared.scale.of(Duration::from_secs(1)),
+                        self.shared.scale.of(Duration::from_secs(60)),
+                    );
+                    if !self.shared.sleep(pause).await {
+                        return WindowEnd::Stopped;
+                    }
+                }
+                Fetched::Failed {
+                    retryable: false,
+                    reason,
+                } => return WindowEnd::Failed(reason),
+            }
+        }
+    }
+
+    /// The directory context: role assignments (with their principals) and eligibility
+    /// schedules, read whole and sent as one snapshot.
+    async fn directory(&mut self) -> CycleEnd {
+        let mut all = Vec::new();
+        let received_at = Instant::now();
+        for url in directory_urls(&self.shared.cfg.graph_url) {
+            let mut got = Vec::new();
+            match self.pages(url, |items| got.extend(items)).await {
+                WindowEnd::Done { .. } => all.extend(got),
+                WindowEnd::Shrink => return CycleEnd::Failed("directory read failed".into()),
+                WindowEnd::Unavailable {
+                    licence,
+                    code,
+                    message,
+                } => {
+                    return CycleEnd::Unavailable {
+                        licence,
+                        code,
+                        message,
+                    };
+                }
+                WindowEnd::Failed(r) => return CycleEnd::Failed(r),
+                WindowEnd::Stopped => return CycleEnd::Stopped,
+            }
+        }
+        let msg = Msg::Snapshot {
+            tenant: self.tenant.handle.index,
+            items: all,
+            received_at,
+        };
+        if self.shared.tx.send(msg).await.is_err() {
+            return CycleEnd::Stopped;
+        }
+        // The next snapshot after `directory_refresh_minutes`, not after the poll interval.
+        let refresh = self.shared.scale.of(Duration::from_secs(
+            self.shared.cfg.directory_refresh_minutes * 60,
+        ));
+        let poll = self
+            .shared
+            .scale
+            .of(Duration::from_secs(self.shared.cfg.poll_interval_secs));
+        if refresh > poll && !self.shared.sleep(refresh - poll).await {
+            return CycleEnd::Stopped;
+        }
+        CycleEnd::Done
+    }
+}
+
+/// One page through the reader (`graph:<tenant>/<lane>` names it in rejects). Graph's answer is
+/// scoped to the tenant asked: a guest's sign-in names another organisation in
+/// `resourceTenantId`, but the record belongs to the logs of the tenant polled.
+fn parse_page(tenant: &str, lane: Lane, body: &[u8], opts: &ReadOptions) -> Vec<Item> {
+    let name = format!("graph:{tenant}/{}", lane.name());
+    let mut items = Vec::new();
+    read_bytes(&name, body, Some(tenant), opts, &mut |i| {
+        if !matches!(i, Item::EmptyFile { .. }) {
+            items.push(i);
+        }
+    });
+    for item in &mut items {
+        if let Item::Event(e) = item
+            && e.meta.tenant_id != tenant
+        {
+            e.meta.tenant_id = tenant.to_owned();
+        }
+    }
+    items
+}

@@ -1,0 +1,212 @@
+//! Per tenant, per lane checkpoint state: the watermark and the record ids seen inside the overlap,
+//! and the checkpoint (`position`) JSON they are saved as.
+//!
+//! In: records admitted by the batcher (a 64-bit hash of each record's identity and its time) and
+//! watermark advances from the pollers. Out: [`LaneState::admit`] (false for a repeat) and
+//! [`LaneState::to_json`] / [`LaneState::from_json`].
+//!
+//! The watermark `W` means: every record with a time before `W` that Graph showed when we asked has
+//! been handed on; later polls start at `W - overlap` to catch records that arrive late. The ids
+//! kept are those with a time at or after `W - overlap` (older ones can never come back), so a
+//! restart from a checkpoint repeats nothing and skips nothing. Memory is bounded by
+//! `max_ids`: past it the oldest ids are forgotten (a repeat then reaches the runtime's own
+//! de-duplication, never a gap). The checkpoint stores ids as sorted 8-byte hashes in base64 with
+//! one time (`ids_until`, the newest id's time) instead of one per id, in a short array per lane
+//! (the position holds every tenant's lanes and goes with every batch).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration as TimeDelta, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The 64-bit identity of a record: SHA-256 of `parts` joined by NUL, first 8 bytes.
+pub fn record_hash(parts: &[&[u8]]) -> u64 {
+    let mut h = Sha256::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update([0u8]);
+        }
+        h.update(p);
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// One lane's watermark and remembered ids.
+#[derive(Debug)]
+pub struct LaneState {
+    pub watermark: DateTime<Utc>,
+    overlap: TimeDelta,
+    max_ids: usize,
+    /// id hash -> record time (microseconds since the epoch).
+    seen: HashMap<u64, i64>,
+    cached: Option<Value>,
+}
+
+impl LaneState {
+    pub fn new(watermark: DateTime<Utc>, overlap: TimeDelta, max_ids: usize) -> LaneState {
+        LaneState {
+            watermark,
+            overlap,
+            max_ids: max_ids.max(1),
+            seen: HashMap::new(),
+            cached: None,
+        }
+    }
+
+    /// Remembers a record; false when it was seen already.
+    pub fn admit(&mut self, hash: u64, time: DateTime<Utc>) -> bool {
+        let micros = time.timestamp_micros();
+        let fresh = match self.seen.get_mut(&hash) {
+            Some(t) => {
+                *t = (*t).max(micros);
+                false
+            }
+            None => {
+                self.seen.insert(hash, micros);
+                true
+            }
+        };
+        if fresh {
+            self.cached = None;
+            if self.seen.len() > self.max_ids {
+                self.forget_oldest();
+            }
+        }
+        fresh
+    }
+
+    /// Moves the watermark forward (never back) and forgets ids that can no longer return.
+    /// Returns whether it moved.
+    pub fn advance(&mut self, to: DateTime<Utc>) -> bool {
+        if to <= self.watermark {
+            return false;
+        }
+        self.watermark = to;
+        let floor = (to - self.overlap).timestamp_micros();
+        self.seen.retain(|_, t| *t >= floor);
+        self.cached = None;
+        true
+    }
+
+    pub fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Keeps the newest 90 % of `max_ids`.
+    fn forget_oldest(&mut self) {
+        let keep = self.max_ids * 9 / 10;
+        let mut times: Vec<i64> = self.seen.values().copied().collect();
+        let cut_at = times.len() - keep;
+        let (_, cut, _) = times.select_nth_unstable(cut_at);
+        let cut = *cut;
+        self.seen.retain(|_, t| *t >= cut);
+        // Ties at the cut may leave a few more than `keep`; that is fine.
+    }
+
+    /// The checkpoint of this lane (cached until the state changes): `[watermark]`, or
+    /// `[watermark, ids_until, "ids"]`, times in whole seconds since the epoch (the watermark
+    /// rounded down, `ids_until` up: both err on reading again, never on skipping).
+    pub fn to_json(&mut self) -> Value {
+        if let Some(v) = &self.cached {
+            return v.clone();
+        }
+        let watermark = self.watermark.timestamp();
+        let v = match self.seen.values().max() {
+            None => json!([watermark]),
+            Some(until) => {
+                let mut hashes: Vec<u64> = self.seen.keys().copied().collect();
+                hashes.sort_unstable();
+                let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.to_be_bytes()).collect();
+                let until =
+                    until.div_euclid(1_000_000) + i64::from(until.rem_euclid(1_000_000) > 0);
+                json!([watermark, until, openssl::base64::encode_block(&bytes)])
+            }
+        };
+        self.cached = Some(v.clone());
+        v
+    }
+
+    /// A lane's state back from its checkpoint (`None` when unreadable: the lane starts afresh).
+    pub fn from_json(v: &Value, overlap: TimeDelta, max_ids: usize) -> Option<LaneState> {
+        let parts = v.as_array()?;
+        let watermark = DateTime::from_timestamp(parts.first()?.as_i64()?, 0)?;
+        let mut s = LaneState::new(watermark, overlap, max_ids);
+        if parts.len() == 3 {
+            let until = DateTime::from_timestamp(parts[1].as_i64()?, 0)?.timestamp_micros();
+            let bytes = openssl::base64::decode_block(parts[2].as_str()?).ok()?;
+            if bytes.len() % 8 != 0 {
+                return None;
+            }
+            for chunk in bytes.chunks_exact(8) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                s.seen.insert(u64::from_be_bytes(b), until);
+            }
+        }
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(m: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_700_000_000 + m * 60, 0).unwrap()
+    }
+
+    #[test]
+    fn repeats_are_dropped_inside_the_overlap_and_forgotten_after() {
+        let mut s = LaneState::new(t(0), TimeDelta::minutes(30), 1000);
+        assert!(s.admit(1, t(5)));
+        assert!(!s.admit(1, t(5)));
+        assert!(s.admit(2, t(40)));
+        // W = 60: floor 30, id 1 (time 5) is gone, id 2 (time 40) stays.
+        assert!(s.advance(t(60)));
+        assert!(!s.advance(t(50)));
+        assert_eq!(s.remembered(), 1);
+        assert!(!s.admit(2, t(40)));
+    }
+
+    #[test]
+    fn the_checkpoint_round_trips_and_keeps_ids_until_they_cannot_return() {
+        let mut s = LaneState::new(t(0), TimeDelta::minutes(30), 1000);
+        for i in 0..50u64 {
+            s.admit(
+                record_hash(&[b"signIn", i.to_string().as_bytes()]),
+                t(i as i64),
+            );
+        }
+        s.advance(t(40));
+        let v = s.to_json();
+        let mut back = LaneState::from_json(&v, TimeDelta::minutes(30), 1000).unwrap();
+        assert_eq!(back.watermark, t(40));
+        assert_eq!(back.remembered(), 40, "ids from minute 10 on");
+        assert!(!back.admit(record_hash(&[b"signIn", b"45"]), t(45)));
+        assert!(back.admit(record_hash(&[b"signIn", b"5"]), t(5)));
+        // Restored ids all carry the newest time: they go once W - overlap passes it.
+        back.advance(t(49 + 30));
+        assert_eq!(back.remembered(), 40);
+        back.advance(t(49 + 31));
+        assert_eq!(back.remembered(), 0);
+        assert!(LaneState::from_json(&json!(["x"]), TimeDelta::zero(), 10).is_none());
+        assert!(LaneState::from_json(&json!([1, 2, "AAA"]), TimeDelta::zero(), 10).is_none());
+        let empty = LaneState::new(t(0), TimeDelta::zero(), 10).to_json();
+        assert_eq!(empty, json!([t(0).timestamp()]));
+    }
+
+    #[test]
+    fn memory_is_bounded_by_forgetting_the_oldest() {
+        let mut s = LaneState::new(t(0), TimeDelta::days(2), 1000);
+        for i in 0..5000u64 {
+            s.admit(i, t(i as i64));
+        }
+        assert!(s.remembered() <= 1000, "{}", s.remembered());
+        assert!(!s.admit(4999, t(4999)), "the newest stay");
+        assert!(s.admit(0, t(0)), "the oldest went");
+    }
+}

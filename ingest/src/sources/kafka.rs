@@ -1,1 +1,0 @@
-//! The Kafka / Event Hub source (placeholder until the Kafka work lands).

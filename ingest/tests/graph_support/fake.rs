@@ -1,0 +1,637 @@
+//! A fake Microsoft Graph and Entra token endpoint on 127.0.0.1, following the documented
+//! behaviour: client-credential tokens (secret or certificate assertion, verified) that expire,
+//! `$filter` on each collection's time field, `$top` paging newest first with an opaque
+//! `$skiptoken` in `@odata.nextLink`, throttling per tenant (reports 5 / 10 s with `Retry-After`,
+//! Identity Protection 1 / s without), 503 for windows wider than a set span, 403 licence errors,
+//! and injected 429 / 503 / 401 faults. It logs every request for the tests' budget checks.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::data::{Class, Endpoint, key, record};
+use super::odata::{TrustedCert, encode, pairs, parse_filter, verify_assertion};
+
+pub type Key = (String, String, String);
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub client_id: String,
+    pub secret: Option<String>,
+    /// Certificates registered on the app (client assertions are checked against them).
+    pub certs: Vec<TrustedCert>,
+    /// Graph's 10 s reporting window and 1 s Identity Protection window, scaled like the source.
+    pub reports_window: Duration,
+    pub ip_window: Duration,
+    pub reports_limit: usize,
+    pub ip_limit: usize,
+    /// `expires_in` advertised, and how long a token really works (shorter forces 401s).
+    pub expires_in: u64,
+    pub token_lifetime: Duration,
+    /// A window wider than this gets a 503 (Graph times out on wide time ranges).
+    pub max_span: Option<chrono::Duration>,
+}
+
+/// One injected answer.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    TooMany(Option<RetryAfter>),
+    Unavailable,
+    /// 401 as if the token had expired (the token is revoked).
+    Revoke,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum RetryAfter {
+    Secs(u64),
+    Date(u64),
+}
+
+/// One request the fake answered.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub tenant: String,
+    pub endpoint: Endpoint,
+    pub at: Instant,
+    pub status: u16,
+    pub filter: Option<String>,
+    pub paged: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    key: Key,
+    time: DateTime<Utc>,
+    event_type: String,
+    body: Value,
+    inserted: Instant,
+}
+
+#[derive(Debug, Default)]
+struct TenantData {
+    records: BTreeMap<Endpoint, Vec<Rec>>,
+    forbidden: HashMap<Endpoint, (String, String)>,
+    faults: VecDeque<(Option<Endpoint>, Fault)>,
+}
+
+#[derive(Debug)]
+struct Cursor {
+    tenant: String,
+    endpoint: Endpoint,
+    rest: Vec<Value>,
+    top: usize,
+    query: String,
+    path: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub token_ok: usize,
+    pub token_refused: Vec<String>,
+    pub assertions_ok: usize,
+    pub budget_429: usize,
+    pub injected: usize,
+    pub shrink_503: usize,
+    pub expired_401: usize,
+    pub bad_request: Vec<String>,
+}
+
+struct State {
+    opts: Options,
+    base: String,
+    start: Instant,
+    tenants: HashMap<String, TenantData>,
+    tokens: HashMap<String, (String, Instant)>,
+    cursors: HashMap<String, Cursor>,
+    log: Vec<Logged>,
+    counters: Counters,
+    next_id: u64,
+}
+
+/// The running fake.
+#[derive(Clone)]
+pub struct FakeGraph {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+}
+
+fn hex_token() -> String {
+    let mut b = [0u8; 16];
+    openssl::rand::rand_bytes(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn reply(status: u16, body: Value, headers: &[(&str, String)]) -> Response<Full<Bytes>> {
+    let mut r = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        r = r.header(*k, v);
+    }
+    r.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
+
+fn graph_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        json!({"error": {"code": code, "message": message}}),
+        &[],
+    )
+}
+
+impl FakeGraph {
+    /// Starts the fake on its own thread and runtime, so a busy source under test cannot delay
+    /// the fake's clock (the budget checks count requests as the fake receives them).
+    pub async fn start(opts: Options) -> FakeGraph {
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+        let state = Arc::new(Mutex::new(State {
+            opts,
+            base: String::new(),
+            start: Instant::now(),
+            tenants: HashMap::new(),
+            tokens: HashMap::new(),
+            cursors: HashMap::new(),
+            log: Vec::new(),
+            counters: Counters::default(),
+            next_id: 0,
+        }));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let _ = addr_tx.send(listener.local_addr().unwrap());
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        let addr = addr_rx.await.expect("the fake is listening");
+        let base = format!("http://{addr}");
+        state.lock().unwrap().base = base.clone();
+        FakeGraph { base, state }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn add_tenant(&self, tenant: &str) {
+        self.lock().tenants.entry(tenant.to_owned()).or_default();
+    }
+
+    /// Adds a record (visible from now on) and returns its key.
+    pub fn add(
+        &self,
+        tenant: &str,
+        endpoint: Endpoint,
+        time: DateTime<Utc>,
+        event_type: &str,
+    ) -> Key {
+        let mut s = self.lock();
+        s.next_id += 1;
+        let id = format!("{:08x}-0000-4000-8000-{:012x}", s.next_id, s.next_id);
+        let body = record(endpoint, tenant, &id, time, event_type);
+        let k = key(endpoint, tenant, &id, time);
+        let rec = Rec {
+            key: k.clone(),
+            time,
+            event_type: event_type.to_owned(),
+            body,
+            inserted: Instant::now(),
+        };
+        let t = s.tenants.entry(tenant.to_owned()).or_default();
+        t.records.entry(endpoint).or_default().push(rec);
+        k
+    }
+
+    pub fn forbid(&self, tenant: &str, endpoint: Endpoint, code: &str, message: &str) {
+        let mut s = self.lock();
+        let t = s.tenants.entry(tenant.to_owned()).or_default();
+        t.forbidden
+            .insert(endpoint, (code.to_owned(), message.to_owned()));
+    }
+
+    pub fn fault(&self, tenant: &str, endpoint: Option<Endpoint>, fault: Fault) {
+        let mut s = self.lock();
+        s.tenants
+            .entry(tenant.to_owned())
+            .or_default()
+            .faults
+            .push_back((endpoint, fault));
+    }
+
+    pub fn faults_left(&self) -> usize {
+        self.lock().tenants.values().map(|t| t.faults.len()).sum()
+    }
+
+    /// Keys of every record the source can read (not on forbidden endpoints), with insert time.
+    pub fn expected(&self, endpoints: &[Endpoint]) -> HashMap<Key, Instant> {
+        let s = self.lock();
+        let mut out = HashMap::new();
+        for t in s.tenants.values() {
+            for (e, recs) in &t.records {
+                if !endpoints.contains(e) || t.forbidden.contains_key(e) {
+                    continue;
+                }
+                for r in recs {
+                    out.insert(r.key.clone(), r.inserted);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.lock().log.clone()
+    }
+
+    pub fn with_counters<T>(&self, f: impl FnOnce(&Counters) -> T) -> T {
+        f(&self.lock().counters)
+    }
+
+    /// Most requests one tenant made in one class within any fixed window (the window the fake
+    /// throttles on, counted from the fake's start), and the same over sliding windows.
+    pub fn peak_per_window(&self, class: Class) -> (usize, usize) {
+        let s = self.lock();
+        let window = match class {
+            Class::IdentityProtection => s.opts.ip_window,
+            _ => s.opts.reports_window,
+        };
+        let mut by_tenant: HashMap<&str, Vec<Instant>> = HashMap::new();
+        for l in &s.log {
+            if l.endpoint.class() == class {
+                by_tenant.entry(&l.tenant).or_default().push(l.at);
+            }
+        }
+        let (mut fixed, mut sliding) = (0, 0);
+        for times in by_tenant.values() {
+            let mut buckets: HashMap<u128, usize> = HashMap::new();
+            for t in times {
+                let b = t.duration_since(s.start).as_nanos() / window.as_nanos();
+                *buckets.entry(b).or_default() += 1;
+            }
+            fixed = fixed.max(buckets.values().copied().max().unwrap_or(0));
+            for (i, t) in times.iter().enumerate() {
+                let n = times[i..]
+                    .iter()
+                    .take_while(|u| u.duration_since(*t) < window)
+                    .count();
+                sliding = sliding.max(n);
+            }
+        }
+        (fixed, sliding)
+    }
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_post = req.method() == hyper::Method::POST;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    if is_post && path.ends_with("/oauth2/v2.0/token") {
+        return Ok(s.token(&path, &body));
+    }
+    Ok(s.graph(&path, &query, auth.as_deref()))
+}
+
+impl State {
+    fn token(&mut self, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let tenant = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let form: HashMap<String, String> = pairs(&String::from_utf8_lossy(body), true)
+            .into_iter()
+            .collect();
+        let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        let refuse = |s: &mut State, status: u16, error: &str, why: String| {
+            s.counters.token_refused.push(why.clone());
+            reply(
+                status,
+                json!({"error": error, "error_description": why, "error_codes": [0]}),
+                &[],
+            )
+        };
+        if !self.tenants.contains_key(&tenant) {
+            return refuse(
+                self,
+                400,
+                "invalid_request",
+                format!("AADSTS90002: Tenant '{tenant}' not found."),
+            );
+        }
+        if get("grant_type") != "client_credentials" {
+            return refuse(self, 400, "unsupported_grant_type", "AADSTS70003".into());
+        }
+        if get("client_id") != self.opts.client_id {
+            return refuse(
+                self,
+                400,
+                "unauthorized_client",
+                "AADSTS700016: Application not found in the directory".into(),
+            );
+        }
+        if get("scope") != format!("{}/.default", self.base) {
+            return refuse(
+                self,
+                400,
+                "invalid_scope",
+                format!("AADSTS1002012: bad scope {}", get("scope")),
+            );
+        }
+        if let Some(secret) = form.get("client_secret") {
+            if self.opts.secret.as_deref() != Some(secret.as_str()) {
+                return refuse(
+                    self,
+                    401,
+                    "invalid_client",
+                    "AADSTS7000215: Invalid client secret provided.".into(),
+                );
+            }
+        } else if get("client_assertion_type")
+            == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        {
+            let audience = format!("{}{path}", self.base);
+            let now = Utc::now().timestamp();
+            let mut last = "AADSTS700027: no certificate registered".to_owned();
+            let ok = self.opts.certs.iter().any(|c| {
+                verify_assertion(
+                    get("client_assertion"),
+                    c,
+                    &self.opts.client_id,
+                    &audience,
+                    now,
+                )
+                .map_err(|e| last = e)
+                .is_ok()
+            });
+            if !ok {
+                return refuse(self, 401, "invalid_client", last);
+            }
+            self.counters.assertions_ok += 1;
+        } else {
+            return refuse(
+                self,
+                401,
+                "invalid_client",
+                "AADSTS7000218: no credential".into(),
+            );
+        }
+        let token = hex_token();
+        self.tokens.insert(
+            token.clone(),
+            (tenant, Instant::now() + self.opts.token_lifetime),
+        );
+        self.counters.token_ok += 1;
+        reply(
+            200,
+            json!({"token_type": "Bearer", "expires_in": self.opts.expires_in,
+                   "ext_expires_in": self.opts.expires_in, "access_token": token}),
+            &[],
+        )
+    }
+
+    fn graph(&mut self, path: &str, query: &str, auth: Option<&str>) -> Response<Full<Bytes>> {
+        let Some(endpoint) = Endpoint::from_path(path) else {
+            return graph_error(404, "Request_ResourceNotFound", "no such collection");
+        };
+        let token = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+        let tenant = match self.tokens.get(token) {
+            Some((t, exp)) if *exp > Instant::now() => t.clone(),
+            _ => {
+                self.counters.expired_401 += 1;
+                return graph_error(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "Access token has expired or is not yet valid.",
+                );
+            }
+        };
+        let params: HashMap<String, String> = pairs(query, false).into_iter().collect();
+        let filter = params.get("$filter").cloned();
+        let paged = params.contains_key("$skiptoken");
+        let status = self.answer_status(&tenant, endpoint, token);
+        self.log.push(Logged {
+            tenant: tenant.clone(),
+            endpoint,
+            at: Instant::now(),
+            status: status.as_ref().map_or(200, |r| r.status().as_u16()),
+            filter: filter.clone(),
+            paged,
+        });
+        if let Some(r) = status {
+            return r;
+        }
+        if let Some(tok) = params.get("$skiptoken") {
+            return self.next_page(tok, &tenant);
+        }
+        let f = match filter
+            .as_deref()
+            .map(|f| parse_filter(f, endpoint))
+            .transpose()
+        {
+            Ok(f) => f.unwrap_or_default(),
+            Err(e) => {
+                self.counters.bad_request.push(e.clone());
+                return graph_error(400, "BadRequest", &format!("Invalid filter clause: {e}"));
+            }
+        };
+        if let (Some(max), Some(ge)) = (self.opts.max_span, f.ge) {
+            if f.le.unwrap_or_else(Utc::now) - ge > max {
+                self.counters.shrink_503 += 1;
+                return graph_error(
+                    503,
+                    "UnknownError",
+                    "The service is unavailable (window too wide)",
+                );
+            }
+        }
+        let top: usize = params
+            .get("$top")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1000);
+        if top == 0 || top > 1000 {
+            return graph_error(400, "BadRequest", "$top must be 1..=1000");
+        }
+        let types = f
+            .event_types
+            .clone()
+            .unwrap_or_else(|| vec!["interactiveUser".into()]);
+        let mut recs: Vec<&Rec> = self.tenants[&tenant]
+            .records
+            .get(&endpoint)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        recs.retain(|r| {
+            f.ge.is_none_or(|g| r.time >= g)
+                && f.le.is_none_or(|l| r.time <= l)
+                && (endpoint != Endpoint::SignIns || types.contains(&r.event_type))
+        });
+        // Newest first.
+        recs.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.key.2.cmp(&a.key.2)));
+        let all: Vec<Value> = recs.iter().map(|r| r.body.clone()).collect();
+        let query = match &filter {
+            Some(f) => format!("$filter={}", encode(f)),
+            None => String::new(),
+        };
+        let cursor = Cursor {
+            tenant,
+            endpoint,
+            rest: all,
+            top,
+            query,
+            path: path.to_owned(),
+        };
+        self.page(cursor)
+    }
+
+    /// A fault, the throttle, or a 403, when one applies.
+    fn answer_status(
+        &mut self,
+        tenant: &str,
+        endpoint: Endpoint,
+        token: &str,
+    ) -> Option<Response<Full<Bytes>>> {
+        let now = Instant::now();
+        let t = self.tenants.get_mut(tenant)?;
+        if let Some(i) = t
+            .faults
+            .iter()
+            .position(|(e, _)| e.is_none_or(|e| e == endpoint))
+        {
+            let (_, fault) = t.faults.remove(i).unwrap();
+            self.counters.injected += 1;
+            return Some(match fault {
+                Fault::TooMany(after) => {
+                    let headers: Vec<(&str, String)> = match after {
+                        Some(RetryAfter::Secs(s)) => vec![("retry-after", s.to_string())],
+                        Some(RetryAfter::Date(s)) => vec![(
+                            "retry-after",
+                            httpdate::fmt_http_date(
+                                std::time::SystemTime::now() + Duration::from_secs(s),
+                            ),
+                        )],
+                        None => vec![],
+                    };
+                    reply(
+                        429,
+                        json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}}),
+                        &headers,
+                    )
+                }
+                Fault::Unavailable => {
+                    graph_error(503, "UnknownError", "The service is unavailable")
+                }
+                Fault::Revoke => {
+                    self.tokens.remove(token);
+                    graph_error(
+                        401,
+                        "InvalidAuthenticationToken",
+                        "Access token has expired or is not yet valid.",
+                    )
+                }
+            });
+        }
+        let class = endpoint.class();
+        let (window, limit) = match class {
+            Class::IdentityProtection => (self.opts.ip_window, self.opts.ip_limit),
+            Class::Reports => (self.opts.reports_window, self.opts.reports_limit),
+            Class::Directory => return self.forbidden(tenant, endpoint),
+        };
+        let recent = self
+            .log
+            .iter()
+            .rev()
+            .take_while(|l| now.duration_since(l.at) < window)
+            .filter(|l| l.tenant == tenant && l.endpoint.class() == class)
+            .count();
+        if recent + 1 > limit {
+            self.counters.budget_429 += 1;
+            let headers: Vec<(&str, String)> = match class {
+                // Identity Protection documents no Retry-After.
+                Class::IdentityProtection => vec![],
+                _ => vec![("retry-after", "1".to_owned())],
+            };
+            return Some(reply(
+                429,
+                json!({"error": {"code": "TooManyRequests", "message": "throttled"}}),
+                &headers,
+            ));
+        }
+        self.forbidden(tenant, endpoint)
+    }
+
+    fn forbidden(&self, tenant: &str, endpoint: Endpoint) -> Option<Response<Full<Bytes>>> {
+        let (code, message) = self.tenants.get(tenant)?.forbidden.get(&endpoint)?;
+        Some(graph_error(403, code, message))
+    }
+
+    fn page(&mut self, mut c: Cursor) -> Response<Full<Bytes>> {
+        let take = c.top.min(c.rest.len());
+        let value: Vec<Value> = c.rest.drain(..take).collect();
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "@odata.context".into(),
+            json!(format!("{}/{}", self.base, c.endpoint.context())),
+        );
+        if !c.rest.is_empty() {
+            let tok = hex_token();
+            let sep = if c.query.is_empty() { "" } else { "&" };
+            let link = format!(
+                "{}{}?{}{sep}$top={}&$skiptoken={tok}",
+                self.base, c.path, c.query, c.top
+            );
+            body.insert("@odata.nextLink".into(), json!(link));
+            self.cursors.insert(tok, c);
+        }
+        body.insert("value".into(), Value::Array(value));
+        reply(200, Value::Object(body), &[])
+    }
+
+    fn next_page(&mut self, tok: &str, tenant: &str) -> Response<Full<Bytes>> {
+        match self.cursors.remove(tok) {
+            Some(c) if c.tenant == tenant => self.page(c),
+            _ => graph_error(400, "BadRequest", "invalid or expired $skiptoken"),
+        }
+    }
+}

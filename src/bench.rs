@@ -1,0 +1,488 @@
+//! `entrawatch bench`: how close the replay comes to the JSON-parsing limit, and what state costs.
+//!
+//! What comes in: [`BenchArgs`] (a world to reuse, or the size of one to generate with the
+//! simulator). What goes out: a table on standard output, or with `--json` one JSON document
+//! ([`Report`]). The phases run back to back in one process on the same files:
+//! 1. read-only: every file's bytes into memory, on all cores (after the first pass they come from
+//!    the page cache, as they do for the phases after it);
+//! 2. parse-only reference ([`reference`]): the replay's framing, then every record decoded into a
+//!    typed borrowed struct of the fields entrawatch reads, with serde_json, on all cores the way
+//!    the replay reads;
+//! 3. ingest only: [`entrawatch_ingest::read_file`] on all cores, events dropped (what the replay
+//!    spends before ordering and detection);
+//! 4. full replay ([`crate::replay::replay_files`]): parse, normalise, order, de-duplicate, every
+//!    detector, alert records.
+//!
+//! Before them, while the heap is small, the state-at-scale phase ([`synth`]): 100 k principals
+//! through the engine, its own byte estimate beside the growth of resident memory. After them, the
+//! same replay on a world with ten times the tenants and the same number of accounts (the cost per
+//! event should not depend on tenants).
+
+mod measure;
+mod reference;
+mod synth;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use entrawatch_ingest::{ReadOptions, collect_files};
+use serde::Serialize;
+
+use crate::cli::SimulateArgs;
+use crate::config::FileConfig;
+use crate::progress::Progress;
+use measure::Phase;
+
+/// Accounts in the default world: 50 tenants of 250 give about one million records in ten days.
+const DEFAULT_ACCOUNTS: f64 = 12_500.0;
+/// The simulator's shortest world (its baselines need a week and a bit of history).
+const DAYS: u32 = 10;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Reuse this world (a folder written by `entrawatch simulate`, or any folder of logs) instead
+    /// of generating one.
+    #[arg(long, value_name = "DIR")]
+    pub world: Option<PathBuf>,
+    /// Generate the world here and keep it (default: a temporary folder, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Size relative to the default world (about 1 M records, 12.5 k accounts) and to the default
+    /// principal count; 0.1 makes a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Customer tenants of the generated world.
+    #[arg(long, default_value_t = 50)]
+    pub tenants: u32,
+    /// Also generate and replay a world with this many tenants and the same number of accounts, to
+    /// compare the cost per event (0 skips it).
+    #[arg(long, default_value_t = 500)]
+    pub compare_tenants: u32,
+    /// Principals for the state-at-scale phase, before `--scale` (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub principals: u64,
+    /// Seed of the generated worlds.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Runs of each phase; the fastest is reported.
+    #[arg(long, default_value_t = 1)]
+    pub reps: u32,
+    /// Print the figures as one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub world: WorldInfo,
+    pub phases: Vec<Phase>,
+    /// Full replay events/s over parse-only events/s (goal: at least 0.8), by wall time and by CPU
+    /// time (the second moves least when other work shares the machine).
+    pub ratio_full_to_parse_wall: f64,
+    pub ratio_full_to_parse_cpu: f64,
+    pub replay: ReplayFigures,
+    pub tenants: Option<TenantsComparison>,
+    pub state_scale: Option<synth::StateScale>,
+    /// The highest resident memory of any phase.
+    pub peak_rss_mb: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorldInfo {
+    pub path: String,
+    pub generated: bool,
+    pub generate_seconds: f64,
+    pub tenants: Option<u32>,
+    pub users_per_tenant: Option<u32>,
+    pub files: usize,
+    pub bytes: u64,
+    pub records: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplayFigures {
+    pub records_read: u64,
+    pub events_processed: u64,
+    pub duplicates: u64,
+    pub parse_errors: u64,
+    pub alerts: u64,
+    pub tracked_principals: u64,
+    pub state_bytes: u64,
+    pub state_bytes_per_principal: u64,
+    /// Records the parse-only reference could not decode (0 on a simulated world).
+    pub reference_failures: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantsComparison {
+    pub base_tenants: u32,
+    pub base_cpu_us_per_event: f64,
+    pub other_tenants: u32,
+    pub other_users_per_tenant: u32,
+    pub other_records: u64,
+    pub other_cpu_us_per_event: f64,
+    pub other_events_per_second: f64,
+    /// Other over base: 1.0 is perfectly flat.
+    pub cost_ratio: f64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if !(args.scale > 0.0 && args.scale <= 10.0) {
+        bail!("--scale must be above 0 and at most 10");
+    }
+    let reps = args.reps.max(1);
+    // First, while the heap is still small: memory freed by a replay would be reused by the state
+    // and hide its growth.
+    let state_scale = if args.principals > 0 {
+        let n = ((args.principals as f64 * args.scale).round() as u64).max(1);
+        eprintln!("entrawatch bench: state at scale ({n} principals)");
+        Some(synth::run(n, &entrawatch_detect::DetectConfig::default())?)
+    } else {
+        None
+    };
+    let users = users_per_tenant(args.scale, args.tenants);
+    let (dir, generated, generate_seconds) = match &args.world {
+        Some(w) => (w.clone(), false, 0.0),
+        None => {
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| temp_dir("world", args.tenants));
+            let secs = generate(&dir, args.seed, args.tenants, users)?;
+            (dir, true, secs)
+        }
+    };
+    let temporary = generated && args.out.is_none();
+    let result = bench(&args, &dir, generated, generate_seconds, users, reps)
+        .map(|r| Report { state_scale, ..r });
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn users_per_tenant(scale: f64, tenants: u32) -> u32 {
+    ((DEFAULT_ACCOUNTS * scale / f64::from(tenants.max(1))).round() as u32).clamp(8, 5000)
+}
+
+fn temp_dir(what: &str, tenants: u32) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "entrawatch-bench-{what}-{tenants}-{}",
+        std::process::id()
+    ))
+}
+
+/// Writes a world with the simulator; returns the seconds it took.
+fn generate(dir: &Path, seed: u64, tenants: u32, users: u32) -> anyhow::Result<f64> {
+    eprintln!(
+        "entrawatch bench: generating {tenants} tenants × {users} users × {DAYS} days into {}",
+        dir.display()
+    );
+    let started = Instant::now();
+    crate::simulate::run(SimulateArgs {
+        out: Some(dir.to_owned()),
+        seed,
+        days: DAYS,
+        tenants,
+        users_per_tenant: users,
+        technicians: 4,
+        attacks_per_rule: 1,
+        eval: false,
+    })?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn load_config(dir: &Path) -> anyhow::Result<FileConfig> {
+    let path = dir.join("entrawatch.toml");
+    if path.is_file() {
+        crate::config::load(&path)
+    } else {
+        Ok(FileConfig::default())
+    }
+}
+
+fn bench(
+    args: &BenchArgs,
+    dir: &Path,
+    generated: bool,
+    generate_seconds: f64,
+    users: u32,
+    reps: u32,
+) -> anyhow::Result<Report> {
+    let (files, _) = collect_files(&[dir.to_owned()])
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    if files.is_empty() {
+        bail!("no log files under {}", dir.display());
+    }
+    let config = load_config(dir)?;
+
+    eprintln!("entrawatch bench: read-only pass");
+    let read = measure::best_of(reps, || {
+        measure::measure("read-only", || {
+            measure::on_all_cores(&files, &|f| {
+                let n = std::fs::read(f).map_or(0, |b| std::hint::black_box(b).len() as u64);
+                (0, n)
+            })
+        })
+    });
+    eprintln!("entrawatch bench: parse-only reference (serde_json, typed borrowed)");
+    let failures = AtomicU64::new(0);
+    let parse = measure::best_of(reps, || {
+        failures.store(0, Ordering::Relaxed);
+        measure::measure("parse-only (serde_json typed)", || {
+            measure::on_all_cores(&files, &|f| reference::parse_file(f, &failures))
+        })
+    });
+    eprintln!("entrawatch bench: ingest only (read_file: parse and normalise, events dropped)");
+    let opts = read_options();
+    let ingest = measure::best_of(reps, || {
+        measure::measure("ingest only (read_file)", || {
+            measure::on_all_cores(&files, &|f| {
+                let mut records = 0u64;
+                let bytes = entrawatch_ingest::read_file(f, &opts, &mut |item| {
+                    records +=
+                        u64::from(!matches!(item, entrawatch_ingest::Item::EmptyFile { .. }));
+                    drop(std::hint::black_box(item));
+                });
+                (records, bytes)
+            })
+        })
+    });
+    eprintln!("entrawatch bench: full replay");
+    let mut replay_figures = None;
+    let full = measure::best_of(reps, || {
+        let (phase, figures) = replay_phase("full replay", &files, &config);
+        replay_figures = Some(figures);
+        phase
+    });
+    let mut replay = replay_figures.context("the replay did not run")??;
+    replay.reference_failures = failures.load(Ordering::Relaxed);
+
+    let tenants = if args.compare_tenants > 0 && args.compare_tenants != args.tenants {
+        Some(compare_tenants(args, &full)?)
+    } else {
+        None
+    };
+    let phases = vec![read, parse, ingest, full];
+    let peak_rss_mb = phases.iter().map(|p| p.rss_peak_mb).fold(0.0, f64::max);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    Ok(Report {
+        machine: Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        world: WorldInfo {
+            path: dir.display().to_string(),
+            generated,
+            generate_seconds,
+            tenants: generated.then_some(args.tenants),
+            users_per_tenant: generated.then_some(users),
+            files: files.len(),
+            bytes: phases[0].bytes,
+            records: phases[1].events,
+        },
+        ratio_full_to_parse_wall: ratio(phases[3].events_per_second, phases[1].events_per_second),
+        ratio_full_to_parse_cpu: ratio(phases[1].cpu_us_per_event, phases[3].cpu_us_per_event),
+        replay,
+        tenants,
+        state_scale: None,
+        peak_rss_mb,
+        phases,
+    })
+}
+
+fn read_options() -> ReadOptions {
+    ReadOptions {
+        tenant: None,
+        max_record_bytes: entrawatch_ingest::reader::DEFAULT_MAX_RECORD_BYTES,
+        ingest_time: Utc::now(),
+    }
+}
+
+/// One full replay, measured.
+fn replay_phase(
+    name: &str,
+    files: &[PathBuf],
+    config: &FileConfig,
+) -> (Phase, anyhow::Result<ReplayFigures>) {
+    let opts = read_options();
+    let mut figures = None;
+    let phase = measure::measure(name, || {
+        let mut progress = Progress::new(true);
+        let replayed = crate::replay::replay_files(
+            files,
+            &opts,
+            config,
+            &mut progress,
+            &mut |_: &entrawatch_ingest::Rejected| {},
+            &mut |_: &entrawatch_ingest::Event| Ok(()),
+        );
+        let counts = replayed
+            .as_ref()
+            .map_or((0, 0), |r| (r.stats.records_read, r.stats.bytes_read));
+        figures = Some(replayed.map(|r| ReplayFigures {
+            records_read: r.stats.records_read,
+            events_processed: r.events_processed,
+            duplicates: r.duplicates,
+            parse_errors: r.stats.parse_errors,
+            alerts: r.alerts.len() as u64,
+            tracked_principals: r.tracked_principals as u64,
+            state_bytes: r.state_bytes as u64,
+            state_bytes_per_principal: r.state_bytes.checked_div(r.tracked_principals).unwrap_or(0)
+                as u64,
+            reference_failures: 0,
+        }));
+        counts
+    });
+    let figures = figures.unwrap_or_else(|| Err(anyhow::anyhow!("the replay did not run")));
+    (phase, figures)
+}
+
+/// Generates a world with `--compare-tenants` tenants and the same accounts, replays it, and
+/// compares the CPU per event with the base world's.
+fn compare_tenants(args: &BenchArgs, base: &Phase) -> anyhow::Result<TenantsComparison> {
+    let tenants = args.compare_tenants;
+    let users = users_per_tenant(args.scale, tenants);
+    let dir = temp_dir("tenants", tenants);
+    let result = (|| {
+        generate(&dir, args.seed, tenants, users)?;
+        let (files, _) = collect_files(std::slice::from_ref(&dir))?;
+        let config = load_config(&dir)?;
+        eprintln!("entrawatch bench: full replay of the {tenants}-tenant world");
+        let mut last = None;
+        let phase = measure::best_of(args.reps.max(1), || {
+            let (phase, figures) = replay_phase("full replay", &files, &config);
+            last = Some(figures);
+            phase
+        });
+        last.context("the replay did not run")??;
+        Ok::<_, anyhow::Error>((phase, users))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (phase, users) = result?;
+    Ok(TenantsComparison {
+        base_tenants: args.tenants,
+        base_cpu_us_per_event: base.cpu_us_per_event,
+        other_tenants: tenants,
+        other_users_per_tenant: users,
+        other_records: phase.events,
+        other_cpu_us_per_event: phase.cpu_us_per_event,
+        other_events_per_second: phase.events_per_second,
+        cost_ratio: if base.cpu_us_per_event > 0.0 {
+            phase.cpu_us_per_event / base.cpu_us_per_event
+        } else {
+            0.0
+        },
+    })
+}
+
+fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let w = &r.world;
+    out += &format!(
+        "entrawatch bench {} · {} cores · world {} ({} files, {:.1} MB, {} records{})\n",
+        r.machine.version,
+        r.machine.cores,
+        w.path,
+        w.files,
+        w.bytes as f64 / 1e6,
+        w.records,
+        match (w.tenants, w.users_per_tenant) {
+            (Some(t), Some(u)) => format!(
+                ", {t} tenants × {u} users × {DAYS} days, generated in {:.1} s",
+                w.generate_seconds
+            ),
+            _ => String::new(),
+        }
+    );
+    out += &format!(
+        "\n{:<32} {:>9} {:>9} {:>12} {:>9} {:>12} {:>10}\n",
+        "phase", "wall s", "cpu s", "records/s", "MB/s", "cpu µs/rec", "peak RSS"
+    );
+    for p in &r.phases {
+        out += &format!(
+            "{:<32} {:>9.2} {:>9.2} {:>12.0} {:>9.1} {:>12.2} {:>7.0} MB\n",
+            p.name,
+            p.wall_seconds,
+            p.cpu_seconds,
+            p.events_per_second,
+            p.megabytes_per_second,
+            p.cpu_us_per_event,
+            p.rss_peak_mb
+        );
+    }
+    out += &format!(
+        "\nfull replay / parse-only: {:.2} by wall time, {:.2} by CPU time (goal ≥ 0.80)\n",
+        r.ratio_full_to_parse_wall, r.ratio_full_to_parse_cpu
+    );
+    let rp = &r.replay;
+    out += &format!(
+        "replay: {} records, {} events processed, {} duplicates, {} parse errors, {} alerts; reference could not decode {}\n",
+        rp.records_read,
+        rp.events_processed,
+        rp.duplicates,
+        rp.parse_errors,
+        rp.alerts,
+        rp.reference_failures
+    );
+    out += &format!(
+        "state after the replay: {} principals, {} bytes each (State::approx_bytes)\n",
+        rp.tracked_principals, rp.state_bytes_per_principal
+    );
+    if let Some(t) = &r.tenants {
+        out += &format!(
+            "tenants: {} tenants {:.2} cpu µs/record · {} tenants ({} users each, {} records) {:.2} cpu µs/record · ratio {:.2} (flat = 1.00)\n",
+            t.base_tenants,
+            t.base_cpu_us_per_event,
+            t.other_tenants,
+            t.other_users_per_tenant,
+            t.other_records,
+            t.other_cpu_us_per_event,
+            t.cost_ratio
+        );
+    }
+    if let Some(s) = &r.state_scale {
+        out += &format!(
+            "state at scale: {} principals ({} events, {:.1} s) · estimate {:.0} B/principal · resident growth {:.0} B/principal · {:.2} M principals per GB (goal ≤ 1024 B)\n",
+            s.principals_tracked,
+            s.events,
+            s.seconds,
+            s.approx_bytes_per_principal,
+            s.rss_bytes_per_principal,
+            s.principals_per_gb / 1e6
+        );
+    }
+    out += &format!("peak RSS of any phase: {:.0} MB\n", r.peak_rss_mb);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_sizes_follow_the_scale_and_stay_in_the_simulators_bounds() {
+        assert_eq!(users_per_tenant(1.0, 50), 250);
+        assert_eq!(users_per_tenant(1.0, 500), 25);
+        assert_eq!(users_per_tenant(0.1, 500), 8);
+        assert_eq!(users_per_tenant(100.0, 6), 5000);
+    }
+}

@@ -1,0 +1,61 @@
+//! `entrawatch run`: the service.
+//!
+//! ```text
+//!  sources (tokio tasks) ──Batch──▶ [bounded channel] ──▶ detection thread ──▶ outbox (SQLite, WAL)
+//!        ▲                                                 │  engine, episodes,        │
+//!        └──────────── Committed(seq) ◀────────────────────┘  routing, snapshots       ▼
+//!                                                                     delivery workers (one per destination)
+//!  admin HTTP: /metrics /livez /readyz /-/reload /api/silences
+//! ```
+//!
+//! Start: bind the admin port (`/readyz` answers 503 "starting"), resolve secrets, open the outbox,
+//! restore the snapshot ("restoring"), start delivery, then the sources from the snapshot's
+//! positions ("ready"). Every batch is detected and its notifications and position committed in one
+//! transaction before the source hears it is durable (see [`pipeline`]). A snapshot of the whole
+//! detection state, with the positions it reflects, is written every `snapshot_interval_secs`.
+//!
+//! Stop (SIGTERM or SIGINT): "draining"; sources stop fetching and commit what is durable; the
+//! detection thread finishes what is queued and writes a final snapshot; delivery keeps sending
+//! until the outbox is empty or the grace period ends; exit 0. Undelivered rows stay in the outbox.
+//! SIGHUP or `POST /-/reload` re-reads the config file, validates it, and swaps detection settings,
+//! routing, inhibition, tenant names and file silences; sources, destinations and `[service]` need a
+//! restart.
+
+pub mod admin;
+pub mod metrics;
+pub mod pipeline;
+pub mod snapshot;
+pub mod telemetry;
+
+mod service;
+
+pub use service::deep_check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Exit (status 0) once every source has finished and the outbox has nothing left to send:
+    /// for one-shot backfills with `follow = false` file sources, and tests.
+    #[arg(long)]
+    pub exit_when_done: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::config::load(&args.config)?;
+    telemetry::init(config.service.log_format, &config.service.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("entrawatch")
+        .build()?;
+    let result = runtime.block_on(service::serve(args, config));
+    // Sources may leave blocking work (a Kafka poll) behind; do not wait for it forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
+}

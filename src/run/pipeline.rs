@@ -1,0 +1,335 @@
+//! The detection stage of `entrawatch run`: batches in, durable notifications out.
+//!
+//! For each batch, in arrival order: drop repeated records (record id, within the dedup window),
+//! run the engine, fold findings into alerts (episodes), decide which alert updates notify
+//! (occasions), route each notifying alert to its destinations (silences and inhibition applied),
+//! then commit the notifications *and the batch's source position* to the outbox in one
+//! transaction. Only after that commit is the source told the batch is durable. Records that could
+//! not be parsed are appended to `rejects.jsonl` in the state folder and counted.
+//!
+//! Everything here runs on one thread and uses event time only, so a restart from a snapshot makes
+//! exactly the decisions the first run made and the outbox drops the repeats by id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use entrawatch_alert::inhibit::Inhibitor;
+use entrawatch_alert::labels::{Labels, labels};
+use entrawatch_alert::notify::{Notification, notification_id};
+use entrawatch_alert::occasions::Occasions;
+use entrawatch_alert::outbox::Outbox;
+use entrawatch_alert::route::{Router, by_destination};
+use entrawatch_alert::silence::Silences;
+use entrawatch_alert::{AlertRecord, Episodes, Update};
+use entrawatch_detect::{Engine, Finding};
+use entrawatch_ingest::reader::{Item, Rejected};
+use entrawatch_ingest::source::{Batch, Committed};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::metrics::RuntimeMetrics;
+
+/// What routing needs, swapped as a whole on reload.
+#[derive(Debug)]
+pub struct Routing {
+    pub router: Router,
+    pub inhibitor: Inhibitor,
+    pub tenant_names: BTreeMap<String, String>,
+    pub tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Record ids seen recently, to drop repeats (Graph overlaps, Kafka redelivery, duplicated exports).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Dedup {
+    window_secs: i64,
+    seen: HashMap<u128, i64>,
+    last_prune: i64,
+}
+
+impl Dedup {
+    pub fn new(window_hours: i64) -> Dedup {
+        Dedup {
+            window_secs: window_hours * 3600,
+            seen: HashMap::new(),
+            last_prune: 0,
+        }
+    }
+
+    /// True the first time a key is seen inside the window.
+    pub fn first(&mut self, key: u128, time: i64, clock: i64) -> bool {
+        if self.window_secs == 0 {
+            return true;
+        }
+        if clock - self.last_prune >= 600 {
+            let horizon = clock - self.window_secs;
+            self.seen.retain(|_, t| *t >= horizon);
+            self.last_prune = clock;
+        }
+        if time < clock - self.window_secs {
+            // Older than the window: cannot be told apart from a repeat we forgot, so let it in
+            // (detectors ignore history older than their windows anyway).
+            return true;
+        }
+        self.seen.insert(key, time).is_none()
+    }
+}
+
+/// The alert-side state a snapshot carries besides the engine's.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertState {
+    pub episodes: Episodes,
+    pub occasions: Occasions,
+    pub dedup: Dedup,
+    /// Newest event time seen (seconds), for episode eviction.
+    pub clock: i64,
+}
+
+/// The detection stage.
+pub struct Pipeline {
+    pub engine: Engine,
+    pub alerts: AlertState,
+    pub routing: Routing,
+    pub silences: Arc<std::sync::RwLock<Silences>>,
+    pub outbox: Outbox,
+    /// Durable position of every source (what a snapshot records).
+    pub positions: BTreeMap<String, Value>,
+    pub acks: HashMap<String, mpsc::UnboundedSender<Committed>>,
+    pub metrics: RuntimeMetrics,
+    pub rejects_path: PathBuf,
+    pub wake_delivery: Arc<tokio::sync::Notify>,
+    findings: Vec<Finding>,
+    last_evict: i64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("positions", &self.positions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub events: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub notifications: usize,
+    pub inserted: usize,
+}
+
+impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        alerts: AlertState,
+        routing: Routing,
+        silences: Arc<std::sync::RwLock<Silences>>,
+        outbox: Outbox,
+        positions: BTreeMap<String, Value>,
+        metrics: RuntimeMetrics,
+        rejects_path: PathBuf,
+        wake_delivery: Arc<tokio::sync::Notify>,
+    ) -> Pipeline {
+        Pipeline {
+            engine,
+            alerts,
+            routing,
+            silences,
+            outbox,
+            positions,
+            acks: HashMap::new(),
+            metrics,
+            rejects_path,
+            wake_delivery,
+            findings: Vec::new(),
+            last_evict: 0,
+        }
+    }
+
+    /// Runs one batch through detection and commits its notifications and position.
+    pub fn process(&mut self, batch: Batch) -> anyhow::Result<BatchOutcome> {
+        let mut outcome = BatchOutcome::default();
+        let mut rows: Vec<Notification> = Vec::new();
+        let mut rejects: Vec<Rejected> = Vec::new();
+        let now = Utc::now();
+        for item in batch.items {
+            match item {
+                Item::Event(event) => {
+                    let t = event.meta.time.timestamp();
+                    self.alerts.clock = self.alerts.clock.max(t);
+                    let key = dedup_key(&event);
+                    if !self.alerts.dedup.first(key, t, self.alerts.clock) {
+                        outcome.duplicates += 1;
+                        self.metrics.events_duplicate.inc();
+                        continue;
+                    }
+                    outcome.events += 1;
+                    self.metrics.events_processed.inc();
+                    self.metrics
+                        .stream_last_event
+                        .with_label_values(&[&event.meta.tenant_id, event.kind().as_str()])
+                        .set(t as f64);
+                    self.engine.process(&event, &mut self.findings);
+                    let findings = std::mem::take(&mut self.findings);
+                    for finding in findings {
+                        self.metrics
+                            .findings
+                            .with_label_values(&[finding.rule])
+                            .inc();
+                        self.on_finding(finding, now, &mut rows);
+                    }
+                }
+                Item::Rejected(r) => {
+                    outcome.rejected += 1;
+                    rejects.push(r);
+                }
+                Item::Skipped { .. } | Item::EmptyFile { .. } => {}
+            }
+        }
+        if !rejects.is_empty() {
+            self.keep_rejects(&batch.source, &rejects)?;
+        }
+        outcome.notifications = rows.len();
+        let checkpoint = vec![(batch.source.to_string(), batch.position.clone())];
+        outcome.inserted = self.outbox.commit(&rows, &checkpoint)?;
+        self.positions
+            .insert(batch.source.to_string(), batch.position);
+        if let Some(ack) = self.acks.get(batch.source.as_ref()) {
+            let _ = ack.send(Committed { seq: batch.seq });
+        }
+        if outcome.inserted > 0 {
+            self.wake_delivery.notify_one();
+        }
+        self.metrics
+            .pipeline_latency
+            .observe(batch.received_at.elapsed().as_secs_f64());
+        self.evict_closed_episodes();
+        self.metrics.observe_state(&self.engine);
+        Ok(outcome)
+    }
+
+    fn on_finding(&mut self, finding: Finding, now: DateTime<Utc>, rows: &mut Vec<Notification>) {
+        let index = match self.alerts.episodes.add(finding) {
+            Update::Opened(i) => {
+                let a = &self.alerts.episodes.alerts()[i];
+                self.metrics
+                    .alerts
+                    .with_label_values(&[&a.rule, a.severity.as_str()])
+                    .inc();
+                i
+            }
+            Update::Updated(i) => i,
+        };
+        let mut alert = self.alerts.episodes.alerts()[index].clone();
+        alert.tenant_name = self.routing.tenant_names.get(&alert.tenant_id).cloned();
+        let Some((kind, seq)) = self.alerts.occasions.on_update(&alert) else {
+            self.metrics
+                .suppressed
+                .with_label_values(&["dedup"])
+                .inc();
+            return;
+        };
+        let alert_labels = self.labels_of(&alert);
+        if let Some(s) = self
+            .silences
+            .read()
+            .expect("silences lock")
+            .is_silenced(&alert_labels, now)
+        {
+            tracing::info!(alert = %alert.id, silence = %s.id, "alert silenced");
+            self.metrics
+                .suppressed
+                .with_label_values(&["silenced"])
+                .inc();
+            return;
+        }
+        let active: Vec<Labels> = self
+            .alerts
+            .episodes
+            .alerts()
+            .iter()
+            .filter(|a| a.id != alert.id && a.tenant_id == alert.tenant_id)
+            .map(|a| self.labels_of(a))
+            .collect();
+        if self.routing.inhibitor.inhibited(&alert_labels, &active) {
+            self.metrics
+                .suppressed
+                .with_label_values(&["inhibited"])
+                .inc();
+            return;
+        }
+        let targets = self.routing.router.route(&alert_labels);
+        for (destination, target) in by_destination(&targets) {
+            rows.push(Notification {
+                id: notification_id(&alert.id, destination, seq),
+                alert_id: alert.id.clone(),
+                destination: destination.to_owned(),
+                kind,
+                seq,
+                group_key: target.group_key.clone(),
+                group_wait_secs: target.group_wait_secs,
+                group_interval_secs: target.group_interval_secs,
+                fallback: target.fallback.clone(),
+                severity: alert.severity,
+                alert: alert.clone(),
+                event_time: alert.last_seen,
+                created_at: now,
+            });
+        }
+    }
+
+    fn labels_of(&self, alert: &AlertRecord) -> Labels {
+        labels(alert, self.routing.tenant_labels.get(&alert.tenant_id))
+    }
+
+    fn evict_closed_episodes(&mut self) {
+        let clock = self.alerts.clock;
+        if clock - self.last_evict < 3600 {
+            return;
+        }
+        self.last_evict = clock;
+        if let Some(now) = DateTime::<Utc>::from_timestamp(clock, 0) {
+            let gone = self.alerts.episodes.evict_closed(now);
+            self.alerts.occasions.forget(&gone);
+        }
+    }
+
+    fn keep_rejects(&mut self, source: &str, rejects: &[Rejected]) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.rejects_path)
+            .with_context(|| format!("cannot open {}", self.rejects_path.display()))?;
+        let mut out = Vec::new();
+        for r in rejects {
+            tracing::warn!(source, at = %r.at, field = r.field.as_deref().unwrap_or(""), reason = %r.reason, "record rejected");
+            let mut line = serde_json::to_value(r).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut line {
+                m.insert("source".into(), Value::String(source.to_owned()));
+            }
+            serde_json::to_writer(&mut out, &line)?;
+            out.push(b'\n');
+        }
+        file.write_all(&out)
+            .with_context(|| format!("cannot write {}", self.rejects_path.display()))?;
+        Ok(())
+    }
+}
+
+/// A 128-bit key for a record's identity (tenant, kind, id, version).
+fn dedup_key(event: &entrawatch_ingest::Event) -> u128 {
+    let (tenant, kind, id) = event.dedup_key();
+    entrawatch_detect::state::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()))
+}
+
+/// The reminder interval as a chrono duration.
+pub fn hours(h: i64) -> Duration {
+    Duration::hours(h)
+}

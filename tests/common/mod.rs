@@ -1,0 +1,299 @@
+//! Test harness for the whole binary: a scriptable HTTP receiver bound to 127.0.0.1:0 that records
+//! every request, a tiny HTTP client for the admin endpoints, and helpers to start `entrawatch run`
+//! with its logs kept in a file.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+pub fn entrawatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_entrawatch"))
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("receiver got JSON")
+    }
+}
+
+/// What the receiver answers: status and body, by request number (0-based).
+pub type Script = Arc<dyn Fn(usize, &Received) -> (u16, String) + Send + Sync>;
+
+/// A local HTTP receiver (webhook, Teams or Slack stand-in) on its own thread.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Answers 200 `ok` to everything.
+    pub fn ok() -> Receiver {
+        Receiver::start(Arc::new(|_, _| (200, "ok".to_owned())))
+    }
+
+    pub fn start(script: Script) -> Receiver {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_got = Arc::clone(&got);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let mut stop_rx = stop_rx;
+                loop {
+                    let (stream, _) = tokio::select! {
+                        a = listener.accept() => a.unwrap(),
+                        _ = &mut stop_rx => return,
+                    };
+                    let got = Arc::clone(&thread_got);
+                    let script = Arc::clone(&script);
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let got = Arc::clone(&got);
+                            let script = Arc::clone(&script);
+                            async move {
+                                let path = req.uri().path().to_owned();
+                                let headers = req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_owned())
+                                    })
+                                    .collect();
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let r = Received {
+                                    path,
+                                    headers,
+                                    body: body.to_vec(),
+                                };
+                                let n = {
+                                    let mut g = got.lock().unwrap();
+                                    g.push(r.clone());
+                                    g.len() - 1
+                                };
+                                let (status, text) = script(n, &r);
+                                Ok::<_, std::convert::Infallible>(
+                                    Response::builder()
+                                        .status(status)
+                                        .body(Full::new(Bytes::from(text)))
+                                        .unwrap(),
+                                )
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Receiver {
+            addr,
+            got,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `pred` holds over the requests so far.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.got.lock().unwrap()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pred(&self.got.lock().unwrap())
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET`/`POST` over plain HTTP/1.1; returns (status, body). `None` when nothing answers.
+pub fn http(method: &str, addr: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A running `entrawatch run`, its logs in `log`.
+pub struct Service {
+    pub child: Child,
+    pub admin: String,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &Path, admin_port: u16, log: &Path, extra: &[&str]) -> Service {
+        Service::start_env(config, admin_port, log, extra, &[])
+    }
+
+    /// [`Service::start`] with extra environment variables for the child.
+    pub fn start_env(
+        config: &Path,
+        admin_port: u16,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = entrawatch()
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .env("ENTRAWATCH_SERVICE__ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        Service {
+            child,
+            admin: format!("127.0.0.1:{admin_port}"),
+            log: log.to_owned(),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (bounded).
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some((200, _)) = http("GET", &self.admin, "/readyz", "") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("entrawatch exited with {status} before ready:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("entrawatch not ready in {timeout:?}:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.wait(timeout)
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        panic!("entrawatch did not exit in {timeout:?}:\n{}", self.logs());
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}
+
+/// Path as a TOML string literal.
+pub fn toml_path(p: &Path) -> String {
+    toml::Value::String(p.display().to_string()).to_string()
+}

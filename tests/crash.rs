@@ -1,0 +1,240 @@
+//! The kill -9 matrix: `entrawatch run` over a simulated CSP world (file source) delivering to a
+//! local webhook receiver is killed with SIGKILL at random points 20 times and restarted each
+//! time. Then it runs to the end. Every alert replay finds must have been delivered, no alert
+//! replay does not find may appear (a restart that lost its baselines would raise "first seen"
+//! alerts again, with new ids), and each notification may arrive at most once more than it should
+//! per crash.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KILLS: usize = 20;
+
+/// A tiny deterministic generator (the test must be reproducible from its seed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+fn simulate(dir: &Path) -> std::path::PathBuf {
+    let world = dir.join("world");
+    let out = entrawatch()
+        .args([
+            "simulate",
+            "--seed",
+            "5",
+            "--days",
+            "10",
+            "--tenants",
+            "6",
+            "--users-per-tenant",
+            "8",
+            "--technicians",
+            "2",
+            "--out",
+        ])
+        .arg(&world)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Only the log files: labels and the world description are not logs.
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for sub in ["eventhub", "graph"] {
+        std::fs::rename(world.join(sub), data.join(sub)).unwrap();
+    }
+    world.join("entrawatch.toml")
+}
+
+fn replay_ids(config: &Path, data: &Path) -> BTreeSet<String> {
+    let out = entrawatch()
+        .args(["replay", "--quiet", "--config"])
+        .arg(config)
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// (notification id, alert id) of every notification in every request, in arrival order.
+fn notifications(requests: &[Received]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for r in requests {
+        let v = r.json();
+        let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+        let ids = v["notification_ids"].as_array().cloned().unwrap_or_default();
+        for (i, a) in alerts.iter().enumerate() {
+            let n = ids
+                .get(i)
+                .and_then(|x| x.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}#{}", a["id"].as_str().unwrap(), v["kind"]));
+            out.push((n, a["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn twenty_kill_nines_lose_nothing_and_repeat_at_most_once_per_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let world_config = simulate(dir.path());
+    let data = dir.path().join("data");
+    let expected = replay_ids(&world_config, &data);
+    assert!(expected.len() >= 10, "the world raises too few alerts: {}", expected.len());
+
+    let write_config = |name: &str| {
+        let mut text = std::fs::read_to_string(&world_config).unwrap();
+        text.push_str(&format!(
+            r#"
+[service]
+state_dir = {state}
+log_format = "json"
+snapshot_interval_secs = 1
+shutdown_grace_secs = 5
+
+[[sources]]
+type = "file"
+name = "world"
+path = {data}
+follow = false
+
+[[destinations]]
+type = "webhook"
+name = "soc"
+url = {{ env = "EW_CRASH_URL" }}
+
+[route]
+receivers = ["soc"]
+group_wait_secs = 0
+group_interval_secs = 1
+"#,
+            state = toml_path(&dir.path().join(name)),
+            data = toml_path(&data),
+        ));
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        config
+    };
+    let log = dir.path().join("log.jsonl");
+
+    // A clean reference run: what must arrive, and how long a whole run takes.
+    let reference = Receiver::ok();
+    let reference_url = reference.url();
+    let clean_started = Instant::now();
+    let mut service = Service::start_env(
+        &write_config("reference"),
+        free_port(),
+        &log,
+        &["--exit-when-done"],
+        &[("EW_CRASH_URL", reference_url.as_str())],
+    );
+    assert!(service.wait(Duration::from_secs(300)).success(), "{}", service.logs());
+    let clean_run = clean_started.elapsed();
+    let expected_notifications: BTreeSet<String> = notifications(&reference.requests())
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+
+    let receiver = Receiver::ok();
+    let url = receiver.url();
+    let env = [("EW_CRASH_URL", url.as_str())];
+    let config = write_config("crashing");
+    let mut rng = Lcg(0x5eed);
+    let mut crashes = 0;
+    let mut clean_runs = 0;
+    let started = Instant::now();
+    // Kill runs at random points of a run's length until there were KILLS kills (a run that
+    // finishes before its kill point is a clean run; its successor starts from a finished state and
+    // must send nothing new).
+    // Kill points are drawn over the length of the latest clean run, so they keep landing inside
+    // runs as the remaining work shrinks.
+    let mut span = clean_run.as_millis() as u64;
+    for _ in 0..KILLS * 5 {
+        if crashes == KILLS {
+            break;
+        }
+        let run_started = Instant::now();
+        let mut service = Service::start_env(&config, free_port(), &log, &["--exit-when-done"], &env);
+        let delay = Duration::from_millis(20 + rng.next() % span.max(1));
+        let deadline = Instant::now() + delay;
+        while Instant::now() < deadline && service.child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if service.child.try_wait().unwrap().is_none() {
+            service.kill9();
+            crashes += 1;
+        } else {
+            let status = service.child.wait().unwrap();
+            assert!(status.success(), "{}", service.logs());
+            clean_runs += 1;
+            span = run_started.elapsed().as_millis() as u64;
+        }
+    }
+    assert_eq!(crashes, KILLS, "could not kill {KILLS} runs");
+    let during_kills = receiver.requests().len();
+    // The last run goes to the end.
+    let mut service = Service::start_env(&config, free_port(), &log, &["--exit-when-done"], &env);
+    let status = service.wait(Duration::from_secs(300));
+    assert!(status.success(), "{}", service.logs());
+    let requests = receiver.requests();
+    let got = notifications(&requests);
+    let delivered: BTreeSet<String> = got.iter().map(|(_, a)| a.clone()).collect();
+    let missing: Vec<_> = expected.difference(&delivered).collect();
+    let unexpected: Vec<_> = delivered.difference(&expected).collect();
+    let mut per_notification: BTreeMap<&str, usize> = BTreeMap::new();
+    for (n, _) in &got {
+        *per_notification.entry(n.as_str()).or_default() += 1;
+    }
+    let worst = per_notification.values().copied().max().unwrap_or(0);
+    let duplicates: usize = per_notification.values().map(|c| c - 1).sum();
+    eprintln!(
+        "crash matrix: clean run {:.1}s; {crashes} kills and {clean_runs} clean runs in {:.1}s, {during_kills} requests while killing, {} in all, {} notifications ({} distinct), {duplicates} duplicates, worst repeat {worst}",
+        clean_run.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        requests.len(),
+        got.len(),
+        per_notification.len()
+    );
+    assert!(
+        during_kills > 0,
+        "no run got as far as delivering before its kill: the matrix tested nothing"
+    );
+    assert!(missing.is_empty(), "alerts never delivered: {missing:?}");
+    let got_notifications: BTreeSet<String> = per_notification.keys().map(|n| (*n).to_owned()).collect();
+    assert_eq!(
+        got_notifications, expected_notifications,
+        "the crashing runs sent other notifications than the clean run"
+    );
+    assert!(unexpected.is_empty(), "alerts replay does not raise: {unexpected:?}");
+    assert!(
+        worst <= 1 + crashes,
+        "a notification arrived {worst} times over {crashes} crashes"
+    );
+    assert!(
+        duplicates <= crashes * per_notification.len().max(1),
+        "{duplicates} duplicates"
+    );
+}

@@ -1,0 +1,204 @@
+//! `entrawatch run` and `validate` end to end: the real binary, real files, a real HTTP receiver
+//! on loopback, and Prometheus's own tools where metrics are checked.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+const DEMO_TENANTS: &str = r#"
+[[tenants]]
+id = "11111111-aaaa-4aaa-8aaa-111111111111"
+name = "Contoso"
+[[tenants]]
+id = "22222222-bbbb-4bbb-8bbb-222222222222"
+name = "Fabrikam"
+[[tenants]]
+id = "44444444-dddd-4ddd-8ddd-444444444444"
+name = "Tailspin Toys"
+[[tenants]]
+id = "33333333-cccc-4ccc-8ccc-333333333333"
+name = "Northwind CSP"
+[detect]
+partner_tenants = ["33333333-cccc-4ccc-8ccc-333333333333"]
+"#;
+
+/// A config running the bundled demo through a file source into a webhook whose URL and secret
+/// come from the environment (`EW_TEST_WEBHOOK_URL`, `EW_TEST_WEBHOOK_SECRET`).
+fn demo_config(dir: &Path, follow: bool) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[service]
+state_dir = {state}
+log_format = "json"
+snapshot_interval_secs = 1
+{DEMO_TENANTS}
+[[sources]]
+type = "file"
+name = "demo"
+path = {demo}
+follow = {follow}
+poll_secs = 1
+
+[[destinations]]
+type = "webhook"
+name = "soc"
+url = {{ env = "EW_TEST_WEBHOOK_URL" }}
+secret = {{ env = "EW_TEST_WEBHOOK_SECRET" }}
+
+[route]
+receivers = ["soc"]
+group_wait_secs = 1
+group_interval_secs = 1
+"#,
+        state = toml_path(&dir.join("state")),
+        demo = toml_path(&root().join("examples/demo")),
+    );
+    let path = dir.join("entrawatch.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn replay_alert_ids() -> BTreeSet<String> {
+    let out = entrawatch()
+        .args(["replay", "--quiet", "--config"])
+        .arg(root().join("examples/entrawatch.toml"))
+        .arg(root().join("examples/demo"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn delivered_alert_ids(requests: &[Received]) -> BTreeSet<String> {
+    requests
+        .iter()
+        .flat_map(|r| {
+            let v = r.json();
+            v["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let config = demo_config(dir.path(), false);
+    let port = free_port();
+    let mut child = entrawatch()
+        .args(["run", "--exit-when-done", "--config"])
+        .arg(&config)
+        .env("ENTRAWATCH_SERVICE__ADMIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EW_TEST_WEBHOOK_URL", receiver.url())
+        .env("EW_TEST_WEBHOOK_SECRET", "s3cret")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_child(&mut child, Duration::from_secs(120));
+    let mut logs = String::new();
+    use std::io::Read as _;
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(status.success(), "exit {status}:\n{logs}");
+    assert!(!logs.contains("s3cret"), "a secret reached the logs");
+    assert!(!logs.contains(&receiver.url()), "a destination URL reached the logs");
+    let requests = receiver.requests();
+    let delivered = delivered_alert_ids(&requests);
+    let expected = replay_alert_ids();
+    assert_eq!(expected.len(), 8);
+    assert_eq!(delivered, expected, "run and replay disagree");
+    // Every request is signed, and the signature verifies.
+    for r in &requests {
+        let ts = r.header("x-entrawatch-timestamp").unwrap();
+        let sig = r.header("x-entrawatch-signature").unwrap();
+        assert!(entrawatch_alert::render::webhook::verify_signature(b"s3cret", ts, &r.body, sig));
+        assert!(r.header("idempotency-key").unwrap().starts_with("n-"));
+    }
+}
+
+fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("entrawatch did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn health_metrics_and_a_clean_promtool_lint_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let config = demo_config(dir.path(), true);
+    let port = free_port();
+    let log = dir.path().join("log.jsonl");
+    let mut service = Service::start_env(
+        &config,
+        port,
+        &log,
+        &[],
+        &[
+            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
+            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+        ],
+    );
+    service.wait_ready(Duration::from_secs(60));
+    assert_eq!(http("GET", &service.admin, "/livez", "").unwrap().0, 200);
+    assert!(receiver.wait_for(Duration::from_secs(60), |r| delivered_alert_ids(r).len() >= 8));
+    let (status, metrics) = http("GET", &service.admin, "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    for name in [
+        "entrawatch_events_received_total",
+        "entrawatch_events_processed_total",
+        "entrawatch_alerts_total",
+        "entrawatch_notifications_total",
+        "entrawatch_ready 1",
+        "entrawatch_state_principals",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (Debian package prometheus; .ci/run installs it)");
+    use std::io::Write as _;
+    lint.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An unknown path is a 404, reload of the same file succeeds.
+    assert_eq!(http("GET", &service.admin, "/nope", "").unwrap().0, 404);
+    let (status, body) = http("POST", &service.admin, "/-/reload", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let status = service.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", service.logs());
+    assert!(service.logs().contains("final snapshot written"));
+}
