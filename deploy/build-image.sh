@@ -105,8 +105,7 @@ if [ "$FROM_SOURCE" = 1 ]; then
   if [ -n "${EW_BUILD_CA_BUNDLE:-}" ]; then
     # cargo inside the build trusts this CA bundle too (a TLS-intercepting proxy's).
     [ -f "$EW_BUILD_CA_BUNDLE" ] || die "EW_BUILD_CA_BUNDLE: no such file: $EW_BUILD_CA_BUNDLE"
-    PULL+=(--volume "$EW_BUILD_CA_BUNDLE:/run/entrawatch-build-ca.crt:ro"
-      --build-arg CARGO_HTTP_CAINFO=/run/entrawatch-build-ca.crt)
+    PULL+=(--secret "id=cargo-ca,src=$EW_BUILD_CA_BUNDLE")
   fi
 else
   TARGET=runtime-prebuilt

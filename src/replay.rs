@@ -1,7 +1,7 @@
 //! `entrawatch replay`: read exported logs, order them by event time, drop repeats, detect, and
 //! write alert records; a summary on standard error and, on request, as JSON.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -12,8 +12,9 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use entrawatch_alert::{AlertRecord, Episodes};
 use entrawatch_detect::{Engine, Severity};
+use entrawatch_ingest::stats::FIRST_ERRORS_KEPT;
 use entrawatch_ingest::{
-    Event, IngestStats, Item, ReadOptions, Rejected, collect_files, read_file, value::is_guid,
+    Event, IngestStats, Item, Kind, ReadOptions, Rejected, collect_files, read_file, value::is_guid,
 };
 use serde::Serialize;
 
@@ -174,6 +175,10 @@ pub struct Replayed {
 /// The replay pipeline: read every file (counting, handing rejects to `on_reject`), put events in
 /// event-time order across all inputs (stable: ties keep file order), drop exact repeats, hand each
 /// event to `on_event`, detect, and fold findings into alerts named with the config's tenant names.
+///
+/// Files are parsed and counted on every core; their results are taken in file order, so counts,
+/// rejects and the order of equal-time events are exactly those of a sequential read. Detection
+/// runs on this thread in event-time order; each event is freed on another thread once detected.
 pub fn replay_files(
     files: &[std::path::PathBuf],
     opts: &ReadOptions,
@@ -183,20 +188,13 @@ pub fn replay_files(
     on_event: &mut dyn FnMut(&Event) -> std::io::Result<()>,
 ) -> anyhow::Result<Replayed> {
     let mut stats = IngestStats::default();
-    let mut events: Vec<Event> = Vec::new();
-    // Files are parsed on every core; their items are taken in file order, so counts, rejects and
-    // the order of equal-time events are exactly those of a sequential read.
-    read_files_in_parallel(files, opts, &mut |i, items, bytes| {
-        for item in items {
-            stats.count(&item);
-            match item {
-                Item::Event(e) => events.push(*e),
-                Item::Rejected(r) => on_reject(&r),
-                Item::Skipped { .. } | Item::EmptyFile { .. } => {}
-            }
+    let mut events: Vec<Option<Box<Event>>> = Vec::new();
+    read_files_in_parallel(files, opts, &mut |i, file| {
+        for r in &file.rejects {
+            on_reject(r);
         }
-        stats.files_read += 1;
-        stats.bytes_read += bytes;
+        events.extend(file.events.into_iter().map(Some));
+        merge_stats(&mut stats, file.stats);
         progress.update(|| {
             format!(
                 "reading {}/{} files · {} records",
@@ -208,27 +206,57 @@ pub fn replay_files(
     });
 
     progress.update(|| format!("ordering {} events", events.len()));
-    events.sort_by_key(|e| e.meta.time);
-    let mut seen = HashSet::with_capacity(events.len());
+    // (time, position) is unique, so an unstable sort of it is the stable sort by time.
+    let mut order: Vec<(chrono::DateTime<Utc>, u32)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                e.as_ref().map_or_else(Default::default, |e| e.meta.time),
+                i as u32,
+            )
+        })
+        .collect();
+    order.sort_unstable();
+    let mut seen = DedupKeys::with_capacity(events.len());
     let mut duplicates = 0u64;
     let mut engine = Engine::new(config.detect.clone())?;
     let mut episodes = Episodes::new(chrono::Duration::hours(config.alert.episode_window_hours));
     let mut findings = Vec::new();
     let total = events.len();
-    for (i, event) in events.iter().enumerate() {
-        if !seen.insert(event.dedup_key()) {
-            duplicates += 1;
-            continue;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Freeing an event costs about as much as detecting it (dozens of small strings, allocated
+        // by the reading threads): another core does it while this one detects.
+        let (free, freed) = std::sync::mpsc::sync_channel::<Vec<Box<Event>>>(64);
+        scope.spawn(move || freed.into_iter().for_each(drop));
+        let mut done: Vec<Box<Event>> = Vec::with_capacity(FREE_BATCH);
+        for (n, &(_, i)) in order.iter().enumerate() {
+            let Some(event) = events[i as usize].take() else {
+                continue;
+            };
+            if seen.insert(&event) {
+                on_event(&event).context("cannot write the events file")?;
+                engine.process(&event, &mut findings);
+                for f in findings.drain(..) {
+                    episodes.add(f);
+                }
+            } else {
+                duplicates += 1;
+            }
+            done.push(event);
+            if done.len() == FREE_BATCH {
+                let batch = std::mem::replace(&mut done, Vec::with_capacity(FREE_BATCH));
+                if free.send(batch).is_err() {
+                    break;
+                }
+            }
+            if n % 4096 == 0 {
+                progress.update(|| format!("detecting {}%", n * 100 / total.max(1)));
+            }
         }
-        on_event(event).context("cannot write the events file")?;
-        engine.process(event, &mut findings);
-        for f in findings.drain(..) {
-            episodes.add(f);
-        }
-        if i % 4096 == 0 {
-            progress.update(|| format!("detecting {}%", i * 100 / total.max(1)));
-        }
-    }
+        drop(done);
+        Ok(())
+    })?;
     progress.finish();
     let names = config.tenant_names();
     let mut alerts = episodes.into_alerts();
@@ -246,11 +274,138 @@ pub fn replay_files(
     })
 }
 
-/// Reads `files` on all available cores and hands each file's items to `take`, in file order.
+/// Events handed to the freeing thread at a time.
+const FREE_BATCH: usize = 1024;
+
+/// The keys of the events seen, for dropping repeats: [`Event::dedup_key`] with the tenant interned
+/// and an id that is a lower-case GUID held as its value, so a key costs no allocation. Two events
+/// have equal keys here exactly when their `dedup_key`s are equal.
+#[derive(Debug, Default)]
+struct DedupKeys {
+    tenants: HashMap<String, u32>,
+    keys: HashSet<(u32, Kind, DedupId)>,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum DedupId {
+    /// The id is exactly the lower-case 8-4-4-4-12 text of this value.
+    Guid(u128),
+    Text(Box<str>),
+}
+
+impl DedupKeys {
+    fn with_capacity(n: usize) -> DedupKeys {
+        DedupKeys {
+            tenants: HashMap::new(),
+            keys: HashSet::with_capacity(n),
+        }
+    }
+
+    /// Records the event's key; false when it was seen before.
+    fn insert(&mut self, event: &Event) -> bool {
+        let (tenant, kind, id) = event.dedup_key_ref();
+        let t = match self.tenants.get(tenant) {
+            Some(&t) => t,
+            None => {
+                let t = self.tenants.len() as u32;
+                self.tenants.insert(tenant.to_owned(), t);
+                t
+            }
+        };
+        let id = match lower_guid(&id) {
+            Some(v) => DedupId::Guid(v),
+            None => DedupId::Text(id.into()),
+        };
+        self.keys.insert((t, kind, id))
+    }
+}
+
+/// The value of a lower-case 8-4-4-4-12 GUID; `None` for any other text (upper case included, so
+/// the mapping from text to key stays one to one).
+fn lower_guid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let digit = match (i, c) {
+            (8 | 13 | 18 | 23, b'-') => continue,
+            (8 | 13 | 18 | 23, _) => return None,
+            (_, b'0'..=b'9') => c - b'0',
+            (_, b'a'..=b'f') => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(digit);
+    }
+    Some(v)
+}
+
+/// What one file gave: its events, its rejects (in file order) and its counts.
+#[derive(Debug, Default)]
+struct FileRead {
+    /// Kept in the boxes the reader hands out: moving a box is cheaper than moving an event.
+    #[allow(clippy::vec_box)]
+    events: Vec<Box<Event>>,
+    rejects: Vec<Rejected>,
+    stats: IngestStats,
+}
+
+fn read_one(file: &std::path::Path, opts: &ReadOptions) -> FileRead {
+    let mut out = FileRead::default();
+    let bytes = read_file(file, opts, &mut |item| {
+        out.stats.count(&item);
+        match item {
+            Item::Event(e) => out.events.push(e),
+            Item::Rejected(r) => out.rejects.push(r),
+            Item::Skipped { .. } | Item::EmptyFile { .. } => {}
+        }
+    });
+    out.stats.files_read = 1;
+    out.stats.bytes_read = bytes;
+    out
+}
+
+/// Adds the counts of one file to the totals; `first_errors` keeps the earliest, in file order.
+fn merge_stats(into: &mut IngestStats, from: IngestStats) {
+    // Destructured, so a new field cannot be forgotten here.
+    let IngestStats {
+        files_read,
+        bytes_read,
+        records_read,
+        records_by_kind,
+        records_by_shape,
+        skipped_by_category,
+        parse_errors,
+        first_errors,
+        ingest_time_fallbacks,
+        empty_files,
+    } = from;
+    into.files_read += files_read;
+    into.bytes_read += bytes_read;
+    into.records_read += records_read;
+    for (map, add) in [
+        (&mut into.records_by_kind, records_by_kind),
+        (&mut into.records_by_shape, records_by_shape),
+        (&mut into.skipped_by_category, skipped_by_category),
+    ] {
+        for (k, v) in add {
+            *map.entry(k).or_default() += v;
+        }
+    }
+    into.parse_errors += parse_errors;
+    let room = FIRST_ERRORS_KEPT.saturating_sub(into.first_errors.len());
+    into.first_errors
+        .extend(first_errors.into_iter().take(room));
+    into.ingest_time_fallbacks += ingest_time_fallbacks;
+    into.empty_files.extend(empty_files);
+}
+
+/// Reads `files` on all available cores and hands what each gave to `take`, in file order.
 fn read_files_in_parallel(
     files: &[std::path::PathBuf],
     opts: &ReadOptions,
-    take: &mut dyn FnMut(usize, Vec<Item>, u64),
+    take: &mut dyn FnMut(usize, FileRead),
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let workers = std::thread::available_parallelism()
@@ -258,7 +413,7 @@ fn read_files_in_parallel(
         .min(files.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<Item>, u64)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, FileRead)>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
@@ -267,9 +422,7 @@ fn read_files_in_parallel(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
-                    let mut items = Vec::new();
-                    let bytes = read_file(file, opts, &mut |item| items.push(item));
-                    if tx.send((i, items, bytes)).is_err() {
+                    if tx.send((i, read_one(file, opts))).is_err() {
                         break;
                     }
                 }
@@ -278,10 +431,10 @@ fn read_files_in_parallel(
         drop(tx);
         let mut pending = std::collections::BTreeMap::new();
         let mut expected = 0;
-        for (i, items, bytes) in rx {
-            pending.insert(i, (items, bytes));
-            while let Some((items, bytes)) = pending.remove(&expected) {
-                take(expected, items, bytes);
+        for (i, read) in rx {
+            pending.insert(i, read);
+            while let Some(read) = pending.remove(&expected) {
+                take(expected, read);
                 expected += 1;
             }
         }
@@ -450,4 +603,58 @@ fn render_summary(s: &Summary) -> String {
         s.state_bytes_per_principal
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lower_case_guids_become_values() {
+        assert_eq!(
+            lower_guid("4d3bac44-0230-4732-9e70-cc00736f0a97"),
+            Some(0x4d3bac44_0230_4732_9e70_cc00736f0a97)
+        );
+        assert_eq!(lower_guid("4D3BAC44-0230-4732-9E70-CC00736F0A97"), None);
+        assert_eq!(lower_guid("4d3bac44x0230-4732-9e70-cc00736f0a97"), None);
+        assert_eq!(lower_guid("Directory_4d3bac44-0230-4732-9e70"), None);
+    }
+
+    #[test]
+    fn dedup_keys_are_equal_exactly_when_dedup_key_is() {
+        let event = |tenant: &str, id: &str| {
+            let mut text = serde_json::json!({"id": id, "createdDateTime": "2021-01-01T00:00:00Z",
+                "userId": "u", "resourceTenantId": tenant})
+            .to_string();
+            text.push('\n');
+            let mut out = Vec::new();
+            entrawatch_ingest::read_bytes(
+                "t.json",
+                text.as_bytes(),
+                None,
+                &ReadOptions::default(),
+                &mut |i| {
+                    if let Item::Event(e) = i {
+                        out.push(e);
+                    }
+                },
+            );
+            out.pop().expect("an event")
+        };
+        let t = "4d3bac44-0230-4732-9e70-cc00736f0a97";
+        let events = [
+            event(t, "4d3bac44-0230-4732-9e70-cc00736f0a97"),
+            event(t, "4D3BAC44-0230-4732-9E70-CC00736F0A97"),
+            event(t, "4d3bac44-0230-4732-9e70-cc00736f0a97"),
+            event(t, "x@1"),
+            event("5d3bac44-0230-4732-9e70-cc00736f0a97", "x@1"),
+            event(t, "x@1"),
+        ];
+        let mut keys = DedupKeys::default();
+        let mut exact = HashSet::new();
+        for e in &events {
+            assert_eq!(keys.insert(e), exact.insert(e.dedup_key()), "{:?}", e.meta);
+        }
+        assert_eq!(exact.len(), 4);
+    }
 }

@@ -72,6 +72,7 @@ pub fn run(args: SendTestArgs) -> anyhow::Result<ExitCode> {
         alerts: &alerts,
         now: Utc::now(),
         since_last: None,
+        notification_ids: &[],
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -153,10 +153,13 @@ group_interval_secs = 1
     );
     assert!(service.wait(Duration::from_secs(300)).success(), "{}", service.logs());
     let clean_run = clean_started.elapsed();
-    let expected_notifications: BTreeSet<String> = notifications(&reference.requests())
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    // The newest notification of each alert in the clean run: what a human must end up seeing.
+    // (Under a backlog the outbox folds an alert's older pending updates into its newest one, so
+    // the crashing run may legitimately skip intermediate updates, never the newest.)
+    let mut newest: BTreeMap<String, String> = BTreeMap::new();
+    for (n, a) in notifications(&reference.requests()) {
+        newest.insert(a, n);
+    }
 
     let receiver = Receiver::ok();
     let url = receiver.url();
@@ -223,10 +226,13 @@ group_interval_secs = 1
         "no run got as far as delivering before its kill: the matrix tested nothing"
     );
     assert!(missing.is_empty(), "alerts never delivered: {missing:?}");
-    let got_notifications: BTreeSet<String> = per_notification.keys().map(|n| (*n).to_owned()).collect();
-    assert_eq!(
-        got_notifications, expected_notifications,
-        "the crashing runs sent other notifications than the clean run"
+    let stale: Vec<_> = newest
+        .iter()
+        .filter(|(_, n)| !per_notification.contains_key(n.as_str()))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "alerts whose newest notification never arrived: {stale:?}"
     );
     assert!(unexpected.is_empty(), "alerts replay does not raise: {unexpected:?}");
     assert!(

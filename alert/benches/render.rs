@@ -71,6 +71,7 @@ fn sinks(c: &mut Criterion) {
             alerts: &alerts,
             now: at(45),
             since_last: None,
+            notification_ids: &[],
         };
         let mut group = c.benchmark_group(format!("render/{size}-alerts"));
         group.throughput(Throughput::Elements(1));

@@ -1,6 +1,6 @@
-//! Delivery against fake receivers (ALERTING.md §5.9, items 2 and 3): classification of every
-//! scripted answer, destination-wide pauses, payload-bug retry, circuit and fallback, isolation,
-//! grouping, coalescing, deadlines, signatures and metrics. Time is a manual clock; receivers
+//! Delivery against fake receivers (ALERTING.md §5.9 item 3): classification of every scripted
+//! answer, signatures, destination-wide pauses, payload-bug retry, circuit and fallback,
+//! isolation, and the metrics they move. Time is a manual clock; receivers
 //! record the clock's time of each request, so "nothing before X" is checked on that clock.
 //! Timelines (grouping, coalescing, deadlines) are in `delivery_timeline.rs`, crash recovery and
 //! latency figures in `delivery_crash.rs`.
@@ -29,6 +29,7 @@ async fn every_scripted_answer_is_classified() {
         alerts: &alerts,
         now: t0(),
         since_last: None,
+        notification_ids: &[],
     };
     let teams_fake = Fake::start(clock.clone(), Reply::teams_ok()).await;
     let slack_fake = Fake::start(clock.clone(), Reply::slack_ok()).await;
@@ -254,6 +255,7 @@ async fn payload_bug_retries_once_with_the_minimal_render_then_dead_letters() {
         alerts: &alerts,
         now: h.now(),
         since_last: None,
+        notification_ids: &[],
     };
     assert_eq!(got[0].body, render::slack::render(&msg).body);
     assert_eq!(got[1].body, render::slack::render_minimal(&msg).body);

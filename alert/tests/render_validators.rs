@@ -192,6 +192,7 @@ fn message(c: &Case) -> Message<'_> {
         alerts: &c.alerts,
         now: Utc.with_ymd_and_hms(2026, 10, 27, 3, 0, 0).unwrap() + Duration::minutes(5),
         since_last: c.since_last,
+        notification_ids: &[],
     }
 }
 

@@ -59,7 +59,7 @@ fn sign_in(u: u64, round: u64, at: i64) -> Event {
         1 => 50074,
         _ => 0,
     };
-    let legacy = u % 300 == 2 && round % 3 == 0;
+    let legacy = u % 300 == 2 && round.is_multiple_of(3);
     let s = SignIn {
         event_type: Some(SignInEventType::InteractiveUser),
         is_interactive: Some(true),
@@ -170,10 +170,10 @@ fn stream() -> Vec<Event> {
             let seq = round * USERS + u;
             let at = start + (seq as i64 * span / total as i64);
             events.push(sign_in(u, round, at));
-            if seq % 97 == 0 {
+            if seq.is_multiple_of(97) {
                 events.push(audit(seq, "Update user", at));
             }
-            if seq % 1999 == 0 {
+            if seq.is_multiple_of(1999) {
                 events.push(audit(seq, "Add member to role", at));
             }
             if round == 8 && (100..130).contains(&u) {

@@ -7,6 +7,7 @@
 //! bounded whatever the input.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
@@ -33,11 +34,8 @@ const MAX_SPRAY_HITS: usize = 16;
 /// A 128-bit key for an id: the GUID's value, else two 64-bit FNV-1a hashes of the lower-cased text.
 pub fn key128(id: &str) -> u128 {
     let t = id.trim();
-    if entrawatch_ingest::value::is_guid(t) {
-        let hex: String = t.chars().filter(|c| *c != '-').collect();
-        if let Ok(v) = u128::from_str_radix(&hex, 16) {
-            return v;
-        }
+    if let Some(v) = guid_value(t) {
+        return v;
     }
     let mut a: u64 = 0xcbf2_9ce4_8422_2325;
     let mut b: u64 = 0x6c62_272e_07bb_0142;
@@ -46,6 +44,27 @@ pub fn key128(id: &str) -> u128 {
         b = (b ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3 ^ 0x9e37);
     }
     (u128::from(a) << 64) | u128::from(b)
+}
+
+/// The value of an 8-4-4-4-12 GUID in either case (what `u128::from_str_radix` makes of its hex
+/// digits), read without allocating: ids are keyed on every event.
+fn guid_value(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = (c as char).to_digit(16)?;
+        v = (v << 4) | u128::from(digit);
+    }
+    Some(v)
 }
 
 /// An ISO country code packed into two bytes (`US` → 0x5553); 0 for none.
@@ -78,10 +97,82 @@ pub fn valid_coordinates(lat: f64, lon: f64) -> bool {
         && !(lat == 0.0 && lon == 0.0)
 }
 
+/// The hasher of every state map: FxHash-style multiply-rotate over the key's words, from a seed
+/// drawn once per process, then a final avalanche. Keys are already well spread (GUID values,
+/// FNV hashes of names, interned tenant numbers), so SipHash's cost buys nothing here; the seed
+/// keeps the table layout unpredictable from outside.
+pub type KeyHash = BuildHasherDefault<KeyHasher>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+        });
+        KeyHasher(seed)
+    }
+}
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64: hashbrown takes its control bits from the top of the hash.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 /// Interned tenant ids.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Tenants {
-    ids: HashMap<String, u32>,
+    ids: HashMap<String, u32, KeyHash>,
     names: Vec<String>,
 }
 
@@ -361,12 +452,12 @@ pub struct State {
     /// The pipeline's event-time clock: the newest event time seen (seconds).
     pub clock: i64,
     pub tenants: Tenants,
-    pub principals: HashMap<(u32, u128), PrincipalState>,
-    pub technicians: HashMap<(u32, u128), TechnicianState>,
-    pub ips: HashMap<u128, IpState>,
-    pub streams: HashMap<(u32, Stream), StreamState>,
+    pub principals: HashMap<(u32, u128), PrincipalState, KeyHash>,
+    pub technicians: HashMap<(u32, u128), TechnicianState, KeyHash>,
+    pub ips: HashMap<u128, IpState, KeyHash>,
+    pub streams: HashMap<(u32, Stream), StreamState, KeyHash>,
     /// Partner home tenants seen acting in each customer tenant.
-    pub partners_of: HashMap<u32, Vec<u32>>,
+    pub partners_of: HashMap<u32, Vec<u32>, KeyHash>,
 }
 
 impl State {
@@ -644,15 +735,15 @@ impl State {
     /// Forgets everything last seen more than 30 days before the clock.
     pub fn evict(&mut self) {
         let horizon = self.clock - RETENTION_SECS;
-        self.principals.retain(|_, p| p.last_seen >= horizon);
-        self.technicians.retain(|_, t| t.last_seen >= horizon);
-        self.ips.retain(|_, i| i.last_seen >= horizon);
-        for p in self.principals.values_mut() {
+        self.principals.retain(|_, p| {
             p.countries.retain(|(_, at)| *at >= horizon);
-        }
-        for t in self.technicians.values_mut() {
+            p.last_seen >= horizon
+        });
+        self.technicians.retain(|_, t| {
             t.tenants.retain(|(_, at)| *at >= horizon);
-        }
+            t.last_seen >= horizon
+        });
+        self.ips.retain(|_, i| i.last_seen >= horizon);
     }
 
     /// Approximate heap and table bytes of the per-principal state (for the memory report).
@@ -718,6 +809,10 @@ mod tests {
     fn keys_and_countries() {
         assert_eq!(
             key128("11111111-aaaa-4aaa-8aaa-111111111111"),
+            0x11111111aaaa4aaa8aaa111111111111
+        );
+        assert_eq!(
+            key128(" 11111111-AAAA-4aaa-8aaa-111111111111"),
             0x11111111aaaa4aaa8aaa111111111111
         );
         assert_eq!(key128("Ann@Contoso.com"), key128("ann@contoso.com"));

@@ -136,16 +136,22 @@ impl Event {
     /// update time for kinds whose records are re-emitted as their state changes (risky users and
     /// detections), so a later state of the same user is not mistaken for a repeat.
     pub fn dedup_key(&self) -> (String, Kind, String) {
+        let (tenant, kind, id) = self.dedup_key_ref();
+        (tenant.to_owned(), kind, id.into_owned())
+    }
+
+    /// [`Event::dedup_key`] without copying: the id is borrowed unless a version is appended.
+    pub fn dedup_key_ref(&self) -> (&str, Kind, std::borrow::Cow<'_, str>) {
         let version = match &self.body {
             Body::RiskyUser(r) => r.risk_last_updated.map(|t| t.timestamp_micros()),
             Body::RiskDetection(d) => d.last_updated.map(|t| t.timestamp_micros()),
             _ => None,
         };
         let id = match version {
-            Some(v) => format!("{}@{v}", self.meta.id),
-            None => self.meta.id.clone(),
+            Some(v) => std::borrow::Cow::Owned(format!("{}@{v}", self.meta.id)),
+            None => std::borrow::Cow::Borrowed(self.meta.id.as_str()),
         };
-        (self.meta.tenant_id.clone(), self.kind(), id)
+        (&self.meta.tenant_id, self.kind(), id)
     }
 
     pub fn as_sign_in(&self) -> Option<&SignIn> {

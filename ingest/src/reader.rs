@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::framing::{ScanError, scan_document, skip_ws};
 use crate::model::Event;
-use crate::normalize::{Outcome, RecordContext, graph_kind_from_context, normalize};
+use crate::normalize::{
+    Outcome, RecordContext, graph_kind_from_context, normalize, normalize_fast,
+};
 use crate::value::is_guid;
 
 /// Largest record decoded; a larger one is rejected unread (an Event Hub event is at most 1 MB).
@@ -209,8 +211,30 @@ pub fn read_bytes(
     opts: &ReadOptions,
     emit: &mut dyn FnMut(Item),
 ) {
+    read_bytes_with(name, bytes, tenant_hint, opts, emit, fast_path_enabled());
+}
+
+/// Whether records are first offered to [`normalize_fast`]: yes, unless the environment variable
+/// `ENTRAWATCH_JSON_FAST_PATH` is `0` (every record then goes through a decoded `Value`: slower,
+/// the same events; a switch for comparing the two and for ruling the fast path out).
+pub fn fast_path_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::env::var("ENTRAWATCH_JSON_FAST_PATH").map_or(true, |v| v.trim() != "0")
+    })
+}
+
+fn read_bytes_with(
+    name: &str,
+    bytes: &[u8],
+    tenant_hint: Option<&str>,
+    opts: &ReadOptions,
+    emit: &mut dyn FnMut(Item),
+    fast: bool,
+) {
     let mut reader = FileReader {
         name,
+        fast,
         opts,
         tenant_hint,
         emit,
@@ -305,6 +329,8 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
 
 struct FileReader<'a, 'e> {
     name: &'a str,
+    /// Try [`normalize_fast`] before decoding a record into a `Value`.
+    fast: bool,
     opts: &'a ReadOptions,
     tenant_hint: Option<&'a str>,
     emit: &'e mut dyn FnMut(Item),
@@ -425,6 +451,19 @@ impl FileReader<'_, '_> {
             self.reject(line, record, None, reason, &raw[..raw.len().min(200)]);
             return;
         }
+        let ctx = RecordContext {
+            tenant_hint: self.tenant_hint,
+            graph_hint: hint,
+            ingest_time: self.opts.ingest_time,
+            csv: false,
+        };
+        if self.fast
+            && let Ok(text) = std::str::from_utf8(raw)
+            && let Some(event) = normalize_fast(text, &ctx)
+        {
+            (self.emit)(Item::Event(event));
+            return;
+        }
         let map: Map<String, Value> = match serde_json::from_slice::<Value>(raw) {
             Ok(Value::Object(map)) => map,
             Ok(other) => {
@@ -448,12 +487,6 @@ impl FileReader<'_, '_> {
                 self.reject(line + e.line().saturating_sub(1), record, None, reason, raw);
                 return;
             }
-        };
-        let ctx = RecordContext {
-            tenant_hint: self.tenant_hint,
-            graph_hint: hint,
-            ingest_time: self.opts.ingest_time,
-            csv: false,
         };
         self.finish(normalize(&map, &ctx), line, raw);
     }
@@ -575,6 +608,9 @@ fn describe_byte(b: u8) -> String {
         format!("byte 0x{b:02x}")
     }
 }
+
+#[cfg(test)]
+mod fast_tests;
 
 #[cfg(test)]
 mod tests {

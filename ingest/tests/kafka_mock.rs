@@ -119,6 +119,20 @@ async fn event_hub_fixtures_end_to_end() {
         },
     )
     .await;
+    // The lag gauges follow: everything read and committed leaves no lag.
+    let n = payloads.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while by_partition(&member.metrics.kafka_committed).get("0") != Some(&n)
+        || by_partition(&member.metrics.kafka_lag).get("0") != Some(&0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "lag gauges: committed {:?}, lag {:?}",
+            by_partition(&member.metrics.kafka_committed),
+            by_partition(&member.metrics.kafka_lag)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let metrics = member.metrics.clone();
     member.stop().await.expect("clean stop");
 
@@ -500,6 +514,25 @@ async fn killed_consumer_mid_batch_then_restarted() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The lag gauges show what the stuck pipeline left uncommitted: per partition, high
+    // watermark minus the committed offset (or minus the start when nothing is committed).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let lag = by_partition(&first.metrics.kafka_lag);
+        let committed = by_partition(&first.metrics.kafka_committed);
+        let lag_sum: i64 = lag.values().sum();
+        if lag.len() == 2
+            && lag_sum > 0
+            && lag_sum + committed.values().sum::<i64>() == total as i64
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag {lag:?}, committed {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (received_before, durable_before) = {
         let l = ledger.lock().unwrap();
         (l.received.len(), l.durable_count())
@@ -631,9 +664,9 @@ async fn throughput_against_the_mock_cluster() {
     check_final(&ledger.lock().unwrap(), &producer.at(), &view, messages);
     let records = (messages * per) as f64;
     eprintln!(
-        "throughput (mock cluster, {} build): {} records in {} messages in {:.2} s = {:.0} records/s",
+        "throughput (mock cluster, {} profile): {} records in {} messages in {:.2} s = {:.0} records/s",
         if cfg!(debug_assertions) {
-            "debug"
+            "test"
         } else {
             "release"
         },

@@ -25,6 +25,7 @@ use entrawatch_alert::route::{Router, by_destination};
 use entrawatch_alert::silence::Silences;
 use entrawatch_alert::{AlertRecord, Episodes, Update};
 use entrawatch_detect::{Engine, Finding};
+use entrawatch_ingest::Kind;
 use entrawatch_ingest::reader::{Item, Rejected};
 use entrawatch_ingest::source::{Batch, Committed};
 use serde::{Deserialize, Serialize};
@@ -171,10 +172,14 @@ impl Pipeline {
                     }
                     outcome.events += 1;
                     self.metrics.events_processed.inc();
-                    self.metrics
-                        .stream_last_event
-                        .with_label_values(&[&event.meta.tenant_id, event.kind().as_str()])
-                        .set(t as f64);
+                    let kind = event.kind();
+                    // Directory context (role assignments) is a snapshot, not a log stream.
+                    if !matches!(kind, Kind::RoleAssignment | Kind::RoleEligibility) && t > 0 {
+                        self.metrics
+                            .stream_last_event
+                            .with_label_values(&[&event.meta.tenant_id, kind.as_str()])
+                            .set(t as f64);
+                    }
                     self.engine.process(&event, &mut self.findings);
                     let findings = std::mem::take(&mut self.findings);
                     for finding in findings {

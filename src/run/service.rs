@@ -124,6 +124,11 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     ));
     tracing::info!(admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "entrawatch starting");
 
+    if config.destinations.is_empty() {
+        anyhow::bail!(
+            "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)"
+        );
+    }
     let destinations = resolve_destinations(&config).map_err(|p| {
         anyhow::anyhow!("destinations cannot be used:\n  {}", p.join("\n  "))
     })?;
@@ -404,6 +409,7 @@ fn detection_loop(
     admin: Arc<AdminState>,
 ) {
     let mut last_snapshot = Instant::now();
+    let mut last_size: Option<Instant> = None;
     let mut dirty = false;
     let write_snapshot = |pipeline: &Pipeline| -> anyhow::Result<()> {
         let started = Instant::now();
@@ -438,6 +444,10 @@ fn detection_loop(
                 }
             }
             Input::Tick => {
+                if last_size.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    pipeline.metrics.observe_state_bytes(&pipeline.engine);
+                    last_size = Some(Instant::now());
+                }
                 pipeline
                     .metrics
                     .snapshot_age
@@ -605,6 +615,13 @@ fn expire_silence(
 /// Problems `validate` reports beyond the file itself: secrets that cannot be read, routing.
 pub fn deep_check(config: &FileConfig) -> Vec<String> {
     let mut problems = Vec::new();
+    if config.destinations.is_empty() {
+        problems.push(
+            "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)"
+                .to_owned(),
+        );
+        return problems;
+    }
     if let Err(p) = resolve_destinations(config) {
         problems.extend(p);
     }

@@ -241,6 +241,11 @@ impl Worker {
             .iter()
             .map(|r| r.notification.alert.clone())
             .collect();
+        let ids: Vec<String> = batch
+            .rows
+            .iter()
+            .map(|r| r.notification.id.clone())
+            .collect();
         let head = &batch.rows[0].notification;
         let since_last = if head.kind == Kind::Reminder {
             let (name, alert_id, count) = (
@@ -261,6 +266,7 @@ impl Worker {
             alerts: &alerts,
             now,
             since_last,
+            notification_ids: &ids,
         };
         let outcome = send::send(&self.client, &self.dest, &msg, minimal).await;
         if self.shared.fault.hit(FaultPoint::AfterSend) {

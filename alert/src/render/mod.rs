@@ -38,6 +38,9 @@ pub struct Message<'a> {
     /// For a reminder: how many occurrences the headline alert gained since its previous
     /// notification, when the caller knows it (shown as "reminder (+N since last)").
     pub since_last: Option<u64>,
+    /// The notification id of each alert in `alerts` (same order), when the caller has them; the
+    /// webhook envelope lists them so a receiver can de-duplicate per alert occasion.
+    pub notification_ids: &'a [String],
 }
 
 /// Bytes to post and the headers that go with them.

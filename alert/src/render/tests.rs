@@ -148,6 +148,7 @@ fn msg<'a>(alerts: &'a [AlertRecord], kind: Kind) -> Message<'a> {
         alerts,
         now: now(),
         since_last: None,
+        notification_ids: &[],
     }
 }
 

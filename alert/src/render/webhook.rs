@@ -12,6 +12,7 @@
 //! | `sent_at` | when the body was rendered (RFC 3339, UTC); the timestamp header in seconds |
 //! | `alert_id`, `rule`, `severity`, `tenant_id`, `tenant_name`, `principal`, `title`, `summary`, `first_seen`, `last_seen`, `count`, `evidence`, `mitre`, `event_ids` | the headline alert (the group's most severe), as in the alert record (DETECTORS.md) |
 //! | `alert_count` | how many alerts the message groups |
+//! | `notification_ids` | the notification id of every grouped alert (same order as the group), to de-duplicate per alert occasion |
 //! | `alerts` | the full records of the grouped alerts, headline first |
 //! | `truncated` | grouped alerts after the headline whose records were left out of `alerts` |
 //!
@@ -100,6 +101,9 @@ fn envelope(msg: &Message<'_>, included: Option<&[AlertRecord]>) -> Value {
         v.insert("event_ids".into(), json!(a.event_ids));
     }
     v.insert("alert_count".into(), json!(n));
+    if !msg.notification_ids.is_empty() {
+        v.insert("notification_ids".into(), json!(msg.notification_ids));
+    }
     let left_out = match included {
         Some(alerts) => {
             v.insert("alerts".into(), json!(alerts));

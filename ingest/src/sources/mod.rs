@@ -18,21 +18,42 @@ use crate::source::Source;
 pub enum SourceConfig {
     /// A drop folder or file of exported logs.
     File(file::FileConfig),
+    /// Topics of any Kafka-protocol broker.
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaConfig),
+    /// An Event Hubs namespace through its Kafka endpoint.
+    #[cfg(feature = "kafka")]
+    Eventhub(kafka::EventHubConfig),
+    /// Microsoft Graph polling across customer tenants.
+    #[cfg(feature = "graph")]
+    Graph(graph::GraphConfig),
 }
 
 impl SourceConfig {
     /// The names `type` accepts.
-    pub const TYPES: &'static [&'static str] = &["file"];
+    pub const TYPES: &'static [&'static str] = &["file", "kafka", "eventhub", "graph"];
 
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File(c) => &c.name,
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => &c.name,
+            #[cfg(feature = "kafka")]
+            SourceConfig::Eventhub(c) => &c.name,
+            #[cfg(feature = "graph")]
+            SourceConfig::Graph(c) => &c.name,
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::File(_) => "file",
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(_) => "kafka",
+            #[cfg(feature = "kafka")]
+            SourceConfig::Eventhub(_) => "eventhub",
+            #[cfg(feature = "graph")]
+            SourceConfig::Graph(_) => "graph",
         }
     }
 
@@ -44,6 +65,12 @@ impl SourceConfig {
         }
         problems.extend(match self {
             SourceConfig::File(c) => c.validate(path),
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => c.validate(path),
+            #[cfg(feature = "kafka")]
+            SourceConfig::Eventhub(c) => c.validate(path),
+            #[cfg(feature = "graph")]
+            SourceConfig::Graph(c) => c.validate(path),
         });
         problems
     }
@@ -52,6 +79,16 @@ impl SourceConfig {
     pub fn build(&self) -> Result<Box<dyn Source>, Vec<String>> {
         Ok(match self {
             SourceConfig::File(c) => Box::new(file::FileSource::new(c.clone())),
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => Box::new(
+                kafka::KafkaSource::new(c.clone()).map_err(|e| vec![e.to_string()])?,
+            ),
+            #[cfg(feature = "kafka")]
+            SourceConfig::Eventhub(c) => Box::new(
+                kafka::KafkaSource::from_event_hub(c.clone()).map_err(|e| vec![e.to_string()])?,
+            ),
+            #[cfg(feature = "graph")]
+            SourceConfig::Graph(c) => Box::new(graph::GraphSource::new(c.clone())?),
         })
     }
 }

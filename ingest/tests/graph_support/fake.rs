@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::data::{Class, Endpoint, key, record};
-use super::odata::{TrustedCert, encode, pairs, parse_filter, verify_assertion};
+use super::odata::{TrustedCert, encode, pairs, parse_filter};
 
 pub type Key = (String, String, String);
 
@@ -78,7 +78,7 @@ struct Rec {
 }
 
 #[derive(Debug, Default)]
-struct TenantData {
+pub(super) struct TenantData {
     records: BTreeMap<Endpoint, Vec<Rec>>,
     forbidden: HashMap<Endpoint, (String, String)>,
     faults: VecDeque<(Option<Endpoint>, Fault)>,
@@ -106,15 +106,15 @@ pub struct Counters {
     pub bad_request: Vec<String>,
 }
 
-struct State {
-    opts: Options,
-    base: String,
+pub(super) struct State {
+    pub(super) opts: Options,
+    pub(super) base: String,
     start: Instant,
-    tenants: HashMap<String, TenantData>,
-    tokens: HashMap<String, (String, Instant)>,
+    pub(super) tenants: HashMap<String, TenantData>,
+    pub(super) tokens: HashMap<String, (String, Instant)>,
     cursors: HashMap<String, Cursor>,
     log: Vec<Logged>,
-    counters: Counters,
+    pub(super) counters: Counters,
     next_id: u64,
 }
 
@@ -125,13 +125,13 @@ pub struct FakeGraph {
     state: Arc<Mutex<State>>,
 }
 
-fn hex_token() -> String {
+pub(super) fn hex_token() -> String {
     let mut b = [0u8; 16];
     openssl::rand::rand_bytes(&mut b).unwrap();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn reply(status: u16, body: Value, headers: &[(&str, String)]) -> Response<Full<Bytes>> {
+pub(super) fn reply(status: u16, body: Value, headers: &[(&str, String)]) -> Response<Full<Bytes>> {
     let mut r = Response::builder()
         .status(status)
         .header("content-type", "application/json");
@@ -333,104 +333,6 @@ async fn handle(
 }
 
 impl State {
-    fn token(&mut self, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
-        let tenant = path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        let form: HashMap<String, String> = pairs(&String::from_utf8_lossy(body), true)
-            .into_iter()
-            .collect();
-        let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-        let refuse = |s: &mut State, status: u16, error: &str, why: String| {
-            s.counters.token_refused.push(why.clone());
-            reply(
-                status,
-                json!({"error": error, "error_description": why, "error_codes": [0]}),
-                &[],
-            )
-        };
-        if !self.tenants.contains_key(&tenant) {
-            return refuse(
-                self,
-                400,
-                "invalid_request",
-                format!("AADSTS90002: Tenant '{tenant}' not found."),
-            );
-        }
-        if get("grant_type") != "client_credentials" {
-            return refuse(self, 400, "unsupported_grant_type", "AADSTS70003".into());
-        }
-        if get("client_id") != self.opts.client_id {
-            return refuse(
-                self,
-                400,
-                "unauthorized_client",
-                "AADSTS700016: Application not found in the directory".into(),
-            );
-        }
-        if get("scope") != format!("{}/.default", self.base) {
-            return refuse(
-                self,
-                400,
-                "invalid_scope",
-                format!("AADSTS1002012: bad scope {}", get("scope")),
-            );
-        }
-        if let Some(secret) = form.get("client_secret") {
-            if self.opts.secret.as_deref() != Some(secret.as_str()) {
-                return refuse(
-                    self,
-                    401,
-                    "invalid_client",
-                    "AADSTS7000215: Invalid client secret provided.".into(),
-                );
-            }
-        } else if get("client_assertion_type")
-            == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-        {
-            let audience = format!("{}{path}", self.base);
-            let now = Utc::now().timestamp();
-            let mut last = "AADSTS700027: no certificate registered".to_owned();
-            let ok = self.opts.certs.iter().any(|c| {
-                verify_assertion(
-                    get("client_assertion"),
-                    c,
-                    &self.opts.client_id,
-                    &audience,
-                    now,
-                )
-                .map_err(|e| last = e)
-                .is_ok()
-            });
-            if !ok {
-                return refuse(self, 401, "invalid_client", last);
-            }
-            self.counters.assertions_ok += 1;
-        } else {
-            return refuse(
-                self,
-                401,
-                "invalid_client",
-                "AADSTS7000218: no credential".into(),
-            );
-        }
-        let token = hex_token();
-        self.tokens.insert(
-            token.clone(),
-            (tenant, Instant::now() + self.opts.token_lifetime),
-        );
-        self.counters.token_ok += 1;
-        reply(
-            200,
-            json!({"token_type": "Bearer", "expires_in": self.opts.expires_in,
-                   "ext_expires_in": self.opts.expires_in, "access_token": token}),
-            &[],
-        )
-    }
-
     fn graph(&mut self, path: &str, query: &str, auth: Option<&str>) -> Response<Full<Bytes>> {
         let Some(endpoint) = Endpoint::from_path(path) else {
             return graph_error(404, "Request_ResourceNotFound", "no such collection");
@@ -476,15 +378,15 @@ impl State {
                 return graph_error(400, "BadRequest", &format!("Invalid filter clause: {e}"));
             }
         };
-        if let (Some(max), Some(ge)) = (self.opts.max_span, f.ge) {
-            if f.le.unwrap_or_else(Utc::now) - ge > max {
-                self.counters.shrink_503 += 1;
-                return graph_error(
-                    503,
-                    "UnknownError",
-                    "The service is unavailable (window too wide)",
-                );
-            }
+        if let (Some(max), Some(ge)) = (self.opts.max_span, f.ge)
+            && f.le.unwrap_or_else(Utc::now) - ge > max
+        {
+            self.counters.shrink_503 += 1;
+            return graph_error(
+                503,
+                "UnknownError",
+                "The service is unavailable (window too wide)",
+            );
         }
         let top: usize = params
             .get("$top")

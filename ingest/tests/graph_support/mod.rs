@@ -1,6 +1,7 @@
-//! Support for the `graph` source tests: a fake Graph and token endpoint ([`fake`]), the records it
-//! serves ([`data`]), the OData and JWT pieces it reads requests with ([`odata`]), a mini runtime
-//! ([`harness`]) and the configs and certificates the tests use (here).
+//! Support for the `graph` source tests: a fake Graph ([`fake`]) and token endpoint ([`token`]),
+//! the records it serves ([`data`]), the OData and JWT pieces it reads requests with ([`odata`]), a mini runtime
+//! ([`harness`]), shared scenarios ([`scenario`]) and the configs and certificates the tests use
+//! (here).
 
 #![allow(dead_code)]
 
@@ -8,6 +9,8 @@ pub mod data;
 pub mod fake;
 pub mod harness;
 pub mod odata;
+pub mod scenario;
+pub mod token;
 
 use std::path::Path;
 use std::time::Duration;

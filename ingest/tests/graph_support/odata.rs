@@ -173,7 +173,7 @@ pub fn parse_filter(f: &str, endpoint: Endpoint) -> Result<Filter, String> {
 
 fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     let mut std: String = s.replace('-', "+").replace('_', "/");
-    while std.len() % 4 != 0 {
+    while !std.len().is_multiple_of(4) {
         std.push('=');
     }
     openssl::base64::decode_block(&std).ok()

@@ -104,7 +104,11 @@ pub struct Batcher {
     /// Per batch sent: the watermarks its position holds for the lanes that moved.
     in_flight: VecDeque<(u64, Vec<Moved>)>,
     durable: BTreeMap<(usize, Lane), DateTime<Utc>>,
+    lag_updated: Instant,
 }
+
+/// How often the watermark-lag gauges are set (every lane of every tenant).
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 impl Batcher {
     pub fn new(
@@ -133,6 +137,7 @@ impl Batcher {
             tracker: CommitTracker::default(),
             in_flight: VecDeque::new(),
             durable,
+            lag_updated: Instant::now(),
         }
     }
 
@@ -167,13 +172,21 @@ impl Batcher {
             }
         }
         stop_pollers();
-        // Pages already fetched are worth keeping: batch them with their position.
+        // Pages already fetched are worth keeping: batch them with their position (bounded: a
+        // pipeline that no longer reads gets nothing more, and the records are read again).
         rx.close();
-        while let Some(m) = rx.recv().await {
-            self.handle(m, &out).await?;
-        }
-        if !self.pending.is_empty() || self.dirty {
-            self.flush(&out).await?;
+        let drain = self.timing.drain;
+        let last = async {
+            while let Some(m) = rx.recv().await {
+                self.handle(m, &out).await?;
+            }
+            if !self.pending.is_empty() || self.dirty {
+                self.flush(&out).await?;
+            }
+            Ok::<(), SourceError>(())
+        };
+        if let Ok(result) = tokio::time::timeout(drain, last).await {
+            result?;
         }
         let mut reports = Vec::new();
         let all = crate::source::drain_commits(
@@ -329,7 +342,10 @@ impl Batcher {
         if linger_over || checkpoint_due {
             self.flush(out).await?;
         }
-        self.update_lag();
+        if now.duration_since(self.lag_updated) >= LAG_EVERY {
+            self.lag_updated = now;
+            self.update_lag();
+        }
         Ok(())
     }
 

@@ -13,7 +13,8 @@
 //! - [`budget`]: per-tenant sliding-window budgets (5 reporting requests / 10 s, 1 Identity
 //!   Protection request / s), an app-wide reporting window and a fair, bounded worker pool.
 //! - [`client`]: one GET and what its status means (429, 503/504, 401, 403 licence).
-//! - [`poller`]: one task per tenant and lane walking time windows and pages.
+//! - [`poller`]: one task per tenant and lane walking time windows and pages; [`shared`]: what
+//!   they share.
 //! - [`batcher`]: de-duplication, batches, checkpoints and commit tracking.
 //! - [`state`]: a lane's watermark, remembered ids and their checkpoint form.
 //!
@@ -27,6 +28,7 @@ pub mod client;
 pub mod config;
 pub mod lanes;
 pub mod poller;
+pub mod shared;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -45,7 +47,8 @@ use crate::source::{Source, SourceContext, SourceError, SourceFuture};
 use auth::TenantAuth;
 use batcher::{Batcher, TenantSlot, Timing};
 use client::{GraphClient, TenantHandle};
-use poller::{Shared, Start, Tenant};
+use poller::Start;
+use shared::{Shared, Tenant};
 use state::LaneState;
 
 /// Knobs that are not configuration: time scale (tests run a 10 s window in milliseconds) and
@@ -157,7 +160,8 @@ impl GraphSource {
                 })
             })
             .collect();
-        let (tx, rx) = mpsc::channel(256);
+        // A few pages in flight between pollers and the batcher (a page holds up to 1000 records).
+        let (tx, rx) = mpsc::channel(32);
         let shared = Arc::new(Shared {
             client: GraphClient::new(
                 http,

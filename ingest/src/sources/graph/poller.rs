@@ -15,16 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::batcher::Msg;
-use super::budget::{Scale, backoff, random_unit};
-use super::client::{Fetched, GraphClient, TenantHandle};
-use super::config::GraphConfig;
+use super::budget::backoff;
+use super::client::Fetched;
 use super::lanes::{Lane, directory_urls};
-use crate::metrics::SourceMetrics;
-use crate::reader::{Item, ReadOptions, read_bytes};
+use super::shared::{Shared, Tenant};
+use crate::reader::Item;
 
 /// The first window asked for while catching up, and the widest it grows to.
 const FIRST_SPAN: TimeDelta = TimeDelta::days(1);
@@ -33,30 +31,6 @@ const MAX_SPAN: TimeDelta = TimeDelta::days(7);
 const MIN_SPAN: TimeDelta = TimeDelta::minutes(1);
 /// More pages than this in one window halves the next one.
 const MANY_PAGES: u32 = 8;
-/// Pages larger than this are parsed off the async workers.
-const BLOCKING_PARSE_BYTES: usize = 256 * 1024;
-
-/// What every poller shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub cfg: GraphConfig,
-    pub client: GraphClient,
-    pub tx: mpsc::Sender<Msg>,
-    pub metrics: SourceMetrics,
-    pub source: Arc<str>,
-    pub read: ReadOptions,
-    pub scale: Scale,
-    pub ready: watch::Sender<bool>,
-    pub shutdown: watch::Receiver<bool>,
-}
-
-/// A tenant as its pollers see it.
-#[derive(Debug)]
-pub struct Tenant {
-    pub handle: TenantHandle,
-    /// Whether the tenant lacks P1/P2 (the licence 403 on sign-ins); `None` until known.
-    pub free: watch::Sender<Option<bool>>,
-}
 
 /// Where a lane starts.
 #[derive(Debug, Clone, Copy)]
@@ -93,60 +67,6 @@ enum CycleEnd {
     Stopped,
 }
 
-impl Shared {
-    fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    /// Sleeps `d`, or less when the service stops; false when it stops.
-    async fn sleep(&self, d: Duration) -> bool {
-        let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(d) => !self.stopping(),
-            _ = shutdown.wait_for(|s| *s) => false,
-        }
-    }
-
-    /// One GET, abandoned when the service stops.
-    async fn get(&self, tenant: &TenantHandle, lane: Lane, url: &str) -> Option<Fetched> {
-        let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            f = self.client.get(tenant, lane.class(), url) => Some(f),
-            _ = shutdown.wait_for(|s| *s) => None,
-        }
-    }
-
-    fn available(&self, tenant: &TenantHandle, lane: Lane, yes: bool) {
-        self.metrics
-            .stream_available
-            .with_label_values(&[&*self.source, tenant.id.as_str(), lane.name()])
-            .set(i64::from(yes));
-    }
-
-    fn poll_interval(&self) -> Duration {
-        let base = self
-            .scale
-            .of(Duration::from_secs(self.cfg.poll_interval_secs));
-        // ±10 % so hundreds of tenants do not fall into step.
-        base.mul_f64(0.9 + 0.2 * random_unit())
-    }
-
-    /// Parses one page into items; the reader is CPU work, so big pages go to a blocking thread.
-    async fn parse(&self, tenant: &TenantHandle, lane: Lane, body: Vec<u8>) -> Vec<Item> {
-        let opts = ReadOptions {
-            ingest_time: Utc::now(),
-            ..self.read.clone()
-        };
-        if body.len() <= BLOCKING_PARSE_BYTES {
-            return parse_page(&tenant.id, lane, &body, &opts);
-        }
-        let tenant_id = tenant.id.clone();
-        tokio::task::spawn_blocking(move || parse_page(&tenant_id, lane, &body, &opts))
-            .await
-            .unwrap_or_default()
-    }
-}
-
 /// Polls one lane of one tenant until shutdown.
 pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, start: Start) {
     let mut p = LanePoller {
@@ -164,6 +84,7 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
     p.shared.available(&p.tenant.handle, lane, true);
     match start {
         Start::Resume(w) => p.watermark = w,
+        Start::Backfill if lane == Lane::DirectoryRoles => {}
         Start::Backfill => {
             let days = p.backfill_days().await;
             let from = Utc::now() - TimeDelta::days(i64::from(days));
@@ -542,25 +463,4 @@ impl LanePoller {
         }
         CycleEnd::Done
     }
-}
-
-/// One page through the reader (`graph:<tenant>/<lane>` names it in rejects). Graph's answer is
-/// scoped to the tenant asked: a guest's sign-in names another organisation in
-/// `resourceTenantId`, but the record belongs to the logs of the tenant polled.
-fn parse_page(tenant: &str, lane: Lane, body: &[u8], opts: &ReadOptions) -> Vec<Item> {
-    let name = format!("graph:{tenant}/{}", lane.name());
-    let mut items = Vec::new();
-    read_bytes(&name, body, Some(tenant), opts, &mut |i| {
-        if !matches!(i, Item::EmptyFile { .. }) {
-            items.push(i);
-        }
-    });
-    for item in &mut items {
-        if let Item::Event(e) = item
-            && e.meta.tenant_id != tenant
-        {
-            e.meta.tenant_id = tenant.to_owned();
-        }
-    }
-    items
 }

@@ -8,7 +8,8 @@
 //! The watermark `W` means: every record with a time before `W` that Graph showed when we asked has
 //! been handed on; later polls start at `W - overlap` to catch records that arrive late. The ids
 //! kept are those with a time at or after `W - overlap` (older ones can never come back), so a
-//! restart from a checkpoint repeats nothing and skips nothing. Memory is bounded by
+//! restart from a checkpoint repeats nothing and skips nothing (a lane with more than
+//! [`CHECKPOINT_IDS`] in its overlap checkpoints its newest ones; the rest may repeat). Memory is bounded by
 //! `max_ids`: past it the oldest ids are forgotten (a repeat then reaches the runtime's own
 //! de-duplication, never a gap). The checkpoint stores ids as sorted 8-byte hashes in base64 with
 //! one time (`ids_until`, the newest id's time) instead of one per id, in a short array per lane
@@ -19,6 +20,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// Most ids one lane's checkpoint carries (160 KB of base64); a lane remembering more in memory
+/// checkpoints its newest ones.
+pub const CHECKPOINT_IDS: usize = 20_000;
 
 /// The 64-bit identity of a record: SHA-256 of `parts` joined by NUL, first 8 bytes.
 pub fn record_hash(parts: &[&[u8]]) -> u64 {
@@ -118,7 +123,17 @@ impl LaneState {
         let v = match self.seen.values().max() {
             None => json!([watermark]),
             Some(until) => {
-                let mut hashes: Vec<u64> = self.seen.keys().copied().collect();
+                let mut hashes: Vec<u64> = if self.seen.len() > CHECKPOINT_IDS {
+                    // The newest only: an older repeat after a restart reaches the runtime's own
+                    // de-duplication (a repeat, never a gap).
+                    let mut by_time: Vec<(i64, u64)> =
+                        self.seen.iter().map(|(h, t)| (*t, *h)).collect();
+                    let cut = by_time.len() - CHECKPOINT_IDS;
+                    by_time.select_nth_unstable(cut);
+                    by_time[cut..].iter().map(|(_, h)| *h).collect()
+                } else {
+                    self.seen.keys().copied().collect()
+                };
                 hashes.sort_unstable();
                 let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.to_be_bytes()).collect();
                 let until =
@@ -197,6 +212,19 @@ mod tests {
         assert!(LaneState::from_json(&json!([1, 2, "AAA"]), TimeDelta::zero(), 10).is_none());
         let empty = LaneState::new(t(0), TimeDelta::zero(), 10).to_json();
         assert_eq!(empty, json!([t(0).timestamp()]));
+    }
+
+    #[test]
+    fn the_checkpoint_keeps_the_newest_ids_when_there_are_many() {
+        let mut s = LaneState::new(t(0), TimeDelta::days(100), 1_000_000);
+        let n = CHECKPOINT_IDS as u64 + 500;
+        for i in 0..n {
+            s.admit(i, t(i as i64));
+        }
+        let mut back = LaneState::from_json(&s.to_json(), TimeDelta::days(100), 1_000_000).unwrap();
+        assert_eq!(back.remembered(), CHECKPOINT_IDS);
+        assert!(!back.admit(n - 1, t(0)), "the newest were kept");
+        assert!(back.admit(0, t(0)), "the oldest were left out");
     }
 
     #[test]

@@ -273,16 +273,20 @@ impl Shared {
                 core.tracker.confirmed(tp, c);
             }
             let committed = core.tracker.part(tp).and_then(|p| p.committed);
-            if let (Some(high), Some(committed)) = (high, committed) {
-                let labels = [&*self.name, topic, &tp.partition.to_string()];
-                self.metrics
-                    .kafka_lag
-                    .with_label_values(&labels)
-                    .set((high - committed).max(0));
+            let labels = [&*self.name, topic, &tp.partition.to_string()];
+            if let Some(c) = committed {
                 self.metrics
                     .kafka_committed
                     .with_label_values(&labels)
-                    .set(committed);
+                    .set(c);
+            }
+            // Nothing committed yet: everything the broker still holds is lag.
+            let base = committed.or(p["lo_offset"].as_i64().filter(|l| *l >= 0));
+            if let (Some(high), Some(base)) = (high, base) {
+                self.metrics
+                    .kafka_lag
+                    .with_label_values(&labels)
+                    .set((high - base).max(0));
             }
         }
     }

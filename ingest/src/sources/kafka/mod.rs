@@ -33,6 +33,7 @@
 mod config;
 mod context;
 mod dead_letter;
+mod event_hub;
 mod run;
 pub mod tracker;
 
@@ -43,10 +44,11 @@ use rdkafka::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 
 pub use config::{
-    DEFAULT_BATCH_MAX, DEFAULT_BATCH_WAIT_MS, DEFAULT_CONSUMER_GROUP, DEFAULT_DRAIN_TIMEOUT_SECS,
-    EVENT_HUB_RECIPE, EventHubConfig, FORCED_SETTINGS, KafkaConfig, SECRET_KEYS,
+    CONSUMER_DEFAULTS, DEFAULT_BATCH_MAX, DEFAULT_BATCH_WAIT_MS, DEFAULT_CONSUMER_GROUP,
+    DEFAULT_DRAIN_TIMEOUT_SECS, FORCED_SETTINGS, KafkaConfig, SECRET_KEYS,
 };
 pub use dead_letter::MAX_RAW_BYTES;
+pub use event_hub::{EVENT_HUB_RECIPE, EventHubConfig};
 
 use crate::source::{Source, SourceContext, SourceError, SourceFuture};
 
@@ -59,6 +61,16 @@ pub enum KafkaSourceError {
     /// librdkafka refused a setting.
     #[error("source {name}: {message}")]
     Client { name: String, message: String },
+}
+
+impl KafkaSourceError {
+    /// The problems one per line (for config reports that list every problem).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            KafkaSourceError::Invalid(p) => p.clone(),
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 /// A Kafka (or Event Hub) source, validated and with its secrets resolved; not connected until
