@@ -158,8 +158,8 @@ pub fn load_with(path: &Path, env: &BTreeMap<String, String>) -> anyhow::Result<
 /// found on the way is returned at once.
 pub fn parse(raw: &str, env: &BTreeMap<String, String>) -> Result<FileConfig, Vec<String>> {
     let text = interpolate(raw, &|name| env.get(name).cloned())?;
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| vec![format!("toml: {}", e.to_string().trim_end())])?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| vec![format!("toml: {}", e.to_string().trim_end())])?;
     let mut problems = apply_overrides(&mut table, env);
     let config = sections(table, &mut problems);
     problems.extend(validate(&config));
@@ -208,7 +208,9 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
         .entry(first.clone())
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
     {
-        toml::Value::Table(inner) => set_path(inner, rest, value).map_err(|e| format!("{first}.{e}")),
+        toml::Value::Table(inner) => {
+            set_path(inner, rest, value).map_err(|e| format!("{first}.{e}"))
+        }
         _ => Err(first.clone()),
     }
 }
@@ -492,7 +494,10 @@ mod tests {
             "route.receivers[0]",
             "alert.episode_window_hours",
         ] {
-            assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in:\n{joined}"
+            );
         }
     }
 
@@ -519,12 +524,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(err[0].starts_with("service:"), "{err:?}");
-        let err = parse(
-            text,
-            &env(&[("ENTRAWATCH_SERVICE__ADMIN_LISTEN__X", "1")]),
-        )
-        .unwrap_err();
-        assert!(err[0].contains("service.admin_listen is not a table"), "{err:?}");
+        let err = parse(text, &env(&[("ENTRAWATCH_SERVICE__ADMIN_LISTEN__X", "1")])).unwrap_err();
+        assert!(
+            err[0].contains("service.admin_listen is not a table"),
+            "{err:?}"
+        );
     }
 
     #[test]

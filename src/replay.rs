@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use entrawatch_alert::{AlertRecord, Episodes};
+use entrawatch_detect::state::KeyHash;
 use entrawatch_detect::{Engine, Severity};
 use entrawatch_ingest::stats::FIRST_ERRORS_KEPT;
 use entrawatch_ingest::{
@@ -282,8 +283,8 @@ const FREE_BATCH: usize = 1024;
 /// have equal keys here exactly when their `dedup_key`s are equal.
 #[derive(Debug, Default)]
 struct DedupKeys {
-    tenants: HashMap<String, u32>,
-    keys: HashSet<(u32, Kind, DedupId)>,
+    tenants: HashMap<String, u32, KeyHash>,
+    keys: HashSet<(u32, Kind, DedupId), KeyHash>,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -296,8 +297,8 @@ enum DedupId {
 impl DedupKeys {
     fn with_capacity(n: usize) -> DedupKeys {
         DedupKeys {
-            tenants: HashMap::new(),
-            keys: HashSet::with_capacity(n),
+            tenants: HashMap::default(),
+            keys: HashSet::with_capacity_and_hasher(n, KeyHash::default()),
         }
     }
 

@@ -48,13 +48,34 @@ fn simulate(dir: &Path) -> std::path::PathBuf {
         .arg(&world)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Only the log files: labels and the world description are not logs.
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     for sub in ["eventhub", "graph"] {
         std::fs::rename(world.join(sub), data.join(sub)).unwrap();
     }
+    // The file source takes a file once it has settled (unchanged for a moment); files found
+    // together are ordered together. Age them so every run sees one generation, as replay does.
+    let touched = std::process::Command::new("find")
+        .arg(&data)
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "1 hour ago",
+            "{}",
+            "+",
+        ])
+        .status()
+        .unwrap();
+    assert!(touched.success());
     world.join("entrawatch.toml")
 }
 
@@ -84,7 +105,10 @@ fn notifications(requests: &[Received]) -> Vec<(String, String)> {
     for r in requests {
         let v = r.json();
         let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
-        let ids = v["notification_ids"].as_array().cloned().unwrap_or_default();
+        let ids = v["notification_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for (i, a) in alerts.iter().enumerate() {
             let n = ids
                 .get(i)
@@ -103,7 +127,11 @@ fn twenty_kill_nines_lose_nothing_and_repeat_at_most_once_per_crash() {
     let world_config = simulate(dir.path());
     let data = dir.path().join("data");
     let expected = replay_ids(&world_config, &data);
-    assert!(expected.len() >= 10, "the world raises too few alerts: {}", expected.len());
+    assert!(
+        expected.len() >= 10,
+        "the world raises too few alerts: {}",
+        expected.len()
+    );
 
     let write_config = |name: &str| {
         let mut text = std::fs::read_to_string(&world_config).unwrap();
@@ -151,7 +179,11 @@ group_interval_secs = 1
         &["--exit-when-done"],
         &[("EW_CRASH_URL", reference_url.as_str())],
     );
-    assert!(service.wait(Duration::from_secs(300)).success(), "{}", service.logs());
+    assert!(
+        service.wait(Duration::from_secs(300)).success(),
+        "{}",
+        service.logs()
+    );
     let clean_run = clean_started.elapsed();
     // The newest notification of each alert in the clean run: what a human must end up seeing.
     // (Under a backlog the outbox folds an alert's older pending updates into its newest one, so
@@ -180,7 +212,8 @@ group_interval_secs = 1
             break;
         }
         let run_started = Instant::now();
-        let mut service = Service::start_env(&config, free_port(), &log, &["--exit-when-done"], &env);
+        let mut service =
+            Service::start_env(&config, free_port(), &log, &["--exit-when-done"], &env);
         let delay = Duration::from_millis(20 + rng.next() % span.max(1));
         let deadline = Instant::now() + delay;
         while Instant::now() < deadline && service.child.try_wait().unwrap().is_none() {
@@ -234,7 +267,10 @@ group_interval_secs = 1
         stale.is_empty(),
         "alerts whose newest notification never arrived: {stale:?}"
     );
-    assert!(unexpected.is_empty(), "alerts replay does not raise: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "alerts replay does not raise: {unexpected:?}"
+    );
     assert!(
         worst <= 1 + crashes,
         "a notification arrived {worst} times over {crashes} crashes"

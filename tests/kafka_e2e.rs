@@ -30,7 +30,11 @@ fn envelopes(dir: &Path) -> Vec<String> {
         .arg(&world)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut records: Vec<Value> = Vec::new();
     let mut stack = vec![world.join("eventhub")];
     while let Some(p) = stack.pop() {
@@ -67,9 +71,12 @@ fn produce(bootstrap: &str, messages: &[String]) {
                 Ok(()) => break,
                 Err((e, _)) => {
                     assert!(
-                        matches!(e, rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull
-                        )),
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
                         "{e}"
                     );
                     producer.poll(Duration::from_millis(50));
@@ -215,8 +222,16 @@ fn the_binary_consumes_kafka_and_survives_sigkill_without_losing_an_alert() {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    assert!(clean.terminate(Duration::from_secs(30)).success(), "{}", clean.logs());
-    assert!(crashing.terminate(Duration::from_secs(30)).success(), "{}", crashing.logs());
+    assert!(
+        clean.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        clean.logs()
+    );
+    assert!(
+        crashing.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        crashing.logs()
+    );
     let expected = alert_ids(&reference.requests());
     let got = alert_ids(&receiver.requests());
     let records: usize = messages.len() * 10;
@@ -228,5 +243,8 @@ fn the_binary_consumes_kafka_and_survives_sigkill_without_losing_an_alert() {
         expected.len()
     );
     assert!(expected.len() >= 5, "too few alerts: {}", expected.len());
-    assert_eq!(got, expected, "the killed run delivered other alerts than the clean one");
+    assert_eq!(
+        got, expected,
+        "the killed run delivered other alerts than the clean one"
+    );
 }

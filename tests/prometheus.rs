@@ -57,8 +57,14 @@ fn prometheus_scrapes_the_running_service() {
     )
     .unwrap();
     let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("prom").display()
+        ))
         .arg(format!("--web.listen-address={prom_addr}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -69,7 +75,9 @@ fn prometheus_scrapes_the_running_service() {
     let mut up = None;
     let mut processed = None;
     while Instant::now() < deadline {
-        up = query(&prom_addr, "up{job=\"entrawatch\"}").as_ref().and_then(value);
+        up = query(&prom_addr, "up{job=\"entrawatch\"}")
+            .as_ref()
+            .and_then(value);
         processed = query(&prom_addr, "sum(entrawatch_events_processed_total)")
             .as_ref()
             .and_then(value);

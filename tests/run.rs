@@ -74,7 +74,12 @@ fn replay_alert_ids() -> BTreeSet<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -103,7 +108,10 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     let mut child = entrawatch()
         .args(["run", "--exit-when-done", "--config"])
         .arg(&config)
-        .env("ENTRAWATCH_SERVICE__ADMIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "ENTRAWATCH_SERVICE__ADMIN_LISTEN",
+            format!("127.0.0.1:{port}"),
+        )
         .env("EW_TEST_WEBHOOK_URL", receiver.url())
         .env("EW_TEST_WEBHOOK_SECRET", "s3cret")
         .stdin(Stdio::null())
@@ -114,10 +122,18 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     let status = wait_child(&mut child, Duration::from_secs(120));
     let mut logs = String::new();
     use std::io::Read as _;
-    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     assert!(status.success(), "exit {status}:\n{logs}");
     assert!(!logs.contains("s3cret"), "a secret reached the logs");
-    assert!(!logs.contains(&receiver.url()), "a destination URL reached the logs");
+    assert!(
+        !logs.contains(&receiver.url()),
+        "a destination URL reached the logs"
+    );
     let requests = receiver.requests();
     let delivered = delivered_alert_ids(&requests);
     let expected = replay_alert_ids();
@@ -127,7 +143,9 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     for r in &requests {
         let ts = r.header("x-entrawatch-timestamp").unwrap();
         let sig = r.header("x-entrawatch-signature").unwrap();
-        assert!(entrawatch_alert::render::webhook::verify_signature(b"s3cret", ts, &r.body, sig));
+        assert!(entrawatch_alert::render::webhook::verify_signature(
+            b"s3cret", ts, &r.body, sig
+        ));
         assert!(r.header("idempotency-key").unwrap().starts_with("n-"));
     }
 }
@@ -165,7 +183,10 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
     );
     service.wait_ready(Duration::from_secs(60));
     assert_eq!(http("GET", &service.admin, "/livez", "").unwrap().0, 200);
-    assert!(receiver.wait_for(Duration::from_secs(60), |r| delivered_alert_ids(r).len() >= 8));
+    assert!(
+        receiver.wait_for(Duration::from_secs(60), |r| delivered_alert_ids(r).len()
+            >= 8)
+    );
     let (status, metrics) = http("GET", &service.admin, "/metrics", "").unwrap();
     assert_eq!(status, 200);
     for name in [
@@ -176,7 +197,10 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         "entrawatch_ready 1",
         "entrawatch_state_principals",
     ] {
-        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
     }
     let mut lint = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -186,7 +210,11 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         .spawn()
         .expect("promtool is needed (Debian package prometheus; .ci/run installs it)");
     use std::io::Write as _;
-    lint.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
     let out = lint.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -133,10 +133,7 @@ impl Engine {
 
     /// An engine with `config` that continues from a snapshot written by
     /// [`Engine::write_snapshot`]. Counters of rules this build no longer has are dropped.
-    pub fn restore<R: std::io::Read>(
-        config: DetectConfig,
-        r: R,
-    ) -> Result<Engine, SnapshotError> {
+    pub fn restore<R: std::io::Read>(config: DetectConfig, r: R) -> Result<Engine, SnapshotError> {
         let snap: SnapshotOwned =
             bincode::deserialize_from(r).map_err(|e| SnapshotError::Decode(e.to_string()))?;
         if snap.version != SNAPSHOT_VERSION {
@@ -308,5 +305,44 @@ mod tests {
         bytes[0] = 99;
         let err = Engine::restore(DetectConfig::default(), bytes.as_slice()).unwrap_err();
         assert!(matches!(err, SnapshotError::Version { found: 99 }), "{err}");
+    }
+}
+
+/// Restart cost at scale: `cargo test --release -p entrawatch-detect --lib -- --ignored
+/// --nocapture snapshot_of_a_million_principals` prints how long writing and restoring the
+/// snapshot of 1M tracked principals takes and how big it is (a figure, not an assertion).
+#[cfg(test)]
+mod scale {
+    use super::*;
+    use crate::testkit::*;
+
+    #[test]
+    #[ignore = "a measurement: run in release with --ignored --nocapture"]
+    fn snapshot_of_a_million_principals() {
+        let mut engine = Engine::new(DetectConfig::default()).unwrap();
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        for i in 0..1_000_000u32 {
+            let upn = format!("user{i}@tenant{}.example", i % 500);
+            let event = sign_in(&format!("e{i}"), &upn, i64::from(i / 1000)).build();
+            engine.process(&event, &mut out);
+            out.clear();
+        }
+        let principals = engine.state().principals.len();
+        let fill = started.elapsed();
+        let started = std::time::Instant::now();
+        let mut bytes = Vec::new();
+        engine.write_snapshot(&mut bytes).unwrap();
+        let write = started.elapsed();
+        drop(engine);
+        let started = std::time::Instant::now();
+        let restored = Engine::restore(DetectConfig::default(), bytes.as_slice()).unwrap();
+        let read = started.elapsed();
+        assert_eq!(restored.state().principals.len(), principals);
+        eprintln!(
+            "{principals} principals (filled in {fill:.1?}): snapshot {} MB, written in {write:.2?}, restored in {read:.2?}, {} bytes of state per principal (approx_bytes)",
+            bytes.len() / 1_000_000,
+            restored.state().approx_bytes() / principals.max(1)
+        );
     }
 }

@@ -746,42 +746,71 @@ impl State {
         self.ips.retain(|_, i| i.last_seen >= horizon);
     }
 
-    /// Approximate heap and table bytes of the per-principal state (for the memory report).
+    /// Approximate bytes of the per-principal, per-technician and per-IP state, as the process
+    /// holds them: each table's bucket array at its capacity (entries plus a control byte, at
+    /// hashbrown's 7/8 load), and every list and string at its capacity plus the allocator's
+    /// per-block cost. `entrawatch bench` compares it with the growth of resident memory.
     pub fn approx_bytes(&self) -> usize {
         use std::mem::size_of;
         let principals: usize = self
             .principals
             .values()
             .map(|p| {
-                size_of::<((u32, u128), PrincipalState)>()
-                    + p.countries.capacity() * size_of::<(u16, i64)>()
-                    + p.failures.capacity() * size_of::<i64>()
-                    + p.disabled_attempts.capacity() * size_of::<(i64, u128)>()
+                heap(p.countries.capacity() * size_of::<(u16, i64)>())
+                    + heap(p.failures.capacity() * size_of::<i64>())
+                    + heap(p.disabled_attempts.capacity() * size_of::<(i64, u128)>())
                     + p.last_fix.as_ref().map_or(0, |f| {
-                        f.event_id.len() + f.city.as_ref().map_or(0, |c| c.len())
+                        heap(f.event_id.len()) + f.city.as_ref().map_or(0, |c| heap(c.len()))
                     })
             })
             .sum();
         let technicians: usize = self
             .technicians
             .values()
-            .map(|t| {
-                size_of::<((u32, u128), TechnicianState)>()
-                    + t.tenants.capacity() * size_of::<(u32, i64)>()
-            })
+            .map(|t| heap(t.tenants.capacity() * size_of::<(u32, i64)>()))
             .sum();
         let ips: usize = self
             .ips
             .values()
             .map(|i| {
-                size_of::<(u128, IpState)>()
-                    + i.failures.capacity() * size_of::<(i64, u128, u32)>()
-                    + i.partner_tenants.capacity() * size_of::<(u32, i64)>()
-                    + i.spray_hits.capacity() * size_of::<u128>()
+                heap(i.failures.capacity() * size_of::<(i64, u128, u32)>())
+                    + heap(i.partner_tenants.capacity() * size_of::<(u32, i64)>())
+                    + heap(i.spray_hits.capacity() * size_of::<u128>())
             })
             .sum();
-        principals + technicians + ips
+        principals
+            + table(
+                self.principals.capacity(),
+                size_of::<((u32, u128), PrincipalState)>(),
+            )
+            + technicians
+            + table(
+                self.technicians.capacity(),
+                size_of::<((u32, u128), TechnicianState)>(),
+            )
+            + ips
+            + table(self.ips.capacity(), size_of::<(u128, IpState)>())
     }
+}
+
+/// Bytes a heap block of `n` bytes takes: a header and rounding to 16, 32 at least (glibc's
+/// malloc; other allocators are close). Nothing for an empty list, which allocates nothing.
+fn heap(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).next_multiple_of(16).max(32)
+    }
+}
+
+/// Bytes of a hash table that can hold `capacity` entries of `entry` bytes: a power-of-two bucket
+/// array at most 7/8 full, with one control byte per bucket.
+fn table(capacity: usize, entry: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    heap(buckets * (entry + 1) + 16)
 }
 
 fn touch_tenant(list: &mut Vec<(u32, i64)>, tenant: u32, now: i64) {

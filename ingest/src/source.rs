@@ -105,7 +105,7 @@ pub struct CommitTracker {
 
 impl CommitTracker {
     /// The seq for the next batch.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_batch(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
     }

@@ -297,10 +297,12 @@ async fn broker_errors_mid_stream_lose_nothing() {
 
     let checker = Checker::start(&bootstrap, &group, &topic, 3);
     let ledger = Ledger::new(2);
+    // A slow pipeline too: the out channel fills, so the source pauses and resumes partitions.
     let opts = RuntimeOpts {
         delay: Duration::from_millis(10),
-        capacity: 2,
+        capacity: 1,
         report_at_most: None,
+        take_delay: Duration::from_millis(15),
     };
     let mut member = Member::start(
         source_config("errors", &bootstrap, &topic, &group),
@@ -354,10 +356,14 @@ async fn broker_errors_mid_stream_lose_nothing() {
     check_final(&l, &at, &view, total);
     let sampled = checker.finish(&l, &at);
     assert!(sampled > 0, "the checker saw commits while running");
+    assert!(l.taken_when_full > 0, "the pipeline never pushed back");
     eprintln!(
-        "broker errors: {total} messages, {} record copies, {} error reports counted",
+        "broker errors: {total} messages, {} record copies, {} error reports counted, \
+         {} of {} batches taken from a full channel",
         l.received.values().sum::<usize>(),
-        counter_total(&requests)
+        counter_total(&requests),
+        l.taken_when_full,
+        l.batches
     );
 }
 
@@ -397,6 +403,7 @@ async fn rebalance_between_two_consumers_mid_stream() {
         delay: Duration::from_millis(30),
         capacity: 1,
         report_at_most: None,
+        take_delay: Duration::ZERO,
     };
     let config = |name: &str| {
         let mut c = source_config(name, &bootstrap, &topic, &group);
@@ -489,6 +496,7 @@ async fn killed_consumer_mid_batch_then_restarted() {
         delay: Duration::ZERO,
         capacity: 4,
         report_at_most: Some(3),
+        take_delay: Duration::ZERO,
     };
     let mut cfg = source_config("first", &bootstrap, &topic, &group);
     cfg.batch_max = 10;

@@ -98,16 +98,13 @@ pub fn measure(name: &str, work: impl FnOnce() -> (u64, u64)) -> Phase {
     }
 }
 
-/// The best of `reps` runs of a phase (highest events/s), so one disturbed run does not decide.
-pub fn best_of(reps: u32, mut run: impl FnMut() -> Phase) -> Phase {
-    let mut best = run();
-    for _ in 1..reps {
-        let next = run();
-        if next.events_per_second > best.events_per_second {
-            best = next;
-        }
-    }
-    best
+/// The best of several runs of a phase (highest events/s), so one disturbed run does not decide.
+pub fn best(runs: impl Iterator<Item = Phase>) -> Phase {
+    runs.fold(None::<Phase>, |best, run| match best {
+        Some(b) if b.events_per_second >= run.events_per_second => Some(b),
+        _ => Some(run),
+    })
+    .unwrap_or_default()
 }
 
 /// Calls `per_file` for every file on all available cores, as the replay reads (one file at a

@@ -160,7 +160,10 @@ async fn handle(
         }
         (Method::GET, "/readyz") => match state.phase() {
             Phase::Ready => text(StatusCode::OK, "ready\n"),
-            other => text(StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", other.as_str())),
+            other => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{}\n", other.as_str()),
+            ),
         },
         (Method::POST, "/-/reload") => {
             let (tx, rx) = oneshot::channel();
@@ -208,11 +211,10 @@ async fn handle(
     Ok(response)
 }
 
-async fn ask<T>(
-    state: &AdminState,
-    request: AdminRequest,
-    rx: oneshot::Receiver<T>,
-) -> Option<T> {
+async fn ask<T>(state: &AdminState, request: AdminRequest, rx: oneshot::Receiver<T>) -> Option<T> {
     state.requests.send(request).await.ok()?;
-    tokio::time::timeout(Duration::from_secs(30), rx).await.ok()?.ok()
+    tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .ok()?
+        .ok()
 }

@@ -30,8 +30,9 @@ pub struct RuntimeMetrics {
 impl RuntimeMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<RuntimeMetrics> {
         let counter = |name: &str, help: &str| IntCounter::new(name, help);
-        let counter_vec =
-            |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels);
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
         let m = RuntimeMetrics {
             events_processed: counter(
                 "entrawatch_events_processed_total",

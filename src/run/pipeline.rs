@@ -234,10 +234,7 @@ impl Pipeline {
         let mut alert = self.alerts.episodes.alerts()[index].clone();
         alert.tenant_name = self.routing.tenant_names.get(&alert.tenant_id).cloned();
         let Some((kind, seq)) = self.alerts.occasions.on_update(&alert) else {
-            self.metrics
-                .suppressed
-                .with_label_values(&["dedup"])
-                .inc();
+            self.metrics.suppressed.with_label_values(&["dedup"]).inc();
             return;
         };
         let alert_labels = self.labels_of(&alert);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
+use entrawatch_alert::Episodes;
 use entrawatch_alert::deliver::{Delivery, SystemClock};
 use entrawatch_alert::destination::ResolvedDestination;
 use entrawatch_alert::inhibit::Inhibitor;
@@ -18,7 +19,6 @@ use entrawatch_alert::occasions::Occasions;
 use entrawatch_alert::outbox::Outbox;
 use entrawatch_alert::route::Router;
 use entrawatch_alert::silence::{Silence, Silences};
-use entrawatch_alert::Episodes;
 use entrawatch_detect::Engine;
 use entrawatch_ingest::metrics::SourceMetrics;
 use entrawatch_ingest::reader::ReadOptions;
@@ -111,7 +111,10 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         heartbeat: Mutex::new(Instant::now()),
         requests: admin_tx,
     });
-    let addr: SocketAddr = service.admin_listen.parse().context("service.admin_listen")?;
+    let addr: SocketAddr = service
+        .admin_listen
+        .parse()
+        .context("service.admin_listen")?;
     let listener = admin::bind(addr)
         .await
         .with_context(|| format!("service.admin_listen: cannot listen on {addr}"))?;
@@ -129,9 +132,8 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)"
         );
     }
-    let destinations = resolve_destinations(&config).map_err(|p| {
-        anyhow::anyhow!("destinations cannot be used:\n  {}", p.join("\n  "))
-    })?;
+    let destinations = resolve_destinations(&config)
+        .map_err(|p| anyhow::anyhow!("destinations cannot be used:\n  {}", p.join("\n  ")))?;
     let routing = routing_of(&config)
         .map_err(|p| anyhow::anyhow!("routing is invalid:\n  {}", p.join("\n  ")))?;
 
@@ -191,9 +193,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let mut source_tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
     let mut readiness: Vec<watch::Receiver<bool>> = Vec::new();
     for (i, source_config) in config.sources.iter().enumerate() {
-        let source = source_config.build().map_err(|p| {
-            anyhow::anyhow!("sources[{i}] cannot start:\n  {}", p.join("\n  "))
-        })?;
+        let source = source_config
+            .build()
+            .map_err(|p| anyhow::anyhow!("sources[{i}] cannot start:\n  {}", p.join("\n  ")))?;
         let name: Arc<str> = Arc::from(source_config.name());
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         pipeline.acks.insert(name.to_string(), ack_tx);
@@ -227,7 +229,15 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let thread_admin = Arc::clone(&admin_state);
     let detection = std::thread::Builder::new()
         .name("detect".into())
-        .spawn(move || detection_loop(pipeline, input_rx, snapshot_path, snapshot_every, thread_admin))
+        .spawn(move || {
+            detection_loop(
+                pipeline,
+                input_rx,
+                snapshot_path,
+                snapshot_every,
+                thread_admin,
+            )
+        })
         .context("cannot start the detection thread")?;
 
     // Forward batches and ticks to the detection thread; tell us when every source is done.
@@ -326,7 +336,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
                 .shutdown(deadline.saturating_duration_since(Instant::now()))
                 .await;
         }
-        Err(_) => tracing::error!("delivery still shared at shutdown; undelivered rows stay in the outbox"),
+        Err(_) => tracing::error!(
+            "delivery still shared at shutdown; undelivered rows stay in the outbox"
+        ),
     }
     admin_task.abort();
     tracing::info!(
@@ -425,7 +437,11 @@ fn detection_loop(
             .set(started.elapsed().as_secs_f64());
         pipeline.metrics.snapshot_bytes.set(bytes as i64);
         pipeline.metrics.observe_state_bytes(&pipeline.engine);
-        tracing::debug!(bytes, ms = started.elapsed().as_millis() as u64, "snapshot written");
+        tracing::debug!(
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot written"
+        );
         Ok(())
     };
     while let Some(item) = input.blocking_recv() {
@@ -535,7 +551,9 @@ async fn reload_inner(
 fn log_reload(result: &Result<String, String>) {
     match result {
         Ok(msg) => tracing::info!("{msg}"),
-        Err(problems) => tracing::error!(%problems, "config reload refused; the running config stays"),
+        Err(problems) => {
+            tracing::error!(%problems, "config reload refused; the running config stays")
+        }
     }
 }
 
@@ -604,7 +622,10 @@ fn expire_silence(
     outbox_path: &Path,
 ) -> Result<(), String> {
     let mut all = silences.write().expect("silences lock");
-    let expired = all.expire(id, Utc::now()).map_err(|e| e.to_string())?.clone();
+    let expired = all
+        .expire(id, Utc::now())
+        .map_err(|e| e.to_string())?
+        .clone();
     let stored = serde_json::to_value(&expired).map_err(|e| e.to_string())?;
     let mut outbox = Outbox::open(outbox_path).map_err(|e| e.to_string())?;
     outbox.put_silence(id, &stored).map_err(|e| e.to_string())?;
@@ -635,4 +656,3 @@ pub fn deep_check(config: &FileConfig) -> Vec<String> {
     }
     problems
 }
-

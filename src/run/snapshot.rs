@@ -123,14 +123,17 @@ pub fn read(path: &Path, config: DetectConfig) -> anyhow::Result<Restored> {
     r.read_exact(&mut magic)
         .context("snapshot is shorter than its header")?;
     if magic != MAGIC {
-        bail!("{} is not an entrawatch snapshot (bad header)", path.display());
+        bail!(
+            "{} is not an entrawatch snapshot (bad header)",
+            path.display()
+        );
     }
-    let meta: Meta = serde_json::from_slice(&read_section(&mut r, "meta")?)
-        .context("snapshot meta section")?;
+    let meta: Meta =
+        serde_json::from_slice(&read_section(&mut r, "meta")?).context("snapshot meta section")?;
     let alerts: AlertsOwned = serde_json::from_slice(&read_section(&mut r, "alerts")?)
         .context("snapshot alerts section")?;
-    let dedup: Dedup = bincode::deserialize(&read_section(&mut r, "dedup")?)
-        .context("snapshot dedup section")?;
+    let dedup: Dedup =
+        bincode::deserialize(&read_section(&mut r, "dedup")?).context("snapshot dedup section")?;
     let engine_bytes = read_section(&mut r, "engine")?;
     let engine = Engine::restore(config, engine_bytes.as_slice())?;
     Ok(Restored {

@@ -224,7 +224,10 @@ impl Service {
             .arg("--config")
             .arg(config)
             .args(extra)
-            .env("ENTRAWATCH_SERVICE__ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env(
+                "ENTRAWATCH_SERVICE__ADMIN_LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -247,7 +250,10 @@ impl Service {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("entrawatch exited with {status} before ready:\n{}", self.logs());
+                panic!(
+                    "entrawatch exited with {status} before ready:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -153,8 +153,8 @@ async fn run(config: FileConfig, mut ctx: SourceContext) -> Result<(), SourceErr
             }
             continue;
         };
-        position = emit_generation(&config, &mut ctx, &opts, position, generation, &mut tracker)
-            .await?;
+        position =
+            emit_generation(&config, &mut ctx, &opts, position, generation, &mut tracker).await?;
     }
     drain_commits(
         &mut tracker,
@@ -257,7 +257,7 @@ async fn emit_generation(
         ctx.metrics.count_items(&ctx.name, &chunk);
         let batch = Batch {
             source: Arc::clone(&ctx.name),
-            seq: tracker.next(),
+            seq: tracker.next_batch(),
             items: chunk,
             position: serde_json::to_value(&next).unwrap_or(Value::Null),
             received_at: started,
@@ -282,7 +282,9 @@ async fn emit_generation(
 fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> Vec<Item> {
     // Files are parsed on every core, then taken in file order: the result is the same as a
     // sequential read.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
     let per_file: Vec<Vec<Item>> = std::thread::scope(|scope| {
         let chunks: Vec<&[PathBuf]> = files.chunks(files.len().div_ceil(threads).max(1)).collect();
         let handles: Vec<_> = chunks

@@ -65,7 +65,9 @@ impl Source for MemorySource {
                 };
                 let Some(events) = events else { break };
                 let received_at = Instant::now();
-                let take = events.len().saturating_sub(skip.min(events.len() as u64) as usize);
+                let take = events
+                    .len()
+                    .saturating_sub(skip.min(events.len() as u64) as usize);
                 let dropped = events.len() - take;
                 skip -= dropped as u64;
                 let items: Vec<Item> = events
@@ -80,7 +82,7 @@ impl Source for MemorySource {
                 ctx.metrics.count_items(&ctx.name, &items);
                 let batch = Batch {
                     source: Arc::clone(&ctx.name),
-                    seq: tracker.next(),
+                    seq: tracker.next_batch(),
                     items,
                     position: json!({ "handed_out": handed_out }),
                     received_at,

@@ -26,7 +26,7 @@ pub enum SourceConfig {
     Eventhub(kafka::EventHubConfig),
     /// Microsoft Graph polling across customer tenants.
     #[cfg(feature = "graph")]
-    Graph(graph::GraphConfig),
+    Graph(Box<graph::GraphConfig>),
 }
 
 impl SourceConfig {
@@ -80,15 +80,15 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::File(c) => Box::new(file::FileSource::new(c.clone())),
             #[cfg(feature = "kafka")]
-            SourceConfig::Kafka(c) => Box::new(
-                kafka::KafkaSource::new(c.clone()).map_err(|e| vec![e.to_string()])?,
-            ),
+            SourceConfig::Kafka(c) => {
+                Box::new(kafka::KafkaSource::new(c.clone()).map_err(|e| vec![e.to_string()])?)
+            }
             #[cfg(feature = "kafka")]
             SourceConfig::Eventhub(c) => Box::new(
                 kafka::KafkaSource::from_event_hub(c.clone()).map_err(|e| vec![e.to_string()])?,
             ),
             #[cfg(feature = "graph")]
-            SourceConfig::Graph(c) => Box::new(graph::GraphSource::new(c.clone())?),
+            SourceConfig::Graph(c) => Box::new(graph::GraphSource::new((**c).clone())?),
         })
     }
 }

@@ -182,6 +182,8 @@ pub struct Ledger {
     pub positions: HashMap<String, Value>,
     /// Events received, per member name.
     pub by_member: HashMap<String, usize>,
+    /// Batches taken while the out channel was full (the source had to hold back).
+    pub taken_when_full: usize,
 }
 
 impl Ledger {
@@ -273,6 +275,9 @@ pub struct RuntimeOpts {
     pub capacity: usize,
     /// Stop reporting after this many batches (a pipeline that never finishes: kill tests).
     pub report_at_most: Option<usize>,
+    /// Time the runtime spends before taking each batch (a slow pipeline: the out channel fills
+    /// and the source must pause its partitions).
+    pub take_delay: Duration,
 }
 
 /// One consumer-group member: a `KafkaSource` task and the runtime in front of it.
@@ -375,10 +380,17 @@ async fn runtime(
     let mut reported = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
+        if !opts.take_delay.is_zero() {
+            tokio::time::sleep(opts.take_delay).await;
+        }
+        let full = rx.len() == rx.max_capacity();
         tokio::select! {
             b = rx.recv() => match b {
                 Some(b) => {
-                    let ids = ledger.lock().unwrap().receive(&member, &b);
+                    let mut l = ledger.lock().unwrap();
+                    l.taken_when_full += usize::from(full);
+                    let ids = l.receive(&member, &b);
+                    drop(l);
                     queue.push_back((b.seq, ids, tokio::time::Instant::now() + opts.delay));
                 }
                 None => return,

@@ -364,7 +364,7 @@ impl Batcher {
     }
 
     async fn flush(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), SourceError> {
-        let seq = self.tracker.next();
+        let seq = self.tracker.next_batch();
         let moved: Vec<_> = self
             .moved
             .drain(..)

@@ -262,7 +262,7 @@ impl Tracker {
     /// Takes the oldest sealed batch for sending: it gets its `seq` and the position after it.
     pub fn take_sealed(&mut self, source: &Arc<str>) -> Option<Batch> {
         let b = self.sealed.pop_front()?;
-        let seq = self.seqs.next();
+        let seq = self.seqs.next_batch();
         let mut ends = Vec::with_capacity(b.ends.len());
         for (tp, end) in &b.ends {
             let key = self.key(*tp);
