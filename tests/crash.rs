@@ -79,26 +79,6 @@ fn simulate(dir: &Path) -> std::path::PathBuf {
     world.join("entrawatch.toml")
 }
 
-fn replay_ids(config: &Path, data: &Path) -> BTreeSet<String> {
-    let out = entrawatch()
-        .args(["replay", "--quiet", "--config"])
-        .arg(config)
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 /// (notification id, alert id) of every notification in every request, in arrival order.
 fn notifications(requests: &[Received]) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -126,7 +106,7 @@ fn twenty_kill_nines_lose_nothing_and_repeat_at_most_once_per_crash() {
     let dir = tempfile::tempdir().unwrap();
     let world_config = simulate(dir.path());
     let data = dir.path().join("data");
-    let expected = replay_ids(&world_config, &data);
+    let expected = replay_alert_ids(&world_config, &data);
     assert!(
         expected.len() >= 10,
         "the world raises too few alerts: {}",

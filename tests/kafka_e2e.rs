@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -157,21 +156,6 @@ fn wait_caught_up(service: &mut Service, messages: usize, timeout: Duration) {
     panic!("not caught up in {timeout:?} ({last}):\n{}", service.logs());
 }
 
-fn alert_ids(requests: &[Received]) -> BTreeSet<String> {
-    requests
-        .iter()
-        .flat_map(|r| {
-            r.json()["alerts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| a["id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[test]
 fn the_binary_consumes_kafka_and_survives_sigkill_without_losing_an_alert() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,8 +216,8 @@ fn the_binary_consumes_kafka_and_survives_sigkill_without_losing_an_alert() {
         "{}",
         crashing.logs()
     );
-    let expected = alert_ids(&reference.requests());
-    let got = alert_ids(&receiver.requests());
+    let expected = delivered_alert_ids(&reference.requests());
+    let got = delivered_alert_ids(&receiver.requests());
     let records: usize = messages.len() * 10;
     eprintln!(
         "kafka e2e: {} messages (~{records} records) in {} chunks, two consumers caught up in {elapsed:.1}s (~{:.0} records/s each incl. waits); {} alerts",

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -63,42 +62,6 @@ group_interval_secs = 1
     path
 }
 
-fn replay_alert_ids() -> BTreeSet<String> {
-    let out = entrawatch()
-        .args(["replay", "--quiet", "--config"])
-        .arg(root().join("examples/entrawatch.toml"))
-        .arg(root().join("examples/demo"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
-fn delivered_alert_ids(requests: &[Received]) -> BTreeSet<String> {
-    requests
-        .iter()
-        .flat_map(|r| {
-            let v = r.json();
-            v["alerts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| a["id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[test]
 fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +99,10 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     );
     let requests = receiver.requests();
     let delivered = delivered_alert_ids(&requests);
-    let expected = replay_alert_ids();
+    let expected = replay_alert_ids(
+        &root().join("examples/entrawatch.toml"),
+        &root().join("examples/demo"),
+    );
     assert_eq!(expected.len(), 8);
     assert_eq!(delivered, expected, "run and replay disagree");
     // Every request is signed, and the signature verifies.

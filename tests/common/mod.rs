@@ -303,3 +303,44 @@ impl Drop for Service {
 pub fn toml_path(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
+
+/// The alert ids `entrawatch replay --config CONFIG PATH` raises.
+pub fn replay_alert_ids(config: &Path, path: &Path) -> std::collections::BTreeSet<String> {
+    let out = entrawatch()
+        .args(["replay", "--quiet", "--config"])
+        .arg(config)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Every alert id in the webhook envelopes a receiver got (all grouped alerts of each message).
+pub fn delivered_alert_ids(requests: &[Received]) -> std::collections::BTreeSet<String> {
+    requests
+        .iter()
+        .flat_map(|r| {
+            r.json()["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
