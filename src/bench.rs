@@ -428,19 +428,20 @@ fn render(r: &Report) -> String {
         }
     );
     out += &format!(
-        "\n{:<32} {:>9} {:>9} {:>12} {:>9} {:>12} {:>10}\n",
-        "phase", "wall s", "cpu s", "records/s", "MB/s", "cpu µs/rec", "peak RSS"
+        "\n{:<32} {:>9} {:>9} {:>12} {:>9} {:>12} {:>10} {:>10}\n",
+        "phase", "wall s", "cpu s", "records/s", "MB/s", "cpu µs/rec", "peak RSS", "RSS growth"
     );
     for p in &r.phases {
         out += &format!(
-            "{:<32} {:>9.2} {:>9.2} {:>12.0} {:>9.1} {:>12.2} {:>7.0} MB\n",
+            "{:<32} {:>9.2} {:>9.2} {:>12.0} {:>9.1} {:>12.2} {:>7.0} MB {:>7.0} MB\n",
             p.name,
             p.wall_seconds,
             p.cpu_seconds,
             p.events_per_second,
             p.megabytes_per_second,
             p.cpu_us_per_event,
-            p.rss_peak_mb
+            p.rss_peak_mb,
+            p.rss_growth_mb
         );
     }
     out += &format!(

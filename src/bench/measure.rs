@@ -32,6 +32,9 @@ pub struct Phase {
     /// Resident memory when the phase started, and the highest it reached during it.
     pub rss_start_mb: f64,
     pub rss_peak_mb: f64,
+    /// Peak minus start: what the phase itself needed (memory freed by an earlier phase may still
+    /// be counted in the start, as the allocator keeps it).
+    pub rss_growth_mb: f64,
 }
 
 /// Resident memory now and the peak since the last reset, in bytes.
@@ -95,6 +98,7 @@ pub fn measure(name: &str, work: impl FnOnce() -> (u64, u64)) -> Phase {
         },
         rss_start_mb: rss_start as f64 / 1e6,
         rss_peak_mb: peak.max(rss_start) as f64 / 1e6,
+        rss_growth_mb: peak.saturating_sub(rss_start) as f64 / 1e6,
     }
 }
 

@@ -191,7 +191,6 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     // Sources.
     let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(service.channel_capacity);
     let mut source_tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
-    let mut readiness: Vec<watch::Receiver<bool>> = Vec::new();
     for (i, source_config) in config.sources.iter().enumerate() {
         let source = source_config
             .build()
@@ -199,8 +198,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         let name: Arc<str> = Arc::from(source_config.name());
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         pipeline.acks.insert(name.to_string(), ack_tx);
-        let (ready_tx, ready_rx) = watch::channel(false);
-        readiness.push(ready_rx);
+        // Readiness of a source (a Kafka member with no partitions is healthy) does not gate
+        // `/readyz`; sources report it for their logs and metrics.
+        let (ready_tx, _) = watch::channel(false);
         let ctx = SourceContext {
             name: Arc::clone(&name),
             out: batch_tx.clone(),
@@ -265,7 +265,6 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         destinations = config.destinations.len(),
         "entrawatch ready"
     );
-    let _ = readiness;
 
     // Wait for a signal, the end of every source, or admin requests.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
