@@ -281,6 +281,12 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             }
             r = &mut sources_done_rx, if !sources_finished => {
                 let _ = r;
+                // The last batches may still be queued for detection: a snapshot request behind
+                // them returns once they are committed, so the idle check below cannot run early.
+                let (tx, rx) = oneshot::channel();
+                if input_tx.send(Input::Snapshot(tx)).await.is_ok() {
+                    let _ = rx.await;
+                }
                 sources_finished = true;
                 tracing::info!("every source has finished");
             }
