@@ -251,15 +251,19 @@ impl Pipeline {
                 .inc();
             return;
         }
-        let active: Vec<Labels> = self
-            .alerts
-            .episodes
-            .alerts()
-            .iter()
-            .filter(|a| a.id != alert.id && a.tenant_id == alert.tenant_id)
-            .map(|a| self.labels_of(a))
-            .collect();
-        if self.routing.inhibitor.inhibited(&alert_labels, &active) {
+        // Without inhibit rules nothing can be inhibited: skip labelling every open alert.
+        let inhibited = !self.routing.inhibitor.is_empty() && {
+            let active: Vec<Labels> = self
+                .alerts
+                .episodes
+                .alerts()
+                .iter()
+                .filter(|a| a.id != alert.id && a.tenant_id == alert.tenant_id)
+                .map(|a| self.labels_of(a))
+                .collect();
+            self.routing.inhibitor.inhibited(&alert_labels, &active)
+        };
+        if inhibited {
             self.metrics
                 .suppressed
                 .with_label_values(&["inhibited"])
