@@ -34,7 +34,8 @@ pub enum Command {
     /// optionally evaluate detection against its labels.
     Simulate(SimulateArgs),
     /// Measure the replay against a parse-only reference on a large simulated world (events/s,
-    /// MB/s, their ratio, peak memory, state bytes per principal); see docs/PERFORMANCE-RESULTS.md.
+    /// MB/s, their ratio, peak memory, state bytes per principal), or with `--latency` the service's
+    /// latency from a record's arrival to its webhook POST; see docs/PERFORMANCE-RESULTS.md.
     Bench(crate::bench::BenchArgs),
 }
 

@@ -131,6 +131,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         alerts,
         tracked_principals,
         state_bytes,
+        stages: _,
     } = replayed;
     write_alerts(&mut alerts_out, &alerts).context("cannot write alerts")?;
 
@@ -171,6 +172,20 @@ pub struct Replayed {
     /// Detection state at the end: tracked principals and approximate bytes they take.
     pub tracked_principals: usize,
     pub state_bytes: usize,
+    /// Wall time of each stage, for `entrawatch bench`.
+    pub stages: StageSeconds,
+}
+
+/// Wall seconds of the replay's stages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageSeconds {
+    /// Reading, parsing and normalising every file (on all cores).
+    pub read: f64,
+    /// Putting the events in event-time order.
+    pub order: f64,
+    /// De-duplication, every detector and the alert records, one event at a time on one thread
+    /// (events are freed on another meanwhile; the last of them after this stage).
+    pub detect: f64,
 }
 
 /// The replay pipeline: read every file (counting, handing rejects to `on_reject`), put events in
@@ -189,6 +204,8 @@ pub fn replay_files(
     on_event: &mut dyn FnMut(&Event) -> std::io::Result<()>,
 ) -> anyhow::Result<Replayed> {
     let mut stats = IngestStats::default();
+    let mut stages = StageSeconds::default();
+    let started = std::time::Instant::now();
     let mut events: Vec<Option<Box<Event>>> = Vec::new();
     read_files_in_parallel(files, opts, &mut |i, file| {
         for r in &file.rejects {
@@ -206,6 +223,7 @@ pub fn replay_files(
         });
     });
 
+    stages.read = started.elapsed().as_secs_f64();
     progress.update(|| format!("ordering {} events", events.len()));
     // (time, position) is unique, so an unstable sort of it is the stable sort by time.
     let mut order: Vec<(chrono::DateTime<Utc>, u32)> = events
@@ -225,6 +243,7 @@ pub fn replay_files(
     let mut episodes = Episodes::new(chrono::Duration::hours(config.alert.episode_window_hours));
     let mut findings = Vec::new();
     let total = events.len();
+    stages.order = started.elapsed().as_secs_f64() - stages.read;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // Freeing an event costs about as much as detecting it (dozens of small strings, allocated
         // by the reading threads): another core does it while this one detects.
@@ -255,6 +274,7 @@ pub fn replay_files(
                 progress.update(|| format!("detecting {}%", n * 100 / total.max(1)));
             }
         }
+        stages.detect = started.elapsed().as_secs_f64() - stages.read - stages.order;
         drop(done);
         Ok(())
     })?;
@@ -272,6 +292,7 @@ pub fn replay_files(
         alerts,
         tracked_principals: state.principals.len(),
         state_bytes: state.approx_bytes(),
+        stages,
     })
 }
 

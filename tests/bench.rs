@@ -57,6 +57,24 @@ fn a_quick_bench_measures_every_phase_on_the_same_records() {
     assert_eq!(state["principals_tracked"], 200);
     assert!(state["approx_bytes_per_principal"].as_f64().unwrap() > 100.0);
     assert!(report["ratio_full_to_parse_cpu"].as_f64().unwrap() > 0.0);
+    // The replay's stages happen inside the full replay phase of the same round.
+    let stage = |k: &str| replay[k].as_f64().unwrap();
+    let stages = stage("read_seconds") + stage("order_seconds") + stage("detect_seconds");
+    assert!(
+        stage("read_seconds") > 0.0 && stage("detect_seconds") > 0.0,
+        "{replay}"
+    );
+    let full_walls: Vec<f64> = report["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[3]["wall_seconds"].as_f64().unwrap())
+        .collect();
+    assert!(
+        full_walls.iter().any(|w| stages <= *w),
+        "stages {stages} s, full replay rounds {full_walls:?}"
+    );
+    assert!(stage("detect_us_per_event") > 0.0);
     // --out keeps the world for reuse with --world.
     assert!(world.join("entrawatch.toml").is_file());
 }

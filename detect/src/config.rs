@@ -1,10 +1,12 @@
 //! Detection settings (`[detect]` in the TOML config), with the documented defaults, and validation
 //! that lists every problem at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use serde::Deserialize;
+
+use crate::state::KeyHash;
 
 /// Role template ids of the privileged role catalogue (DETECTORS.md, "Privileged principal").
 pub const PRIVILEGED_ROLE_TEMPLATES: [(&str, &str); 14] = [
@@ -78,6 +80,87 @@ impl PrincipalRef {
             && (self.id.eq_ignore_ascii_case(id)
                 || upn.is_some_and(|u| self.id.eq_ignore_ascii_case(u)))
     }
+}
+
+/// Principals named in config (`detect.break_glass`, `detect.privileged_principals`), looked up on
+/// every sign-in: indexed by a case-insensitive hash of (tenant, id) so a lookup costs the same for
+/// one entry or five thousand, and allocates nothing. A hit is confirmed with the same comparison
+/// as [`PrincipalRef::matches`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "Vec<PrincipalRef>")]
+pub struct PrincipalList {
+    refs: Vec<PrincipalRef>,
+    /// Caseless hash of (tenant, id) to the entries with it.
+    index: HashMap<u64, Vec<u32>, KeyHash>,
+}
+
+impl From<Vec<PrincipalRef>> for PrincipalList {
+    fn from(refs: Vec<PrincipalRef>) -> Self {
+        let mut index: HashMap<u64, Vec<u32>, KeyHash> = HashMap::default();
+        for (i, r) in refs.iter().enumerate() {
+            index
+                .entry(caseless_hash(&r.tenant_id, &r.id))
+                .or_default()
+                .push(i as u32);
+        }
+        PrincipalList { refs, index }
+    }
+}
+
+impl PartialEq for PrincipalList {
+    fn eq(&self, other: &Self) -> bool {
+        self.refs == other.refs
+    }
+}
+
+impl std::ops::Deref for PrincipalList {
+    type Target = [PrincipalRef];
+    fn deref(&self) -> &[PrincipalRef] {
+        &self.refs
+    }
+}
+
+impl PrincipalList {
+    /// Whether an entry names this principal in this tenant, by object id or by UPN: exactly
+    /// `self.iter().any(|p| p.matches(tenant_id, id, upn))`.
+    pub fn contains(&self, tenant_id: &str, id: &str, upn: Option<&str>) -> bool {
+        !self.refs.is_empty()
+            && (self.names(tenant_id, id) || upn.is_some_and(|u| self.names(tenant_id, u)))
+    }
+
+    fn names(&self, tenant_id: &str, key: &str) -> bool {
+        self.index
+            .get(&caseless_hash(tenant_id, key))
+            .is_some_and(|hits| {
+                hits.iter().any(|&i| {
+                    let r = &self.refs[i as usize];
+                    r.tenant_id.eq_ignore_ascii_case(tenant_id) && r.id.eq_ignore_ascii_case(key)
+                })
+            })
+    }
+}
+
+/// A hash of (tenant, id) equal for every ASCII casing of either.
+fn caseless_hash(tenant_id: &str, id: &str) -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = KeyHash::default().build_hasher();
+    for part in [tenant_id, id] {
+        let mut chunks = part.as_bytes().chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            for (w, b) in word.iter_mut().zip(c) {
+                *w = b.to_ascii_lowercase();
+            }
+            h.write_u64(u64::from_le_bytes(word));
+        }
+        let mut last = [0u8; 8];
+        for (w, b) in last.iter_mut().zip(chunks.remainder()) {
+            *w = b.to_ascii_lowercase();
+        }
+        h.write_u64(u64::from_le_bytes(last));
+        h.write_usize(part.len());
+    }
+    h.finish()
 }
 
 /// Principals and source addresses a rule must not alert on.
@@ -162,9 +245,9 @@ pub struct DetectConfig {
     /// Home tenants of the CSP partners serving these customers.
     pub partner_tenants: Vec<String>,
     /// Accounts that must never sign in outside an emergency.
-    pub break_glass: Vec<PrincipalRef>,
+    pub break_glass: PrincipalList,
     /// Principals to treat as privileged whatever the directory says.
-    pub privileged_principals: Vec<PrincipalRef>,
+    pub privileged_principals: PrincipalList,
     /// Role template ids that make a principal privileged.
     pub privileged_roles: Vec<String>,
     /// Groups whose membership is partner access (AdminAgents and GDAP access groups), by object id
@@ -181,8 +264,8 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             partner_tenants: Vec::new(),
-            break_glass: Vec::new(),
-            privileged_principals: Vec::new(),
+            break_glass: PrincipalList::default(),
+            privileged_principals: PrincipalList::default(),
             privileged_roles: PRIVILEGED_ROLE_TEMPLATES
                 .iter()
                 .map(|(id, _)| (*id).to_owned())
@@ -217,9 +300,7 @@ impl DetectConfig {
     }
 
     pub fn is_break_glass(&self, tenant_id: &str, id: &str, upn: Option<&str>) -> bool {
-        self.break_glass
-            .iter()
-            .any(|b| b.matches(tenant_id, id, upn))
+        self.break_glass.contains(tenant_id, id, upn)
     }
 
     /// Whether a method name is phishing-resistant by the configured list.
@@ -408,6 +489,62 @@ impl Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_principal_list_finds_exactly_what_a_scan_of_its_entries_finds() {
+        let tenants = [
+            "11111111-2222-3333-4444-555555555555",
+            "AAAAAAAA-2222-3333-4444-555555555555",
+        ];
+        let mut refs = Vec::new();
+        for (i, t) in tenants.iter().enumerate() {
+            for n in 0..50 {
+                let id = if n % 2 == 0 {
+                    format!("{n:08x}-0000-4000-8000-00000000000{i}")
+                } else {
+                    format!("Admin{n}@Contoso{i}.onmicrosoft.com")
+                };
+                refs.push(PrincipalRef {
+                    tenant_id: (*t).into(),
+                    id,
+                });
+            }
+        }
+        // The same entry twice, and one differing only in case: both stay findable.
+        refs.push(refs[0].clone());
+        refs.push(PrincipalRef {
+            tenant_id: tenants[0].to_lowercase(),
+            id: refs[1].id.to_uppercase(),
+        });
+        let list = PrincipalList::from(refs.clone());
+        assert_eq!(list.len(), refs.len());
+        let mut probes: Vec<(String, String, Option<String>)> = Vec::new();
+        for r in &refs {
+            for t in [
+                r.tenant_id.clone(),
+                r.tenant_id.to_uppercase(),
+                r.tenant_id.to_lowercase(),
+            ] {
+                probes.push((t.clone(), r.id.to_uppercase(), None));
+                probes.push((t.clone(), "not-listed".into(), Some(r.id.to_lowercase())));
+                probes.push((t.clone(), r.id.clone() + "x", Some(r.id[1..].to_owned())));
+            }
+            probes.push((tenants[1].into(), r.id.clone(), None));
+            probes.push(("other".into(), r.id.clone(), Some(r.id.clone())));
+        }
+        let mut hits = 0;
+        for (t, id, upn) in &probes {
+            let scan = refs.iter().any(|r| r.matches(t, id, upn.as_deref()));
+            assert_eq!(
+                list.contains(t, id, upn.as_deref()),
+                scan,
+                "{t} {id} {upn:?}"
+            );
+            hits += usize::from(scan);
+        }
+        assert!(hits > refs.len() * 3, "{hits}");
+        assert!(!PrincipalList::default().contains(tenants[0], "x", Some("y")));
+    }
 
     #[test]
     fn cidrs() {

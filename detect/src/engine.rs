@@ -165,20 +165,12 @@ impl Engine {
         let minute = now.div_euclid(60) * 60;
         if self.last_tick.is_none_or(|t| minute > t) && now > self.state.clock {
             self.last_tick = Some(minute);
-            let ctx = Context {
-                config: &self.config,
-                directory: &self.directory,
-                state: &self.state,
-            };
+            let ctx = Context::new(&self.config, &self.directory, &self.state);
             for detector in &self.detectors {
                 detector.on_tick(&ctx, now, out);
             }
         }
-        let ctx = Context {
-            config: &self.config,
-            directory: &self.directory,
-            state: &self.state,
-        };
+        let ctx = Context::new(&self.config, &self.directory, &self.state);
         for detector in &self.detectors {
             detector.observe(&ctx, event, out);
         }

@@ -165,8 +165,7 @@ impl PrivilegedDirectory {
             || self.eligible.contains_key(&key)
             || config
                 .privileged_principals
-                .iter()
-                .any(|p| p.matches(tenant_id, principal_id, upn))
+                .contains(tenant_id, principal_id, upn)
     }
 
     /// A partner technician: `serviceProvider` access, or a configured partner home tenant acting in

@@ -154,7 +154,7 @@ impl Detector for AdminCollaborationUse {
         }
         let Some(what) = collaboration(s) else { return };
         let tenant = &event.meta.tenant_id;
-        if !ctx.directory.sign_in_is_privileged(ctx.config, tenant, s) {
+        if !ctx.sign_in_is_privileged(tenant, s) {
             return;
         }
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
@@ -244,7 +244,8 @@ mod tests {
             privileged_principals: vec![PrincipalRef {
                 tenant_id: TENANT.into(),
                 id: "secops@contoso.com".into(),
-            }],
+            }]
+            .into(),
             ..DetectConfig::default()
         }
     }

@@ -215,7 +215,8 @@ mod tests {
                     tenant_id: TENANT_B.into(),
                     id: uid("emergency@fabrikam.onmicrosoft.com"),
                 },
-            ],
+            ]
+            .into(),
             ..DetectConfig::default()
         }
     }

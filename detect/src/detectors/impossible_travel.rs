@@ -157,7 +157,7 @@ impl Detector for ImpossibleTravel {
         }
 
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
-        let privileged = ctx.directory.sign_in_is_privileged(ctx.config, tenant, s);
+        let privileged = ctx.sign_in_is_privileged(tenant, s);
         let severity = if privileged {
             Severity::High
         } else {

@@ -126,7 +126,7 @@ impl Detector for LegacyAuthSignIn {
         }
         let tenant = &event.meta.tenant_id;
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
-        let privileged = ctx.directory.sign_in_is_privileged(ctx.config, tenant, s);
+        let privileged = ctx.sign_in_is_privileged(tenant, s);
         let roles = role_names(ctx, tenant, s);
         let severity = if privileged {
             Severity::High

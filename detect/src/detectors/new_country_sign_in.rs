@@ -102,7 +102,7 @@ impl Detector for NewCountrySignIn {
         let previous: Vec<String> = known.iter().map(|(c, _)| country_text(*c)).collect();
 
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
-        let privileged = ctx.directory.sign_in_is_privileged(ctx.config, tenant, s);
+        let privileged = ctx.sign_in_is_privileged(tenant, s);
         let severity = if privileged {
             Severity::Medium
         } else {

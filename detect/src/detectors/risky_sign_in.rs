@@ -96,7 +96,7 @@ impl Detector for RiskySignIn {
             (
                 sign_in_principal(s),
                 who(s),
-                ctx.directory.sign_in_is_privileged(ctx.config, tenant, s),
+                ctx.sign_in_is_privileged(tenant, s),
                 role_names(ctx, tenant, s),
             )
         } else {

@@ -110,7 +110,7 @@ impl Detector for WeakMfaPrivileged {
             return;
         }
         let tenant = &event.meta.tenant_id;
-        if !ctx.directory.sign_in_is_privileged(ctx.config, tenant, s) {
+        if !ctx.sign_in_is_privileged(tenant, s) {
             return;
         }
         let Some(methods) = weak_mfa_methods(ctx.config, s) else {
@@ -204,7 +204,8 @@ mod tests {
             privileged_principals: vec![PrincipalRef {
                 tenant_id: TENANT.into(),
                 id: "secops@contoso.com".into(),
-            }],
+            }]
+            .into(),
             ..DetectConfig::default()
         }
     }

@@ -17,7 +17,7 @@ use crate::value::is_guid;
 /// Default most items per batch.
 pub const DEFAULT_BATCH_MAX: usize = 500;
 /// Default longest wait before a partly filled batch is sent.
-pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
+pub const DEFAULT_BATCH_WAIT_MS: u64 = 50;
 /// Default bound on waiting for in-flight batches on revoke and shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 10;
 /// The Kafka consumer group used on an Event Hub when none is configured.
