@@ -24,7 +24,7 @@ mod catalog;
 mod eval;
 mod records;
 mod render;
-mod rng;
+pub(crate) mod rng;
 mod world;
 mod write;
 

@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use crate::simulate::rng::Rng;
+
 /// Customer tenants of the background population.
 pub const TENANTS: u64 = 10;
 /// Users per tenant.
@@ -27,48 +29,9 @@ const CITIES: [(&str, &str, &str, f64, f64); 5] = [
     ("Toronto", "Ontario", "CA", 43.6532, -79.3832),
 ];
 
-/// SplitMix64: ids and choices of one run (no cryptographic or reproducibility needs here).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// A random (version 4) GUID, lower case.
-    pub fn guid(&mut self) -> String {
-        let v = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
-        let v = (v & !(0xf << 76)) | (0x4 << 76);
-        let v = (v & !(0x3 << 62)) | (0x2 << 62);
-        let h = format!("{v:032x}");
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        )
-    }
-}
-
 /// A stable GUID for a (kind, number) pair of this run: the tenants and users of the population.
 fn stable_guid(run: u64, kind: u64, n: u64) -> String {
-    Rng::new(run ^ kind.wrapping_mul(0x1000_0000_01b3) ^ n.rotate_left(17)).guid()
+    Rng::derive(run, &[kind, n]).guid().to_string()
 }
 
 /// What a record is.
@@ -107,7 +70,7 @@ impl Generator {
     pub fn new(run: u64) -> Generator {
         Generator {
             run,
-            rng: Rng::new(run),
+            rng: Rng::derive(run, &[]),
             tenants: (0..TENANTS).map(|t| stable_guid(run, 1, t)).collect(),
         }
     }
@@ -140,22 +103,22 @@ impl Generator {
             _ => Shape::Interrupt,
         };
         let user = self.user(n);
-        let id = self.rng.guid();
+        let id = self.rng.guid().to_string();
         self.write(out, shape, &user, &id, now);
     }
 
     /// Appends probe `k` (a JSON object) to `out`; returns its record id.
     pub fn probe(&mut self, k: u64, now: DateTime<Utc>, out: &mut String) -> String {
         let user = User {
-            id: self.rng.guid(),
+            id: self.rng.guid().to_string(),
             upn: format!("latency-probe-{k}@tenant0.example"),
             name: format!("Latency probe {k}"),
             tenant: 0,
             ip: format!("198.19.255.{}", k % 250 + 1),
-            device: self.rng.guid(),
+            device: self.rng.guid().to_string(),
             city: 0,
         };
-        let id = self.rng.guid();
+        let id = self.rng.guid().to_string();
         self.write(out, Shape::Probe, &user, &id, now);
         id
     }
@@ -169,7 +132,7 @@ impl Generator {
             now.format("%Y-%m-%dT%H:%M:%S"),
             now.timestamp_subsec_nanos() / 100
         );
-        let correlation = self.rng.guid();
+        let correlation = self.rng.guid().to_string();
         let (category, interactive, code, app, app_id, resource, resource_id, client, agent) =
             match shape {
                 Shape::Refresh => (
