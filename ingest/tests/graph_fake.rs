@@ -25,7 +25,10 @@ use graph_support::scenario::*;
 use graph_support::*;
 use tokio::time::Instant;
 
-const LIMIT: Duration = Duration::from_secs(90);
+/// A bound on each wait, not a timing: the slowest scenario (throttling, 503s and token expiry
+/// through a 3-day back-fill of 3 tenants under the scaled Graph budgets) takes 37-56 s on an idle
+/// two-core machine and has taken over 90 s with the rest of the test suite building beside it.
+const LIMIT: Duration = Duration::from_secs(240);
 
 /// The budget checks count requests as the fake receives them, so tests run one at a time: two
 /// busy runtimes on a two-core machine would delay sends by more than the budgets' slack.
