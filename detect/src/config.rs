@@ -132,10 +132,8 @@ impl PrincipalList {
         self.index
             .get(&caseless_hash(tenant_id, key))
             .is_some_and(|hits| {
-                hits.iter().any(|&i| {
-                    let r = &self.refs[i as usize];
-                    r.tenant_id.eq_ignore_ascii_case(tenant_id) && r.id.eq_ignore_ascii_case(key)
-                })
+                hits.iter()
+                    .any(|&i| self.refs[i as usize].matches(tenant_id, key, None))
             })
     }
 }
