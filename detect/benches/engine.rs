@@ -30,8 +30,8 @@ fn tenant(n: u64) -> String {
 
 fn meta(id: String, tenant: String, at: i64) -> Meta {
     Meta {
-        id,
-        tenant_id: tenant,
+        id: id.into(),
+        tenant_id: tenant.into(),
         time: DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default(),
         time_source: TimeSource::Record,
         shape: Shape::Graph,
@@ -63,11 +63,11 @@ fn sign_in(u: u64, round: u64, at: i64) -> Event {
     let s = SignIn {
         event_type: Some(SignInEventType::InteractiveUser),
         is_interactive: Some(true),
-        user_id: Some(guid(0x5a5a_0000, u)),
-        user_principal_name: Some(format!("user{u}@t{}.example", u % TENANTS)),
+        user_id: Some(guid(0x5a5a_0000, u).into()),
+        user_principal_name: Some(format!("user{u}@t{}.example", u % TENANTS).into()),
         app_id: Some("00000003-0000-0ff1-ce00-000000000000".into()),
         app_display_name: Some("Office 365 SharePoint Online".into()),
-        ip_address: Some(format!("203.0.{}.{}", u / 250, u % 250)),
+        ip_address: Some(format!("203.0.{}.{}", u / 250, u % 250).into()),
         error_code: Some(code),
         client_app_used: Some(if legacy { "IMAP4" } else { "Browser" }.into()),
         authentication_requirement: Some(AuthenticationRequirement::parse(
@@ -90,9 +90,9 @@ fn sign_in(u: u64, round: u64, at: i64) -> Event {
         ],
         cross_tenant_access_type: technician
             .then(|| CrossTenantAccessType::parse("serviceProvider")),
-        home_tenant_id: technician.then(|| PARTNER.to_owned()),
+        home_tenant_id: technician.then(|| PARTNER.into()),
         device: DeviceDetail {
-            device_id: Some(guid(0xde00_0000, u)),
+            device_id: Some(guid(0xde00_0000, u).into()),
             operating_system: Some("Windows10".into()),
             is_managed: Some(true),
             is_compliant: Some(true),
@@ -116,7 +116,7 @@ fn sign_in(u: u64, round: u64, at: i64) -> Event {
 fn spray(i: u64, at: i64) -> Event {
     let s = SignIn {
         event_type: Some(SignInEventType::InteractiveUser),
-        user_id: Some(guid(0x5a5a_0000, i * 7)),
+        user_id: Some(guid(0x5a5a_0000, i * 7).into()),
         ip_address: Some("198.51.100.66".into()),
         error_code: Some(50126),
         client_app_used: Some("Browser".into()),
@@ -130,19 +130,19 @@ fn spray(i: u64, at: i64) -> Event {
 
 fn audit(n: u64, activity: &str, at: i64) -> Event {
     let a = Audit {
-        activity_display_name: activity.to_owned(),
+        activity_display_name: activity.into(),
         category: Some("RoleManagement".into()),
         result: Some(AuditResult::parse("success")),
         initiated_by: Initiator {
             user: Some(AuditUser {
-                id: Some(guid(0x5a5a_0000, n)),
-                user_principal_name: Some(format!("user{n}@t{}.example", n % TENANTS)),
+                id: Some(guid(0x5a5a_0000, n).into()),
+                user_principal_name: Some(format!("user{n}@t{}.example", n % TENANTS).into()),
                 ..AuditUser::default()
             }),
             app: None,
         },
         target_resources: vec![TargetResource {
-            id: Some(guid(0x5a5a_0000, n + 1)),
+            id: Some(guid(0x5a5a_0000, n + 1).into()),
             resource_type: Some("User".into()),
             modified_properties: vec![ModifiedProperty {
                 display_name: Some("Role.DisplayName".into()),

@@ -28,8 +28,8 @@ pub fn uid(upn: &str) -> String {
 
 fn meta(id: &str, tenant: &str, minute: i64) -> Meta {
     Meta {
-        id: id.to_owned(),
-        tenant_id: tenant.to_owned(),
+        id: id.into(),
+        tenant_id: tenant.into(),
         time: at(minute),
         time_source: TimeSource::Record,
         shape: Shape::Graph,
@@ -48,9 +48,9 @@ pub fn sign_in(id: &str, upn: &str, minute: i64) -> SignInB {
     let s = SignIn {
         event_type: Some(SignInEventType::InteractiveUser),
         is_interactive: Some(true),
-        user_id: Some(uid(upn)),
-        user_display_name: Some(upn.split('@').next().unwrap_or(upn).to_owned()),
-        user_principal_name: Some(upn.to_owned()),
+        user_id: Some(uid(upn).into()),
+        user_display_name: Some(upn.split('@').next().unwrap_or(upn).to_owned().into()),
+        user_principal_name: Some(upn.into()),
         user_type: Some(UserType::Member),
         app_id: Some("c44b4083-3bb0-49c1-b47d-974e53cbdf3c".into()),
         app_display_name: Some("Azure Portal".into()),
@@ -223,7 +223,7 @@ pub fn audit(id: &str, activity: &str, minute: i64) -> AuditB {
         logged_by_service: Some("Core Directory".into()),
         initiated_by: Initiator {
             user: Some(AuditUser {
-                id: Some(uid("admin@contoso.com")),
+                id: Some(uid("admin@contoso.com").into()),
                 user_principal_name: Some("admin@contoso.com".into()),
                 ip_address: Some("203.0.113.10".into()),
                 ..AuditUser::default()
@@ -250,7 +250,7 @@ impl AuditB {
     pub fn by_user(mut self, upn: &str) -> Self {
         self.a.initiated_by = Initiator {
             user: Some(AuditUser {
-                id: Some(uid(upn)),
+                id: Some(uid(upn).into()),
                 user_principal_name: Some(upn.into()),
                 ..AuditUser::default()
             }),
@@ -289,7 +289,7 @@ impl AuditB {
             id: Some(id.into()),
             display_name: Some(name.into()),
             resource_type: Some(kind.into()),
-            user_principal_name: (kind == "User").then(|| name.to_owned()),
+            user_principal_name: (kind == "User").then(|| Text::from(name)),
             ..TargetResource::default()
         });
         self
@@ -311,8 +311,8 @@ impl AuditB {
             .modified_properties
             .push(ModifiedProperty {
                 display_name: Some(name.into()),
-                old_value: old.map(str::to_owned),
-                new_value: new.map(str::to_owned),
+                old_value: old.map(Text::from),
+                new_value: new.map(Text::from),
             });
         self
     }
@@ -336,7 +336,7 @@ impl AuditB {
 pub fn role_grant(tenant: &str, upn: &str, role: &str) -> Event {
     Event {
         meta: Meta {
-            id: format!("ra-{upn}-{role}"),
+            id: format!("ra-{upn}-{role}").into(),
             tenant_id: tenant.into(),
             time: DateTime::<Utc>::UNIX_EPOCH,
             time_source: TimeSource::Snapshot,
@@ -344,7 +344,7 @@ pub fn role_grant(tenant: &str, upn: &str, role: &str) -> Event {
         },
         body: Body::Role(Box::new(RoleGrant {
             eligible: false,
-            principal_id: uid(upn),
+            principal_id: uid(upn).into(),
             principal_type: Some("user".into()),
             principal_user_principal_name: Some(upn.into()),
             role_definition_id: role.into(),
@@ -358,7 +358,7 @@ pub fn risky_user(upn: &str, level: RiskLevel, state: RiskState, minute: i64) ->
     Event {
         meta: meta(&uid(upn), TENANT, minute),
         body: Body::RiskyUser(Box::new(entrawatch_ingest::model::RiskyUser {
-            user_id: uid(upn),
+            user_id: uid(upn).into(),
             user_principal_name: Some(upn.into()),
             risk_level: Some(level),
             risk_state: Some(state),
@@ -380,7 +380,7 @@ pub fn risk_detection(
     Event {
         meta: meta(id, TENANT, minute),
         body: Body::RiskDetection(Box::new(RiskDetection {
-            user_id: Some(uid(upn)),
+            user_id: Some(uid(upn).into()),
             user_principal_name: Some(upn.into()),
             risk_event_type: Some(kind.into()),
             risk_level: Some(level),

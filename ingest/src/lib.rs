@@ -31,9 +31,10 @@ pub mod source;
 #[cfg(feature = "sources")]
 pub mod sources;
 pub mod stats;
+pub mod text;
 pub mod time;
 pub mod value;
 
-pub use model::{Body, Event, Kind, Meta, Shape, TimeSource};
+pub use model::{Body, Event, Kind, Meta, Shape, Text, TimeSource};
 pub use reader::{Item, Position, ReadOptions, Rejected, collect_files, read_bytes, read_file};
 pub use stats::IngestStats;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crate::enums::*;
+pub use crate::text::Text;
 
 /// One normalised Entra event: what happened, in which tenant, when, and from which wire shape.
 #[derive(Debug, Clone, Serialize)]
@@ -20,9 +21,9 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize)]
 pub struct Meta {
     /// The record's own id (sign-in id, audit id, detection id, user id for risky users).
-    pub id: String,
+    pub id: Text,
     /// The Entra tenant whose logs hold this record (never the Log Analytics workspace id).
-    pub tenant_id: String,
+    pub tenant_id: Text,
     /// Event time in UTC; see `time_source` for where it came from.
     pub time: DateTime<Utc>,
     pub time_source: TimeSource,
@@ -167,40 +168,40 @@ impl Event {
 pub struct SignIn {
     pub event_type: Option<SignInEventType>,
     pub is_interactive: Option<bool>,
-    pub user_id: Option<String>,
-    pub user_display_name: Option<String>,
-    pub user_principal_name: Option<String>,
+    pub user_id: Option<Text>,
+    pub user_display_name: Option<Text>,
+    pub user_principal_name: Option<Text>,
     pub user_type: Option<UserType>,
-    pub app_id: Option<String>,
-    pub app_display_name: Option<String>,
-    pub service_principal_id: Option<String>,
-    pub service_principal_name: Option<String>,
-    pub resource_id: Option<String>,
-    pub resource_display_name: Option<String>,
-    pub ip_address: Option<String>,
+    pub app_id: Option<Text>,
+    pub app_display_name: Option<Text>,
+    pub service_principal_id: Option<Text>,
+    pub service_principal_name: Option<Text>,
+    pub resource_id: Option<Text>,
+    pub resource_display_name: Option<Text>,
+    pub ip_address: Option<Text>,
     pub autonomous_system_number: Option<u32>,
-    pub client_app_used: Option<String>,
-    pub user_agent: Option<String>,
-    pub correlation_id: Option<String>,
-    pub original_request_id: Option<String>,
+    pub client_app_used: Option<Text>,
+    pub user_agent: Option<Text>,
+    pub correlation_id: Option<Text>,
+    pub original_request_id: Option<Text>,
     /// `status.errorCode`; 0 is success.
     pub error_code: Option<i64>,
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<Text>,
     pub conditional_access_status: Option<ConditionalAccessStatus>,
     pub authentication_requirement: Option<AuthenticationRequirement>,
     pub authentication_protocol: Option<AuthenticationProtocol>,
     pub authentication_details: Vec<AuthenticationStep>,
-    pub authentication_methods_used: Vec<String>,
+    pub authentication_methods_used: Vec<Text>,
     pub risk_level_aggregated: Option<RiskLevel>,
     pub risk_level_during_sign_in: Option<RiskLevel>,
     pub risk_state: Option<RiskState>,
-    pub risk_detail: Option<String>,
-    pub risk_event_types: Vec<String>,
+    pub risk_detail: Option<Text>,
+    pub risk_event_types: Vec<Text>,
     pub cross_tenant_access_type: Option<CrossTenantAccessType>,
-    pub home_tenant_id: Option<String>,
-    pub home_tenant_name: Option<String>,
-    pub resource_tenant_id: Option<String>,
-    pub incoming_token_type: Option<String>,
+    pub home_tenant_id: Option<Text>,
+    pub home_tenant_name: Option<Text>,
+    pub resource_tenant_id: Option<Text>,
+    pub incoming_token_type: Option<Text>,
     pub device: DeviceDetail,
     pub location: Location,
 }
@@ -255,11 +256,11 @@ impl SignIn {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AuthenticationStep {
     pub time: Option<DateTime<Utc>>,
-    pub method: Option<String>,
-    pub method_detail: Option<String>,
+    pub method: Option<Text>,
+    pub method_detail: Option<Text>,
     pub succeeded: Option<bool>,
-    pub result_detail: Option<String>,
-    pub requirement: Option<String>,
+    pub result_detail: Option<Text>,
+    pub requirement: Option<Text>,
 }
 
 impl AuthenticationStep {
@@ -285,13 +286,13 @@ impl AuthenticationStep {
 /// `deviceDetail`. Event Hub and Log Analytics omit `isManaged` / `isCompliant` when false.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeviceDetail {
-    pub device_id: Option<String>,
-    pub display_name: Option<String>,
-    pub operating_system: Option<String>,
-    pub browser: Option<String>,
+    pub device_id: Option<Text>,
+    pub display_name: Option<Text>,
+    pub operating_system: Option<Text>,
+    pub browser: Option<Text>,
     pub is_compliant: Option<bool>,
     pub is_managed: Option<bool>,
-    pub trust_type: Option<String>,
+    pub trust_type: Option<Text>,
 }
 
 impl DeviceDetail {
@@ -305,10 +306,10 @@ impl DeviceDetail {
 /// `location` (Graph, Event Hub) or `LocationDetails` (Log Analytics).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Location {
-    pub city: Option<String>,
-    pub state: Option<String>,
+    pub city: Option<Text>,
+    pub state: Option<Text>,
     /// ISO 3166 alpha-2 country code.
-    pub country_or_region: Option<String>,
+    pub country_or_region: Option<Text>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
 }
@@ -316,14 +317,14 @@ pub struct Location {
 /// A directory audit event (`directoryAudits`, Event Hub `AuditLogs`, LA `AuditLogs`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Audit {
-    pub activity_display_name: String,
+    pub activity_display_name: Text,
     /// The audit category (`RoleManagement`, `UserManagement`, ...).
-    pub category: Option<String>,
-    pub operation_type: Option<String>,
+    pub category: Option<Text>,
+    pub operation_type: Option<Text>,
     pub result: Option<AuditResult>,
-    pub result_reason: Option<String>,
-    pub logged_by_service: Option<String>,
-    pub correlation_id: Option<String>,
+    pub result_reason: Option<Text>,
+    pub logged_by_service: Option<Text>,
+    pub correlation_id: Option<Text>,
     pub initiated_by: Initiator,
     pub target_resources: Vec<TargetResource>,
     pub additional_details: Vec<KeyValue>,
@@ -338,33 +339,33 @@ pub struct Initiator {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AuditUser {
-    pub id: Option<String>,
-    pub display_name: Option<String>,
-    pub user_principal_name: Option<String>,
-    pub ip_address: Option<String>,
+    pub id: Option<Text>,
+    pub display_name: Option<Text>,
+    pub user_principal_name: Option<Text>,
+    pub ip_address: Option<Text>,
     pub user_type: Option<UserType>,
-    pub home_tenant_id: Option<String>,
-    pub home_tenant_name: Option<String>,
+    pub home_tenant_id: Option<Text>,
+    pub home_tenant_name: Option<Text>,
     /// Event Hub / LA `roles`; an array, or a single string in some records.
-    pub roles: Vec<String>,
+    pub roles: Vec<Text>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AuditApp {
-    pub app_id: Option<String>,
-    pub display_name: Option<String>,
-    pub service_principal_id: Option<String>,
-    pub service_principal_name: Option<String>,
+    pub app_id: Option<Text>,
+    pub display_name: Option<Text>,
+    pub service_principal_id: Option<Text>,
+    pub service_principal_name: Option<Text>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TargetResource {
-    pub id: Option<String>,
-    pub display_name: Option<String>,
+    pub id: Option<Text>,
+    pub display_name: Option<Text>,
     /// `User`, `Group`, `ServicePrincipal`, `Role`, ...
-    pub resource_type: Option<String>,
-    pub user_principal_name: Option<String>,
-    pub group_type: Option<String>,
+    pub resource_type: Option<Text>,
+    pub user_principal_name: Option<Text>,
+    pub group_type: Option<Text>,
     pub modified_properties: Vec<ModifiedProperty>,
 }
 
@@ -373,15 +374,15 @@ pub struct TargetResource {
 /// (arrays, objects, invalid or truncated JSON) is kept as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ModifiedProperty {
-    pub display_name: Option<String>,
-    pub old_value: Option<String>,
-    pub new_value: Option<String>,
+    pub display_name: Option<Text>,
+    pub old_value: Option<Text>,
+    pub new_value: Option<Text>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KeyValue {
-    pub key: String,
-    pub value: Option<String>,
+    pub key: Text,
+    pub value: Option<Text>,
 }
 
 impl Audit {
@@ -403,12 +404,12 @@ impl Audit {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RiskyUser {
     /// The user's object id.
-    pub user_id: String,
-    pub user_display_name: Option<String>,
-    pub user_principal_name: Option<String>,
+    pub user_id: Text,
+    pub user_display_name: Option<Text>,
+    pub user_principal_name: Option<Text>,
     pub risk_level: Option<RiskLevel>,
     pub risk_state: Option<RiskState>,
-    pub risk_detail: Option<String>,
+    pub risk_detail: Option<Text>,
     pub risk_last_updated: Option<DateTime<Utc>>,
     pub is_deleted: Option<bool>,
     pub is_processing: Option<bool>,
@@ -419,36 +420,36 @@ pub struct RiskyUser {
 /// What a history item adds to the risky-user state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RiskyUserHistory {
-    pub initiated_by: Option<String>,
-    pub event_types: Vec<String>,
-    pub detail: Option<String>,
+    pub initiated_by: Option<Text>,
+    pub event_types: Vec<Text>,
+    pub detail: Option<Text>,
 }
 
 /// A risk detection (`riskDetections`, Event Hub `UserRiskEvents`, LA `AADUserRiskEvents`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RiskDetection {
     /// The sign-in it concerns (joins to `SignIn` id / `originalRequestId`).
-    pub request_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub risk_event_type: Option<String>,
+    pub request_id: Option<Text>,
+    pub correlation_id: Option<Text>,
+    pub risk_event_type: Option<Text>,
     pub risk_level: Option<RiskLevel>,
     pub risk_state: Option<RiskState>,
-    pub risk_detail: Option<String>,
-    pub source: Option<String>,
+    pub risk_detail: Option<Text>,
+    pub source: Option<Text>,
     pub detection_timing_type: Option<DetectionTimingType>,
-    pub activity: Option<String>,
-    pub ip_address: Option<String>,
+    pub activity: Option<Text>,
+    pub ip_address: Option<Text>,
     pub location: Location,
     pub activity_time: Option<DateTime<Utc>>,
     pub detected_time: Option<DateTime<Utc>>,
     pub last_updated: Option<DateTime<Utc>>,
-    pub user_id: Option<String>,
-    pub user_display_name: Option<String>,
-    pub user_principal_name: Option<String>,
+    pub user_id: Option<Text>,
+    pub user_display_name: Option<Text>,
+    pub user_principal_name: Option<Text>,
     pub user_type: Option<UserType>,
-    pub home_tenant_id: Option<String>,
+    pub home_tenant_id: Option<Text>,
     pub cross_tenant_access_type: Option<CrossTenantAccessType>,
-    pub mitre_technique_id: Option<String>,
+    pub mitre_technique_id: Option<Text>,
     /// `additionalInfo`, decoded from its JSON string (`[{"Key":..,"Value":..}]`).
     pub additional_info: Vec<KeyValue>,
 }
@@ -458,14 +459,14 @@ pub struct RiskDetection {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RoleGrant {
     pub eligible: bool,
-    pub principal_id: String,
+    pub principal_id: Text,
     /// `user`, `group`, `servicePrincipal` (from the expanded principal's `@odata.type`).
-    pub principal_type: Option<String>,
-    pub principal_display_name: Option<String>,
-    pub principal_user_principal_name: Option<String>,
+    pub principal_type: Option<Text>,
+    pub principal_display_name: Option<Text>,
+    pub principal_user_principal_name: Option<Text>,
     /// The role definition id; for built-in roles this is the role template id.
-    pub role_definition_id: String,
-    pub directory_scope_id: Option<String>,
+    pub role_definition_id: Text,
+    pub directory_scope_id: Option<Text>,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
 }

@@ -143,7 +143,7 @@ fn event_hub_kind(category: &str) -> Option<(Kind, Option<SignInEventType>)> {
 }
 
 fn event_hub_record(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordError> {
-    let category = o.str("category").unwrap_or_default();
+    let category = o.str("category").map(String::from).unwrap_or_default();
     let Some((kind, event_type)) = event_hub_kind(&category) else {
         return Ok(Outcome::Skipped { category });
     };
@@ -155,10 +155,11 @@ fn event_hub_record(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, Reco
         o.str("tenantId"),
         p.str("tenantId"),
         o.str("resourceId")
-            .and_then(|r| tenant_from_resource_id(&r)),
+            .and_then(|r| tenant_from_resource_id(&r))
+            .map(Text::from),
         p.str("resourceTenantId"),
     ])
-    .or_else(|| ctx.tenant_hint.map(str::to_owned))
+    .or_else(|| ctx.tenant_hint.map(Text::from))
     .ok_or_else(no_tenant)?;
     let envelope_time = o.str("time");
     build(
@@ -212,17 +213,18 @@ fn log_analytics_row(
     let Some((kind, event_type)) = log_analytics_kind(o) else {
         let category = o
             .str_any(&["Type", "Category"])
-            .unwrap_or_else(|| "(none)".into());
+            .map_or_else(|| "(none)".into(), String::from);
         return Ok(Outcome::Skipped { category });
     };
     // `TenantId` in Log Analytics is the workspace id, never the Entra tenant (FORMATS.md §4).
     let tenant = first_guid([
         o.str("AADTenantId"),
         o.str("ResourceId")
-            .and_then(|r| tenant_from_resource_id(&r)),
+            .and_then(|r| tenant_from_resource_id(&r))
+            .map(Text::from),
         o.str("ResourceTenantId"),
     ])
-    .or_else(|| ctx.tenant_hint.map(str::to_owned))
+    .or_else(|| ctx.tenant_hint.map(Text::from))
     .ok_or_else(no_tenant)?;
     let envelope_time = o.str("TimeGenerated");
     build(
@@ -311,7 +313,7 @@ fn graph_entity(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordEr
         .first()
         .map(|t| SignInEventType::parse(t));
     let tenant = first_guid([o.str("tenantId"), o.str("resourceTenantId")])
-        .or_else(|| ctx.tenant_hint.map(str::to_owned))
+        .or_else(|| ctx.tenant_hint.map(Text::from))
         .ok_or_else(no_tenant)?;
     build(
         kind,
@@ -337,12 +339,12 @@ fn no_tenant() -> RecordError {
     )
 }
 
-fn first_guid<const N: usize>(candidates: [Option<String>; N]) -> Option<String> {
+fn first_guid<const N: usize>(candidates: [Option<Text>; N]) -> Option<Text> {
     candidates
         .into_iter()
         .flatten()
         .find(|c| is_guid(c))
-        .map(|c| c.to_ascii_lowercase())
+        .map(|c| Text::ascii_lowercase(&c))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -353,8 +355,8 @@ fn build(
     flavor: Flavor,
     shape: Shape,
     event_type: Option<SignInEventType>,
-    tenant_id: String,
-    envelope_time: Option<String>,
+    tenant_id: Text,
+    envelope_time: Option<Text>,
     ctx: &RecordContext<'_>,
 ) -> Result<Outcome, RecordError> {
     let (own_time_fields, body): (&[&str], Body) = match kind {
@@ -412,7 +414,7 @@ fn event_time(
             match parse_timestamp(&raw) {
                 Some(t) => return Ok((t, TimeSource::Record)),
                 None => {
-                    unreadable.get_or_insert(((*field).to_owned(), raw));
+                    unreadable.get_or_insert(((*field).to_owned(), raw.into()));
                 }
             }
         }
@@ -521,9 +523,9 @@ fn sign_in(
         cross_tenant_access_type: p
             .str("crossTenantAccessType")
             .map(|s| CrossTenantAccessType::parse(&s)),
-        home_tenant_id: p.str("homeTenantId").map(|s| s.to_ascii_lowercase()),
+        home_tenant_id: p.str("homeTenantId").map(|s| Text::ascii_lowercase(&s)),
         home_tenant_name: p.str("homeTenantName"),
-        resource_tenant_id: p.str("resourceTenantId").map(|s| s.to_ascii_lowercase()),
+        resource_tenant_id: p.str("resourceTenantId").map(|s| Text::ascii_lowercase(&s)),
         incoming_token_type: p.str("incomingTokenType"),
         device: p
             .object("deviceDetail")
@@ -579,7 +581,7 @@ fn audit(p: Obj<'_>, outer: Option<Obj<'_>>) -> Audit {
             user_principal_name: u.str("userPrincipalName"),
             ip_address: u.str("ipAddress"),
             user_type: u.str("userType").map(|s| UserType::parse(&s)),
-            home_tenant_id: u.str("homeTenantId").map(|s| s.to_ascii_lowercase()),
+            home_tenant_id: u.str("homeTenantId").map(|s| Text::ascii_lowercase(&s)),
             home_tenant_name: u.str("homeTenantName"),
             roles: u.str_list("roles"),
         }
@@ -635,11 +637,13 @@ fn target_resource(o: Obj<'_>) -> TargetResource {
                     old_value: mp
                         .raw("oldValue")
                         .and_then(value_to_string)
-                        .and_then(|s| unwrap_json_string(&s)),
+                        .and_then(|s| unwrap_json_string(&s))
+                        .map(Text::from),
                     new_value: mp
                         .raw("newValue")
                         .and_then(value_to_string)
-                        .and_then(|s| unwrap_json_string(&s)),
+                        .and_then(|s| unwrap_json_string(&s))
+                        .map(Text::from),
                 }
             })
             .collect(),
@@ -711,8 +715,8 @@ fn risk_detection(p: Obj<'_>, outer: Option<Obj<'_>>) -> RiskDetection {
             Some(KeyValue {
                 key: kv.str("Key")?,
                 value: kv.raw("Value").map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                    Value::String(s) => Text::from(s.as_str()),
+                    other => Text::from(other.to_string()),
                 }),
             })
         })
@@ -745,7 +749,7 @@ fn risk_detection(p: Obj<'_>, outer: Option<Obj<'_>>) -> RiskDetection {
         user_display_name: p.str("userDisplayName"),
         user_principal_name: p.str("userPrincipalName"),
         user_type: p.str("userType").map(|s| UserType::parse(&s)),
-        home_tenant_id: p.str("homeTenantId").map(|s| s.to_ascii_lowercase()),
+        home_tenant_id: p.str("homeTenantId").map(|s| Text::ascii_lowercase(&s)),
         cross_tenant_access_type: p
             .str("crossTenantAccessType")
             .map(|s| CrossTenantAccessType::parse(&s)),
@@ -759,7 +763,7 @@ fn role_grant(p: Obj<'_>, eligible: bool) -> Result<RoleGrant, RecordError> {
     let principal = principal.as_deref().map(Obj);
     let principal_type = principal.and_then(|pr| pr.str("@odata.type")).map(|t| {
         let t = t.trim_start_matches('#');
-        t.strip_prefix("microsoft.graph.").unwrap_or(t).to_owned()
+        Text::from(t.strip_prefix("microsoft.graph.").unwrap_or(t))
     });
     let schedule = p.object("scheduleInfo");
     let schedule = schedule.as_deref().map(Obj);
@@ -775,8 +779,8 @@ fn role_grant(p: Obj<'_>, eligible: bool) -> Result<RoleGrant, RecordError> {
         principal_user_principal_name: principal.and_then(|pr| pr.str("userPrincipalName")),
         role_definition_id: p
             .str_any(&["roleTemplateId", "roleDefinitionId"])
-            .ok_or_else(|| RecordError::new("roleDefinitionId", "missing or empty"))?
-            .to_ascii_lowercase(),
+            .map(|id| Text::ascii_lowercase(&id))
+            .ok_or_else(|| RecordError::new("roleDefinitionId", "missing or empty"))?,
         directory_scope_id: p.str("directoryScopeId"),
         start: schedule.and_then(|s| time_of(s, "startDateTime")),
         end: expiration

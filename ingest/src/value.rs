@@ -8,6 +8,8 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
+use crate::text::Text;
+
 /// A view of one JSON object.
 #[derive(Debug, Clone, Copy)]
 pub struct Obj<'a>(pub &'a Map<String, Value>);
@@ -32,11 +34,11 @@ impl<'a> Obj<'a> {
     }
 
     /// A non-empty string (numbers and booleans are rendered as text).
-    pub fn str(&self, key: &str) -> Option<String> {
-        self.raw(key).and_then(value_to_string)
+    pub fn str(&self, key: &str) -> Option<Text> {
+        self.raw(key).and_then(value_to_string).map(Text::from)
     }
 
-    pub fn str_any(&self, keys: &[&str]) -> Option<String> {
+    pub fn str_any(&self, keys: &[&str]) -> Option<Text> {
         keys.iter().find_map(|k| self.str(k))
     }
 
@@ -101,8 +103,8 @@ impl<'a> Obj<'a> {
     }
 
     /// A list of strings: a JSON array, an array in a string, or a single plain string.
-    pub fn str_list(&self, key: &str) -> Vec<String> {
-        match self.raw(key) {
+    pub fn str_list(&self, key: &str) -> Vec<Text> {
+        let list: Vec<String> = match self.raw(key) {
             Some(Value::Array(a)) => a.iter().filter_map(value_to_string).collect(),
             Some(Value::String(s)) => match decode_json_text(s) {
                 Some(Value::Array(a)) => a.iter().filter_map(value_to_string).collect(),
@@ -112,7 +114,8 @@ impl<'a> Obj<'a> {
             },
             Some(other) => value_to_string(other).into_iter().collect(),
             None => Vec::new(),
-        }
+        };
+        list.into_iter().map(Text::from).collect()
     }
 
     /// Whether the key is present (even as `null` or `""`).

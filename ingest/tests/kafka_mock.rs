@@ -80,9 +80,9 @@ async fn event_hub_fixtures_end_to_end() {
             &ReadOptions::default(),
             &mut |i| match i {
                 Item::Event(e) => expected.push((
-                    e.meta.tenant_id.clone(),
+                    e.meta.tenant_id.to_string(),
                     e.kind().as_str().to_owned(),
-                    e.meta.id.clone(),
+                    e.meta.id.to_string(),
                 )),
                 Item::Skipped { .. } => skipped += 1,
                 Item::Rejected(_) => rejected += 1,

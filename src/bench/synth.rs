@@ -79,17 +79,12 @@ fn sign_in(p: u64, n: u64, round: u64, start: i64) -> Event {
     let s = SignIn {
         event_type: Some(SignInEventType::InteractiveUser),
         is_interactive: Some(true),
-        user_id: Some(user_id),
-        user_principal_name: Some(format!("user{p}@tenant{tenant}.example")),
-        user_display_name: Some(format!("User {p}")),
+        user_id: Some(user_id.into()),
+        user_principal_name: Some(format!("user{p}@tenant{tenant}.example").into()),
+        user_display_name: Some(format!("User {p}").into()),
         app_id: Some("00000003-0000-0ff1-ce00-000000000000".into()),
         app_display_name: Some("Office 365 SharePoint Online".into()),
-        ip_address: Some(format!(
-            "203.{}.{}.{}",
-            (p >> 16) % 256,
-            (p >> 8) % 256,
-            p % 256
-        )),
+        ip_address: Some(format!("203.{}.{}.{}", (p >> 16) % 256, (p >> 8) % 256, p % 256).into()),
         error_code: Some(if failed { 50126 } else { 0 }),
         client_app_used: Some("Browser".into()),
         authentication_details: vec![AuthenticationStep {
@@ -114,8 +109,8 @@ fn sign_in(p: u64, n: u64, round: u64, start: i64) -> Event {
     };
     Event {
         meta: Meta {
-            id: guid(0x1d1d_0000 + round as u32 as u64, p),
-            tenant_id: guid(0x7e7e_0000, tenant),
+            id: guid(0x1d1d_0000 + round as u32 as u64, p).into(),
+            tenant_id: guid(0x7e7e_0000, tenant).into(),
             time: DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default(),
             time_source: TimeSource::Record,
             shape: Shape::Graph,

@@ -98,21 +98,13 @@ impl Detector for AdminAgentsMembershipChanged {
         }
         let group = a.target_resources.iter().find(|t| is_kind(t, "Group"));
         let group_name = group
-            .and_then(|g| g.display_name.clone())
-            .or_else(|| modified_any(a, "Group.DisplayName").map(str::to_owned));
+            .and_then(|g| g.display_name.as_deref())
+            .or_else(|| modified_any(a, "Group.DisplayName"));
         let group_id = group
-            .and_then(|g| g.id.clone())
-            .or_else(|| modified_any(a, "Group.ObjectID").map(str::to_owned));
-        let name_is = |n: &str| {
-            group_name
-                .as_deref()
-                .is_some_and(|g| g.trim().eq_ignore_ascii_case(n))
-        };
-        let id_is = |n: &str| {
-            group_id
-                .as_deref()
-                .is_some_and(|g| g.trim().eq_ignore_ascii_case(n))
-        };
+            .and_then(|g| g.id.as_deref())
+            .or_else(|| modified_any(a, "Group.ObjectID"));
+        let name_is = |n: &str| group_name.is_some_and(|g| g.trim().eq_ignore_ascii_case(n));
+        let id_is = |n: &str| group_id.is_some_and(|g| g.trim().eq_ignore_ascii_case(n));
         let builtin = PARTNER_GROUPS.iter().any(|g| name_is(g));
         let configured = ctx
             .config
@@ -140,10 +132,7 @@ impl Detector for AdminAgentsMembershipChanged {
         } else {
             PrincipalKind::User
         };
-        let group_label = group_name
-            .clone()
-            .or_else(|| group_id.clone())
-            .unwrap_or_else(|| "a partner access group".into());
+        let group_label = group_name.or(group_id).unwrap_or("a partner access group");
         let tenant = &event.meta.tenant_id;
         let actor = actor_name(a);
         let from = actor_ip(a)
@@ -185,15 +174,15 @@ impl Detector for AdminAgentsMembershipChanged {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: Principal {
                 kind,
-                id: member_id,
-                upn: member.user_principal_name.clone(),
+                id: member_id.to_string(),
+                upn: member.user_principal_name.as_deref().map(str::to_owned),
                 home_tenant_id: None,
             },
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,

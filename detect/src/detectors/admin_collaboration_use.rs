@@ -164,7 +164,7 @@ impl Detector for AdminCollaborationUse {
             .resource_display_name
             .clone()
             .or_else(|| s.resource_id.clone())
-            .unwrap_or_else(|| app.clone());
+            .unwrap_or_else(|| app.clone().into());
         let ip = s
             .ip_address
             .clone()
@@ -213,10 +213,10 @@ impl Detector for AdminCollaborationUse {
         out.push(Finding {
             rule: ID,
             severity: Severity::Medium,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: sign_in_principal(s),
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
@@ -225,7 +225,7 @@ impl Detector for AdminCollaborationUse {
             } else {
                 &["T1078.004"]
             },
-            ip: s.ip_address.clone(),
+            ip: s.ip_address.as_deref().map(str::to_owned),
         });
     }
 }

@@ -164,15 +164,15 @@ fn on_failure(
     out.push(Finding {
         rule: ID,
         severity: Severity::Medium,
-        tenant_id: event.meta.tenant_id.clone(),
+        tenant_id: event.meta.tenant_id.to_string(),
         principal: sign_in_principal(s),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1110.001"],
-        ip,
+        ip: ip.as_deref().map(str::to_owned),
     });
 }
 
@@ -242,15 +242,15 @@ fn on_success(
     out.push(Finding {
         rule: ID,
         severity: Severity::High,
-        tenant_id: event.meta.tenant_id.clone(),
+        tenant_id: event.meta.tenant_id.to_string(),
         principal: sign_in_principal(s),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1110.001", "T1078.004"],
-        ip,
+        ip: ip.as_deref().map(str::to_owned),
     });
 }
 

@@ -215,15 +215,18 @@ impl Detector for ConsentGrantRisky {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: Principal {
                 kind: PrincipalKind::ServicePrincipal,
-                id: sp_id.or(app_id).unwrap_or_else(|| app_name.clone()),
+                id: sp_id
+                    .or(app_id)
+                    .unwrap_or_else(|| app_name.clone())
+                    .to_string(),
                 upn: None,
                 home_tenant_id: None,
             },
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,

@@ -164,15 +164,15 @@ fn on_attempt(
     out.push(Finding {
         rule: ID,
         severity: Severity::Low,
-        tenant_id: event.meta.tenant_id.clone(),
+        tenant_id: event.meta.tenant_id.to_string(),
         principal: sign_in_principal(s),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1078.004"],
-        ip,
+        ip: ip.as_deref().map(str::to_owned),
     });
 }
 
@@ -214,15 +214,15 @@ fn on_success(event: &Event, s: &SignIn, history: &PrincipalState, out: &mut Vec
     out.push(Finding {
         rule: ID,
         severity: Severity::High,
-        tenant_id: event.meta.tenant_id.clone(),
+        tenant_id: event.meta.tenant_id.to_string(),
         principal: sign_in_principal(s),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1078.004", "T1098"],
-        ip,
+        ip: ip.as_deref().map(str::to_owned),
     });
 }
 

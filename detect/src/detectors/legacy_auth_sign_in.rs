@@ -187,15 +187,15 @@ impl Detector for LegacyAuthSignIn {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: sign_in_principal(s),
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
             mitre: &["T1078.004"],
-            ip: s.ip_address.clone(),
+            ip: s.ip_address.as_deref().map(str::to_owned),
         });
     }
 }

@@ -34,14 +34,16 @@ pub(crate) fn sign_in_principal(s: &SignIn) -> Principal {
         kind: PrincipalKind::User,
         id: s
             .user_id
-            .clone()
-            .or_else(|| s.user_principal_name.clone())
-            .unwrap_or_else(|| "(unknown)".to_owned()),
-        upn: s.user_principal_name.clone(),
+            .as_deref()
+            .or(s.user_principal_name.as_deref())
+            .unwrap_or("(unknown)")
+            .to_owned(),
+        upn: s.user_principal_name.as_deref().map(str::to_owned),
         home_tenant_id: s
             .home_tenant_id
-            .clone()
-            .filter(|h| Some(h) != s.resource_tenant_id.as_ref()),
+            .as_deref()
+            .filter(|h| Some(*h) != s.resource_tenant_id.as_deref())
+            .map(str::to_owned),
     }
 }
 
@@ -64,9 +66,10 @@ pub(crate) fn names_of_roles(template_ids: &[String]) -> Vec<String> {
 /// The application of a sign-in: its name, else its id.
 pub(crate) fn app_name(s: &SignIn) -> String {
     s.app_display_name
-        .clone()
-        .or_else(|| s.app_id.clone())
-        .unwrap_or_else(|| "an application".into())
+        .as_deref()
+        .or(s.app_id.as_deref())
+        .unwrap_or("an application")
+        .to_owned()
 }
 
 /// Seconds since the epoch as `2026-10-01T10:00:00Z`.
@@ -85,8 +88,8 @@ pub(crate) fn plural(n: u32, one: &str, many: &str) -> String {
 pub(crate) fn place(s: &SignIn) -> String {
     match (&s.location.city, &s.location.country_or_region) {
         (Some(city), Some(country)) => format!("{city}, {country}"),
-        (None, Some(country)) => country.clone(),
-        (Some(city), None) => city.clone(),
+        (None, Some(country)) => country.to_string(),
+        (Some(city), None) => city.to_string(),
         (None, None) => "unknown location".to_owned(),
     }
 }
@@ -106,8 +109,9 @@ pub(crate) fn actor(name: String, partner: bool, privileged: bool) -> String {
 /// Who, for titles: the UPN, else the display name, else the object id.
 pub(crate) fn who(s: &SignIn) -> String {
     s.user_principal_name
-        .clone()
-        .or_else(|| s.user_display_name.clone())
-        .or_else(|| s.user_id.clone())
-        .unwrap_or_else(|| "an unknown user".to_owned())
+        .as_deref()
+        .or(s.user_display_name.as_deref())
+        .or(s.user_id.as_deref())
+        .unwrap_or("an unknown user")
+        .to_owned()
 }

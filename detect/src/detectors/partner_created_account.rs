@@ -100,7 +100,7 @@ pub(crate) fn partner_initiator(
     let home_tenant_name = user.home_tenant_name.clone().filter(|_| home.is_some());
     (!reasons.is_empty()).then_some(PartnerActor {
         home_tenant_id: home,
-        home_tenant_name,
+        home_tenant_name: home_tenant_name.as_deref().map(str::to_owned),
         reasons,
     })
 }
@@ -134,7 +134,8 @@ pub(crate) fn actor_name(a: &Audit) -> String {
         })
     };
     user.or_else(app)
-        .unwrap_or_else(|| "an unknown actor".to_owned())
+        .unwrap_or_else(|| "an unknown actor".into())
+        .to_string()
 }
 
 /// The initiating user's source address.
@@ -142,7 +143,7 @@ pub(crate) fn actor_ip(a: &Audit) -> Option<String> {
     a.initiated_by
         .user
         .as_ref()
-        .and_then(|u| u.ip_address.clone())
+        .and_then(|u| u.ip_address.as_deref().map(str::to_owned))
 }
 
 /// A successful audit (records without a result are taken as successful, as the state does).
@@ -198,7 +199,7 @@ impl Detector for PartnerCreatedAccount {
                     .or_else(|| t.display_name.clone())
                     .or_else(|| t.id.clone())
             })
-            .unwrap_or_else(|| "an account".to_owned());
+            .unwrap_or_else(|| "an account".into());
         let home = partner.home_tenant_id.clone();
         let from = actor_ip(a)
             .map(|ip| format!(" from {ip}"))
@@ -248,19 +249,20 @@ impl Detector for PartnerCreatedAccount {
         out.push(Finding {
             rule: ID,
             severity: Severity::High,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: Principal {
                 kind: PrincipalKind::User,
                 id: user
                     .id
-                    .clone()
-                    .or_else(|| user.user_principal_name.clone())
-                    .unwrap_or_else(|| actor.clone()),
-                upn: user.user_principal_name.clone(),
+                    .as_deref()
+                    .or(user.user_principal_name.as_deref())
+                    .unwrap_or(&actor)
+                    .to_owned(),
+                upn: user.user_principal_name.as_deref().map(str::to_owned),
                 home_tenant_id: home,
             },
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,

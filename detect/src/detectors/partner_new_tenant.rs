@@ -123,10 +123,7 @@ impl Detector for PartnerNewTenant {
             return;
         };
 
-        let partner = s
-            .home_tenant_name
-            .clone()
-            .unwrap_or_else(|| home.to_owned());
+        let partner = s.home_tenant_name.clone().unwrap_or_else(|| home.into());
         let partner_full = match &s.home_tenant_name {
             Some(name) => format!("{name} ({home})"),
             None => home.to_owned(),
@@ -204,15 +201,15 @@ impl Detector for PartnerNewTenant {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: customer.clone(),
+            tenant_id: customer.to_string(),
             principal: sign_in_principal(s),
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
             mitre: &["T1199", "T1078.004"],
-            ip: s.ip_address.clone(),
+            ip: s.ip_address.as_deref().map(str::to_owned),
         });
     }
 }

@@ -224,12 +224,12 @@ fn finding(
         tenant_id: home.to_owned(),
         principal,
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1199", "T1078.004"],
-        ip: s.ip_address.clone(),
+        ip: s.ip_address.as_deref().map(str::to_owned),
     }
 }
 

@@ -100,7 +100,7 @@ fn on_failure(
         .iter()
         .map(|(_, _, t)| ctx.state.tenants.name(*t).to_owned())
         .collect();
-    tenant_ids.push(tenant.clone());
+    tenant_ids.push(tenant.to_string());
     tenant_ids.sort();
     tenant_ids.dedup();
 
@@ -160,10 +160,10 @@ fn on_failure(
     out.push(Finding {
         rule: ID,
         severity,
-        tenant_id: tenant.clone(),
+        tenant_id: tenant.to_string(),
         principal: ip_principal(ip),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
@@ -229,10 +229,10 @@ fn on_success(
     out.push(Finding {
         rule: ID,
         severity: Severity::High,
-        tenant_id: event.meta.tenant_id.clone(),
+        tenant_id: event.meta.tenant_id.to_string(),
         principal: ip_principal(ip),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.clone()],
+        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,

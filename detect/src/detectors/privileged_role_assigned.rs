@@ -106,7 +106,7 @@ fn privileged_role(config: &DetectConfig, a: &Audit) -> Option<(String, String)>
                         .as_deref()
                         .is_some_and(|k| k.eq_ignore_ascii_case("Role"))
                 })
-                .and_then(|t| t.display_name.clone())
+                .and_then(|t| t.display_name.as_deref().map(str::to_owned))
         });
     if let Some(template) = audit_role_template(a).filter(|t| config.is_privileged_role(t)) {
         let name = DetectConfig::role_name(&template)
@@ -227,15 +227,15 @@ impl Detector for PrivilegedRoleAssigned {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: Principal {
                 kind,
-                id: member_id,
-                upn: target.user_principal_name.clone(),
+                id: member_id.to_string(),
+                upn: target.user_principal_name.as_deref().map(str::to_owned),
                 home_tenant_id: None,
             },
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
@@ -514,7 +514,7 @@ mod tests {
         };
         a.initiated_by = entrawatch_ingest::model::Initiator {
             user: Some(entrawatch_ingest::model::AuditUser {
-                id: Some(uid("helpdesk@fabrikam.com")),
+                id: Some(uid("helpdesk@fabrikam.com").into()),
                 user_principal_name: Some("helpdesk@fabrikam.com".into()),
                 ..Default::default()
             }),

@@ -104,7 +104,7 @@ impl Detector for RiskySignIn {
                 .service_principal_id
                 .clone()
                 .or_else(|| s.app_id.clone())
-                .unwrap_or_else(|| "(unknown)".to_owned());
+                .unwrap_or_else(|| "(unknown)".into());
             let name = s
                 .service_principal_name
                 .clone()
@@ -113,7 +113,7 @@ impl Detector for RiskySignIn {
             let privileged = ctx.directory.is_privileged(ctx.config, tenant, &id, None);
             let principal = Principal {
                 kind: PrincipalKind::ServicePrincipal,
-                id,
+                id: id.to_string(),
                 upn: None,
                 home_tenant_id: None,
             };
@@ -199,15 +199,15 @@ impl Detector for RiskySignIn {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal,
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
             mitre: &["T1078.004"],
-            ip: s.ip_address.clone(),
+            ip: s.ip_address.as_deref().map(str::to_owned),
         });
     }
 }

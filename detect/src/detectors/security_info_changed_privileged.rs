@@ -271,7 +271,7 @@ impl Detector for SecurityInfoChangedPrivileged {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.clone(),
+            tenant_id: tenant.to_string(),
             principal: Principal {
                 kind: PrincipalKind::User,
                 id: target_id.to_owned(),
@@ -279,7 +279,7 @@ impl Detector for SecurityInfoChangedPrivileged {
                 home_tenant_id: None,
             },
             time: event.meta.time,
-            event_ids: vec![event.meta.id.clone()],
+            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,

@@ -43,12 +43,12 @@ fn text<'s>(v: &'s Option<Scalar<'_>>) -> Option<Cow<'s, str>> {
     v.as_ref().and_then(scalar_text)
 }
 
-fn owned(v: &Option<Scalar<'_>>) -> Option<String> {
-    text(v).map(Cow::into_owned)
+fn owned(v: &Option<Scalar<'_>>) -> Option<Text> {
+    text(v).map(Text::from)
 }
 
-fn lower(v: &Option<Scalar<'_>>) -> Option<String> {
-    text(v).map(|s| s.to_ascii_lowercase())
+fn lower(v: &Option<Scalar<'_>>) -> Option<Text> {
+    text(v).map(|s| Text::ascii_lowercase(&s))
 }
 
 /// `value_to_i64`.
@@ -113,15 +113,15 @@ fn array<'r, T>(v: &'r Option<ListField<'_, T>>) -> Fast<&'r [T]> {
 }
 
 /// `Obj::str_list`.
-fn str_list(v: &Option<ListField<'_, Scalar<'_>>>) -> Fast<Vec<String>> {
+fn str_list(v: &Option<ListField<'_, Scalar<'_>>>) -> Fast<Vec<Text>> {
     Ok(match v {
         None => Vec::new(),
         Some(ListField::Items(items)) => items
             .iter()
-            .filter_map(|s| scalar_text(s).map(Cow::into_owned))
+            .filter_map(|s| scalar_text(s).map(Text::from))
             .collect(),
         Some(ListField::One(Scalar::Str(s))) if json_text(s) => return Err(Decline),
-        Some(ListField::One(one)) => scalar_text(one).map(Cow::into_owned).into_iter().collect(),
+        Some(ListField::One(one)) => scalar_text(one).map(Text::from).into_iter().collect(),
     })
 }
 
@@ -130,12 +130,12 @@ fn has<T>(v: &Option<T>) -> bool {
     v.is_some()
 }
 
-fn first_guid<const N: usize>(candidates: [Option<Cow<'_, str>>; N]) -> Option<String> {
+fn first_guid<const N: usize>(candidates: [Option<Cow<'_, str>>; N]) -> Option<Text> {
     candidates
         .into_iter()
         .flatten()
         .find(|c| is_guid(c))
-        .map(|c| c.to_ascii_lowercase())
+        .map(|c| Text::ascii_lowercase(&c))
 }
 
 /// Normalises one record if the fast path reads it; `None` hands it to the tolerant reader.
@@ -164,7 +164,7 @@ fn event_hub(o: &Rec<'_>, p: &Rec<'_>, ctx: &RecordContext<'_>) -> Fast<Box<Even
             .map(Cow::Owned),
         text(&p.resource_tenant_id),
     ])
-    .or_else(|| ctx.tenant_hint.map(str::to_owned))
+    .or_else(|| ctx.tenant_hint.map(Text::from))
     .ok_or(Decline)?;
     let envelope_time = text(&o.time);
     build(
@@ -196,7 +196,7 @@ fn graph(o: &Rec<'_>, ctx: &RecordContext<'_>) -> Fast<Box<Event>> {
         .first()
         .map(|t| SignInEventType::parse(t));
     let tenant = first_guid([text(&o.tenant_id), text(&o.resource_tenant_id)])
-        .or_else(|| ctx.tenant_hint.map(str::to_owned))
+        .or_else(|| ctx.tenant_hint.map(Text::from))
         .ok_or(Decline)?;
     build(kind, o, None, Shape::Graph, event_type, tenant, None, ctx)
 }
@@ -208,7 +208,7 @@ fn build(
     outer: Option<&Rec<'_>>,
     shape: Shape,
     event_type: Option<SignInEventType>,
-    tenant_id: String,
+    tenant_id: Text,
     envelope_time: Option<Cow<'_, str>>,
     ctx: &RecordContext<'_>,
 ) -> Fast<Box<Event>> {
@@ -443,8 +443,12 @@ fn target_resource(o: &typed::Target<'_>) -> Fast<TargetResource> {
             .iter()
             .map(|mp| ModifiedProperty {
                 display_name: owned(&mp.display_name),
-                old_value: text(&mp.old_value).and_then(|s| unwrap_json_string(&s)),
-                new_value: text(&mp.new_value).and_then(|s| unwrap_json_string(&s)),
+                old_value: text(&mp.old_value)
+                    .and_then(|s| unwrap_json_string(&s))
+                    .map(Text::from),
+                new_value: text(&mp.new_value)
+                    .and_then(|s| unwrap_json_string(&s))
+                    .map(Text::from),
             })
             .collect(),
     })

@@ -209,11 +209,11 @@ impl Ledger {
                 Item::Event(e) => {
                     self.events += 1;
                     *self.by_member.entry(member.to_owned()).or_default() += 1;
-                    self.tenants.insert(e.meta.tenant_id.clone());
+                    self.tenants.insert(e.meta.tenant_id.to_string());
                     self.keys.push((
-                        e.meta.tenant_id.clone(),
+                        e.meta.tenant_id.to_string(),
                         e.kind().as_str().to_owned(),
-                        e.meta.id.clone(),
+                        e.meta.id.to_string(),
                     ));
                     if let Some((m, r)) = Ledger::message_of(&e.meta.id) {
                         *self.received.entry(m).or_default() += 1;

@@ -244,7 +244,7 @@ impl Batcher {
                 for item in items {
                     let (key, hash) = match &item {
                         Item::Event(e) => (
-                            e.meta.id.clone(),
+                            e.meta.id.to_string(),
                             record_hash(&[&serde_json::to_vec(e.as_ref()).unwrap_or_default()]),
                         ),
                         Item::Rejected(r) => {

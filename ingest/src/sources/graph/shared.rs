@@ -16,6 +16,7 @@ use super::budget::{Scale, random_unit};
 use super::client::{Fetched, GraphClient, TenantHandle};
 use super::config::GraphConfig;
 use super::lanes::Lane;
+use crate::Text;
 use crate::metrics::SourceMetrics;
 use crate::reader::{Item, ReadOptions, read_bytes};
 
@@ -113,7 +114,7 @@ fn parse_page(tenant: &str, lane: Lane, body: &[u8], opts: &ReadOptions) -> Vec<
         if let Item::Event(e) = item
             && e.meta.tenant_id != tenant
         {
-            e.meta.tenant_id = tenant.to_owned();
+            e.meta.tenant_id = Text::from(tenant);
         }
     }
     items
