@@ -134,10 +134,11 @@ pub struct ReplayFigures {
     /// Records the parse-only reference could not decode (0 on a simulated world).
     pub reference_failures: u64,
     /// Wall seconds of the replay's stages (the round with the quickest detection stage): reading
-    /// on all cores, ordering, then de-duplication and detection on one thread.
+    /// on all cores, ordering and finding repeats, then detection on one thread.
     pub read_seconds: f64,
     pub order_seconds: f64,
     pub detect_seconds: f64,
+    pub finish_seconds: f64,
     /// The detection stage's wall time per event processed.
     pub detect_us_per_event: f64,
 }
@@ -397,6 +398,7 @@ fn replay_phase(
             reference_failures: 0,
             read_seconds: r.stages.read,
             order_seconds: r.stages.order,
+            finish_seconds: r.stages.finish,
             detect_seconds: r.stages.detect,
             detect_us_per_event: r.stages.detect * 1e6 / r.events_processed.max(1) as f64,
         }));
@@ -499,8 +501,12 @@ fn render(r: &Report) -> String {
         rp.reference_failures
     );
     out += &format!(
-        "replay stages (wall): read {:.2} s on all cores · order {:.2} s · detect {:.2} s on one thread ({:.2} µs/event)\n",
-        rp.read_seconds, rp.order_seconds, rp.detect_seconds, rp.detect_us_per_event
+        "replay stages (wall): read {:.2} s on all cores · order {:.2} s · detect {:.2} s on one thread ({:.2} µs/event) · finish {:.2} s\n",
+        rp.read_seconds,
+        rp.order_seconds,
+        rp.detect_seconds,
+        rp.detect_us_per_event,
+        rp.finish_seconds
     );
     out += &format!(
         "state after the replay: {} principals, {} bytes each (State::approx_bytes)\n",

@@ -1,7 +1,7 @@
 //! `entrawatch replay`: read exported logs, order them by event time, drop repeats, detect, and
 //! write alert records; a summary on standard error and, on request, as JSON.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -15,7 +15,7 @@ use entrawatch_detect::state::KeyHash;
 use entrawatch_detect::{Engine, Severity};
 use entrawatch_ingest::stats::FIRST_ERRORS_KEPT;
 use entrawatch_ingest::{
-    Event, IngestStats, Item, Kind, ReadOptions, Rejected, collect_files, read_file, value::is_guid,
+    Event, IngestStats, Item, ReadOptions, Rejected, collect_files, read_file, value::is_guid,
 };
 use serde::Serialize;
 
@@ -179,13 +179,16 @@ pub struct Replayed {
 /// Wall seconds of the replay's stages.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageSeconds {
-    /// Reading, parsing and normalising every file (on all cores).
+    /// Reading, parsing and normalising every file, and fingerprinting each event's key (on all
+    /// cores).
     pub read: f64,
-    /// Putting the events in event-time order.
+    /// Putting the events in event-time order and finding the repeats (by sorting fingerprints).
     pub order: f64,
-    /// De-duplication, every detector and the alert records, one event at a time on one thread
-    /// (events are freed on another meanwhile; the last of them after this stage).
+    /// Every detector and the alert records, one event at a time on one thread (events are freed
+    /// on another meanwhile; the last of them after this stage).
     pub detect: f64,
+    /// After detection: freeing the last events and the detection state, naming the alerts.
+    pub finish: f64,
 }
 
 /// The replay pipeline: read every file (counting, handing rejects to `on_reject`), put events in
@@ -193,8 +196,10 @@ pub struct StageSeconds {
 /// event to `on_event`, detect, and fold findings into alerts named with the config's tenant names.
 ///
 /// Files are parsed and counted on every core; their results are taken in file order, so counts,
-/// rejects and the order of equal-time events are exactly those of a sequential read. Detection
-/// runs on this thread in event-time order; each event is freed on another thread once detected.
+/// rejects and the order of equal-time events are exactly those of a sequential read. The reading
+/// threads also fingerprint each event's de-duplication key, so finding repeats is a sort of
+/// fingerprints rather than a hash-set lookup per event on the detection thread. Detection runs on
+/// this thread in event-time order; each event is freed on another thread once detected.
 pub fn replay_files(
     files: &[std::path::PathBuf],
     opts: &ReadOptions,
@@ -207,11 +212,13 @@ pub fn replay_files(
     let mut stages = StageSeconds::default();
     let started = std::time::Instant::now();
     let mut events: Vec<Option<Box<Event>>> = Vec::new();
+    let mut keys: Vec<u64> = Vec::new();
     read_files_in_parallel(files, opts, &mut |i, file| {
         for r in &file.rejects {
             on_reject(r);
         }
         events.extend(file.events.into_iter().map(Some));
+        keys.extend(file.keys);
         merge_stats(&mut stats, file.stats);
         progress.update(|| {
             format!(
@@ -237,7 +244,13 @@ pub fn replay_files(
         })
         .collect();
     order.sort_unstable();
-    let mut seen = DedupKeys::with_capacity(events.len());
+    // Repeats are found before detection, from the fingerprints the reading threads took: only
+    // events whose fingerprints are equal are compared, by their full keys.
+    let repeated = mark_repeats(&order, &keys, |a, b| {
+        let key = |i: u32| events[i as usize].as_ref().map(|e| e.dedup_key_ref());
+        key(a) == key(b)
+    });
+    drop(keys);
     let mut duplicates = 0u64;
     let mut engine = Engine::new(config.detect.clone())?;
     let mut episodes = Episodes::new(chrono::Duration::hours(config.alert.episode_window_hours));
@@ -254,7 +267,7 @@ pub fn replay_files(
             let Some(event) = events[i as usize].take() else {
                 continue;
             };
-            if seen.insert(&event) {
+            if !repeated[n] {
                 on_event(&event).context("cannot write the events file")?;
                 engine.process(&event, &mut findings);
                 for f in findings.drain(..) {
@@ -285,13 +298,17 @@ pub fn replay_files(
         alert.tenant_name = names.get(&alert.tenant_id).cloned();
     }
     let state = engine.state();
+    let (tracked_principals, state_bytes) = (state.principals.len(), state.approx_bytes());
+    let events_processed = engine.events_seen();
+    drop((engine, events, order, repeated));
+    stages.finish = started.elapsed().as_secs_f64() - stages.read - stages.order - stages.detect;
     Ok(Replayed {
         stats,
         duplicates,
-        events_processed: engine.events_seen(),
+        events_processed,
         alerts,
-        tracked_principals: state.principals.len(),
-        state_bytes: state.approx_bytes(),
+        tracked_principals,
+        state_bytes,
         stages,
     })
 }
@@ -299,68 +316,46 @@ pub fn replay_files(
 /// Events handed to the freeing thread at a time.
 const FREE_BATCH: usize = 1024;
 
-/// The keys of the events seen, for dropping repeats: [`Event::dedup_key`] with the tenant interned
-/// and an id that is a lower-case GUID held as its value, so a key costs no allocation. Two events
-/// have equal keys here exactly when their `dedup_key`s are equal.
-#[derive(Debug, Default)]
-struct DedupKeys {
-    tenants: HashMap<String, u32, KeyHash>,
-    keys: HashSet<(u32, Kind, DedupId), KeyHash>,
+/// A fingerprint of [`Event::dedup_key`]: events with equal keys have equal fingerprints.
+fn fingerprint(event: &Event) -> u64 {
+    use std::hash::BuildHasher;
+    KeyHash::default().hash_one(event.dedup_key_ref())
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-enum DedupId {
-    /// The id is exactly the lower-case 8-4-4-4-12 text of this value.
-    Guid(u128),
-    Text(Box<str>),
-}
-
-impl DedupKeys {
-    fn with_capacity(n: usize) -> DedupKeys {
-        DedupKeys {
-            tenants: HashMap::default(),
-            keys: HashSet::with_capacity_and_hasher(n, KeyHash::default()),
+/// Which events of `order` (event-time order) repeat an earlier one: `true` at position `n` when
+/// an event before it in `order` has the same key. `keys[i]` is the fingerprint of event `i`;
+/// `same(i, j)` compares the full keys of events `i` and `j`, and is asked only when their
+/// fingerprints are equal, so a fingerprint collision never drops an event.
+fn mark_repeats(
+    order: &[(chrono::DateTime<Utc>, u32)],
+    keys: &[u64],
+    same: impl Fn(u32, u32) -> bool,
+) -> Vec<bool> {
+    // (fingerprint, position in `order`), sorted: equal fingerprints side by side, earliest first.
+    let mut by_key: Vec<(u64, u32)> = order
+        .iter()
+        .enumerate()
+        .map(|(n, &(_, i))| (keys[i as usize], n as u32))
+        .collect();
+    by_key.sort_unstable();
+    let mut repeated = vec![false; order.len()];
+    let mut kept: Vec<u32> = Vec::new();
+    for group in by_key.chunk_by(|a, b| a.0 == b.0) {
+        if group.len() == 1 {
+            continue;
+        }
+        // Within a group, an event repeats one kept before it, or is kept itself.
+        kept.clear();
+        for &(_, n) in group {
+            let event = order[n as usize].1;
+            if kept.iter().any(|&k| same(order[k as usize].1, event)) {
+                repeated[n as usize] = true;
+            } else {
+                kept.push(n);
+            }
         }
     }
-
-    /// Records the event's key; false when it was seen before.
-    fn insert(&mut self, event: &Event) -> bool {
-        let (tenant, kind, id) = event.dedup_key_ref();
-        let t = match self.tenants.get(tenant) {
-            Some(&t) => t,
-            None => {
-                let t = self.tenants.len() as u32;
-                self.tenants.insert(tenant.to_owned(), t);
-                t
-            }
-        };
-        let id = match lower_guid(&id) {
-            Some(v) => DedupId::Guid(v),
-            None => DedupId::Text(id.into()),
-        };
-        self.keys.insert((t, kind, id))
-    }
-}
-
-/// The value of a lower-case 8-4-4-4-12 GUID; `None` for any other text (upper case included, so
-/// the mapping from text to key stays one to one).
-fn lower_guid(s: &str) -> Option<u128> {
-    let b = s.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    let mut v: u128 = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let digit = match (i, c) {
-            (8 | 13 | 18 | 23, b'-') => continue,
-            (8 | 13 | 18 | 23, _) => return None,
-            (_, b'0'..=b'9') => c - b'0',
-            (_, b'a'..=b'f') => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u128::from(digit);
-    }
-    Some(v)
+    repeated
 }
 
 /// What one file gave: its events, its rejects (in file order) and its counts.
@@ -369,6 +364,8 @@ struct FileRead {
     /// Kept in the boxes the reader hands out: moving a box is cheaper than moving an event.
     #[allow(clippy::vec_box)]
     events: Vec<Box<Event>>,
+    /// [`fingerprint`] of each event, taken here while the event is fresh in this core's cache.
+    keys: Vec<u64>,
     rejects: Vec<Rejected>,
     stats: IngestStats,
 }
@@ -378,7 +375,10 @@ fn read_one(file: &std::path::Path, opts: &ReadOptions) -> FileRead {
     let bytes = read_file(file, opts, &mut |item| {
         out.stats.count(&item);
         match item {
-            Item::Event(e) => out.events.push(e),
+            Item::Event(e) => {
+                out.keys.push(fingerprint(&e));
+                out.events.push(e);
+            }
             Item::Rejected(r) => out.rejects.push(r),
             Item::Skipped { .. } | Item::EmptyFile { .. } => {}
         }
@@ -630,20 +630,10 @@ fn render_summary(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
-    fn only_lower_case_guids_become_values() {
-        assert_eq!(
-            lower_guid("4d3bac44-0230-4732-9e70-cc00736f0a97"),
-            Some(0x4d3bac44_0230_4732_9e70_cc00736f0a97)
-        );
-        assert_eq!(lower_guid("4D3BAC44-0230-4732-9E70-CC00736F0A97"), None);
-        assert_eq!(lower_guid("4d3bac44x0230-4732-9e70-cc00736f0a97"), None);
-        assert_eq!(lower_guid("Directory_4d3bac44-0230-4732-9e70"), None);
-    }
-
-    #[test]
-    fn dedup_keys_are_equal_exactly_when_dedup_key_is() {
+    fn repeats_are_found_exactly_as_by_dedup_key() {
         let event = |tenant: &str, id: &str| {
             let mut text = serde_json::json!({"id": id, "createdDateTime": "2021-01-01T00:00:00Z",
                 "userId": "u", "resourceTenantId": tenant})
@@ -672,11 +662,29 @@ mod tests {
             event("5d3bac44-0230-4732-9e70-cc00736f0a97", "x@1"),
             event(t, "x@1"),
         ];
-        let mut keys = DedupKeys::default();
-        let mut exact = HashSet::new();
-        for e in &events {
-            assert_eq!(keys.insert(e), exact.insert(e.dedup_key()), "{:?}", e.meta);
+        let exact_repeats = |order: &[(chrono::DateTime<Utc>, u32)]| -> Vec<bool> {
+            let mut seen = HashSet::new();
+            order
+                .iter()
+                .map(|&(_, i)| !seen.insert(events[i as usize].dedup_key()))
+                .collect()
+        };
+        let same = |a: u32, b: u32| {
+            events[a as usize].dedup_key_ref() == events[b as usize].dedup_key_ref()
+        };
+        let time = chrono::DateTime::<Utc>::default();
+        let keys: Vec<u64> = events.iter().map(|e| fingerprint(e)).collect();
+        // Every order of the events, so "earliest is kept" is checked whatever the order.
+        let mut perm: Vec<u32> = (0..events.len() as u32).collect();
+        for round in 0..24 {
+            perm.rotate_left(round % events.len());
+            perm.swap(round % 3, 5 - round % 4);
+            let order: Vec<_> = perm.iter().map(|&i| (time, i)).collect();
+            let want = exact_repeats(&order);
+            assert_eq!(mark_repeats(&order, &keys, same), want, "{perm:?}");
+            // Fingerprints that all collide: the full keys still decide.
+            assert_eq!(mark_repeats(&order, &[7; 6], same), want, "{perm:?}");
+            assert_eq!(want.iter().filter(|r| !**r).count(), 4);
         }
-        assert_eq!(exact.len(), 4);
     }
 }

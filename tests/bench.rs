@@ -59,9 +59,14 @@ fn a_quick_bench_measures_every_phase_on_the_same_records() {
     assert!(report["ratio_full_to_parse_cpu"].as_f64().unwrap() > 0.0);
     // The replay's stages happen inside the full replay phase of the same round.
     let stage = |k: &str| replay[k].as_f64().unwrap();
-    let stages = stage("read_seconds") + stage("order_seconds") + stage("detect_seconds");
+    let stages = stage("read_seconds")
+        + stage("order_seconds")
+        + stage("detect_seconds")
+        + stage("finish_seconds");
     assert!(
-        stage("read_seconds") > 0.0 && stage("detect_seconds") > 0.0,
+        stage("read_seconds") > 0.0
+            && stage("detect_seconds") > 0.0
+            && stage("finish_seconds") > 0.0,
         "{replay}"
     );
     let full_walls: Vec<f64> = report["rounds"]
