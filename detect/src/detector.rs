@@ -8,7 +8,7 @@ use entrawatch_ingest::model::SignIn;
 use crate::config::DetectConfig;
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
-use crate::state::State;
+use crate::state::{PrincipalState, State, sign_in_key};
 
 /// What a detector may read: everything the engine knew before this event.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct Context<'a> {
     /// The last privilege decision: which sign-in (by address, during this one event) and the
     /// answer. Most sign-in detectors ask it; it is decided once per event.
     privileged: Cell<Option<(*const SignIn, *const u8, bool)>>,
+    /// The last [`Context::sign_in_history`] answer, by event.
+    history: Cell<Option<(*const Event, Option<&'a PrincipalState>)>>,
 }
 
 impl<'a> Context<'a> {
@@ -32,7 +34,27 @@ impl<'a> Context<'a> {
             directory,
             state,
             privileged: Cell::new(None),
+            history: Cell::new(None),
         }
+    }
+
+    /// The history of the principal who signs in with `event` (by its tenant and
+    /// [`sign_in_key`]), `None` for a principal never seen or an event that is not a sign-in.
+    /// Several detectors ask it of every sign-in; it is looked up once per event.
+    pub fn sign_in_history(&self, event: &Event) -> Option<&'a PrincipalState> {
+        let which = std::ptr::from_ref(event);
+        if let Some((seen, answer)) = self.history.get()
+            && seen == which
+        {
+            return answer;
+        }
+        let state = self.state;
+        let answer = event
+            .as_sign_in()
+            .and_then(sign_in_key)
+            .and_then(|id| state.principal(&event.meta.tenant_id, id));
+        self.history.set(Some((which, answer)));
+        answer
     }
 
     /// [`PrivilegedDirectory::sign_in_is_privileged`] for a sign-in of `tenant_id`, remembered for
@@ -71,4 +93,41 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// Called when the pipeline's event-time clock passes a whole minute, before the event that moved
     /// it is observed; `now` is the new clock in seconds. For rules about absence (silent sources).
     fn on_tick(&self, _ctx: &Context<'_>, _now: i64, _out: &mut Vec<Finding>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{audit, sign_in};
+
+    #[test]
+    fn sign_in_history_is_the_principal_of_each_event() {
+        let config = DetectConfig::default();
+        let directory = PrivilegedDirectory::default();
+        let mut state = State::default();
+        let known = sign_in("s1", "alice@contoso.com", 0).build();
+        state.update(&config, &known);
+        let again = sign_in("s2", "alice@contoso.com", 5).build();
+        let other = sign_in("s3", "bob@contoso.com", 6).build();
+        let elsewhere = sign_in("s4", "alice@contoso.com", 7)
+            .tenant("9a2bdf5c-0e2c-4d3a-8f43-6a1f2f0c9d11")
+            .build();
+        let not_a_sign_in = audit("a1", "Update user", 8).build();
+        let ctx = Context::new(&config, &directory, &state);
+        for _ in 0..2 {
+            let got = ctx.sign_in_history(&again).expect("alice is known");
+            assert!(std::ptr::eq(
+                got,
+                state
+                    .principal(
+                        &again.meta.tenant_id,
+                        sign_in_key(again.as_sign_in().unwrap()).unwrap()
+                    )
+                    .unwrap()
+            ));
+            assert!(ctx.sign_in_history(&other).is_none());
+            assert!(ctx.sign_in_history(&elsewhere).is_none());
+            assert!(ctx.sign_in_history(&not_a_sign_in).is_none());
+        }
+    }
 }

@@ -77,10 +77,7 @@ impl Detector for BruteForce {
         }
         let Some(key) = sign_in_key(s) else { return };
         let fresh = PrincipalState::default();
-        let history = ctx
-            .state
-            .principal(&event.meta.tenant_id, key)
-            .unwrap_or(&fresh);
+        let history = ctx.sign_in_history(event).unwrap_or(&fresh);
         match s.error_code {
             Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
                 on_failure(ctx, event, s, key128(key), history, out);

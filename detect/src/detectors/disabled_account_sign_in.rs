@@ -74,12 +74,11 @@ impl Detector for DisabledAccountSignIn {
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
         let Some(s) = event.as_sign_in() else { return };
-        let Some(key) = sign_in_key(s) else { return };
+        if sign_in_key(s).is_none() {
+            return;
+        }
         let fresh = PrincipalState::default();
-        let history = ctx
-            .state
-            .principal(&event.meta.tenant_id, key)
-            .unwrap_or(&fresh);
+        let history = ctx.sign_in_history(event).unwrap_or(&fresh);
         match s.error_code {
             Some(DISABLED_ACCOUNT_CODE) => on_attempt(ctx, event, s, history, out),
             Some(0) => on_success(event, s, history, out),

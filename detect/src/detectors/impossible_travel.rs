@@ -8,7 +8,7 @@ use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{Fix, country_text, key128, sign_in_key, valid_coordinates};
+use crate::state::{Fix, country_text, key128, valid_coordinates};
 
 pub const ID: &str = "impossible-travel";
 
@@ -120,10 +120,7 @@ impl Detector for ImpossibleTravel {
             return;
         }
         let tenant = &event.meta.tenant_id;
-        let Some(prev) = sign_in_key(s)
-            .and_then(|id| ctx.state.principal(tenant, id))
-            .and_then(|p| p.last_fix.as_ref())
-        else {
+        let Some(prev) = ctx.sign_in_history(event).and_then(|p| p.last_fix.as_ref()) else {
             return;
         };
         // The same address placed twice by the geolocation database is not travel.

@@ -8,7 +8,7 @@ use super::{actor, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{RETENTION_SECS, country_code, country_text, sign_in_key};
+use crate::state::{RETENTION_SECS, country_code, country_text};
 
 pub const ID: &str = "new-country-sign-in";
 
@@ -80,7 +80,7 @@ impl Detector for NewCountrySignIn {
             return;
         }
         let tenant = &event.meta.tenant_id;
-        let Some(history) = sign_in_key(s).and_then(|id| ctx.state.principal(tenant, id)) else {
+        let Some(history) = ctx.sign_in_history(event) else {
             return;
         };
         let now = event.meta.time.timestamp();
