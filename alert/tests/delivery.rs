@@ -361,13 +361,15 @@ async fn a_broken_destination_opens_its_circuit_and_reroutes_to_the_fallback() {
     })
     .await;
     assert!(slack_fake.received()[1].at >= t0() + chrono::Duration::seconds(60));
-    assert_eq!(
+    // The worker records the delivery, then closes the circuit and its gauge.
+    settle("the circuit gauge closes after the probe", || {
         h.metrics
             .paused
             .with_label_values(&["slack", "circuit_open"])
-            .get(),
-        0
-    );
+            .get()
+            == 0
+    })
+    .await;
     assert_eq!(hook_fake.count(), 5, "one system alert per opening");
     d.shutdown(Duration::from_secs(1)).await;
 }
