@@ -3,9 +3,7 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::app_name;
-use super::role_names;
-use super::{place, sign_in_principal, who};
+use super::{about_sign_in, app_name, place, role_names, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -213,10 +211,6 @@ impl Detector for AdminCollaborationUse {
         out.push(Finding {
             rule: ID,
             severity: Severity::Medium,
-            tenant_id: tenant.to_string(),
-            principal: sign_in_principal(s),
-            time: event.meta.time,
-            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
@@ -225,7 +219,7 @@ impl Detector for AdminCollaborationUse {
             } else {
                 &["T1078.004"]
             },
-            ip: s.ip_address.as_deref().map(str::to_owned),
+            ..about_sign_in(event, s)
         });
     }
 }

@@ -3,8 +3,7 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::app_name;
-use super::{place, sign_in_principal, who};
+use super::{about_sign_in, app_name, place, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 
@@ -183,15 +182,11 @@ impl Detector for BreakGlassAccountUsed {
         out.push(Finding {
             rule: ID,
             severity: Severity::Critical,
-            tenant_id: tenant.to_string(),
-            principal: sign_in_principal(s),
-            time: event.meta.time,
-            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
             mitre: &["T1078.004"],
-            ip: s.ip_address.as_deref().map(str::to_owned),
+            ..about_sign_in(event, s)
         });
     }
 }

@@ -3,8 +3,7 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{app_name, time_text};
-use super::{place, sign_in_principal, who};
+use super::{about_sign_in, app_name, place, time_text, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::state::{PASSWORD_FAILURE_CODES, PrincipalState, key128, sign_in_key};
@@ -161,15 +160,11 @@ fn on_failure(
     out.push(Finding {
         rule: ID,
         severity: Severity::Medium,
-        tenant_id: event.meta.tenant_id.to_string(),
-        principal: sign_in_principal(s),
-        time: event.meta.time,
-        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1110.001"],
-        ip: ip.as_deref().map(str::to_owned),
+        ..about_sign_in(event, s)
     });
 }
 
@@ -239,15 +234,11 @@ fn on_success(
     out.push(Finding {
         rule: ID,
         severity: Severity::High,
-        tenant_id: event.meta.tenant_id.to_string(),
-        principal: sign_in_principal(s),
-        time: event.meta.time,
-        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1110.001", "T1078.004"],
-        ip: ip.as_deref().map(str::to_owned),
+        ..about_sign_in(event, s)
     });
 }
 

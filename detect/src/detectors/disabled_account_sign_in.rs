@@ -3,8 +3,7 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{app_name, plural, time_text};
-use super::{place, sign_in_principal, who};
+use super::{about_sign_in, app_name, place, plural, time_text, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::state::{DISABLED_ACCOUNT_CODE, PrincipalState, key128, sign_in_key};
@@ -163,15 +162,11 @@ fn on_attempt(
     out.push(Finding {
         rule: ID,
         severity: Severity::Low,
-        tenant_id: event.meta.tenant_id.to_string(),
-        principal: sign_in_principal(s),
-        time: event.meta.time,
-        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1078.004"],
-        ip: ip.as_deref().map(str::to_owned),
+        ..about_sign_in(event, s)
     });
 }
 
@@ -213,15 +208,11 @@ fn on_success(event: &Event, s: &SignIn, history: &PrincipalState, out: &mut Vec
     out.push(Finding {
         rule: ID,
         severity: Severity::High,
-        tenant_id: event.meta.tenant_id.to_string(),
-        principal: sign_in_principal(s),
-        time: event.meta.time,
-        event_ids: vec![event.meta.id.to_string()],
         title,
         summary,
         evidence,
         mitre: &["T1078.004", "T1098"],
-        ip: ip.as_deref().map(str::to_owned),
+        ..about_sign_in(event, s)
     });
 }
 

@@ -3,9 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationProtocol, Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::app_name;
-use super::role_names;
-use super::{actor, place, sign_in_principal, who};
+use super::{about_sign_in, actor, app_name, place, role_names, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -187,15 +185,11 @@ impl Detector for LegacyAuthSignIn {
         out.push(Finding {
             rule: ID,
             severity,
-            tenant_id: tenant.to_string(),
-            principal: sign_in_principal(s),
-            time: event.meta.time,
-            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
             mitre: &["T1078.004"],
-            ip: s.ip_address.as_deref().map(str::to_owned),
+            ..about_sign_in(event, s)
         });
     }
 }

@@ -22,11 +22,31 @@ pub mod security_info_changed_privileged;
 pub mod unmanaged_device_privileged;
 pub mod weak_mfa_privileged;
 
+use entrawatch_ingest::Event;
 use entrawatch_ingest::model::SignIn;
 
 use crate::config::DetectConfig;
 use crate::detector::Context;
-use crate::finding::{Principal, PrincipalKind};
+use crate::finding::{Finding, Principal, PrincipalKind, Severity};
+
+/// What a finding about the sign-in `s` of `event` takes from them: the event's tenant, time and
+/// id, the signing-in principal and the source IP. The rest is for the detector to fill in with
+/// struct update syntax: `Finding { rule, severity, title, .., ..about_sign_in(event, s) }`.
+pub(crate) fn about_sign_in(event: &Event, s: &SignIn) -> Finding {
+    Finding {
+        rule: "",
+        severity: Severity::Info,
+        tenant_id: event.meta.tenant_id.to_string(),
+        principal: sign_in_principal(s),
+        time: event.meta.time,
+        event_ids: vec![event.meta.id.to_string()],
+        title: String::new(),
+        summary: String::new(),
+        evidence: serde_json::Map::new(),
+        mitre: &[],
+        ip: s.ip_address.as_deref().map(str::to_owned),
+    }
+}
 
 /// The user principal of a sign-in (partner technicians keep their home tenant).
 pub(crate) fn sign_in_principal(s: &SignIn) -> Principal {

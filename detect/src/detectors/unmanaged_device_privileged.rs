@@ -3,9 +3,7 @@
 use entrawatch_ingest::model::{DeviceDetail, Event};
 use serde_json::{Map, Value, json};
 
-use super::app_name;
-use super::role_names;
-use super::{actor, place, sign_in_principal, who};
+use super::{about_sign_in, actor, app_name, place, role_names, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -152,15 +150,11 @@ impl Detector for UnmanagedDevicePrivileged {
         out.push(Finding {
             rule: ID,
             severity: Severity::High,
-            tenant_id: tenant.to_string(),
-            principal: sign_in_principal(s),
-            time: event.meta.time,
-            event_ids: vec![event.meta.id.to_string()],
             title,
             summary,
             evidence,
             mitre: &["T1078.004"],
-            ip: s.ip_address.as_deref().map(str::to_owned),
+            ..about_sign_in(event, s)
         });
     }
 }
