@@ -18,7 +18,7 @@ pub struct Context<'a> {
     pub state: &'a State,
     /// The last privilege decision: which sign-in (by address, during this one event) and the
     /// answer. Most sign-in detectors ask it; it is decided once per event.
-    privileged: Cell<Option<(*const SignIn, *const u8, bool)>>,
+    privileged: Cell<Option<((*const SignIn, *const u8), bool)>>,
     /// The last [`Context::sign_in_history`] answer, by event.
     history: Cell<Option<(*const Event, Option<&'a PrincipalState>)>>,
 }
@@ -42,36 +42,40 @@ impl<'a> Context<'a> {
     /// [`sign_in_key`]), `None` for a principal never seen or an event that is not a sign-in.
     /// Several detectors ask it of every sign-in; it is looked up once per event.
     pub fn sign_in_history(&self, event: &Event) -> Option<&'a PrincipalState> {
-        let which = std::ptr::from_ref(event);
-        if let Some((seen, answer)) = self.history.get()
-            && seen == which
-        {
-            return answer;
-        }
         let state = self.state;
-        let answer = event
-            .as_sign_in()
-            .and_then(sign_in_key)
-            .and_then(|id| state.principal(&event.meta.tenant_id, id));
-        self.history.set(Some((which, answer)));
-        answer
+        remembered(&self.history, std::ptr::from_ref(event), || {
+            event
+                .as_sign_in()
+                .and_then(sign_in_key)
+                .and_then(|id| state.principal(&event.meta.tenant_id, id))
+        })
     }
 
     /// [`PrivilegedDirectory::sign_in_is_privileged`] for a sign-in of `tenant_id`, remembered for
     /// the event being observed so that the detectors asking it share one lookup.
     pub fn sign_in_is_privileged(&self, tenant_id: &str, sign_in: &SignIn) -> bool {
-        let (which, tenant) = (std::ptr::from_ref(sign_in), tenant_id.as_ptr());
-        if let Some((seen, seen_tenant, answer)) = self.privileged.get()
-            && (seen, seen_tenant) == (which, tenant)
-        {
-            return answer;
-        }
-        let answer = self
-            .directory
-            .sign_in_is_privileged(self.config, tenant_id, sign_in);
-        self.privileged.set(Some((which, tenant, answer)));
-        answer
+        let which = (std::ptr::from_ref(sign_in), tenant_id.as_ptr());
+        remembered(&self.privileged, which, || {
+            self.directory
+                .sign_in_is_privileged(self.config, tenant_id, sign_in)
+        })
     }
+}
+
+/// The answer kept in `cell` when it was computed for `key`, else `compute`'s, kept for next time.
+fn remembered<K: Copy + PartialEq, T: Copy>(
+    cell: &Cell<Option<(K, T)>>,
+    key: K,
+    compute: impl FnOnce() -> T,
+) -> T {
+    if let Some((seen, answer)) = cell.get()
+        && seen == key
+    {
+        return answer;
+    }
+    let answer = compute();
+    cell.set(Some((key, answer)));
+    answer
 }
 
 /// A rule of the catalogue. Detectors are pure: they decide from the context and the event, never
