@@ -104,18 +104,24 @@ impl<'a> Obj<'a> {
 
     /// A list of strings: a JSON array, an array in a string, or a single plain string.
     pub fn str_list(&self, key: &str) -> Vec<Text> {
-        let list: Vec<String> = match self.raw(key) {
-            Some(Value::Array(a)) => a.iter().filter_map(value_to_string).collect(),
+        let texts = |a: &[Value]| {
+            a.iter()
+                .filter_map(value_to_string)
+                .map(Text::from)
+                .collect()
+        };
+        match self.raw(key) {
+            Some(Value::Array(a)) => texts(a),
             Some(Value::String(s)) => match decode_json_text(s) {
-                Some(Value::Array(a)) => a.iter().filter_map(value_to_string).collect(),
+                Some(Value::Array(a)) => texts(&a),
                 _ => value_to_string(&Value::String(s.clone()))
+                    .map(Text::from)
                     .into_iter()
                     .collect(),
             },
-            Some(other) => value_to_string(other).into_iter().collect(),
+            Some(other) => value_to_string(other).map(Text::from).into_iter().collect(),
             None => Vec::new(),
-        };
-        list.into_iter().map(Text::from).collect()
+        }
     }
 
     /// Whether the key is present (even as `null` or `""`).
