@@ -242,6 +242,31 @@ impl Ledger {
         self.durable_at.len()
     }
 
+    /// The messages of `0..total` not yet durable, by partition (`at` from [`Producer::at`]):
+    /// how many, whether any of their records arrived, and the first few offsets.
+    pub fn missing(&self, at: &HashMap<usize, (i32, i64)>, total: usize) -> String {
+        let mut by_partition: BTreeMap<Option<i32>, (usize, usize, Vec<i64>)> = BTreeMap::new();
+        for m in (0..total).filter(|m| !self.durable_at.contains_key(m)) {
+            let (partition, offset) = at.get(&m).map_or((None, -1), |(p, o)| (Some(*p), *o));
+            let entry = by_partition.entry(partition).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(self.received.contains_key(&m));
+            if entry.2.len() < 5 {
+                entry.2.push(offset);
+            }
+        }
+        let parts: Vec<String> = by_partition
+            .iter()
+            .map(|(p, (n, received, offsets))| match p {
+                Some(p) => format!(
+                    "partition {p}: {n} missing ({received} partly received), offsets {offsets:?}.."
+                ),
+                None => format!("{n} never acknowledged by the broker"),
+            })
+            .collect();
+        format!("; missing: {}", parts.join("; "))
+    }
+
     /// Per partition, the offset below which every message was durable at `t`.
     pub fn watermarks_at(&self, at: &HashMap<usize, (i32, i64)>, t: Instant) -> BTreeMap<i32, i64> {
         let mut durable: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
@@ -589,19 +614,61 @@ pub async fn wait_until(
     what: &str,
     cond: impl Fn(&Ledger) -> bool,
 ) {
+    wait_explained(ledger, timeout, what, cond, |_| String::new()).await
+}
+
+/// Waits (bounded) until messages `0..total` of `producer` are all durable. On a timeout the panic
+/// names the missing messages by partition and offset, so a stalled partition can be told from a
+/// slow drain.
+pub async fn wait_for_every_message(
+    ledger: &Arc<Mutex<Ledger>>,
+    producer: &Producer,
+    total: usize,
+    timeout: Duration,
+) {
+    let what = format!("every message (0..{total})");
+    wait_explained(
+        ledger,
+        timeout,
+        &what,
+        |l| l.durable_count() >= total,
+        |l| l.missing(&producer.at(), total),
+    )
+    .await
+}
+
+async fn wait_explained(
+    ledger: &Arc<Mutex<Ledger>>,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&Ledger) -> bool,
+    explain: impl Fn(&Ledger) -> String,
+) {
     let deadline = Instant::now() + timeout;
+    let mut seen = (0, 0);
+    let mut progress_at = Instant::now();
     loop {
-        if cond(&ledger.lock().unwrap()) {
-            return;
-        }
-        if Instant::now() >= deadline {
+        {
             let l = ledger.lock().unwrap();
-            panic!(
-                "timed out waiting for {what}: {} events, {} batches, {} messages durable",
-                l.events,
-                l.batches,
-                l.durable_count()
-            );
+            if cond(&l) {
+                return;
+            }
+            if (l.events, l.durable_count()) != seen {
+                seen = (l.events, l.durable_count());
+                progress_at = Instant::now();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for {what}: {} events, {} batches, {} messages durable; \
+                     events by member {:?}; last progress {:.1} s ago{}",
+                    l.events,
+                    l.batches,
+                    l.durable_count(),
+                    l.by_member,
+                    progress_at.elapsed().as_secs_f64(),
+                    explain(&l)
+                );
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
