@@ -39,16 +39,21 @@ pub enum Fetched {
     Throttled { pause: Duration },
     /// 503 or 504: the window was too wide for the service.
     Shrink { status: u16 },
-    /// 403: a licence (`licence`) or permission the tenant lacks.
-    Unavailable {
-        licence: bool,
-        code: String,
-        message: String,
-    },
+    /// 403: a licence or permission the tenant lacks.
+    Unavailable(Denied),
     /// No token (Entra refused the credential) or a 401 after a fresh token.
     Unauthorized { reason: String },
     /// Anything else; `retryable` for 5xx and network errors.
     Failed { retryable: bool, reason: String },
+}
+
+/// Why Graph refused a lane with 403: a licence the tenant lacks (`licence`: Entra ID P1/P2 for
+/// sign-ins and risk) or a permission; Graph's error code and message as they came.
+#[derive(Debug, Clone)]
+pub struct Denied {
+    pub licence: bool,
+    pub code: String,
+    pub message: String,
 }
 
 /// The HTTP client with its token cache and budgets.
@@ -189,11 +194,11 @@ impl GraphClient {
                 403 => {
                     self.count("unavailable");
                     let (code, message) = graph_error(&body);
-                    return Fetched::Unavailable {
+                    return Fetched::Unavailable(Denied {
                         licence: is_licence_error(&code, &message),
                         code,
                         message,
-                    };
+                    });
                 }
                 _ => {
                     let retryable = status >= 500;

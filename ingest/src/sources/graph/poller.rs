@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::batcher::Msg;
 use super::budget::backoff;
-use super::client::Fetched;
+use super::client::{Denied, Fetched};
 use super::lanes::{Lane, directory_urls};
 use super::shared::{Shared, Tenant};
 use crate::reader::Item;
@@ -42,27 +42,16 @@ pub enum Start {
 }
 
 enum WindowEnd {
-    Done {
-        pages: u32,
-        records: usize,
-    },
+    Done { pages: u32, records: usize },
     Shrink,
-    Unavailable {
-        licence: bool,
-        code: String,
-        message: String,
-    },
+    Unavailable(Denied),
     Failed(String),
     Stopped,
 }
 
 enum CycleEnd {
     Done,
-    Unavailable {
-        licence: bool,
-        code: String,
-        message: String,
-    },
+    Unavailable(Denied),
     Failed(String),
     Stopped,
 }
@@ -151,11 +140,11 @@ impl LanePoller {
                     }
                     self.shared.poll_interval()
                 }
-                CycleEnd::Unavailable {
+                CycleEnd::Unavailable(Denied {
                     licence,
                     code,
                     message,
-                } => {
+                }) => {
                     if self.lane == Lane::SignInsUser && licence {
                         self.tenant.free.send_replace(Some(true));
                     }
@@ -281,17 +270,7 @@ impl LanePoller {
                         stream = self.lane.name(), span_secs = span.map_or(0, |s| s.num_seconds()),
                         "graph window shrunk after a 503/504");
                 }
-                WindowEnd::Unavailable {
-                    licence,
-                    code,
-                    message,
-                } => {
-                    return CycleEnd::Unavailable {
-                        licence,
-                        code,
-                        message,
-                    };
-                }
+                WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
                 WindowEnd::Failed(r) => return CycleEnd::Failed(r),
                 WindowEnd::Stopped => return CycleEnd::Stopped,
             }
@@ -321,7 +300,7 @@ impl LanePoller {
             let Some(fetched) = self.shared.get(handle, self.lane, &url).await else {
                 return WindowEnd::Stopped;
             };
-            match fetched {
+            let retry = match fetched {
                 Fetched::Page { body, next_link } => {
                     let received_at = Instant::now();
                     (throttled, errors) = (0, 0);
@@ -353,6 +332,7 @@ impl LanePoller {
                         Some(next) => url = next,
                         None => return WindowEnd::Done { pages, records },
                     }
+                    continue;
                 }
                 Fetched::Throttled { pause } => {
                     throttled += 1;
@@ -361,58 +341,34 @@ impl LanePoller {
                     if throttled > 30 {
                         return WindowEnd::Failed("throttled (429) 30 times in a row".to_owned());
                     }
+                    continue;
                 }
-                Fetched::Shrink { status } => {
-                    if keep {
-                        errors += 1;
-                        if errors > 5 {
-                            return WindowEnd::Failed(format!("HTTP {status} 5 times in a row"));
-                        }
-                        let pause = backoff(
-                            errors,
-                            self.shared.scale.of(Duration::from_secs(1)),
-                            self.shared.scale.of(Duration::from_secs(60)),
-                        );
-                        if !self.shared.sleep(pause).await {
-                            return WindowEnd::Stopped;
-                        }
-                    } else {
-                        return WindowEnd::Shrink;
-                    }
-                }
-                Fetched::Unavailable {
-                    licence,
-                    code,
-                    message,
-                } => {
-                    return WindowEnd::Unavailable {
-                        licence,
-                        code,
-                        message,
-                    };
-                }
+                // The directory is read whole: there is no window to narrow, so a 503/504 there is
+                // retried like any other transient failure.
+                Fetched::Shrink { status } if keep => format!("HTTP {status}"),
+                Fetched::Shrink { .. } => return WindowEnd::Shrink,
+                Fetched::Unavailable(denied) => return WindowEnd::Unavailable(denied),
                 Fetched::Unauthorized { reason } => return WindowEnd::Failed(reason),
                 Fetched::Failed {
                     retryable: true,
                     reason,
-                } => {
-                    errors += 1;
-                    if errors > 5 {
-                        return WindowEnd::Failed(reason);
-                    }
-                    let pause = backoff(
-                        errors,
-                        self.shared.scale.of(Duration::from_secs(1)),
-                        self.shared.scale.of(Duration::from_secs(60)),
-                    );
-                    if !self.shared.sleep(pause).await {
-                        return WindowEnd::Stopped;
-                    }
-                }
+                } => reason,
                 Fetched::Failed {
                     retryable: false,
                     reason,
                 } => return WindowEnd::Failed(reason),
+            };
+            errors += 1;
+            if errors > 5 {
+                return WindowEnd::Failed(format!("{retry} (5 times in a row)"));
+            }
+            let pause = backoff(
+                errors,
+                self.shared.scale.of(Duration::from_secs(1)),
+                self.shared.scale.of(Duration::from_secs(60)),
+            );
+            if !self.shared.sleep(pause).await {
+                return WindowEnd::Stopped;
             }
         }
     }
@@ -427,17 +383,7 @@ impl LanePoller {
             match self.pages(url, |items| got.extend(items)).await {
                 WindowEnd::Done { .. } => all.extend(got),
                 WindowEnd::Shrink => return CycleEnd::Failed("directory read failed".into()),
-                WindowEnd::Unavailable {
-                    licence,
-                    code,
-                    message,
-                } => {
-                    return CycleEnd::Unavailable {
-                        licence,
-                        code,
-                        message,
-                    };
-                }
+                WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
                 WindowEnd::Failed(r) => return CycleEnd::Failed(r),
                 WindowEnd::Stopped => return CycleEnd::Stopped,
             }
