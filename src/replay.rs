@@ -674,7 +674,8 @@ mod tests {
         };
         let time = chrono::DateTime::<Utc>::default();
         let keys: Vec<u64> = events.iter().map(|e| fingerprint(e)).collect();
-        // Every order of the events, so "earliest is kept" is checked whatever the order.
+        // Twenty-four orders of the six events (rotations and swaps), so "earliest is kept" is
+        // checked in many orders, not only the one they were written in.
         let mut perm: Vec<u32> = (0..events.len() as u32).collect();
         for round in 0..24 {
             perm.rotate_left(round % events.len());
