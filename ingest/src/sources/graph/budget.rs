@@ -13,7 +13,9 @@
 //! a FIFO turnstile. The worker pool (one FIFO semaphore per class) is taken *after* the tenant's
 //! window has room and given back before any wait, so a tenant with a 30-day backlog queues
 //! behind every other tenant for each page and never holds a worker while it waits for its own
-//! budget: no tenant starves, and no class waits behind another.
+//! budget: no tenant starves, and no class waits behind another. Within a tenant, the lanes that
+//! share a class (risky users and risk detections; the sign-in kinds and audits) also wait in
+//! arrival order, so a lane paging through a backlog cannot keep another from its turn.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -98,21 +100,42 @@ impl Window {
     }
 }
 
-/// One tenant's windows, one per class.
+/// One class of one tenant: its window, and the queue its lanes wait in.
+#[derive(Debug)]
+struct ClassBudget {
+    window: Mutex<Window>,
+    /// Held by the lane whose turn it is, from its arrival until its send is counted.
+    turnstile: tokio::sync::Mutex<()>,
+}
+
+impl ClassBudget {
+    fn new(limit: u32, period: Duration) -> ClassBudget {
+        ClassBudget {
+            window: Mutex::new(Window::new(limit, period)),
+            turnstile: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// One tenant's budgets, one per class.
 #[derive(Debug)]
 pub struct TenantBudget {
-    reports: Mutex<Window>,
-    identity_protection: Mutex<Window>,
-    directory: Mutex<Window>,
+    reports: ClassBudget,
+    identity_protection: ClassBudget,
+    directory: ClassBudget,
 }
 
 impl TenantBudget {
-    fn window(&self, class: Class) -> &Mutex<Window> {
+    fn class(&self, class: Class) -> &ClassBudget {
         match class {
             Class::Reports => &self.reports,
             Class::IdentityProtection => &self.identity_protection,
             Class::Directory => &self.directory,
         }
+    }
+
+    fn window(&self, class: Class) -> &Mutex<Window> {
+        &self.class(class).window
     }
 }
 
@@ -156,44 +179,36 @@ impl Budgets {
     pub fn tenant(&self) -> TenantBudget {
         let s = &self.scale;
         TenantBudget {
-            reports: Mutex::new(Window::new(
-                self.cfg.reports_per_10s,
-                s.window(Duration::from_secs(10)),
-            )),
-            identity_protection: Mutex::new(Window::new(
+            reports: ClassBudget::new(self.cfg.reports_per_10s, s.window(Duration::from_secs(10))),
+            identity_protection: ClassBudget::new(
                 self.cfg.identity_protection_per_second,
                 s.window(Duration::from_secs(1)),
-            )),
-            directory: Mutex::new(Window::new(
+            ),
+            directory: ClassBudget::new(
                 self.cfg.directory_per_10s,
                 s.window(Duration::from_secs(10)),
-            )),
+            ),
         }
     }
 
     /// Waits until one `class` request may go to `tenant`, and for a worker slot; the send is
     /// counted against the windows when this returns (send right away, holding the slot).
     ///
-    /// Order: the tenant's own window first (only its few lanes wait on it); then, for the
-    /// reporting class, the app-wide window behind a FIFO turnstile, so hundreds of waiting
-    /// lanes queue in order instead of all waking for every free slot; then the worker pool.
+    /// Order: the tenant's own queue for the class, then its window (only its few lanes wait
+    /// there, in arrival order); then, for the reporting class, the app-wide window behind a
+    /// FIFO turnstile, so hundreds of waiting lanes queue in order instead of all waking for
+    /// every free slot; then the worker pool.
     pub async fn acquire(&self, tenant: &TenantBudget, class: Class) -> OwnedSemaphorePermit {
+        let own = tenant.class(class);
+        // Without the queue, lanes asleep until the same free instant race for it, and the lane
+        // that comes straight back for its next page can win every time.
+        let _own_turn = own.turnstile.lock().await;
         loop {
-            let own_free_at = lock(tenant.window(class)).free_at(Instant::now());
-            if let Some(at) = own_free_at {
-                tokio::time::sleep_until(at).await;
-                continue;
-            }
+            wait_until_free(&own.window).await;
             let turn = match self.app_window(class) {
                 Some(app) => {
                     let turn = self.turnstile.lock().await;
-                    loop {
-                        let app_free_at = lock(app).free_at(Instant::now());
-                        match app_free_at {
-                            Some(at) => tokio::time::sleep_until(at).await,
-                            None => break,
-                        }
-                    }
+                    wait_until_free(app).await;
                     Some(turn)
                 }
                 None => None,
@@ -209,20 +224,20 @@ impl Budgets {
                 .await
                 .expect("the pool is never closed");
             let now = Instant::now();
-            let mut own = lock(tenant.window(class));
+            let mut window = lock(&own.window);
             let mut app = self.app_window(class).map(lock);
-            let free =
-                own.free_at(now).is_none() && app.as_mut().is_none_or(|a| a.free_at(now).is_none());
+            let free = window.free_at(now).is_none()
+                && app.as_mut().is_none_or(|a| a.free_at(now).is_none());
             if free {
-                own.take(now);
+                window.take(now);
                 if let Some(a) = app.as_mut() {
                     a.take(now);
                 }
                 drop(turn);
                 return permit;
             }
-            // Another lane of this tenant took the room meanwhile (or a 429 paused it): start
-            // over, giving back the turn and the slot.
+            // A 429 paused the window while this lane waited for a worker: start over, giving
+            // back the app-wide turn and the slot (this tenant's turn is kept).
         }
     }
 
@@ -268,6 +283,17 @@ impl Budgets {
     /// A request of this class succeeded: the backoff starts over.
     pub fn succeeded(&self, tenant: &TenantBudget, class: Class) {
         lock(tenant.window(class)).failures = 0;
+    }
+}
+
+/// Sleeps until `window` has room for one more send.
+async fn wait_until_free(window: &Mutex<Window>) {
+    loop {
+        let free_at = lock(window).free_at(Instant::now());
+        match free_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => return,
+        }
     }
 }
 
@@ -386,5 +412,53 @@ mod tests {
         // One second, scaled and stretched: 52.5 ms between two sends of the same tenant.
         let same_tenant = start.elapsed();
         assert!(same_tenant >= Duration::from_millis(52), "{same_tenant:?}");
+    }
+
+    /// Two lanes of one tenant share a class and both always want to send (each comes straight
+    /// back for its next page): they take turns. Before the tenant's queue, the lanes raced for
+    /// each free instant and one could win ten times in a row while the other waited.
+    #[tokio::test]
+    async fn lanes_of_one_tenant_sharing_a_class_take_turns() {
+        use std::sync::Arc;
+        let cfg = BudgetConfig {
+            identity_protection_per_second: 1,
+            ..BudgetConfig::default()
+        };
+        let scale = Scale {
+            factor: 0.02,
+            slack: Duration::ZERO,
+        };
+        let budgets = Arc::new(Budgets::new(&cfg, scale));
+        let tenant = Arc::new(budgets.tenant());
+        let sends = Arc::new(Mutex::new(Vec::new()));
+        let lane = |name: &'static str, n: usize| {
+            let (budgets, tenant, sends) = (budgets.clone(), tenant.clone(), sends.clone());
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    drop(budgets.acquire(&tenant, Class::IdentityProtection).await);
+                    lock(&sends).push(name);
+                }
+            })
+        };
+        let (a, b) = (lane("a", 10), lane("b", 10));
+        a.await.unwrap();
+        b.await.unwrap();
+        let sends = lock(&sends).clone();
+        assert_eq!(sends.len(), 20);
+        // The lane polled second queues while the first waits for room for its second send.
+        let both = sends.iter().position(|w| *w != sends[0]).unwrap();
+        assert!(both <= 2, "{sends:?}");
+        // From then until the first lane is done, no lane sends twice in a row.
+        let last = sends[sends.len() - 1];
+        let done = sends.len() - sends.iter().rev().take_while(|w| **w == last).count();
+        for (i, pair) in sends[both..=done].windows(2).enumerate() {
+            assert_ne!(
+                pair[0],
+                pair[1],
+                "sends {} and {}: {sends:?}",
+                both + i,
+                both + i + 1
+            );
+        }
     }
 }
