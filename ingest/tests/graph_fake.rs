@@ -216,8 +216,12 @@ async fn budgets_hold_while_draining_a_deep_backlog() {
     let took = started.elapsed();
     let run = run.stop().await;
     assert_eq!(run.repeats(), vec![]);
-    let (reports, _) = assert_budgets(&fake);
-    assert_eq!(reports, 5, "the budget is used, not just respected");
+    assert_budgets(&fake);
+    // Used, not just respected: five sends of one tenant fell within one 10 s window (scaled) of
+    // the fake's. Counted over any such window, not the fake's fixed ones: a busy machine can
+    // spread a burst across a fixed boundary.
+    let (_, sliding) = fake.peak_per_window(Class::Reports);
+    assert_eq!(sliding, 5, "the budget is used, not just respected");
     println!(
         "{} records for {} tenants in {} requests, {:?} ({:?} in service time)",
         all.len(),
@@ -275,8 +279,23 @@ async fn a_licence_403_parks_only_that_stream_of_that_tenant() {
         "every other stream flowed"
     );
     run.settle(Duration::from_millis(1500)).await;
-    let elapsed = started.elapsed();
+    // Parked streams are retried slowly (every 15 s here), not at the poll interval: at any time
+    // a parked lane has been asked at most once plus once per 15 s. The other tenant's risky
+    // users, polled every 100 ms (behind its budget), soon pass that.
+    let asked = |t: &str, e: Endpoint| {
+        fake.log()
+            .iter()
+            .filter(|l| l.tenant == t && l.endpoint == e)
+            .count()
+    };
+    let slow_retries = |elapsed: Duration| 1 + (elapsed.as_secs_f64() / 15.0).floor() as usize;
+    let polled_at_its_interval = run
+        .until(LIMIT, |_| {
+            asked(&normal, Endpoint::RiskyUsers) > slow_retries(started.elapsed())
+        })
+        .await;
     let run = run.stop().await;
+    let elapsed = started.elapsed();
 
     assert_eq!(run.counts.get(&kept), Some(&1));
     assert_eq!(
@@ -291,23 +310,15 @@ async fn a_licence_403_parks_only_that_stream_of_that_tenant() {
     assert_eq!(run.gauge("available", &free, "directory_audits"), 1);
     assert_eq!(run.gauge("available", &normal, "risky_users"), 1);
     assert!(run.requests("unavailable") >= 4);
-    // Parked streams are retried slowly (every 15 s here), not at the poll interval.
-    let asked = |t: &str, e: Endpoint| {
-        fake.log()
-            .iter()
-            .filter(|l| l.tenant == t && l.endpoint == e)
-            .count()
-    };
-    let slow_retries = 1 + (elapsed.as_secs_f64() / 15.0).floor() as usize;
     let (parked, polled) = (
         asked(&p2, Endpoint::RiskyUsers),
         asked(&normal, Endpoint::RiskyUsers),
     );
     println!("risky users asked in {elapsed:?}: parked tenant {parked}, other tenant {polled}");
-    assert!(parked <= slow_retries, "{parked}");
+    assert!(parked <= slow_retries(elapsed), "{parked}");
     assert!(
-        polled > slow_retries,
-        "the other tenant polls at its interval: {polled}"
+        polled_at_its_interval,
+        "the other tenant polls at its interval: {polled} in {elapsed:?}"
     );
     assert_budgets(&fake);
 }

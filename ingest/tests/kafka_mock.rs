@@ -343,7 +343,7 @@ async fn broker_errors_mid_stream_lose_nothing() {
         producer.send(&topic, Some((n % 3) as i32), n, &envelope(n, 2));
     }
     tokio::task::block_in_place(|| producer.flush());
-    wait_for_every_message(&ledger, &producer, total, Duration::from_secs(45)).await;
+    wait_for_every_message(&ledger, &producer, total, Duration::from_secs(30)).await;
     let requests = member.metrics.requests.clone();
     member.stop().await.expect("clean stop");
 
@@ -428,8 +428,9 @@ async fn rebalance_between_two_consumers_mid_stream() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let total = tokio::task::block_in_place(|| background.join().unwrap());
     // The backlog at this point is most of the stream (about 800 of 1,000 messages in a quiet run)
-    // and the members take 5 items per 30 ms: a CI run once needed more than 50 s here.
-    wait_for_every_message(&ledger, &producer, total, Duration::from_secs(90)).await;
+    // and the members take 5 items per 30 ms: a CI run once needed more than 50 s here, so the
+    // wait is bounded by a lack of progress, not by the drain's length.
+    wait_for_every_message(&ledger, &producer, total, Duration::from_secs(30)).await;
     let a_events_before_stop = ledger.lock().unwrap().by_member.get("a").copied();
     a.stop().await.expect("a stops cleanly");
     // Let the group settle before b leaves too: the mock refuses commits while a rebalance is
@@ -658,7 +659,8 @@ async fn throughput_against_the_mock_cluster() {
     let mut member = Member::start(cfg, ledger.clone(), opts, None);
     member.joined().await;
     let start = Instant::now();
-    wait_until(&ledger, Duration::from_secs(50), "every record", |l| {
+    // A bound, not a timing: the figure is printed below.
+    wait_until(&ledger, Duration::from_secs(180), "every record", |l| {
         l.events >= messages * per
     })
     .await;

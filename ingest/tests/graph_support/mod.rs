@@ -77,6 +77,8 @@ pub fn tuning_scaled(scale: f64) -> GraphTuning {
         batch_linger: Duration::from_millis(20),
         checkpoint_interval: Duration::from_millis(200),
         shutdown_drain: Duration::from_secs(5),
+        // The scaled wait is 1.5 s, while the sign-in lanes of every tenant start at once.
+        licence_wait_floor: Duration::from_secs(10),
     }
 }
 

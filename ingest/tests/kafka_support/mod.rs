@@ -614,22 +614,28 @@ pub async fn wait_until(
     what: &str,
     cond: impl Fn(&Ledger) -> bool,
 ) {
-    wait_explained(ledger, timeout, what, cond, |_| String::new()).await
+    wait_explained(ledger, timeout, timeout, what, cond, |_| String::new()).await
 }
 
-/// Waits (bounded) until messages `0..total` of `producer` are all durable. On a timeout the panic
-/// names the missing messages by partition and offset, so a stalled partition can be told from a
-/// slow drain.
+/// The most a drain of every message may take in all; how long it may go without any progress is
+/// the caller's `stall`.
+const DRAIN_CAP: Duration = Duration::from_secs(300);
+
+/// Waits until messages `0..total` of `producer` are all durable, giving up when no event or
+/// message has moved for `stall` (or after `DRAIN_CAP` in all): a slow machine drains a backlog
+/// slowly but steadily, a stuck partition does not move. On giving up the panic names the missing
+/// messages by partition and offset.
 pub async fn wait_for_every_message(
     ledger: &Arc<Mutex<Ledger>>,
     producer: &Producer,
     total: usize,
-    timeout: Duration,
+    stall: Duration,
 ) {
     let what = format!("every message (0..{total})");
     wait_explained(
         ledger,
-        timeout,
+        DRAIN_CAP,
+        stall,
         &what,
         |l| l.durable_count() >= total,
         |l| l.missing(&producer.at(), total),
@@ -637,14 +643,16 @@ pub async fn wait_for_every_message(
     .await
 }
 
+/// Waits until `cond` holds; panics after `cap` in all or `stall` without progress.
 async fn wait_explained(
     ledger: &Arc<Mutex<Ledger>>,
-    timeout: Duration,
+    cap: Duration,
+    stall: Duration,
     what: &str,
     cond: impl Fn(&Ledger) -> bool,
     explain: impl Fn(&Ledger) -> String,
 ) {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + cap;
     let mut seen = (0, 0);
     let mut progress_at = Instant::now();
     loop {
@@ -657,7 +665,7 @@ async fn wait_explained(
                 seen = (l.events, l.durable_count());
                 progress_at = Instant::now();
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || progress_at.elapsed() >= stall {
                 panic!(
                     "timed out waiting for {what}: {} events, {} batches, {} messages durable; \
                      events by member {:?}; last progress {:.1} s ago{}",

@@ -62,6 +62,10 @@ pub struct GraphTuning {
     pub checkpoint_interval: Duration,
     /// On shutdown, how long to wait for the reports of batches sent (unscaled).
     pub shutdown_drain: Duration,
+    /// Directory audits wait at least this long (unscaled) for the user sign-in lane's first
+    /// answer, which tells a Free tenant; the scaled wait applies when it is longer. Zero in
+    /// service; tests, whose scaled wait is 1.5 s, give a busy machine more.
+    pub licence_wait_floor: Duration,
 }
 
 impl Default for GraphTuning {
@@ -71,6 +75,7 @@ impl Default for GraphTuning {
             batch_linger: Duration::from_secs(1),
             checkpoint_interval: Duration::from_secs(30),
             shutdown_drain: Duration::from_secs(10),
+            licence_wait_floor: Duration::ZERO,
         }
     }
 }
@@ -177,6 +182,7 @@ impl GraphSource {
             source: name.clone(),
             read,
             scale: self.tuning.scale,
+            licence_wait_floor: self.tuning.licence_wait_floor,
             ready,
             shutdown: shutdown.clone(),
         });

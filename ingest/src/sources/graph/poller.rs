@@ -112,7 +112,8 @@ impl LanePoller {
             let wait = self
                 .shared
                 .scale
-                .of(Duration::from_secs((cfg.poll_interval_secs * 2).max(30)));
+                .of(Duration::from_secs((cfg.poll_interval_secs * 2).max(30)))
+                .max(self.shared.licence_wait_floor);
             let known = tokio::time::timeout(wait, free.wait_for(Option::is_some)).await;
             if let Ok(Ok(v)) = known
                 && *v == Some(true)

@@ -33,6 +33,8 @@ pub struct Shared {
     pub source: Arc<str>,
     pub read: ReadOptions,
     pub scale: Scale,
+    /// See `GraphTuning::licence_wait_floor`.
+    pub licence_wait_floor: Duration,
     pub ready: watch::Sender<bool>,
     pub shutdown: watch::Receiver<bool>,
 }
