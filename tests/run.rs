@@ -153,8 +153,21 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         receiver.wait_for(Duration::from_secs(60), |r| delivered_alert_ids(r).len()
             >= 8)
     );
-    let (status, metrics) = http("GET", &service.admin, "/metrics", "").unwrap();
-    assert_eq!(status, 200);
+    // The receiver sees a message before the service counts it as delivered (the counter moves
+    // after the 2xx), so scrape until the counter's series is there, then check that scrape.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (status, metrics) = http("GET", &service.admin, "/metrics", "").unwrap();
+        assert_eq!(status, 200);
+        if metrics.contains("entrawatch_notifications_total") {
+            break metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entrawatch_notifications_total missing from /metrics after 30 s:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     for name in [
         "entrawatch_events_received_total",
         "entrawatch_events_processed_total",

@@ -44,13 +44,16 @@ async fn every_scripted_answer_is_classified() {
     ]);
     hook_fake.script([
         Reply::new(500, "boom"),
-        Reply::new(200, "").delay(Duration::from_secs(5)),
+        // hangs far past the client's timeout: only this answer times out
+        Reply::new(200, "").delay(Duration::from_secs(3600)),
         Reply::new(503, "").header("Retry-After", "30"),
         Reply::new(422, "bad"),
     ]);
     let (t, s) = (teams("t", &teams_fake), slack("s", &slack_fake));
     let mut h = webhook("h", &hook_fake, Some("k"));
-    h.timeout = Duration::from_millis(300);
+    // The timeout covers every request to `h`: long enough that a prompt answer on a loaded machine
+    // never reaches it, short enough that the hanging answer costs the test only that long.
+    h.timeout = Duration::from_secs(3);
 
     let o = send_once(&t, &msg).await;
     assert_eq!(
@@ -398,6 +401,9 @@ async fn a_hanging_destination_does_not_stall_another() {
     })
     .await;
     assert_eq!(teams_fake.count(), 10);
+    // The webhook's worker runs on its own: on a loaded machine its first request may arrive after
+    // teams is done. Wait for it (without moving the clock), then check it is the only one.
+    settle("the webhook's first request", || hook_fake.count() >= 1).await;
     assert_eq!(
         hook_fake.count(),
         1,

@@ -55,9 +55,23 @@ async fn group_wait_and_group_interval_make_one_message_per_group() {
     let other = row("o1", &h, "other");
     let committed = h.now();
     h.commit(&[late.clone(), other.clone()], Some(&d));
-    drive(&h.clock, Duration::from_secs(5), 100, "both", || {
-        hook_fake.count() == 3
+    // Move the clock to the end of the other group's wait and hold it there: the other group must
+    // go out without more clock time, long before the first group's interval ends. (Driving the
+    // clock on while waiting could run it past that interval on a loaded machine, and then either
+    // group could go first.)
+    common::pass(&h.clock, Duration::from_secs(5), 6).await;
+    assert_eq!(h.now(), committed + chrono::Duration::seconds(30));
+    settle("the other group, at the end of its wait", || {
+        hook_fake.count() >= 2
     })
+    .await;
+    drive(
+        &h.clock,
+        Duration::from_secs(5),
+        100,
+        "the late alert",
+        || hook_fake.count() == 3,
+    )
     .await;
     let got = hook_fake.received();
     assert_eq!(got[1].alert_ids(), ["ew-test-o1".to_owned()].into());
