@@ -197,6 +197,9 @@ impl Tenants {
 }
 
 /// The last successful sign-in with coordinates of a principal, for travel.
+///
+/// Rewritten in place by every such sign-in: the texts keep their buffers (a record id is the
+/// same length each time), and the address is parsed again only when it changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fix {
     pub at: i64,
@@ -205,9 +208,31 @@ pub struct Fix {
     pub country: u16,
     pub ip: u128,
     /// The sign-in's record id, source address and city, so a travel alert can name both ends.
-    pub event_id: Box<str>,
+    pub event_id: String,
     pub addr: Option<IpAddr>,
-    pub city: Option<Box<str>>,
+    pub city: Option<String>,
+}
+
+impl Fix {
+    /// Makes this the fix of sign-in `s` (whose address has the key `ip`, 0 when none).
+    fn set(&mut self, s: &SignIn, event_id: &str, at: i64, (lat, lon): (f64, f64), ip: u128) {
+        self.at = at;
+        (self.lat, self.lon) = (lat as f32, lon as f32);
+        self.country = country_code(s.location.country_or_region.as_deref());
+        if ip != self.ip || ip == 0 {
+            self.addr = parse_addr(s);
+        }
+        self.ip = ip;
+        event_id.clone_into(&mut self.event_id);
+        match (s.location.city.as_deref(), &mut self.city) {
+            (Some(new), Some(city)) => new.clone_into(city),
+            (new, city) => *city = new.map(str::to_owned),
+        }
+    }
+}
+
+fn parse_addr(s: &SignIn) -> Option<IpAddr> {
+    s.ip_address.as_deref().and_then(|a| a.trim().parse().ok())
 }
 
 /// One user or service principal in one tenant.
@@ -616,16 +641,17 @@ impl State {
                     if let (Some(lat), Some(lon)) = (s.location.latitude, s.location.longitude)
                         && valid_coordinates(lat, lon)
                     {
-                        p.last_fix = Some(Fix {
+                        let fix = p.last_fix.get_or_insert_with(|| Fix {
                             at: now,
-                            lat: lat as f32,
-                            lon: lon as f32,
-                            country: country_code(s.location.country_or_region.as_deref()),
-                            ip: ip.unwrap_or(0),
-                            event_id: event_id.into(),
-                            addr: s.ip_address.as_deref().and_then(|a| a.trim().parse().ok()),
-                            city: s.location.city.as_deref().map(Into::into),
+                            lat: 0.0,
+                            lon: 0.0,
+                            country: 0,
+                            ip: 0,
+                            event_id: String::new(),
+                            addr: None,
+                            city: None,
                         });
+                        fix.set(s, event_id, now, (lat, lon), ip.unwrap_or(0));
                     }
                 }
                 Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
@@ -760,7 +786,8 @@ impl State {
                     + heap(p.failures.capacity() * size_of::<i64>())
                     + heap(p.disabled_attempts.capacity() * size_of::<(i64, u128)>())
                     + p.last_fix.as_ref().map_or(0, |f| {
-                        heap(f.event_id.len()) + f.city.as_ref().map_or(0, |c| heap(c.len()))
+                        heap(f.event_id.capacity())
+                            + f.city.as_ref().map_or(0, |c| heap(c.capacity()))
                     })
             })
             .sum();
@@ -849,6 +876,61 @@ mod tests {
         assert_eq!(country_text(country_code(Some("us"))), "US");
         assert_eq!(country_code(None), 0);
         assert_eq!(country_code(Some("USA")), 0);
+    }
+
+    /// The fix is rewritten in place by each successful sign-in with coordinates, and always
+    /// names the newest one: its id, address (parsed again only when it changed) and city.
+    #[test]
+    fn the_last_fix_follows_each_located_sign_in() {
+        use crate::testkit::sign_in;
+        let config = DetectConfig::default();
+        let mut state = State::default();
+        let fix_of = |state: &State| {
+            let p = state.principals.values().next().unwrap();
+            let f = p.last_fix.clone().unwrap();
+            (
+                f.event_id,
+                f.addr.map(|a| a.to_string()),
+                f.city,
+                f.country,
+                f.at,
+            )
+        };
+        let steps = [
+            ("e-1", "203.0.113.10", Some(("US", "Seattle"))),
+            ("e-2", "203.0.113.10", Some(("FR", "Paris"))),
+            ("e-3", " 2001:DB8::1 ", Some(("JP", "Tokyo"))),
+            ("e-4", "198.51.100.7", None),
+        ];
+        for (minute, (id, ip, place)) in steps.iter().enumerate() {
+            let mut b = sign_in(id, "ann@contoso.com", minute as i64).ip(ip);
+            b = match place {
+                Some((country, city)) => b.place(country, city, 10.0 + minute as f64, 20.0),
+                None => b.with(|s| s.location.city = None),
+            };
+            state.update(&config, &b.build());
+            let (event_id, addr, city, country, at) = fix_of(&state);
+            assert_eq!(event_id, *id);
+            let want_addr = ip.trim().parse::<IpAddr>().unwrap().to_string();
+            assert_eq!(addr.as_deref(), Some(want_addr.as_str()), "{id}");
+            match place {
+                Some((c, town)) => {
+                    assert_eq!(city.as_deref(), Some(*town));
+                    assert_eq!(country, country_code(Some(c)));
+                }
+                // The testkit's default place keeps its coordinates; only the city is gone.
+                None => assert_eq!(city, None),
+            }
+            assert_eq!(at, crate::testkit::at(minute as i64).timestamp());
+        }
+        // A sign-in without coordinates leaves the fix alone.
+        let b = sign_in("e-5", "ann@contoso.com", 9)
+            .ip("192.0.2.1")
+            .with(|s| {
+                s.location.latitude = None;
+            });
+        state.update(&config, &b.build());
+        assert_eq!(fix_of(&state).0, "e-4");
     }
 
     #[test]
