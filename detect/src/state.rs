@@ -200,7 +200,7 @@ impl Tenants {
 ///
 /// Rewritten in place by every such sign-in: the texts keep their buffers (a record id is the
 /// same length each time), and the address is parsed again only when it changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fix {
     pub at: i64,
     pub lat: f32,
@@ -641,17 +641,13 @@ impl State {
                     if let (Some(lat), Some(lon)) = (s.location.latitude, s.location.longitude)
                         && valid_coordinates(lat, lon)
                     {
-                        let fix = p.last_fix.get_or_insert_with(|| Fix {
-                            at: now,
-                            lat: 0.0,
-                            lon: 0.0,
-                            country: 0,
-                            ip: 0,
-                            event_id: String::new(),
-                            addr: None,
-                            city: None,
-                        });
-                        fix.set(s, event_id, now, (lat, lon), ip.unwrap_or(0));
+                        p.last_fix.get_or_insert_with(Fix::default).set(
+                            s,
+                            event_id,
+                            now,
+                            (lat, lon),
+                            ip.unwrap_or(0),
+                        );
                     }
                 }
                 Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
