@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Fake, Reply, Row, settle};
+use common::{Fake, Reply, Row, settle, wait_until};
 use entrawatch_alert::Notification;
 use entrawatch_alert::deliver::{
     Clock, Delivery, DeliveryOptions, FaultPlan, FaultPoint, SystemClock,
@@ -64,20 +64,6 @@ fn all_delivered(path: &Path, n: usize) -> bool {
         .filter(|r| r.status == Status::Delivered)
         .count()
         == n
-}
-
-/// Waits (real time) until `cond` holds, looking every `every`, for at most `limit`.
-async fn wait_until(what: &str, limit: Duration, every: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(every).await;
-    }
 }
 
 fn start(path: &Path, url: String, fault: FaultPlan) -> Delivery {

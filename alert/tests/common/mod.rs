@@ -332,6 +332,26 @@ pub async fn settle(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits (real time) until `cond` holds, looking every `every`, for at most `limit`: `settle` for
+/// a wait that needs another bound or a slower look (a check that opens the outbox).
+pub async fn wait_until(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Moves `clock` forward by `step` at a time (with a few ms of real time between steps so the
 /// workers react) until `cond` holds; at most `max_steps` steps.
 pub async fn drive(
