@@ -15,7 +15,8 @@ use entrawatch_detect::state::KeyHash;
 use entrawatch_detect::{Engine, Severity};
 use entrawatch_ingest::stats::FIRST_ERRORS_KEPT;
 use entrawatch_ingest::{
-    Event, IngestStats, Item, ReadOptions, Rejected, collect_files, read_file, value::is_guid,
+    Body, Event, IngestStats, Item, ReadOptions, Rejected, collect_files, read_file, text::Text,
+    value::is_guid,
 };
 use serde::Serialize;
 
@@ -199,7 +200,8 @@ pub struct StageSeconds {
 /// rejects and the order of equal-time events are exactly those of a sequential read. The reading
 /// threads also fingerprint each event's de-duplication key, so finding repeats is a sort of
 /// fingerprints rather than a hash-set lookup per event on the detection thread. Detection runs on
-/// this thread in event-time order; each event is freed on another thread once detected.
+/// this thread in event-time order, a chunk at a time whose events are first read through
+/// ([`warm`]); each event is freed on another thread once detected.
 pub fn replay_files(
     files: &[std::path::PathBuf],
     opts: &ReadOptions,
@@ -261,30 +263,54 @@ pub fn replay_files(
         // Freeing an event costs about as much as detecting it (dozens of small strings, allocated
         // by the reading threads): another core does it while this one detects.
         let (free, freed) = std::sync::mpsc::sync_channel::<Vec<Box<Event>>>(64);
-        scope.spawn(move || freed.into_iter().for_each(drop));
-        let mut done: Vec<Box<Event>> = Vec::with_capacity(FREE_BATCH);
-        for (n, &(_, i)) in order.iter().enumerate() {
-            let Some(event) = events[i as usize].take() else {
-                continue;
-            };
-            if !repeated[n] {
-                on_event(&event).context("cannot write the events file")?;
-                engine.process(&event, &mut findings);
-                for f in findings.drain(..) {
-                    episodes.add(f);
-                }
-            } else {
-                duplicates += 1;
-            }
-            done.push(event);
-            if done.len() == FREE_BATCH {
-                let batch = std::mem::replace(&mut done, Vec::with_capacity(FREE_BATCH));
-                if free.send(batch).is_err() {
+        // The emptied batches come back to be filled again. A fresh batch for each would be a
+        // large allocation on this thread, and glibc answers one by first consolidating the
+        // small chunks that the freeing thread left: measured, 11 % of the detection thread.
+        let (empty, emptied) = std::sync::mpsc::channel::<Vec<Box<Event>>>();
+        scope.spawn(move || {
+            for mut batch in freed {
+                batch.clear();
+                if empty.send(batch).is_err() {
                     break;
                 }
             }
-            if n % 4096 == 0 {
-                progress.update(|| format!("detecting {}%", n * 100 / total.max(1)));
+        });
+        let mut done: Vec<Box<Event>> = Vec::with_capacity(FREE_BATCH);
+        for (c, chunk) in order.chunks(WARM_CHUNK).enumerate() {
+            let warmed = chunk
+                .iter()
+                .filter_map(|&(_, i)| events[i as usize].as_deref())
+                .fold(0usize, |sum, event| sum.wrapping_add(warm(event)));
+            std::hint::black_box(warmed);
+            for (k, &(_, i)) in chunk.iter().enumerate() {
+                let n = c * WARM_CHUNK + k;
+                let Some(event) = events[i as usize].take() else {
+                    continue;
+                };
+                if !repeated[n] {
+                    on_event(&event).context("cannot write the events file")?;
+                    engine.process(&event, &mut findings);
+                    for f in findings.drain(..) {
+                        episodes.add(f);
+                    }
+                } else {
+                    duplicates += 1;
+                }
+                done.push(event);
+                if done.len() == FREE_BATCH {
+                    let next = emptied
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(FREE_BATCH));
+                    let batch = std::mem::replace(&mut done, next);
+                    // Should the freeing thread be gone, the batch comes back in the error and is
+                    // freed here; detection goes on either way.
+                    if let Err(unsent) = free.send(batch) {
+                        drop(unsent);
+                    }
+                }
+                if n.is_multiple_of(4096) {
+                    progress.update(|| format!("detecting {}%", n * 100 / total.max(1)));
+                }
             }
         }
         stages.detect = started.elapsed().as_secs_f64() - stages.read - stages.order;
@@ -315,6 +341,66 @@ pub fn replay_files(
 
 /// Events handed to the freeing thread at a time.
 const FREE_BATCH: usize = 1024;
+
+/// Events warmed at a time, ahead of their detection.
+const WARM_CHUNK: usize = 32;
+
+/// Reads the fields that detection reads of nearly every event, and returns a sum of what it read
+/// so that the reads are not optimised away.
+///
+/// The reading threads allocated the events in file order; in event-time order each event, its
+/// body and its text are cold in the cache, and detection meets those misses one after another,
+/// each behind the work that needed the last. Read here for a chunk of events at once, the misses
+/// are independent of each other and the processor fetches many of them at the same time; the
+/// chunk is then still in the cache when it is detected. Measured on the simulated 1 M-record
+/// world: detection about 10 % faster (docs/PERFORMANCE-RESULTS.md, fifth round).
+fn warm(event: &Event) -> usize {
+    fn text(t: Option<&Text>) -> usize {
+        t.map_or(0, |t| {
+            usize::from(t.as_bytes().first().copied().unwrap_or_default()) + t.len()
+        })
+    }
+    let meta = &event.meta;
+    let mut sum =
+        text(Some(&meta.id)) + text(Some(&meta.tenant_id)) + meta.time.timestamp() as usize;
+    match &event.body {
+        Body::SignIn(s) => {
+            sum += [
+                &s.user_id,
+                &s.user_principal_name,
+                &s.ip_address,
+                &s.home_tenant_id,
+                &s.resource_tenant_id,
+                &s.app_id,
+                &s.app_display_name,
+                &s.client_app_used,
+                &s.user_agent,
+                &s.location.country_or_region,
+                &s.location.city,
+                &s.device.device_id,
+                &s.device.trust_type,
+            ]
+            .into_iter()
+            .map(|t| text(t.as_ref()))
+            .sum::<usize>()
+                + s.error_code.unwrap_or_default() as usize
+                + s.authentication_details.len()
+                + s.authentication_methods_used.len();
+        }
+        Body::Audit(a) => {
+            sum += text(Some(&a.activity_display_name))
+                + a.target_resources
+                    .first()
+                    .map_or(0, |t| text(t.id.as_ref()))
+                + a.initiated_by
+                    .user
+                    .as_ref()
+                    .map_or(0, |u| text(u.id.as_ref()));
+        }
+        _ => {}
+    }
+    sum
+}
 
 /// A fingerprint of [`Event::dedup_key`]: events with equal keys have equal fingerprints.
 fn fingerprint(event: &Event) -> u64 {
@@ -687,5 +773,60 @@ mod tests {
             assert_eq!(mark_repeats(&order, &[7; 6], same), want, "{perm:?}");
             assert_eq!(want.iter().filter(|r| !**r).count(), 4);
         }
+    }
+
+    /// Detection takes the events a chunk at a time (`WARM_CHUNK`): over several chunks, with
+    /// repeats in other files and equal times across files, every event is detected once, in
+    /// event-time order (ties in file order), and the first of each repeat is the one kept.
+    #[test]
+    fn events_reach_detection_in_time_order_across_chunks_with_repeats_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = "4d3bac44-0230-4732-9e70-cc00736f0a97";
+        let start = chrono::DateTime::parse_from_rfc3339("2021-01-01T00:00:00Z").unwrap();
+        // (file, time, id) of every record, in the order the files are given.
+        let mut written = Vec::new();
+        let mut files = Vec::new();
+        for f in 0..3u32 {
+            let mut text = String::new();
+            for k in 0..70u32 {
+                let minute = i64::from((k * 7 + f * 13) % 50);
+                let id = if f == 2 && k % 9 == 0 {
+                    format!("0-{}", k / 2)
+                } else {
+                    format!("{f}-{k}")
+                };
+                let time = (start + chrono::Duration::minutes(minute)).to_utc();
+                let record = serde_json::json!({"id": id, "createdDateTime": time.to_rfc3339(),
+                    "userId": "u", "resourceTenantId": tenant});
+                text.push_str(&format!("{record}\n"));
+                written.push((time, id));
+            }
+            let path = dir.path().join(format!("{f}.json"));
+            std::fs::write(&path, text).unwrap();
+            files.push(path);
+        }
+        let mut want: Vec<_> = written.clone();
+        want.sort_by_key(|(time, _)| *time);
+        let mut seen = HashSet::new();
+        want.retain(|(_, id)| seen.insert(id.clone()));
+        assert!(want.len() > 3 * WARM_CHUNK, "several chunks");
+        assert!(written.len() - want.len() >= 7, "repeats to drop");
+
+        let mut got = Vec::new();
+        let replayed = replay_files(
+            &files,
+            &ReadOptions::default(),
+            &FileConfig::default(),
+            &mut Progress::new(true),
+            &mut |r| panic!("rejected: {r:?}"),
+            &mut |e| {
+                got.push((e.meta.time, e.meta.id.to_string()));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, want);
+        assert_eq!(replayed.events_processed, want.len() as u64);
+        assert_eq!(replayed.duplicates, (written.len() - want.len()) as u64);
     }
 }
