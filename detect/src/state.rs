@@ -485,8 +485,9 @@ pub struct State {
     pub partners_of: HashMap<u32, Vec<u32>, KeyHash>,
     /// No time that [`State::evict`] compares is older than this (a lower bound), so an eviction
     /// with its horizon at or below it has nothing to remove and skips the tables. Lowered by
-    /// every update, raised by each eviction that scans. Not in a snapshot: a restored state
-    /// starts unknown (`i64::MIN`) and its first eviction scans.
+    /// every update, raised by each eviction that scans; the tables change only through those
+    /// two. Not in a snapshot: a restored state starts unknown (`i64::MIN`) and its first
+    /// eviction scans.
     #[serde(skip, default = "unknown_floor")]
     evict_floor: i64,
 }
