@@ -725,26 +725,31 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    /// The event that `read_bytes` makes of one record.
+    fn event_of(record: &serde_json::Value) -> Box<Event> {
+        let text = format!("{record}\n");
+        let mut out = Vec::new();
+        entrawatch_ingest::read_bytes(
+            "t.json",
+            text.as_bytes(),
+            None,
+            &ReadOptions::default(),
+            &mut |i| {
+                if let Item::Event(e) = i {
+                    out.push(e);
+                }
+            },
+        );
+        out.pop().expect("an event")
+    }
+
     #[test]
     fn repeats_are_found_exactly_as_by_dedup_key() {
         let event = |tenant: &str, id: &str| {
-            let mut text = serde_json::json!({"id": id, "createdDateTime": "2021-01-01T00:00:00Z",
-                "userId": "u", "resourceTenantId": tenant})
-            .to_string();
-            text.push('\n');
-            let mut out = Vec::new();
-            entrawatch_ingest::read_bytes(
-                "t.json",
-                text.as_bytes(),
-                None,
-                &ReadOptions::default(),
-                &mut |i| {
-                    if let Item::Event(e) = i {
-                        out.push(e);
-                    }
-                },
-            );
-            out.pop().expect("an event")
+            event_of(
+                &serde_json::json!({"id": id, "createdDateTime": "2021-01-01T00:00:00Z",
+                "userId": "u", "resourceTenantId": tenant}),
+            )
         };
         let t = "4d3bac44-0230-4732-9e70-cc00736f0a97";
         let events = [
@@ -786,25 +791,13 @@ mod tests {
     /// 1970 must not overflow its sum (a panic in a debug build).
     #[test]
     fn warming_reads_any_record() {
-        let text = serde_json::json!({"id": "4d3bac44-0230-4732-9e70-cc00736f0a97",
+        let event = event_of(
+            &serde_json::json!({"id": "4d3bac44-0230-4732-9e70-cc00736f0a97",
             "createdDateTime": "1901-01-01T00:00:00Z", "userId": "u",
             "userPrincipalName": "adele@contoso.com", "ipAddress": "203.0.113.9",
             "resourceTenantId": "5d3bac44-0230-4732-9e70-cc00736f0a97",
-            "status": {"errorCode": -1}})
-        .to_string();
-        let mut events = Vec::new();
-        entrawatch_ingest::read_bytes(
-            "t.json",
-            text.as_bytes(),
-            None,
-            &ReadOptions::default(),
-            &mut |i| {
-                if let Item::Event(e) = i {
-                    events.push(e);
-                }
-            },
+            "status": {"errorCode": -1}}),
         );
-        let event = events.pop().expect("an event");
         let s = event.as_sign_in().expect("a sign-in");
         assert_eq!(s.error_code, Some(-1));
         assert!(event.meta.time.timestamp() < 0);
