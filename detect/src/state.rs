@@ -778,28 +778,10 @@ impl State {
             return;
         }
         let mut floor = i64::MAX;
-        self.principals.retain(|_, p| {
-            p.countries.retain(|(_, at)| *at >= horizon);
-            let keep = p.last_seen >= horizon;
-            if keep {
-                floor = p
-                    .countries
-                    .iter()
-                    .fold(floor.min(p.last_seen), |f, (_, at)| f.min(*at));
-            }
-            keep
-        });
-        self.technicians.retain(|_, t| {
-            t.tenants.retain(|(_, at)| *at >= horizon);
-            let keep = t.last_seen >= horizon;
-            if keep {
-                floor = t
-                    .tenants
-                    .iter()
-                    .fold(floor.min(t.last_seen), |f, (_, at)| f.min(*at));
-            }
-            keep
-        });
+        self.principals
+            .retain(|_, p| kept_since(horizon, p.last_seen, &mut p.countries, &mut floor));
+        self.technicians
+            .retain(|_, t| kept_since(horizon, t.last_seen, &mut t.tenants, &mut floor));
         self.ips.retain(|_, i| {
             let keep = i.last_seen >= horizon;
             if keep {
@@ -883,6 +865,20 @@ fn touch_tenant(list: &mut Vec<(u32, i64)>, tenant: u32, now: i64) {
         Some(entry) => entry.1 = entry.1.max(now),
         None => push_capped(list, (tenant, now), MAX_TENANTS, |(_, at)| *at),
     }
+}
+
+/// Eviction of one entry last seen at `last_seen`, with a list of dated items: drops the items
+/// older than `horizon`, and says whether the entry is kept. For a kept entry, lowers `floor` to
+/// its oldest time.
+fn kept_since<T>(horizon: i64, last_seen: i64, items: &mut Vec<(T, i64)>, floor: &mut i64) -> bool {
+    items.retain(|(_, at)| *at >= horizon);
+    let keep = last_seen >= horizon;
+    if keep {
+        *floor = items
+            .iter()
+            .fold((*floor).min(last_seen), |f, (_, at)| f.min(*at));
+    }
+    keep
 }
 
 /// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
