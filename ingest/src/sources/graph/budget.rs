@@ -383,17 +383,25 @@ mod tests {
         assert!((0.4..0.6).contains(&mean), "{mean}");
     }
 
-    #[tokio::test]
-    async fn acquire_spaces_one_tenants_requests_and_leaves_others_free() {
+    /// Budgets allowing one Identity Protection request per second (scaled by `factor`, no
+    /// slack).
+    fn one_identity_protection_per_second(factor: f64) -> Budgets {
         let cfg = BudgetConfig {
             identity_protection_per_second: 1,
             ..BudgetConfig::default()
         };
-        let scale = Scale {
-            factor: 0.05,
-            slack: Duration::ZERO,
-        };
-        let b = Budgets::new(&cfg, scale);
+        Budgets::new(
+            &cfg,
+            Scale {
+                factor,
+                slack: Duration::ZERO,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn acquire_spaces_one_tenants_requests_and_leaves_others_free() {
+        let b = one_identity_protection_per_second(0.05);
         let t1 = b.tenant();
         let t2 = b.tenant();
         let start = Instant::now();
@@ -419,15 +427,7 @@ mod tests {
     #[tokio::test]
     async fn lanes_of_one_tenant_sharing_a_class_take_turns() {
         use std::sync::Arc;
-        let cfg = BudgetConfig {
-            identity_protection_per_second: 1,
-            ..BudgetConfig::default()
-        };
-        let scale = Scale {
-            factor: 0.02,
-            slack: Duration::ZERO,
-        };
-        let budgets = Arc::new(Budgets::new(&cfg, scale));
+        let budgets = Arc::new(one_identity_protection_per_second(0.02));
         let tenant = Arc::new(budgets.tenant());
         let sends = Arc::new(Mutex::new(Vec::new()));
         let lane = |name: &'static str, n: usize| {
