@@ -83,14 +83,14 @@ impl PrincipalRef {
 }
 
 /// Principals named in config (`detect.break_glass`, `detect.privileged_principals`), looked up on
-/// every sign-in: indexed by a case-insensitive hash of (tenant, id) so a lookup costs the same for
+/// every sign-in: indexed by a case-insensitive hash of the id so a lookup costs the same for
 /// one entry or five thousand, and allocates nothing. A hit is confirmed with the same comparison
 /// as [`PrincipalRef::matches`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(from = "Vec<PrincipalRef>")]
 pub struct PrincipalList {
     refs: Vec<PrincipalRef>,
-    /// Caseless hash of (tenant, id) to the entries with it.
+    /// Caseless hash of the id to the entries with it (of any tenant).
     index: HashMap<u64, Vec<u32>, KeyHash>,
 }
 
@@ -99,7 +99,7 @@ impl From<Vec<PrincipalRef>> for PrincipalList {
         let mut index: HashMap<u64, Vec<u32>, KeyHash> = HashMap::default();
         for (i, r) in refs.iter().enumerate() {
             index
-                .entry(caseless_hash(&r.tenant_id, &r.id))
+                .entry(caseless_hash(&r.id))
                 .or_default()
                 .push(i as u32);
         }
@@ -129,36 +129,46 @@ impl PrincipalList {
     }
 
     fn names(&self, tenant_id: &str, key: &str) -> bool {
-        self.index
-            .get(&caseless_hash(tenant_id, key))
-            .is_some_and(|hits| {
-                hits.iter()
-                    .any(|&i| self.refs[i as usize].matches(tenant_id, key, None))
-            })
+        self.index.get(&caseless_hash(key)).is_some_and(|hits| {
+            hits.iter()
+                .any(|&i| self.refs[i as usize].matches(tenant_id, key, None))
+        })
     }
 }
 
-/// A hash of (tenant, id) equal for every ASCII casing of either.
-fn caseless_hash(tenant_id: &str, id: &str) -> u64 {
+/// A hash of an id equal for every ASCII casing of it.
+pub(crate) fn caseless_hash(id: &str) -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut h = KeyHash::default().build_hasher();
-    for part in [tenant_id, id] {
-        let mut chunks = part.as_bytes().chunks_exact(8);
-        for c in &mut chunks {
-            let mut word = [0u8; 8];
-            for (w, b) in word.iter_mut().zip(c) {
-                *w = b.to_ascii_lowercase();
-            }
-            h.write_u64(u64::from_le_bytes(word));
-        }
-        let mut last = [0u8; 8];
-        for (w, b) in last.iter_mut().zip(chunks.remainder()) {
-            *w = b.to_ascii_lowercase();
-        }
-        h.write_u64(u64::from_le_bytes(last));
-        h.write_usize(part.len());
-    }
+    write_caseless(&mut h, id);
     h.finish()
+}
+
+/// Feeds `text` to `h` in ASCII lower case, a word at a time, without an intermediate string.
+fn write_caseless(h: &mut impl std::hash::Hasher, text: &str) {
+    let mut chunks = text.as_bytes().chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h.write_u64(ascii_lowercase_word(word));
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h.write_u64(ascii_lowercase_word(u64::from_le_bytes(last)));
+    h.write_usize(text.len());
+}
+
+/// The eight bytes of `word` with each ASCII capital made small, all at once; other bytes,
+/// non-ASCII included, are left as they are.
+pub(crate) fn ascii_lowercase_word(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = word & LOW7;
+    // A byte's top bit is set by the first sum when its low 7 bits are at least b'A' (0x41), by
+    // the second when they are above b'Z' (0x5a); neither sum carries into the next byte.
+    let at_least_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let above_z = low + 0x2525_2525_2525_2525;
+    let capital = at_least_a & !above_z & !word & HIGH;
+    word | (capital >> 2)
 }
 
 /// Principals and source addresses a rule must not alert on.
@@ -487,6 +497,36 @@ impl Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte value, at every position of the word and next to every kind of neighbour, is
+    /// lower-cased exactly as `u8::to_ascii_lowercase` does.
+    #[test]
+    fn a_word_is_lower_cased_as_each_of_its_bytes() {
+        for b in 0..=255u8 {
+            for neighbour in [
+                0u8, b'@', b'A', b'Z', b'[', b'a', 0x7f, 0x80, 0xc1, 0xda, 0xff,
+            ] {
+                for pos in 0..8 {
+                    let mut bytes = [neighbour; 8];
+                    bytes[pos] = b;
+                    let want = bytes.map(|x| x.to_ascii_lowercase());
+                    assert_eq!(
+                        ascii_lowercase_word(u64::from_le_bytes(bytes)).to_le_bytes(),
+                        want,
+                        "{bytes:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            caseless_hash("Ann@Contoso.COM"),
+            caseless_hash("ann@contoso.com")
+        );
+        assert_ne!(
+            caseless_hash("ann@contoso.com"),
+            caseless_hash("ann@contoso.co")
+        );
+    }
 
     #[test]
     fn a_principal_list_finds_exactly_what_a_scan_of_its_entries_finds() {

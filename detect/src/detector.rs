@@ -8,7 +8,7 @@ use entrawatch_ingest::model::SignIn;
 use crate::config::DetectConfig;
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{PrincipalState, State, sign_in_key};
+use crate::state::{PrincipalState, SignInKeys, State};
 
 /// What a detector may read: everything the engine knew before this event.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct Context<'a> {
     privileged: Cell<Option<((*const SignIn, *const u8), bool)>>,
     /// The last [`Context::sign_in_history`] answer, by event.
     history: Cell<Option<(*const Event, Option<&'a PrincipalState>)>>,
+    /// The last [`Context::sign_in_keys`] answer, by event.
+    keys: Cell<Option<(*const Event, SignInKeys)>>,
 }
 
 impl<'a> Context<'a> {
@@ -35,6 +37,7 @@ impl<'a> Context<'a> {
             state,
             privileged: Cell::new(None),
             history: Cell::new(None),
+            keys: Cell::new(None),
         }
     }
 
@@ -44,10 +47,17 @@ impl<'a> Context<'a> {
     pub fn sign_in_history(&self, event: &Event) -> Option<&'a PrincipalState> {
         let state = self.state;
         remembered(&self.history, std::ptr::from_ref(event), || {
-            event
-                .as_sign_in()
-                .and_then(sign_in_key)
-                .and_then(|id| state.principal(&event.meta.tenant_id, id))
+            self.sign_in_keys(event)
+                .principal
+                .and_then(|key| state.principal_by_key(&event.meta.tenant_id, key))
+        })
+    }
+
+    /// The keys of `event` if it is a sign-in ([`SignInKeys::of_event`]), made once per event for
+    /// every detector that asks and for the state's update after them.
+    pub fn sign_in_keys(&self, event: &Event) -> SignInKeys {
+        remembered(&self.keys, std::ptr::from_ref(event), || {
+            SignInKeys::of_event(event)
         })
     }
 
@@ -102,6 +112,7 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::{key128, sign_in_key};
     use crate::testkit::{audit, sign_in};
 
     #[test]
@@ -132,6 +143,17 @@ mod tests {
             assert!(ctx.sign_in_history(&other).is_none());
             assert!(ctx.sign_in_history(&elsewhere).is_none());
             assert!(ctx.sign_in_history(&not_a_sign_in).is_none());
+            for event in [&again, &other, &elsewhere] {
+                let s = event.as_sign_in().unwrap();
+                assert_eq!(
+                    ctx.sign_in_keys(event),
+                    SignInKeys {
+                        principal: Some(key128(sign_in_key(s).unwrap())),
+                        ip: Some(key128(s.ip_address.as_deref().unwrap())),
+                    }
+                );
+            }
+            assert_eq!(ctx.sign_in_keys(&not_a_sign_in), SignInKeys::default());
         }
     }
 }

@@ -174,11 +174,12 @@ impl Engine {
         for detector in &self.detectors {
             detector.observe(&ctx, event, out);
         }
+        let keys = ctx.sign_in_keys(event);
         self.filter_allowed(out, before);
         for finding in &out[before..] {
             *self.findings_by_rule.entry(finding.rule).or_default() += 1;
         }
-        self.state.update(&self.config, event);
+        self.state.update_keyed(&self.config, event, keys);
         self.directory.observe(&self.config, event);
         if self
             .last_eviction

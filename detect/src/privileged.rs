@@ -2,20 +2,60 @@
 //! from role audit events in the stream (assignments, PIM activations and their expiry) and from
 //! config. Partner technicians are privileged by nature, decided per sign-in.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use entrawatch_ingest::model::{Audit, Body, Event, SignIn};
 
-use crate::config::DetectConfig;
+use crate::config::{DetectConfig, caseless_hash};
+use crate::state::KeyHash;
 
 /// The privileged principals known so far, keyed by (tenant, object id).
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Holdings")]
 pub struct PrivilegedDirectory {
     /// Roles held now (assigned, or activated through PIM).
     active: HashMap<(String, String), BTreeSet<String>>,
     /// Roles the principal may activate (PIM eligibility): privileged too, and a PIM activation
     /// expiring does not take them away.
     eligible: HashMap<(String, String), BTreeSet<String>>,
+    /// [`holder_key`] of every key of `active` and `eligible`: what [`Self::is_privileged`] asks
+    /// of every sign-in, answered without building the maps' text keys. Kept with the maps by
+    /// [`Self::observe`]; not in a snapshot, rebuilt from the maps when one is read.
+    #[serde(skip)]
+    holders: HashSet<(u64, u64), KeyHash>,
+}
+
+/// The directory as a snapshot holds it.
+#[derive(serde::Deserialize)]
+struct Holdings {
+    active: HashMap<(String, String), BTreeSet<String>>,
+    eligible: HashMap<(String, String), BTreeSet<String>>,
+}
+
+impl From<Holdings> for PrivilegedDirectory {
+    fn from(h: Holdings) -> Self {
+        let holders = h
+            .active
+            .keys()
+            .chain(h.eligible.keys())
+            .map(|(tenant, principal)| holder_key(tenant, principal))
+            .collect();
+        PrivilegedDirectory {
+            active: h.active,
+            eligible: h.eligible,
+            holders,
+        }
+    }
+}
+
+/// The index key of (tenant, principal), equal when the maps' keys are (the tenant as given,
+/// the principal in any ASCII casing): two hashes, each seeded once per process.
+fn holder_key(tenant: &str, principal: &str) -> (u64, u64) {
+    use std::hash::BuildHasher;
+    (
+        KeyHash::default().hash_one(tenant),
+        caseless_hash(principal),
+    )
 }
 
 /// The role template id an audit's `Role.TemplateId` (or `Role.ObjectID`) names.
@@ -101,9 +141,9 @@ impl PrivilegedDirectory {
                     &grant.principal_id,
                     &grant.role_definition_id,
                 );
+                self.refresh_holder(tenant, &grant.principal_id);
             }
             Body::Audit(a) => {
-                let name = a.activity_display_name.to_ascii_lowercase();
                 let (Some(role), Some(member)) = (audit_role_template(a), audit_role_member(a))
                 else {
                     return;
@@ -121,6 +161,7 @@ impl PrivilegedDirectory {
                 if !success {
                     return;
                 }
+                let name = a.activity_display_name.to_ascii_lowercase();
                 let removed = name.starts_with("remove ")
                     || name.contains("expired")
                     || name.contains("deactivat");
@@ -137,8 +178,20 @@ impl PrivilegedDirectory {
                 } else if added {
                     grant_in(holding, tenant, member_id, &role);
                 }
+                self.refresh_holder(tenant, member_id);
             }
             _ => {}
+        }
+    }
+
+    /// Brings the index of holders in line with the maps for one principal, after a change.
+    fn refresh_holder(&mut self, tenant: &str, principal: &str) {
+        let key = (tenant.to_owned(), principal.to_ascii_lowercase());
+        let index = holder_key(tenant, principal);
+        if self.active.contains_key(&key) || self.eligible.contains_key(&key) {
+            self.holders.insert(index);
+        } else {
+            self.holders.remove(&index);
         }
     }
 
@@ -160,9 +213,7 @@ impl PrivilegedDirectory {
         principal_id: &str,
         upn: Option<&str>,
     ) -> bool {
-        let key = (tenant_id.to_owned(), principal_id.to_ascii_lowercase());
-        self.active.contains_key(&key)
-            || self.eligible.contains_key(&key)
+        self.holders.contains(&holder_key(tenant_id, principal_id))
             || config
                 .privileged_principals
                 .contains(tenant_id, principal_id, upn)
@@ -270,6 +321,35 @@ mod tests {
             .build();
         dir.observe(&config, &removal);
         assert!(!dir.is_privileged(&config, TENANT, &uid(upn), None));
+    }
+
+    /// The index that answers `is_privileged` is not in a snapshot: a directory read back from
+    /// one is rebuilt from its maps and answers as the one written did, in any casing of the id.
+    #[test]
+    fn a_directory_read_back_from_a_snapshot_knows_the_same_holders() {
+        let config = DetectConfig::default();
+        let mut dir = PrivilegedDirectory::default();
+        dir.observe(
+            &config,
+            &role_grant(TENANT, "ann@contoso.com", GLOBAL_ADMIN),
+        );
+        let mut eligibility = role_grant(TENANT_B, "eli@contoso.com", GLOBAL_ADMIN);
+        if let Body::Role(g) = &mut eligibility.body {
+            g.eligible = true;
+        }
+        dir.observe(&config, &eligibility);
+        let bytes = bincode::serialize(&dir).unwrap();
+        let back: PrivilegedDirectory = bincode::deserialize(&bytes).unwrap();
+        for d in [&dir, &back] {
+            let ann = uid("ann@contoso.com");
+            assert!(d.is_privileged(&config, TENANT, &ann, None));
+            assert!(d.is_privileged(&config, TENANT, &ann.to_ascii_uppercase(), None));
+            assert!(!d.is_privileged(&config, TENANT_B, &ann, None));
+            assert!(d.is_privileged(&config, TENANT_B, &uid("eli@contoso.com"), None));
+            assert!(!d.is_privileged(&config, TENANT, &uid("eli@contoso.com"), None));
+        }
+        assert_eq!(back.holders, dir.holders);
+        assert_eq!(bincode::serialize(&back).unwrap(), bytes);
     }
 
     #[test]

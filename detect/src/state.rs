@@ -53,19 +53,39 @@ fn guid_value(s: &str) -> Option<u128> {
     if b.len() != 36 {
         return None;
     }
+    if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
     let mut v: u128 = 0;
+    let mut invalid = 0u8;
     for (i, &c) in b.iter().enumerate() {
         if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
             continue;
         }
-        let digit = (c as char).to_digit(16)?;
-        v = (v << 4) | u128::from(digit);
+        let digit = HEX_DIGIT[usize::from(c)];
+        invalid |= digit;
+        v = (v << 4) | u128::from(digit & 0x0f);
     }
-    Some(v)
+    (invalid & 0x80 == 0).then_some(v)
 }
+
+/// Each byte's value as a hex digit, or 0x80 for a byte that is none: a table read per digit
+/// instead of a range check, since ids are keyed on every event.
+const HEX_DIGIT: [u8; 256] = {
+    let mut table = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// An ISO country code packed into two bytes (`US` → 0x5553); 0 for none.
 pub fn country_code(c: Option<&str>) -> u16 {
@@ -86,6 +106,30 @@ pub fn sign_in_key(s: &SignIn) -> Option<&str> {
         .as_deref()
         .or(s.service_principal_id.as_deref())
         .or(s.user_principal_name.as_deref())
+}
+
+/// The keys of a sign-in that the state and several rules look up, made once per event: each
+/// [`key128`] reads and hashes the text again, and a sign-in was keyed several times over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignInKeys {
+    /// [`key128`] of the principal's [`sign_in_key`].
+    pub principal: Option<u128>,
+    /// [`key128`] of the source IP address.
+    pub ip: Option<u128>,
+}
+
+impl SignInKeys {
+    pub fn of(s: &SignIn) -> SignInKeys {
+        SignInKeys {
+            principal: sign_in_key(s).map(key128),
+            ip: s.ip_address.as_deref().map(key128),
+        }
+    }
+
+    /// The keys of `event` when it is a sign-in, none otherwise.
+    pub fn of_event(event: &Event) -> SignInKeys {
+        event.as_sign_in().map(SignInKeys::of).unwrap_or_default()
+    }
 }
 
 /// Usable coordinates: finite, in range, and not the (0, 0) some sources write for "unknown".
@@ -346,19 +390,11 @@ pub struct IpState {
 impl IpState {
     /// Distinct users and tenants with failures at or after `since`.
     pub fn spray_counts(&self, since: i64) -> (usize, usize) {
-        let mut users: Vec<u128> = Vec::new();
-        let mut tenants: Vec<u32> = Vec::new();
-        for (at, user, tenant) in &self.failures {
-            if *at >= since {
-                if !users.contains(user) {
-                    users.push(*user);
-                }
-                if !tenants.contains(tenant) {
-                    tenants.push(*tenant);
-                }
-            }
-        }
-        (users.len(), tenants.len())
+        let recent = |f: &(i64, u128, u32)| f.0 >= since;
+        (
+            distinct(&self.failures, recent, |f| f.1, None),
+            distinct(&self.failures, recent, |f| f.2, None),
+        )
     }
 
     /// Distinct users and tenants failing from this IP in the window ending at `now`, counting one
@@ -370,19 +406,11 @@ impl IpState {
         user: u128,
         tenant: Option<u32>,
     ) -> (u32, u32) {
-        let mut users: Vec<u128> = vec![user];
-        let mut tenants: Vec<Option<u32>> = vec![tenant];
-        for (at, u, t) in &self.failures {
-            if *at > now - window_secs {
-                if !users.contains(u) {
-                    users.push(*u);
-                }
-                if !tenants.contains(&Some(*t)) {
-                    tenants.push(Some(*t));
-                }
-            }
-        }
-        (users.len() as u32, tenants.len() as u32)
+        let recent = |f: &(i64, u128, u32)| f.0 > now - window_secs;
+        (
+            distinct(&self.failures, recent, |f| f.1, Some(user)) as u32,
+            distinct(&self.failures, recent, |f| Some(f.2), Some(tenant)) as u32,
+        )
     }
 
     /// Whether a failure that brings this IP to (`users`, `tenants`) in the window is news for
@@ -498,8 +526,13 @@ fn unknown_floor() -> i64 {
 
 impl State {
     pub fn principal(&self, tenant: &str, id: &str) -> Option<&PrincipalState> {
+        self.principal_by_key(tenant, key128(id))
+    }
+
+    /// [`State::principal`] by the id's [`key128`].
+    pub fn principal_by_key(&self, tenant: &str, key: u128) -> Option<&PrincipalState> {
         let t = self.tenants.get(tenant)?;
-        self.principals.get(&(t, key128(id)))
+        self.principals.get(&(t, key))
     }
 
     pub fn technician(&self, home_tenant: &str, user_id: &str) -> Option<&TechnicianState> {
@@ -508,7 +541,12 @@ impl State {
     }
 
     pub fn ip(&self, ip: &str) -> Option<&IpState> {
-        self.ips.get(&key128(ip))
+        self.ip_by_key(key128(ip))
+    }
+
+    /// [`State::ip`] by the address's [`key128`].
+    pub fn ip_by_key(&self, key: u128) -> Option<&IpState> {
+        self.ips.get(&key)
     }
 
     /// Whether the partner home tenant has acted in the customer tenant before.
@@ -536,6 +574,11 @@ impl State {
 
     /// Learns from one event, after the detectors decided on it.
     pub fn update(&mut self, config: &DetectConfig, event: &Event) {
+        self.update_keyed(config, event, SignInKeys::of_event(event));
+    }
+
+    /// [`State::update`] with the event's keys already made ([`SignInKeys::of_event`]).
+    pub fn update_keyed(&mut self, config: &DetectConfig, event: &Event, keys: SignInKeys) {
         let now = event.meta.time.timestamp();
         self.clock = self.clock.max(now);
         // Every time this event may store (last seen, a country's or a tenant's time) is `now`.
@@ -551,7 +594,7 @@ impl State {
                     t.silent_sign_ins_hours,
                     t.learning_days,
                 );
-                self.update_sign_in(config, tenant, s, &event.meta.id, now);
+                self.update_sign_in(config, tenant, s, keys, &event.meta.id, now);
             }
             Body::Audit(a) => {
                 let t = &config.thresholds;
@@ -569,7 +612,7 @@ impl State {
                 {
                     for target in &a.target_resources {
                         if let Some(id) = &target.id {
-                            let p = self.principal_mut(tenant, id, now);
+                            let p = self.principal_mut(tenant, key128(id), now);
                             p.disabled_at = Some(now);
                         }
                     }
@@ -604,10 +647,10 @@ impl State {
         s.first = s.first.min(now);
     }
 
-    fn principal_mut(&mut self, tenant: u32, id: &str, now: i64) -> &mut PrincipalState {
+    fn principal_mut(&mut self, tenant: u32, key: u128, now: i64) -> &mut PrincipalState {
         let p = self
             .principals
-            .entry((tenant, key128(id)))
+            .entry((tenant, key))
             .or_insert(PrincipalState {
                 first_seen: now,
                 last_seen: now,
@@ -623,12 +666,12 @@ impl State {
         config: &DetectConfig,
         tenant: u32,
         s: &SignIn,
+        keys: SignInKeys,
         event_id: &str,
         now: i64,
     ) {
         let t = &config.thresholds;
-        let ip = s.ip_address.as_deref().map(key128);
-        let id = sign_in_key(s);
+        let (ip, id) = (keys.ip, keys.principal);
         if let Some(id) = id {
             let p = self.principal_mut(tenant, id, now);
             match s.error_code {
@@ -712,8 +755,7 @@ impl State {
                 && PASSWORD_FAILURE_CODES.contains(&code)
             {
                 let window = t.spray_window_minutes * 60;
-                let (users, tenants) =
-                    entry.spray_counts_with(now, window, key128(user), Some(tenant));
+                let (users, tenants) = entry.spray_counts_with(now, window, user, Some(tenant));
                 if let Some(report) = entry.spray_report(t, now, users, tenants) {
                     if report.opens {
                         entry.spray_hits.clear();
@@ -726,12 +768,12 @@ impl State {
                 entry.failures.retain(|(at, _, _)| *at > now - window);
                 push_capped(
                     &mut entry.failures,
-                    (now, key128(user), tenant),
+                    (now, user, tenant),
                     MAX_IP_FAILURES,
                     |(at, _, _)| *at,
                 );
             }
-            if let Some(user) = id.filter(|_| s.is_success() && s.is_user()).map(key128)
+            if let Some(user) = id.filter(|_| s.is_success() && s.is_user())
                 && entry.spray_hit_is_new(now, user)
             {
                 entry.spray_hits.push(user);
@@ -882,6 +924,33 @@ fn kept_since<T>(horizon: i64, last_seen: i64, items: &mut Vec<(T, i64)>, floor:
 }
 
 /// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
+/// How many distinct keys there are among `extra` and the items that `keep` accepts, counted
+/// without storing them: an item counts when neither `extra` nor an earlier kept item has its key.
+/// Asked on every password failure; the scan stops at the first earlier match, so repeats of a
+/// few keys cost little and all-distinct keys cost what a list of seen keys would.
+fn distinct<T, K: PartialEq>(
+    items: &[T],
+    keep: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> K,
+    extra: Option<K>,
+) -> usize {
+    let mut count = usize::from(extra.is_some());
+    for (j, item) in items.iter().enumerate() {
+        if !keep(item) {
+            continue;
+        }
+        let k = key(item);
+        let seen = extra.as_ref() == Some(&k)
+            || items[..j]
+                .iter()
+                .any(|earlier| keep(earlier) && key(earlier) == k);
+        if !seen {
+            count += 1;
+        }
+    }
+    count
+}
+
 fn push_capped<T>(list: &mut Vec<T>, item: T, cap: usize, time_of: impl Fn(&T) -> i64) {
     if list.len() >= cap
         && let Some((oldest, _)) = list.iter().enumerate().min_by_key(|(_, x)| time_of(x))
@@ -928,6 +997,35 @@ mod tests {
     /// An eviction that skips the tables (nothing old enough) keeps exactly what a scan keeps:
     /// 75 days of sign-ins, some of them arriving up to 40 days late, evicted after every event,
     /// against the same events evicted by a scan every time.
+    /// `distinct` counts what a set of the kept keys (and the extra one) holds.
+    #[test]
+    fn distinct_counts_what_a_set_holds() {
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        for round in 0..500 {
+            let len = next(40) as usize;
+            let spread = 1 + next(12);
+            let items: Vec<(i64, u64)> =
+                (0..len).map(|_| (next(10) as i64, next(spread))).collect();
+            let extra = (round % 3 != 0).then(|| next(spread));
+            let keep = |x: &(i64, u64)| x.0 >= 4;
+            let want: std::collections::HashSet<u64> = items
+                .iter()
+                .filter(|x| keep(x))
+                .map(|x| x.1)
+                .chain(extra)
+                .collect();
+            assert_eq!(
+                distinct(&items, keep, |x| x.1, extra),
+                want.len(),
+                "{items:?} with {extra:?}"
+            );
+        }
+    }
+
     #[test]
     fn skipped_evictions_keep_exactly_what_a_scan_keeps() {
         use crate::testkit::sign_in;
@@ -973,6 +1071,36 @@ mod tests {
         assert!(skipped > 500, "evictions skipped: {skipped}");
         assert!(removed > 50, "evictions that removed something: {removed}");
         assert!(!skipping.technicians.is_empty());
+    }
+
+    /// `guid_value` reads exactly the 8-4-4-4-12 form, in any case, as `from_str_radix` reads
+    /// its digits: checked with every position of a GUID changed to each of a set of bytes.
+    #[test]
+    fn guid_values_are_read_as_their_hex_digits() {
+        let reference = |s: &str| {
+            let b = s.as_bytes();
+            let dashes = [8, 13, 18, 23];
+            let form = b.len() == 36
+                && b.iter().enumerate().all(|(i, c)| {
+                    if dashes.contains(&i) {
+                        *c == b'-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                });
+            form.then(|| u128::from_str_radix(&s.replace('-', ""), 16).unwrap())
+        };
+        let guid = "0123abcd-ef45-6789-ABCD-EF0123456789";
+        assert_eq!(guid_value(guid), Some(0x0123abcdef456789abcdef0123456789));
+        for at in 0..guid.len() {
+            for c in "0 9aAfFgG-z/:@`".chars() {
+                let mut changed = guid.to_owned();
+                changed.replace_range(at..=at, &c.to_string());
+                assert_eq!(guid_value(&changed), reference(&changed), "{changed}");
+            }
+        }
+        assert_eq!(guid_value(&guid[1..]), None);
+        assert_eq!(guid_value("0123abcd-ef45-6789-ABCD-EF012345678é"), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, app_name, place, role_names, who};
+use super::{about_sign_in, app_name, place, role_names, who, with_ascii_lowercase};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -95,15 +95,13 @@ pub struct AdminCollaborationUse;
 /// What kind of collaboration a sign-in reaches (`mail`, `files`, `chat`), or `None`.
 fn collaboration(s: &SignIn) -> Option<&'static str> {
     let app_id = s.app_id.as_deref().unwrap_or("");
-    let app_name = s
-        .app_display_name
-        .as_deref()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let app_name = s.app_display_name.as_deref().unwrap_or("");
     let admin_tool = ADMIN_TOOLS.iter().any(|t| t.eq_ignore_ascii_case(app_id))
-        || ["admin", "powershell", "management shell"]
-            .iter()
-            .any(|w| app_name.contains(w));
+        || with_ascii_lowercase(app_name, |name| {
+            ["admin", "powershell", "management shell"]
+                .iter()
+                .any(|w| name.contains(w))
+        });
     if admin_tool {
         return None;
     }
@@ -123,13 +121,15 @@ fn collaboration(s: &SignIn) -> Option<&'static str> {
     {
         return Some(what);
     }
-    if app_name.contains("outlook") {
-        Some("mail")
-    } else if app_name.contains("teams") {
-        Some("chat")
-    } else {
-        None
-    }
+    with_ascii_lowercase(app_name, |name| {
+        if name.contains("outlook") {
+            Some("mail")
+        } else if name.contains("teams") {
+            Some("chat")
+        } else {
+            None
+        }
+    })
 }
 
 impl Detector for AdminCollaborationUse {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::{about_sign_in, app_name, place, time_text, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::state::{PASSWORD_FAILURE_CODES, PrincipalState, key128, sign_in_key};
+use crate::state::{PASSWORD_FAILURE_CODES, PrincipalState};
 
 pub const ID: &str = "brute-force";
 
@@ -74,14 +74,16 @@ impl Detector for BruteForce {
         if !s.is_user() {
             return;
         }
-        let Some(key) = sign_in_key(s) else { return };
+        let Some(key) = ctx.sign_in_keys(event).principal else {
+            return;
+        };
         let fresh = PrincipalState::default();
         let history = ctx.sign_in_history(event).unwrap_or(&fresh);
         match s.error_code {
             Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
-                on_failure(ctx, event, s, key128(key), history, out);
+                on_failure(ctx, event, s, key, history, out);
             }
-            Some(0) if s.is_interactive() => on_success(ctx, event, s, key128(key), history, out),
+            Some(0) if s.is_interactive() => on_success(ctx, event, s, key, history, out),
             _ => {}
         }
     }

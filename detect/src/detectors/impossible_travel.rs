@@ -8,7 +8,7 @@ use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{Fix, country_text, key128, valid_coordinates};
+use crate::state::{Fix, country_text, valid_coordinates};
 
 pub const ID: &str = "impossible-travel";
 
@@ -124,7 +124,7 @@ impl Detector for ImpossibleTravel {
             return;
         };
         // The same address placed twice by the geolocation database is not travel.
-        if prev.ip != 0 && s.ip_address.as_deref().map(key128) == Some(prev.ip) {
+        if prev.ip != 0 && ctx.sign_in_keys(event).ip == Some(prev.ip) {
             return;
         }
         let t = &ctx.config.thresholds;

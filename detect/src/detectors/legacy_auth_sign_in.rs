@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationProtocol, Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, actor, app_name, place, role_names, who};
+use super::{about_sign_in, actor, app_name, place, role_names, who, with_ascii_lowercase};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -80,19 +80,24 @@ const LEGACY_AGENTS: [&str; 3] = ["bav2ropc", "cbainprod", "cbaintar"];
 pub struct LegacyAuthSignIn;
 
 /// Why a sign-in counts as legacy: each matching signal as (field, value), empty when none does.
+/// What makes a sign-in legacy, each signal with the value that showed it; empty for a modern
+/// sign-in. Matching allocates nothing: it runs on every successful user sign-in.
 fn legacy_signals(s: &SignIn) -> Vec<(&'static str, String)> {
     let mut signals = Vec::new();
     if let Some(client) = s.client_app_used.as_deref() {
-        let c = client.trim().to_ascii_lowercase();
-        if LEGACY_CLIENTS.contains(&c.as_str()) || c.starts_with("outlook anywhere") {
+        let c = client.trim();
+        let outlook_anywhere = "outlook anywhere";
+        if LEGACY_CLIENTS.iter().any(|l| c.eq_ignore_ascii_case(l))
+            || c.get(..outlook_anywhere.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(outlook_anywhere))
+        {
             signals.push(("clientAppUsed", client.to_owned()));
         }
     }
-    if let Some(agent) = s.user_agent.as_deref() {
-        let a = agent.to_ascii_lowercase();
-        if LEGACY_AGENTS.iter().any(|m| a.contains(m)) {
-            signals.push(("userAgent", agent.to_owned()));
-        }
+    if let Some(agent) = s.user_agent.as_deref()
+        && with_ascii_lowercase(agent, |a| LEGACY_AGENTS.iter().any(|m| a.contains(m)))
+    {
+        signals.push(("userAgent", agent.to_owned()));
     }
     if let Some(p @ AuthenticationProtocol::Ropc) = &s.authentication_protocol {
         signals.push(("authenticationProtocol", p.as_str().to_owned()));
@@ -336,9 +341,26 @@ mod tests {
                 ("userAgent", "CBAinTAR".to_owned())
             ]
         );
+        let prefixed = sign_in("z", "ann@contoso.com", 0)
+            .client_app("  OUTLOOK Anywhere (RPC over HTTP)")
+            .user_agent("Microsoft Office/16.0 (bav2ropc; Pro)")
+            .build();
+        assert_eq!(
+            legacy_signals(prefixed.as_sign_in().unwrap())
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>(),
+            ["clientAppUsed", "userAgent"]
+        );
         let modern = sign_in("y", "ann@contoso.com", 0)
             .client_app("Browser")
+            .user_agent("BAV2")
             .build();
         assert!(legacy_signals(modern.as_sign_in().unwrap()).is_empty());
+        let short = sign_in("w", "ann@contoso.com", 0)
+            .client_app("Outlook")
+            .user_agent("")
+            .build();
+        assert!(legacy_signals(short.as_sign_in().unwrap()).is_empty());
     }
 }

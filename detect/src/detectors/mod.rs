@@ -29,6 +29,22 @@ use crate::config::DetectConfig;
 use crate::detector::Context;
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
+/// Calls `f` with `text` in ASCII lower case, copied into a buffer on the stack when it fits (a
+/// heap copy only for longer text): sign-in rules match text in any casing on every sign-in, and
+/// a heap copy for each would be an allocation per event.
+pub(crate) fn with_ascii_lowercase<R>(text: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 256];
+    if let Some(copy) = buf.get_mut(..text.len()) {
+        copy.copy_from_slice(text.as_bytes());
+        copy.make_ascii_lowercase();
+        // Changing the case of ASCII letters keeps UTF-8 valid, so this is always `Ok`.
+        if let Ok(lower) = std::str::from_utf8(copy) {
+            return f(lower);
+        }
+    }
+    f(&text.to_ascii_lowercase())
+}
+
 /// What a finding about the sign-in `s` of `event` takes from them: the event's tenant, time and
 /// id, the signing-in principal and the source IP. The rest is for the detector to fill in with
 /// struct update syntax: `Finding { rule, severity, title, .., ..about_sign_in(event, s) }`.

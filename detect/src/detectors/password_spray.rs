@@ -7,7 +7,7 @@ use super::{app_name, plural, time_text};
 use super::{place, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
-use crate::state::{IpState, PASSWORD_FAILURE_CODES, key128, sign_in_key};
+use crate::state::{IpState, PASSWORD_FAILURE_CODES};
 
 pub const ID: &str = "password-spray";
 
@@ -259,12 +259,14 @@ impl Detector for PasswordSpray {
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
         let Some(s) = event.as_sign_in() else { return };
-        let (Some(ip), Some(user)) = (s.ip_address.as_deref(), sign_in_key(s)) else {
+        let keys = ctx.sign_in_keys(event);
+        let (Some(ip), Some(ip_key), Some(user)) =
+            (s.ip_address.as_deref(), keys.ip, keys.principal)
+        else {
             return;
         };
         let fresh = IpState::default();
-        let history = ctx.state.ip(ip).unwrap_or(&fresh);
-        let user = key128(user);
+        let history = ctx.state.ip_by_key(ip_key).unwrap_or(&fresh);
         match s.error_code {
             Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
                 on_failure(ctx, event, s, ip, history, user, out)

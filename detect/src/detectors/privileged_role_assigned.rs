@@ -66,7 +66,16 @@ pub struct PrivilegedRoleAssigned;
 
 /// Why an audit is a grant outside PIM, or `None` when it is not one.
 fn outside_pim(a: &Audit) -> Option<&'static str> {
-    let name = a.activity_display_name.trim().to_ascii_lowercase();
+    // Asked of every audit: most are not role grants, and are turned away before any copy.
+    let grant = "add member to role";
+    let activity = a.activity_display_name.trim();
+    if !activity
+        .get(..grant.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(grant))
+    {
+        return None;
+    }
+    let name = activity.to_ascii_lowercase();
     if name.contains("pim activation")
         || name.contains("eligible")
         || !name.starts_with("add member to role")

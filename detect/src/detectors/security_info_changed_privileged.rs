@@ -4,6 +4,7 @@ use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, Value, json};
 
 use super::partner_created_account::{actor_ip, actor_name, partner_initiator, succeeded};
+use super::with_ascii_lowercase;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
@@ -82,52 +83,50 @@ Center "Partner security requirements".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SecurityInfoChangedPrivileged;
 
-/// What changed, if the audit is a security-info change.
+/// What changed, if the audit is a security-info change. Asked of every audit, so the common
+/// answer ("no") is reached without allocating.
 fn change_of(a: &Audit) -> Option<String> {
     let activity = a.activity_display_name.trim();
-    let name = activity.to_ascii_lowercase();
-    let reason = a
-        .result_reason
-        .as_deref()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let tap_created = |s: &str| {
-        s.contains("temporary access pass")
-            && (s.starts_with("create") || s.contains("registered") || s.contains("added"))
+    let reason = a.result_reason.as_deref().unwrap_or("");
+    let tap_created = |text: &str| {
+        with_ascii_lowercase(text, |s| {
+            s.contains("temporary access pass")
+                && (s.starts_with("create") || s.contains("registered") || s.contains("added"))
+        })
     };
-    if tap_created(&name) || tap_created(&reason) {
+    if tap_created(activity) || tap_created(reason) {
         return Some("Temporary Access Pass created".to_owned());
     }
-    if ACTIVITIES.contains(&name.as_str()) {
+    if ACTIVITIES.iter().any(|x| activity.eq_ignore_ascii_case(x)) {
         return Some(activity.to_owned());
     }
-    if name != "update user" {
+    if !activity.eq_ignore_ascii_case("update user") {
         return None;
     }
-    let mut listed: Vec<&str> = Vec::new();
-    for p in a
-        .target_resources
-        .iter()
-        .flat_map(|t| &t.modified_properties)
-    {
-        let Some(n) = p.display_name.as_deref() else {
-            continue;
-        };
-        if n.eq_ignore_ascii_case("Included Updated Properties") {
-            listed.extend(
-                p.new_value
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .map(|x| x.trim().trim_matches('"').trim()),
-            );
-        } else {
-            listed.push(n.trim());
-        }
-    }
+    // The properties the audit names: each modified property, and the list an "Included Updated
+    // Properties" entry carries.
+    let listed = || {
+        a.target_resources
+            .iter()
+            .flat_map(|t| &t.modified_properties)
+            .filter_map(|p| p.display_name.as_deref().map(|n| (n, p)))
+            .flat_map(|(n, p)| {
+                let included = n.eq_ignore_ascii_case("Included Updated Properties");
+                let list = included.then(|| {
+                    p.new_value
+                        .as_deref()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(|x| x.trim().trim_matches('"').trim())
+                });
+                list.into_iter()
+                    .flatten()
+                    .chain((!included).then(|| n.trim()))
+            })
+    };
     let touched: Vec<&str> = METHOD_PROPERTIES
         .into_iter()
-        .filter(|m| listed.iter().any(|x| x.eq_ignore_ascii_case(m)))
+        .filter(|m| listed().any(|x| x.eq_ignore_ascii_case(m)))
         .collect();
     (!touched.is_empty()).then(|| format!("Update user: {}", touched.join(", ")))
 }
