@@ -42,7 +42,8 @@ impl<'a> Context<'a> {
     }
 
     /// The history of the principal who signs in with `event` (by its tenant and
-    /// [`sign_in_key`]), `None` for a principal never seen or an event that is not a sign-in.
+    /// [`crate::state::sign_in_key`]), `None` for a principal never seen or an event that is not
+    /// a sign-in.
     /// Several detectors ask it of every sign-in; it is looked up once per event.
     pub fn sign_in_history(&self, event: &Event) -> Option<&'a PrincipalState> {
         let state = self.state;

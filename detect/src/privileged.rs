@@ -49,7 +49,9 @@ impl From<Holdings> for PrivilegedDirectory {
 }
 
 /// The index key of (tenant, principal), equal when the maps' keys are (the tenant as given,
-/// the principal in any ASCII casing): two hashes, each seeded once per process.
+/// the principal in any ASCII casing): two 64-bit hashes, seeded once per process. Like the
+/// state's 128-bit keys, a hit is not confirmed against the text: two different pairs agreeing
+/// on both hashes is not a case worth a heap copy on every sign-in.
 fn holder_key(tenant: &str, principal: &str) -> (u64, u64) {
     use std::hash::BuildHasher;
     (

@@ -923,7 +923,6 @@ fn kept_since<T>(horizon: i64, last_seen: i64, items: &mut Vec<(T, i64)>, floor:
     keep
 }
 
-/// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
 /// How many distinct keys there are among `extra` and the items that `keep` accepts, counted
 /// without storing them: an item counts when neither `extra` nor an earlier kept item has its key.
 /// Asked on every password failure; the scan stops at the first earlier match, so repeats of a
@@ -951,6 +950,7 @@ fn distinct<T, K: PartialEq>(
     count
 }
 
+/// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
 fn push_capped<T>(list: &mut Vec<T>, item: T, cap: usize, time_of: impl Fn(&T) -> i64) {
     if list.len() >= cap
         && let Some((oldest, _)) = list.iter().enumerate().min_by_key(|(_, x)| time_of(x))
@@ -994,9 +994,6 @@ mod tests {
         (principals, technicians, ips)
     }
 
-    /// An eviction that skips the tables (nothing old enough) keeps exactly what a scan keeps:
-    /// 75 days of sign-ins, some of them arriving up to 40 days late, evicted after every event,
-    /// against the same events evicted by a scan every time.
     /// `distinct` counts what a set of the kept keys (and the extra one) holds.
     #[test]
     fn distinct_counts_what_a_set_holds() {
@@ -1026,6 +1023,9 @@ mod tests {
         }
     }
 
+    /// An eviction that skips the tables (nothing old enough) keeps exactly what a scan keeps:
+    /// 75 days of sign-ins, some of them arriving up to 40 days late, evicted after every event,
+    /// against the same events evicted by a scan every time.
     #[test]
     fn skipped_evictions_keep_exactly_what_a_scan_keeps() {
         use crate::testkit::sign_in;
