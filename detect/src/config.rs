@@ -136,17 +136,12 @@ impl PrincipalList {
     }
 }
 
-/// A hash of an id equal for every ASCII casing of it.
+/// A hash of an id equal for every ASCII casing of it: the id is hashed in lower case, a word
+/// at a time, without an intermediate string.
 pub(crate) fn caseless_hash(id: &str) -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut h = KeyHash::default().build_hasher();
-    write_caseless(&mut h, id);
-    h.finish()
-}
-
-/// Feeds `text` to `h` in ASCII lower case, a word at a time, without an intermediate string.
-fn write_caseless(h: &mut impl std::hash::Hasher, text: &str) {
-    let mut chunks = text.as_bytes().chunks_exact(8);
+    let mut chunks = id.as_bytes().chunks_exact(8);
     for c in &mut chunks {
         let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         h.write_u64(ascii_lowercase_word(word));
@@ -154,12 +149,13 @@ fn write_caseless(h: &mut impl std::hash::Hasher, text: &str) {
     let mut last = [0u8; 8];
     last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
     h.write_u64(ascii_lowercase_word(u64::from_le_bytes(last)));
-    h.write_usize(text.len());
+    h.write_usize(id.len());
+    h.finish()
 }
 
 /// The eight bytes of `word` with each ASCII capital made small, all at once; other bytes,
 /// non-ASCII included, are left as they are.
-pub(crate) fn ascii_lowercase_word(word: u64) -> u64 {
+fn ascii_lowercase_word(word: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let low = word & LOW7;
