@@ -18,6 +18,7 @@
 //! positions, commit reports), and [`sources`] holds them: `file` and `memory` always, `kafka` (Event
 //! Hub or Kafka, feature `kafka`) and `graph` (Microsoft Graph polling, feature `graph`).
 
+pub mod align;
 pub mod enums;
 pub mod framing;
 #[cfg(feature = "sources")]

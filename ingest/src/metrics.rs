@@ -28,6 +28,12 @@ pub struct SourceMetrics {
     pub kafka_lag: IntGaugeVec,
     /// `entrawatch_kafka_committed_offset{source,topic,partition}`.
     pub kafka_committed: IntGaugeVec,
+    /// `entrawatch_kafka_assigned_partitions{source}`: partitions this process holds.
+    pub kafka_assigned: IntGaugeVec,
+    /// `entrawatch_kafka_partitions{source}`: partitions the source's topics have.
+    pub kafka_partitions: IntGaugeVec,
+    /// `entrawatch_kafka_connected{source}`: 1 while at least one broker connection is up.
+    pub kafka_connected: IntGaugeVec,
 }
 
 impl SourceMetrics {
@@ -42,6 +48,9 @@ impl SourceMetrics {
         registry.register(Box::new(m.watermark_lag.clone()))?;
         registry.register(Box::new(m.kafka_lag.clone()))?;
         registry.register(Box::new(m.kafka_committed.clone()))?;
+        registry.register(Box::new(m.kafka_assigned.clone()))?;
+        registry.register(Box::new(m.kafka_partitions.clone()))?;
+        registry.register(Box::new(m.kafka_connected.clone()))?;
         Ok(m)
     }
 
@@ -109,6 +118,21 @@ impl SourceMetrics {
                 "entrawatch_kafka_committed_offset",
                 "The offset committed for a partition (every earlier message is durable)",
                 &["source", "topic", "partition"],
+            ),
+            kafka_assigned: gauge(
+                "entrawatch_kafka_assigned_partitions",
+                "Partitions of a Kafka source this process holds (a deployment is one consumer group member: fewer than entrawatch_kafka_partitions means another member took some)",
+                &["source"],
+            ),
+            kafka_connected: gauge(
+                "entrawatch_kafka_connected",
+                "1 while a Kafka source has at least one broker connection up (from librdkafka's statistics; 0 when every broker is down)",
+                &["source"],
+            ),
+            kafka_partitions: gauge(
+                "entrawatch_kafka_partitions",
+                "Partitions the topics of a Kafka source have",
+                &["source"],
             ),
         }
     }

@@ -4,13 +4,13 @@
 //! string on the wire is `None`. Times are UTC. Enums that Entra evolves are open (`Unknown(String)`).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::enums::*;
 pub use crate::text::Text;
 
 /// One normalised Entra event: what happened, in which tenant, when, and from which wire shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub meta: Meta,
     #[serde(flatten)]
@@ -18,7 +18,7 @@ pub struct Event {
 }
 
 /// What every event carries, whatever its kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
     /// The record's own id (sign-in id, audit id, detection id, user id for risky users).
     pub id: Text,
@@ -32,7 +32,7 @@ pub struct Meta {
 }
 
 /// Where an event's time came from, best first (FORMATS.md §7.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeSource {
     /// The record's own time field (`createdDateTime`, `activityDateTime`, ...).
@@ -46,7 +46,7 @@ pub enum TimeSource {
 }
 
 /// The wire shapes entrawatch reads (FORMATS.md §1-§4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shape {
     /// Microsoft Graph JSON (v1.0 or beta): a single entity, a list page or NDJSON of entities.
@@ -71,7 +71,7 @@ impl Shape {
 }
 
 /// The kinds of event, used for counting and de-duplication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
     SignIn,
@@ -108,7 +108,7 @@ impl Kind {
 }
 
 /// The kind-specific part of an event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Body {
     SignIn(Box<SignIn>),
@@ -164,7 +164,7 @@ impl Event {
 }
 
 /// A sign-in of any type: interactive, non-interactive, service principal or managed identity.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SignIn {
     pub event_type: Option<SignInEventType>,
     pub is_interactive: Option<bool>,
@@ -253,7 +253,7 @@ impl SignIn {
 }
 
 /// One step of `authenticationDetails`. Free text in every field: never enum-matched.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuthenticationStep {
     pub time: Option<DateTime<Utc>>,
     pub method: Option<Text>,
@@ -284,7 +284,7 @@ impl AuthenticationStep {
 }
 
 /// `deviceDetail`. Event Hub and Log Analytics omit `isManaged` / `isCompliant` when false.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceDetail {
     pub device_id: Option<Text>,
     pub display_name: Option<Text>,
@@ -304,7 +304,7 @@ impl DeviceDetail {
 }
 
 /// `location` (Graph, Event Hub) or `LocationDetails` (Log Analytics).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Location {
     pub city: Option<Text>,
     pub state: Option<Text>,
@@ -315,7 +315,7 @@ pub struct Location {
 }
 
 /// A directory audit event (`directoryAudits`, Event Hub `AuditLogs`, LA `AuditLogs`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Audit {
     pub activity_display_name: Text,
     /// The audit category (`RoleManagement`, `UserManagement`, ...).
@@ -331,13 +331,13 @@ pub struct Audit {
 }
 
 /// Who performed an audited action: a user, an app, or neither.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Initiator {
     pub user: Option<AuditUser>,
     pub app: Option<AuditApp>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditUser {
     pub id: Option<Text>,
     pub display_name: Option<Text>,
@@ -350,7 +350,7 @@ pub struct AuditUser {
     pub roles: Vec<Text>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditApp {
     pub app_id: Option<Text>,
     pub display_name: Option<Text>,
@@ -358,7 +358,7 @@ pub struct AuditApp {
     pub service_principal_name: Option<Text>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetResource {
     pub id: Option<Text>,
     pub display_name: Option<Text>,
@@ -372,14 +372,14 @@ pub struct TargetResource {
 /// A changed attribute. Values are JSON inside strings on the wire; a value that decodes to a JSON
 /// string is unwrapped (`"\"Global Administrator\""` becomes `Global Administrator`), anything else
 /// (arrays, objects, invalid or truncated JSON) is kept as written.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModifiedProperty {
     pub display_name: Option<Text>,
     pub old_value: Option<Text>,
     pub new_value: Option<Text>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: Text,
     pub value: Option<Text>,
@@ -401,7 +401,7 @@ impl Audit {
 }
 
 /// A risky user's state (`riskyUsers`), or one item of its history (`riskyUsers/{id}/history`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RiskyUser {
     /// The user's object id.
     pub user_id: Text,
@@ -418,7 +418,7 @@ pub struct RiskyUser {
 }
 
 /// What a history item adds to the risky-user state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RiskyUserHistory {
     pub initiated_by: Option<Text>,
     pub event_types: Vec<Text>,
@@ -426,7 +426,7 @@ pub struct RiskyUserHistory {
 }
 
 /// A risk detection (`riskDetections`, Event Hub `UserRiskEvents`, LA `AADUserRiskEvents`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RiskDetection {
     /// The sign-in it concerns (joins to `SignIn` id / `originalRequestId`).
     pub request_id: Option<Text>,
@@ -456,7 +456,7 @@ pub struct RiskDetection {
 
 /// Directory context: a role held by a principal, active (`roleAssignments`) or eligible
 /// (`roleEligibilitySchedules`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RoleGrant {
     pub eligible: bool,
     pub principal_id: Text,

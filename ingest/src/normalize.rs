@@ -300,12 +300,29 @@ fn infer_kind(o: Obj<'_>) -> Option<Kind> {
     None
 }
 
+/// `; its fields: a, b, c` (the first few), to show what a record that cannot be placed holds.
+fn fields_named(o: Obj<'_>) -> String {
+    let names: Vec<&str> = o.0.keys().map(String::as_str).take(8).collect();
+    if names.is_empty() {
+        "; it is empty".to_owned()
+    } else {
+        format!("; its fields: {}", names.join(", "))
+    }
+}
+
 fn graph_entity(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordError> {
     let kind = ctx.graph_hint.or_else(|| infer_kind(o)).ok_or_else(|| {
         RecordError::new(
             "(record)",
-            "cannot tell what this record is: no category, no createdDateTime, activityDateTime, \
-             riskEventType, riskLastUpdatedDateTime or roleDefinitionId",
+            format!(
+                "cannot tell what this record is: {}, and none of createdDateTime, \
+                 activityDateTime, riskEventType, riskLastUpdatedDateTime or roleDefinitionId{}",
+                match o.raw("category") {
+                    Some(v) => format!("its category is {v}, not a string"),
+                    None => "it has no category".to_owned(),
+                },
+                fields_named(o)
+            ),
         )
     })?;
     let event_type = o

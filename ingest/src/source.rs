@@ -28,6 +28,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+pub use crate::align::LaneMark;
 use crate::reader::{Item, ReadOptions};
 
 /// Most items a source puts in one batch.
@@ -45,6 +46,33 @@ pub struct Batch {
     pub position: Value,
     /// When the first record of the batch reached the source (for latency figures).
     pub received_at: Instant,
+    /// What the batch says of the source's lanes (Kafka partitions, Graph tenant streams), for the
+    /// event-time aligner ([`crate::align`]). Empty: the whole source is one lane, named after it.
+    pub lanes: Vec<LaneMark>,
+    /// For each item, the index in `lanes` of the lane it came by; empty: every item came by the
+    /// first lane (or the source's only lane).
+    pub item_lanes: Vec<u16>,
+}
+
+impl Batch {
+    /// A batch of a source that is one lane with no marks of its own.
+    pub fn single(
+        source: Arc<str>,
+        seq: u64,
+        items: Vec<Item>,
+        position: Value,
+        received_at: Instant,
+    ) -> Batch {
+        Batch {
+            source,
+            seq,
+            items,
+            position,
+            received_at,
+            lanes: Vec::new(),
+            item_lanes: Vec::new(),
+        }
+    }
 }
 
 /// A batch went through detection and its alerts and position are durable.

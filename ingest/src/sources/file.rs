@@ -2,7 +2,8 @@
 //! `replay`, for backfill, for replays into a live service and for the bundled demo.
 //!
 //! Files are read once each. Files found together form a *generation*: their events are merged in
-//! event-time order (ties keep file order), exactly as `replay` orders them, and sent in batches.
+//! event-time order (ties in the order of the records' identities), exactly as `replay` orders
+//! them, and sent in batches.
 //! A file is taken only once its size has stopped changing between two scans (or it is older than
 //! [`SETTLE_SECS`]), so a file still being copied in is not read half-written.
 //!
@@ -25,8 +26,8 @@ use serde_json::Value;
 
 use crate::reader::{self, Item, ReadOptions};
 use crate::source::{
-    Batch, CommitTracker, MAX_BATCH_ITEMS, Source, SourceContext, SourceError, SourceFuture,
-    drain_commits,
+    Batch, CommitTracker, LaneMark, MAX_BATCH_ITEMS, Source, SourceContext, SourceError,
+    SourceFuture, drain_commits,
 };
 
 /// A file whose size has not changed for this long is taken without waiting for a second scan.
@@ -255,12 +256,27 @@ async fn emit_generation(
             next.generation = Some(generation.clone());
         }
         ctx.metrics.count_items(&ctx.name, &chunk);
+        // A generation goes out in event-time order: nothing older than this chunk's newest
+        // event will come from it (a later generation may still bring older, late, events).
+        let newest = chunk
+            .iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(e.meta.time),
+                _ => None,
+            })
+            .max();
         let batch = Batch {
             source: Arc::clone(&ctx.name),
             seq: tracker.next_batch(),
             items: chunk,
             position: serde_json::to_value(&next).unwrap_or(Value::Null),
             received_at: started,
+            lanes: vec![LaneMark {
+                lane: "files".to_owned(),
+                complete_to: newest,
+                backlog: !finished,
+            }],
+            item_lanes: Vec::new(),
         };
         if ctx.out.send(batch).await.is_err() {
             return Err(SourceError::Closed(ctx.name.to_string()));
@@ -278,7 +294,7 @@ async fn emit_generation(
 }
 
 /// Every item of `files`: rejects and skips first (in file order), then events in event-time
-/// order, ties in file order. Deterministic, so a restart skips exactly what was sent.
+/// order ([`crate::align::order`]). Deterministic, so a restart skips exactly what was sent.
 fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> Vec<Item> {
     // Files are parsed on every core, then taken in file order: the result is the same as a
     // sequential read.
@@ -315,7 +331,8 @@ fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> Vec<Item> {
             other_item => other.push(other_item),
         }
     }
-    events.sort_by_key(|e| e.meta.time);
+    // Stable: exact repeats keep file order.
+    events.sort_by(|a, b| crate::align::order(a, b));
     other.extend(events.into_iter().map(Item::Event));
     other
 }

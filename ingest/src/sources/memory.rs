@@ -80,13 +80,13 @@ impl Source for MemorySource {
                 }
                 handed_out += items.len() as u64;
                 ctx.metrics.count_items(&ctx.name, &items);
-                let batch = Batch {
-                    source: Arc::clone(&ctx.name),
-                    seq: tracker.next_batch(),
+                let batch = Batch::single(
+                    Arc::clone(&ctx.name),
+                    tracker.next_batch(),
                     items,
-                    position: json!({ "handed_out": handed_out }),
+                    json!({ "handed_out": handed_out }),
                     received_at,
-                };
+                );
                 if ctx.out.send(batch).await.is_err() {
                     return Err(SourceError::Closed(ctx.name.to_string()));
                 }

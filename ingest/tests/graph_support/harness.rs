@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use entrawatch_ingest::align::{AlignConfig, Aligner};
 use entrawatch_ingest::metrics::SourceMetrics;
 use entrawatch_ingest::source::{Batch, Committed, Source, SourceContext, SourceError};
 use entrawatch_ingest::sources::graph::GraphSource;
@@ -33,6 +34,12 @@ pub struct Run {
     pub batches_seen: usize,
     pub empty_batches: usize,
     pub largest_position: usize,
+    /// Every batch also goes through an event-time aligner, as in the service.
+    pub aligner: Aligner,
+    /// (event time, dedup key) of every event the aligner released, in release order.
+    pub released: Vec<(chrono::DateTime<chrono::Utc>, Key)>,
+    /// Events the aligner found late.
+    pub late: usize,
     last_seq: u64,
 }
 
@@ -68,6 +75,13 @@ impl Run {
             batches_seen: 0,
             empty_batches: 0,
             largest_position: 0,
+            aligner: Aligner::new(AlignConfig {
+                out_of_order_secs: 0,
+                idle_secs: 3600,
+                max_buffered: 1_000_000,
+            }),
+            released: Vec::new(),
+            late: 0,
             last_seq: 0,
         }
     }
@@ -92,9 +106,48 @@ impl Run {
                 _ => {}
             }
         }
+        self.align(&b);
         self.largest_position = self.largest_position.max(b.position.to_string().len());
         self.position = Some(b.position);
         let _ = self.commits.send(Committed { seq: b.seq });
+    }
+
+    fn align(&mut self, b: &Batch) {
+        let source: Arc<str> = Arc::clone(&b.source);
+        let mut by_lane: Vec<Vec<Box<entrawatch_ingest::Event>>> =
+            b.lanes.iter().map(|_| Vec::new()).collect();
+        for (i, item) in b.items.iter().enumerate() {
+            if let Item::Event(e) = item {
+                by_lane[usize::from(b.item_lanes[i])].push(e.clone());
+            }
+        }
+        let mut late = Vec::new();
+        let now = std::time::Instant::now();
+        for (mark, events) in b.lanes.iter().zip(by_lane) {
+            self.aligner.offer(&source, mark, events, now, &mut late);
+        }
+        self.late += late
+            .iter()
+            .filter(|l| l.event.meta.time_source != entrawatch_ingest::TimeSource::Snapshot)
+            .count();
+        let mut out = Vec::new();
+        self.aligner.release(now, &mut out);
+        self.note_released(&out);
+    }
+
+    fn note_released(&mut self, out: &[Box<entrawatch_ingest::Event>]) {
+        for e in out {
+            let (tenant, kind, id) = e.dedup_key();
+            self.released
+                .push((e.meta.time, (tenant, kind.as_str().to_owned(), id)));
+        }
+    }
+
+    /// Releases what the aligner still holds (as when every source has finished).
+    pub fn release_all(&mut self) {
+        let mut out = Vec::new();
+        self.aligner.release_all(&mut out);
+        self.note_released(&out);
     }
 
     /// Takes batches until `done` holds (true) or `limit` passes (false).

@@ -27,7 +27,7 @@ use super::state::{LaneState, record_hash};
 use crate::metrics::SourceMetrics;
 use crate::model::TimeSource;
 use crate::reader::Item;
-use crate::source::{Batch, CommitTracker, Committed, MAX_BATCH_ITEMS, SourceError};
+use crate::source::{Batch, CommitTracker, Committed, LaneMark, MAX_BATCH_ITEMS, SourceError};
 
 /// What pollers tell the batcher.
 #[derive(Debug)]
@@ -44,6 +44,8 @@ pub enum Msg {
         tenant: usize,
         lane: Lane,
         watermark: DateTime<Utc>,
+        /// The lane is back-filling: windows before the present remain to be read.
+        backlog: bool,
     },
     /// A complete directory snapshot (role assignments and eligibilities) of one tenant.
     Snapshot {
@@ -94,6 +96,10 @@ pub struct Batcher {
     timing: Timing,
     tenants: Vec<TenantSlot>,
     pending: Vec<Item>,
+    /// The lane of each pending item (`None`: a directory snapshot, which has no event time).
+    pending_lanes: Vec<(usize, Option<Lane>)>,
+    /// Lanes back-filling, and when their poller last said so.
+    backlog: HashMap<(usize, Lane), Instant>,
     pending_since: Option<Instant>,
     received_at: Option<Instant>,
     /// Lanes whose watermark moved since the last batch.
@@ -106,6 +112,9 @@ pub struct Batcher {
     durable: BTreeMap<(usize, Lane), DateTime<Utc>>,
     lag_updated: Instant,
 }
+
+/// A lane's "back-filling" counts for this long after its poller last said so.
+const BACKLOG_FRESH: Duration = Duration::from_secs(600);
 
 /// How often the watermark-lag gauges are set (every lane of every tenant).
 const LAG_EVERY: Duration = Duration::from_secs(5);
@@ -129,6 +138,8 @@ impl Batcher {
             timing,
             tenants,
             pending: Vec::new(),
+            pending_lanes: Vec::new(),
+            backlog: HashMap::new(),
             pending_since: None,
             received_at: None,
             moved: Vec::new(),
@@ -216,7 +227,8 @@ impl Batcher {
             } => {
                 for item in items {
                     if self.admit(tenant, lane, &item) {
-                        self.push(item, received_at, out).await?;
+                        self.push(item, (tenant, Some(lane)), received_at, out)
+                            .await?;
                     }
                 }
             }
@@ -224,7 +236,13 @@ impl Batcher {
                 tenant,
                 lane,
                 watermark,
+                backlog,
             } => {
+                if backlog {
+                    self.backlog.insert((tenant, lane), Instant::now());
+                } else {
+                    self.backlog.remove(&(tenant, lane));
+                }
                 if let Some(s) = self.tenants[tenant].lanes.get_mut(&lane)
                     && s.advance(watermark)
                 {
@@ -262,7 +280,7 @@ impl Batcher {
                 self.tenants[tenant].roles = next;
                 for item in changed {
                     self.count(&item);
-                    self.push(item, received_at, out).await?;
+                    self.push(item, (tenant, None), received_at, out).await?;
                 }
             }
         }
@@ -316,6 +334,7 @@ impl Batcher {
     async fn push(
         &mut self,
         item: Item,
+        lane: (usize, Option<Lane>),
         received_at: Instant,
         out: &mpsc::Sender<Batch>,
     ) -> Result<(), SourceError> {
@@ -324,6 +343,7 @@ impl Batcher {
         }
         self.received_at = Some(self.received_at.map_or(received_at, |r| r.min(received_at)));
         self.pending.push(item);
+        self.pending_lanes.push(lane);
         self.dirty = true;
         if self.pending.len() >= MAX_BATCH_ITEMS {
             self.flush(out).await?;
@@ -371,9 +391,12 @@ impl Batcher {
             .filter_map(|(t, l)| Some((t, l, self.tenants[t].lanes.get(&l)?.watermark)))
             .collect();
         self.in_flight.push_back((seq, moved));
+        let (lanes, item_lanes) = self.lane_marks();
         let batch = Batch {
             source: self.source.clone(),
             seq,
+            lanes,
+            item_lanes,
             items: std::mem::take(&mut self.pending),
             position: self.position(),
             received_at: self
@@ -388,6 +411,44 @@ impl Batcher {
         out.send(batch)
             .await
             .map_err(|_| SourceError::Closed(self.source.to_string()))
+    }
+
+    /// One lane mark per tenant stream (`tenant/stream`: complete up to its watermark, with a
+    /// backlog while back-filling), then one for directory snapshots, which have no event time and
+    /// never hold the aligner back; and the lane of each pending item.
+    fn lane_marks(&mut self) -> (Vec<LaneMark>, Vec<u16>) {
+        let mut marks = Vec::new();
+        let mut index: HashMap<(usize, Lane), u16> = HashMap::new();
+        for (t, slot) in self.tenants.iter().enumerate() {
+            for (lane, state) in &slot.lanes {
+                index.insert((t, *lane), marks.len() as u16);
+                marks.push(LaneMark {
+                    lane: format!("{}/{}", slot.id, lane.name()),
+                    complete_to: Some(state.watermark),
+                    // A lane stopped mid-back-fill (a licence 403, a revoked consent) stops
+                    // claiming a backlog after a while, so the aligner can count it idle.
+                    backlog: self
+                        .backlog
+                        .get(&(t, *lane))
+                        .is_some_and(|at| at.elapsed() < BACKLOG_FRESH),
+                });
+            }
+        }
+        let directory = marks.len() as u16;
+        marks.push(LaneMark {
+            lane: "directory".to_owned(),
+            complete_to: Some(DateTime::<Utc>::MAX_UTC),
+            backlog: false,
+        });
+        let item_lanes = self
+            .pending_lanes
+            .drain(..)
+            .map(|(t, l)| {
+                l.and_then(|l| index.get(&(t, l)).copied())
+                    .unwrap_or(directory)
+            })
+            .collect();
+        (marks, item_lanes)
     }
 
     fn on_commit(&mut self, c: Committed) {

@@ -223,6 +223,7 @@ impl LanePoller {
                             tenant: self.tenant.handle.index,
                             lane: self.lane,
                             watermark: reached,
+                            backlog: hi.is_some(),
                         };
                         if self.shared.tx.send(msg).await.is_err() {
                             return CycleEnd::Stopped;

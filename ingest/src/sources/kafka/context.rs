@@ -25,6 +25,10 @@ use crate::source::Committed;
 const DRAIN_POLL: Duration = Duration::from_millis(2);
 /// An asynchronous commit librdkafka has not confirmed after this long is sent again.
 const COMMIT_RETRY: Duration = Duration::from_secs(10);
+/// Client messages of one kind are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Bound on reading the topics' metadata (partition counts) after an assignment.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on asking the coordinator for the group's offsets.
 const COMMITTED_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,6 +73,10 @@ pub struct Shared {
     pub drain_timeout: Duration,
     pub metrics: SourceMetrics,
     pub ready: watch::Sender<bool>,
+    /// Per kind of client message: when one was last logged and how many were held back since.
+    pub log_gate: Mutex<HashMap<String, (Instant, u64)>>,
+    /// At least one broker connection was up at the last look.
+    pub connected: AtomicBool,
 }
 
 impl Shared {
@@ -183,6 +191,7 @@ impl Shared {
             for tp in &tps {
                 core.tracker.assign(*tp);
                 if let Some(offset) = core.resume.remove(tp) {
+                    core.tracker.set_durable(*tp, offset);
                     seeks.push((*tp, core.tracker.topic(*tp).to_owned(), offset));
                 }
             }
@@ -205,6 +214,10 @@ impl Shared {
                             (core.tracker.tp(e.topic(), e.partition()), e.offset())
                         {
                             core.tracker.set_floor(tp, o);
+                            // The coordinator just told the group's offset: it is confirmed
+                            // (librdkafka's statistics do not report it for a partition that
+                            // was assigned at an explicit offset).
+                            core.tracker.confirmed(tp, o);
                         }
                     }
                 }
@@ -214,6 +227,7 @@ impl Shared {
         }
         tracing::info!(source = %self.name, partitions = tps.len(), resumed = seeks.len(),
             "partitions assigned");
+        self.check_membership(consumer);
         self.ready.send_replace(true);
     }
 
@@ -255,7 +269,100 @@ impl Shared {
             let _ = self.metrics.kafka_committed.remove_label_values(&labels);
         }
         core.tracker.revoke(&tps);
+        let held = core.tracker.assigned().len();
+        drop(core);
+        self.metrics
+            .kafka_assigned
+            .with_label_values(&[&*self.name])
+            .set(held as i64);
         tracing::info!(source = %self.name, partitions = tps.len(), "partitions revoked");
+    }
+
+    /// Whether a log line of `kind` may be written now: at most one per [`LOG_EVERY`] per kind, so
+    /// a broker that is down does not flood the log; the next line says how many were held back.
+    fn gate(&self, kind: &str) -> bool {
+        let mut gate = self.log_gate.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let Some(entry) = gate.get_mut(kind) else {
+            gate.insert(kind.to_owned(), (now, 0));
+            return true;
+        };
+        if now.duration_since(entry.0) >= LOG_EVERY {
+            if entry.1 > 0 {
+                tracing::warn!(source = %self.name, kind, held_back = entry.1,
+                    "similar kafka client messages were not logged in the last interval");
+            }
+            *entry = (now, 0);
+            true
+        } else {
+            entry.1 += 1;
+            false
+        }
+    }
+
+    /// Whether the source can reach its brokers (metric; `/readyz` reads it).
+    fn set_connected(&self, up: bool) {
+        let was = self.connected.swap(up, Ordering::SeqCst);
+        self.metrics
+            .kafka_connected
+            .with_label_values(&[&*self.name])
+            .set(i64::from(up));
+        if was != up {
+            if up {
+                tracing::info!(source = %self.name, "kafka brokers reachable");
+            } else {
+                tracing::error!(source = %self.name, "kafka brokers unreachable: nothing is read until they come back");
+            }
+        }
+    }
+
+    /// Counts the partitions held against those the topics have (metadata, bounded wait) and says
+    /// so when another member of the group holds some: detection state cannot be split between
+    /// processes, so a deployment must be the group's only member.
+    fn check_membership(&self, consumer: &BaseConsumer<Shared>) {
+        let (held, topics) = {
+            let core = self.core();
+            let topics: Vec<String> = core
+                .tracker
+                .assigned()
+                .iter()
+                .map(|tp| core.tracker.topic(*tp).to_owned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            (core.tracker.assigned().len(), topics)
+        };
+        self.metrics
+            .kafka_assigned
+            .with_label_values(&[&*self.name])
+            .set(held as i64);
+        let mut total = 0usize;
+        for topic in &topics {
+            match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
+                Ok(m) => {
+                    total += m
+                        .topics()
+                        .iter()
+                        .map(|t| t.partitions().len())
+                        .sum::<usize>()
+                }
+                Err(e) => {
+                    tracing::debug!(source = %self.name, topic = %topic, error = %e, "cannot read topic metadata");
+                    return;
+                }
+            }
+        }
+        if total == 0 {
+            return;
+        }
+        self.metrics
+            .kafka_partitions
+            .with_label_values(&[&*self.name])
+            .set(total as i64);
+        if held < total {
+            tracing::warn!(source = %self.name, assigned = held, partitions = total,
+                "another member of the consumer group holds partitions of this source: detection needs every partition in one process (one replica per group); its alerts are incomplete until the other member leaves");
+        }
     }
 
     /// Consumer lag from librdkafka statistics: high watermark minus the committed offset.
@@ -269,6 +376,9 @@ impl Shared {
             let topic = topic.as_str();
             let p = &stats["topics"][topic]["partitions"][tp.partition.to_string()];
             let high = p["hi_offset"].as_i64().filter(|h| *h >= 0);
+            if let Some(h) = high {
+                core.tracker.set_high(tp, h);
+            }
             if let Some(c) = p["committed_offset"].as_i64().filter(|c| *c >= 0) {
                 core.tracker.confirmed(tp, c);
             }
@@ -311,6 +421,9 @@ pub fn status_of(e: &KafkaError) -> &'static str {
 impl ClientContext for Shared {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         use RDKafkaLogLevel as L;
+        if !matches!(level, L::Debug) && !self.gate(&format!("log/{fac}")) {
+            return;
+        }
         match level {
             L::Emerg | L::Alert | L::Critical | L::Error => {
                 tracing::error!(source = %self.name, facility = fac, "librdkafka: {message}")
@@ -333,11 +446,27 @@ impl ClientContext for Shared {
             .requests
             .with_label_values(&[&self.name, status])
             .inc();
-        tracing::warn!(source = %self.name, error = %error, status, "kafka client error: {reason}");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            self.set_connected(false);
+        }
+        if self.gate(&format!("error/{status}")) {
+            tracing::warn!(source = %self.name, error = %error, status, "kafka client error: {reason}");
+        }
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
         self.update_lag(statistics);
+        if let Ok(stats) = serde_json::from_slice::<serde_json::Value>(statistics)
+            && let Some(brokers) = stats["brokers"].as_object()
+        {
+            let up = brokers.values().any(|b| {
+                b["state"].as_str() == Some("UP") && b["nodeid"].as_i64().unwrap_or(-1) >= 0
+            });
+            self.set_connected(up);
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! What comes in: the partition, offset, reason and raw bytes of a bad message or record. What
 //! goes out: a JSON line appended to the dead-letter file (`topic`, `partition`, `offset`,
 //! `record`, `field`, `reason`, `raw` as lossy UTF-8 capped at 64 KiB) and/or the raw value
-//! produced to the dead-letter topic (key `topic/partition@offset`, reason in headers). Neither
+//! produced to the dead-letter topic (key `topic/partition@offset`, reason in headers; cut to
+//! [`MAX_TOPIC_BYTES`] with an `entrawatch-truncated-from` header when larger). Neither
 //! ever blocks the partition: the message counts as processed once its dead letter is written.
 //! [`DeadLetters::sync`] makes what was written durable; the source calls it before handing on a
 //! batch, so no offset is committed past a dead letter that could still be lost.
@@ -22,6 +23,9 @@ use serde::Serialize;
 
 /// Most raw bytes kept per dead letter in the file.
 pub const MAX_RAW_BYTES: usize = 64 * 1024;
+/// Most raw bytes produced to the dead-letter topic per dead letter: below librdkafka's and the
+/// brokers' default `message.max.bytes` (1 000 000) with room for the key and headers.
+pub const MAX_TOPIC_BYTES: usize = 900 * 1024;
 /// Longest wait for the dead-letter topic to acknowledge what was produced.
 const PRODUCE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,10 +35,9 @@ pub struct DeadLetter<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
-    /// 1-based record of the message (absent when the whole message is bad).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// 1-based record of the message (`null` when the whole message is bad).
     pub record: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The field that could not be read (`null` when no single field is to blame).
     pub field: Option<&'a str>,
     pub reason: &'a str,
     #[serde(skip)]
@@ -100,6 +103,14 @@ impl DeadLetters {
     ) -> Result<DeadLetters, String> {
         let file = match file {
             Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        format!(
+                            "cannot create the dead-letter folder {}: {e}",
+                            dir.display()
+                        )
+                    })?;
+                }
                 let f = OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -169,9 +180,23 @@ impl DeadLetters {
                     key: "entrawatch-source",
                     value: Some(&*self.source),
                 });
+            // A message the broker would refuse as too large goes out cut, with a marker header
+            // giving its full size (the file copy, when configured, keeps the first 64 KiB too).
+            let (payload, headers) = if letter.raw.len() > MAX_TOPIC_BYTES {
+                let size = letter.raw.len().to_string();
+                (
+                    &letter.raw[..MAX_TOPIC_BYTES],
+                    headers.insert(Header {
+                        key: "entrawatch-truncated-from",
+                        value: Some(size.as_str()),
+                    }),
+                )
+            } else {
+                (letter.raw, headers)
+            };
             let mut record = BaseRecord::to(topic)
                 .key(&key)
-                .payload(letter.raw)
+                .payload(payload)
                 .headers(headers);
             // A full local queue: serve deliveries and retry a few times.
             for _ in 0..50 {

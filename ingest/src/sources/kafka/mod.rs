@@ -173,17 +173,15 @@ impl KafkaSource {
             Some(_) => Some(make(cfg.producer_settings(), "dead-letter producer")?),
             None => None,
         };
-        if let Some(file) = &cfg.dead_letter_file {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .map_err(|e| {
-                    KafkaSourceError::Invalid(vec![format!(
-                        "{path}.dead_letter_file: cannot open {}: {e}",
-                        file.display()
-                    )])
-                })?;
+        // Nothing is created here (`validate` builds sources too): the file and its folder are
+        // made when the source starts. A path that can never be a file is refused now.
+        if let Some(file) = &cfg.dead_letter_file
+            && file.is_dir()
+        {
+            return Err(KafkaSourceError::Invalid(vec![format!(
+                "{path}.dead_letter_file: {} is a folder, not a file",
+                file.display()
+            )]));
         }
         Ok(KafkaSource {
             kind,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::reader::Item;
-use crate::source::{Batch, CommitTracker, Committed};
+use crate::source::{Batch, CommitTracker, Committed, LaneMark};
 
 /// A partition of one of the source's topics (`topic` indexes the configured topic list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +41,10 @@ pub struct Part {
     pub committed: Option<i64>,
     /// Do not commit at or below this (the group's offset when a resume sought backwards).
     floor: Option<i64>,
+    /// The offset after the newest message read (in this generation).
+    pub next: Option<i64>,
+    /// The partition's high watermark at the broker, as the last statistics told it.
+    pub high: Option<i64>,
 }
 
 /// A batch being filled, or full and waiting for room in the pipeline.
@@ -141,6 +145,15 @@ impl Tracker {
         format!("{}/{}", self.topic(tp), tp.partition)
     }
 
+    /// The offset after the newest message of `tp` read here, else where reading starts (a
+    /// snapshot's position or the group's committed offset), when known.
+    pub fn read_up_to(&self, tp: Tp) -> Option<i64> {
+        let part = self.parts.get(&tp);
+        part.and_then(|p| p.next)
+            .or_else(|| self.position.get(&self.key(tp)).copied())
+            .or_else(|| part.and_then(|p| p.committed))
+    }
+
     pub fn part(&self, tp: Tp) -> Option<&Part> {
         self.parts.get(&tp)
     }
@@ -161,6 +174,27 @@ impl Tracker {
                 ..Part::default()
             },
         );
+    }
+
+    /// The broker's high watermark of `tp` (from librdkafka's statistics).
+    pub fn set_high(&mut self, tp: Tp, high: i64) {
+        if let Some(p) = self.parts.get_mut(&tp) {
+            p.high = Some(high);
+        }
+    }
+
+    /// Whether `tp` has messages at the broker beyond what was read here (`false` when unknown).
+    pub fn backlog(&self, tp: Tp) -> bool {
+        let high = self.parts.get(&tp).and_then(|p| p.high);
+        matches!((high, self.read_up_to(tp)), (Some(h), Some(r)) if h > r)
+    }
+
+    /// A snapshot's position of `tp` is durable by definition (the state behind it is on disk):
+    /// it may be committed before anything new is read.
+    pub fn set_durable(&mut self, tp: Tp, offset: i64) {
+        if let Some(p) = self.parts.get_mut(&tp) {
+            p.durable = Some(p.durable.map_or(offset, |d| d.max(offset)));
+        }
     }
 
     pub fn set_floor(&mut self, tp: Tp, floor: i64) {
@@ -202,8 +236,9 @@ impl Tracker {
     /// dropped). A message with no events (all skipped or dead-lettered) still advances its
     /// partition through the batch it lands in.
     pub fn add(&mut self, tp: Tp, offset: i64, items: Vec<Item>, now: Instant) -> bool {
-        if !self.parts.contains_key(&tp) {
-            return false;
+        match self.parts.get_mut(&tp) {
+            Some(p) => p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1))),
+            None => return false,
         }
         let mut items = items.into_iter().peekable();
         loop {
@@ -278,12 +313,35 @@ impl Tracker {
                 .map(|(k, v)| (k.clone(), Value::from(*v)))
                 .collect(),
         );
+        // One lane per assigned partition (so the aligner knows the empty ones too), plus any
+        // partition of the batch revoked since; `backlog` is the caller's to fill in.
+        let mut tps = self.assigned();
+        for (tp, _) in &b.items {
+            if !tps.contains(tp) {
+                tps.push(*tp);
+            }
+        }
+        let lanes: Vec<LaneMark> = tps
+            .iter()
+            .map(|tp| LaneMark {
+                lane: self.key(*tp),
+                complete_to: None,
+                backlog: false,
+            })
+            .collect();
+        let item_lanes = b
+            .items
+            .iter()
+            .map(|(tp, _)| tps.iter().position(|t| t == tp).unwrap_or(0) as u16)
+            .collect();
         Some(Batch {
             source: source.clone(),
             seq,
             items: b.items.into_iter().map(|(_, i)| i).collect(),
             position,
             received_at: b.started,
+            lanes,
+            item_lanes,
         })
     }
 
