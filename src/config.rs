@@ -70,9 +70,28 @@ pub struct ServiceConfig {
     pub channel_capacity: usize,
     /// Hours of event time a record id is remembered to drop repeats.
     pub dedup_window_hours: i64,
+    /// Seconds of event time a lane (a Kafka partition) may deliver an event behind its newest
+    /// one and still be in order: the event-time aligner holds events this long.
+    pub out_of_order_secs: i64,
+    /// Wall-clock seconds without data after which an input with nothing waiting to be read
+    /// stops holding the event-time watermark back.
+    pub idle_source_secs: u64,
+    /// Events the aligner holds before it pauses the inputs furthest ahead.
+    pub align_buffer_events: usize,
     pub log_format: LogFormat,
     /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter (`info,entrawatch_ingest=debug`).
     pub log_level: String,
+}
+
+impl ServiceConfig {
+    /// The event-time aligner's settings.
+    pub fn align(&self) -> entrawatch_ingest::align::AlignConfig {
+        entrawatch_ingest::align::AlignConfig {
+            out_of_order_secs: self.out_of_order_secs,
+            idle_secs: self.idle_source_secs,
+            max_buffered: self.align_buffer_events,
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -80,10 +99,13 @@ impl Default for ServiceConfig {
         ServiceConfig {
             state_dir: PathBuf::from("entrawatch-state"),
             admin_listen: "127.0.0.1:9898".to_owned(),
-            snapshot_interval_secs: 300,
+            snapshot_interval_secs: 30,
             shutdown_grace_secs: 20,
             channel_capacity: 16,
             dedup_window_hours: 6,
+            out_of_order_secs: 30,
+            idle_source_secs: 30,
+            align_buffer_events: 100_000,
             log_format: LogFormat::Auto,
             log_level: "info".to_owned(),
         }
@@ -312,6 +334,21 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
     }
     if s.channel_capacity == 0 {
         problems.push("service.channel_capacity: must be at least 1".to_owned());
+    }
+    if !(0..=7 * 24 * 3600).contains(&s.out_of_order_secs) {
+        problems.push(format!(
+            "service.out_of_order_secs: {} is outside 0..=604800 (a week)",
+            s.out_of_order_secs
+        ));
+    }
+    if s.idle_source_secs == 0 {
+        problems.push("service.idle_source_secs: must be at least 1".to_owned());
+    }
+    if s.align_buffer_events < 1000 {
+        problems.push(format!(
+            "service.align_buffer_events: {} is below 1000",
+            s.align_buffer_events
+        ));
     }
     if s.dedup_window_hours < 0 {
         problems.push("service.dedup_window_hours: must not be negative".to_owned());

@@ -193,7 +193,8 @@ pub struct StageSeconds {
 }
 
 /// The replay pipeline: read every file (counting, handing rejects to `on_reject`), put events in
-/// event-time order across all inputs (stable: ties keep file order), drop exact repeats, hand each
+/// event-time order across all inputs (ties in the order of the records' identities, exact
+/// repeats in file order), drop exact repeats, hand each
 /// event to `on_event`, detect, and fold findings into alerts named with the config's tenant names.
 ///
 /// Files are parsed and counted on every core; their results are taken in file order, so counts,
@@ -246,6 +247,25 @@ pub fn replay_files(
         })
         .collect();
     order.sort_unstable();
+    // Ties in time are put in the order of the records' identities, as the live service's aligner
+    // orders them (`entrawatch_ingest::align::order`): the order never depends on which file or
+    // partition an event came from. Exact repeats stay in file order.
+    let mut start = 0;
+    while start < order.len() {
+        let time = order[start].0;
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|(t, _)| *t == time)
+                .count();
+        if end - start > 1 {
+            order[start..end].sort_by(|a, b| {
+                let key = |i: u32| events[i as usize].as_ref().map(|e| e.dedup_key_ref());
+                key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1))
+            });
+        }
+        start = end;
+    }
     // Repeats are found before detection, from the fingerprints the reading threads took: only
     // events whose fingerprints are equal are compared, by their full keys.
     let repeated = mark_repeats(&order, &keys, |a, b| {
@@ -806,7 +826,7 @@ mod tests {
 
     /// Detection takes the events a chunk at a time (`WARM_CHUNK`): over several chunks, with
     /// repeats in other files and equal times across files, every event is detected once, in
-    /// event-time order (ties in file order), and the first of each repeat is the one kept.
+    /// event-time order (ties by record identity), and the first of each repeat is the one kept.
     #[test]
     fn events_reach_detection_in_time_order_across_chunks_with_repeats_dropped() {
         let dir = tempfile::tempdir().unwrap();
@@ -835,7 +855,8 @@ mod tests {
             files.push(path);
         }
         let mut want: Vec<_> = written.clone();
-        want.sort_by_key(|(time, _)| *time);
+        // Event time, ties by identity (one tenant and kind here: the id).
+        want.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let mut seen = HashSet::new();
         want.retain(|(_, id)| seen.insert(id.clone()));
         assert!(want.len() > 3 * WARM_CHUNK, "several chunks");

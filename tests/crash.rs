@@ -15,19 +15,6 @@ use common::*;
 
 const KILLS: usize = 20;
 
-/// A tiny deterministic generator (the test must be reproducible from its seed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
-
 fn simulate(dir: &Path) -> std::path::PathBuf {
     let world = dir.join("world");
     let out = entrawatch()
@@ -77,28 +64,6 @@ fn simulate(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     assert!(touched.success());
     world.join("entrawatch.toml")
-}
-
-/// (notification id, alert id) of every notification in every request, in arrival order.
-fn notifications(requests: &[Received]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for r in requests {
-        let v = r.json();
-        let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
-        let ids = v["notification_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for (i, a) in alerts.iter().enumerate() {
-            let n = ids
-                .get(i)
-                .and_then(|x| x.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{}#{}", a["id"].as_str().unwrap(), v["kind"]));
-            out.push((n, a["id"].as_str().unwrap().to_owned()));
-        }
-    }
-    out
 }
 
 #[test]

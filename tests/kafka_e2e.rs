@@ -13,9 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use serde_json::{Value, json};
 
 const TOPIC: &str = "entra-logs";
@@ -57,36 +55,6 @@ fn envelopes(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn produce(bootstrap: &str, messages: &[String]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("message.max.bytes", "10000000")
-        .create()
-        .unwrap();
-    for (i, m) in messages.iter().enumerate() {
-        let key = format!("k{i}");
-        loop {
-            match producer.send(BaseRecord::to(TOPIC).key(&key).payload(m)) {
-                Ok(()) => break,
-                Err((e, _)) => {
-                    assert!(
-                        matches!(
-                            e,
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull
-                            )
-                        ),
-                        "{e}"
-                    );
-                    producer.poll(Duration::from_millis(50));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-}
-
 fn config(dir: &Path, name: &str, bootstrap: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
@@ -124,18 +92,6 @@ group_interval_secs = 1
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The value of a metric line (`name{labels} value`), summed over label sets.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter(|l| {
-            let rest = &l[name.len()..];
-            rest.starts_with('{') || rest.starts_with(' ')
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Waits until the service has committed `messages` offsets and has nothing left to send.
@@ -188,7 +144,8 @@ fn the_binary_consumes_kafka_and_survives_sigkill_without_losing_an_alert() {
     let mut produced = 0;
     let started = Instant::now();
     for (i, chunk) in chunks.iter().enumerate() {
-        produce(&bootstrap, chunk);
+        let keyed: Vec<(Option<i32>, String)> = chunk.iter().map(|m| (None, m.clone())).collect();
+        produce(&producer(&bootstrap), TOPIC, &keyed);
         produced += chunk.len();
         if i == kill_at {
             // Mid-stream: the chunk just produced is being consumed.

@@ -430,3 +430,22 @@ async fn a_hanging_destination_does_not_stall_another() {
     );
     drop(d);
 }
+
+/// A notification held for grouping (group wait 300 s) is sent when delivery stops, not left in
+/// the outbox until the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_sends_what_is_held_for_grouping() {
+    let mut h = Harness::new();
+    let hook_fake = Fake::start(h.clock(), Reply::new(200, "")).await;
+    let d = h.start(vec![fast(webhook("hook", &hook_fake, None))]);
+    let held = Row::new("held", "hook", h.now())
+        .group("g", 300, 300)
+        .build();
+    h.commit(std::slice::from_ref(&held), Some(&d));
+    // Running: the group wait holds it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hook_fake.count(), 0, "sent before its group wait");
+    d.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(hook_fake.count(), 1, "not sent at shutdown");
+    assert_eq!(h.status(&held.id), Status::Delivered);
+}

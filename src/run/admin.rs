@@ -20,6 +20,52 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// Lines about sources that a reader of `/readyz` should know of, read from the metrics, and
+/// whether the sources are healthy: a Kafka source that cannot reach its brokers is not (503); one
+/// holding fewer partitions than its topics have (another consumer group member took some) is
+/// reported.
+fn source_details(registry: &Registry) -> (bool, String) {
+    let mut assigned = std::collections::BTreeMap::new();
+    let mut total = std::collections::BTreeMap::new();
+    let mut connected = std::collections::BTreeMap::new();
+    for family in registry.gather() {
+        let into = match family.name() {
+            "entrawatch_kafka_assigned_partitions" => &mut assigned,
+            "entrawatch_kafka_partitions" => &mut total,
+            "entrawatch_kafka_connected" => &mut connected,
+            _ => continue,
+        };
+        for m in family.get_metric() {
+            let source = m
+                .get_label()
+                .iter()
+                .find(|l| l.name() == "source")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default();
+            into.insert(source, m.get_gauge().get_value() as i64);
+        }
+    }
+    let mut out = String::new();
+    let mut healthy = true;
+    for (source, up) in &connected {
+        if *up == 0 {
+            healthy = false;
+            out.push_str(&format!(
+                "source {source}: cannot reach its Kafka brokers\n"
+            ));
+        }
+    }
+    for (source, n) in &total {
+        let held = assigned.get(source).copied().unwrap_or(0);
+        if held < *n {
+            out.push_str(&format!(
+                "source {source}: assigned {held} of {n} partitions (another member of the consumer group holds the rest; run one replica per group)\n"
+            ));
+        }
+    }
+    (healthy, out)
+}
+
 /// Where the service is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -159,7 +205,17 @@ async fn handle(
             }
         }
         (Method::GET, "/readyz") => match state.phase() {
-            Phase::Ready => text(StatusCode::OK, "ready\n"),
+            Phase::Ready => {
+                let (healthy, details) = source_details(&state.registry);
+                if healthy {
+                    text(StatusCode::OK, format!("ready\n{details}"))
+                } else {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("source unavailable\n{details}"),
+                    )
+                }
+            }
             other => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{}\n", other.as_str()),

@@ -4,8 +4,8 @@
 
 use entrawatch_detect::Engine;
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 #[derive(Debug, Clone)]
@@ -25,6 +25,11 @@ pub struct RuntimeMetrics {
     pub reload_success: IntGauge,
     pub ready: IntGauge,
     pub build_info: IntGaugeVec,
+    pub events_late: IntCounterVec,
+    pub events_late_seconds: HistogramVec,
+    pub aligner_buffered: IntGauge,
+    pub aligner_forced: IntCounter,
+    pub watermark: Gauge,
 }
 
 impl RuntimeMetrics {
@@ -102,6 +107,31 @@ impl RuntimeMetrics {
                 Opts::new("entrawatch_build_info", "Build information"),
                 &["version"],
             )?,
+            events_late: counter_vec(
+                "entrawatch_events_late_total",
+                "Events that arrived older than the event-time watermark already released to detection (processed at once, out of order), by source and lane",
+                &["source", "lane"],
+            )?,
+            events_late_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "entrawatch_events_late_seconds",
+                    "How far behind the released watermark late events were, in seconds of event time",
+                )
+                .buckets(vec![1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0]),
+                &["source"],
+            )?,
+            aligner_buffered: IntGauge::new(
+                "entrawatch_aligner_buffered_events",
+                "Events held by the event-time aligner until no input can precede them",
+            )?,
+            aligner_forced: counter(
+                "entrawatch_aligner_forced_releases_total",
+                "Events released before their turn because the aligner's buffer was over its limit (align_buffer_events)",
+            )?,
+            watermark: Gauge::new(
+                "entrawatch_event_time_watermark_seconds",
+                "Event time below which every event has been released to detection",
+            )?,
         };
         registry.register(Box::new(m.events_processed.clone()))?;
         registry.register(Box::new(m.events_duplicate.clone()))?;
@@ -118,6 +148,11 @@ impl RuntimeMetrics {
         registry.register(Box::new(m.reload_success.clone()))?;
         registry.register(Box::new(m.ready.clone()))?;
         registry.register(Box::new(m.build_info.clone()))?;
+        registry.register(Box::new(m.events_late.clone()))?;
+        registry.register(Box::new(m.events_late_seconds.clone()))?;
+        registry.register(Box::new(m.aligner_buffered.clone()))?;
+        registry.register(Box::new(m.aligner_forced.clone()))?;
+        registry.register(Box::new(m.watermark.clone()))?;
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);

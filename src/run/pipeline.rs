@@ -1,11 +1,18 @@
 //! The detection stage of `entrawatch run`: batches in, durable notifications out.
 //!
-//! For each batch, in arrival order: drop repeated records (record id, within the dedup window),
-//! run the engine, fold findings into alerts (episodes), decide which alert updates notify
-//! (occasions), route each notifying alert to its destinations (silences and inhibition applied),
-//! then commit the notifications *and the batch's source position* to the outbox in one
-//! transaction. Only after that commit is the source told the batch is durable. Records that could
-//! not be parsed are appended to `rejects.jsonl` in the state folder and counted.
+//! Each batch's events go first to the event-time aligner ([`Aligner`]), which releases them in
+//! event-time order once no lane (Kafka partition, Graph stream, file folder) can still deliver an
+//! earlier one: the order `replay` uses. For each released event: drop repeated records (record
+//! id, within the dedup window), run the engine, fold findings into alerts (episodes), decide which
+//! alert updates notify (occasions), route each notifying alert to its destinations (silences and
+//! inhibition applied); then the notifications *and the batch's source position* are committed to
+//! the outbox in one transaction. Late events (older than what was already released) are counted,
+//! logged and detected at once. Records that could not be parsed are appended to `rejects.jsonl`
+//! in the state folder and counted.
+//!
+//! **Acknowledgement.** A source hears that a batch is durable only when a snapshot holding the
+//! detection state after it (and the aligner's buffer, which may still hold its events) is on
+//! disk: a Kafka offset is never committed past state that a crash could lose.
 //!
 //! Everything here runs on one thread and uses event time only, so a restart from a snapshot makes
 //! exactly the decisions the first run made and the outbox drops the repeats by id.
@@ -25,11 +32,13 @@ use entrawatch_alert::route::{Router, by_destination};
 use entrawatch_alert::silence::Silences;
 use entrawatch_alert::{AlertRecord, Episodes, Update};
 use entrawatch_detect::{Engine, Finding};
-use entrawatch_ingest::Kind;
+use entrawatch_ingest::align::{Aligner, LaneMark};
 use entrawatch_ingest::reader::{Item, Rejected};
 use entrawatch_ingest::source::{Batch, Committed};
+use entrawatch_ingest::{Event, Kind, TimeSource};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::metrics::RuntimeMetrics;
@@ -102,6 +111,13 @@ pub struct Pipeline {
     pub metrics: RuntimeMetrics,
     pub rejects_path: PathBuf,
     pub wake_delivery: Arc<tokio::sync::Notify>,
+    /// Orders events of every source by event time before detection.
+    pub aligner: Aligner,
+    /// Per source, the newest batch taken and not yet acknowledged (waits for a snapshot).
+    unacked: BTreeMap<String, u64>,
+    /// Reused for each release; events stay in the boxes the parsers made (moved, never copied).
+    #[allow(clippy::vec_box)]
+    released: Vec<Box<Event>>,
     findings: Vec<Finding>,
     last_evict: i64,
 }
@@ -136,6 +152,7 @@ impl Pipeline {
         metrics: RuntimeMetrics,
         rejects_path: PathBuf,
         wake_delivery: Arc<tokio::sync::Notify>,
+        aligner: Aligner,
     ) -> Pipeline {
         Pipeline {
             engine,
@@ -148,47 +165,39 @@ impl Pipeline {
             metrics,
             rejects_path,
             wake_delivery,
+            aligner,
+            unacked: BTreeMap::new(),
+            released: Vec::new(),
             findings: Vec::new(),
             last_evict: 0,
         }
     }
 
-    /// Runs one batch through detection and commits its notifications and position.
+    /// Takes one batch: its events go to the aligner (late ones straight to detection), whatever
+    /// the aligner can release goes through detection in event-time order, and the notifications
+    /// and the batch's position are committed to the outbox in one transaction. The batch is
+    /// acknowledged to its source only by the next snapshot ([`Pipeline::ack_durable`]).
     pub fn process(&mut self, batch: Batch) -> anyhow::Result<BatchOutcome> {
         let mut outcome = BatchOutcome::default();
         let mut rows: Vec<Notification> = Vec::new();
         let mut rejects: Vec<Rejected> = Vec::new();
         let now = Utc::now();
-        for item in batch.items {
+        let wall = Instant::now();
+        let marks = if batch.lanes.is_empty() {
+            vec![LaneMark {
+                lane: "all".to_owned(),
+                complete_to: None,
+                backlog: false,
+            }]
+        } else {
+            batch.lanes
+        };
+        let mut by_lane: Vec<Vec<Box<Event>>> = marks.iter().map(|_| Vec::new()).collect();
+        for (i, item) in batch.items.into_iter().enumerate() {
             match item {
                 Item::Event(event) => {
-                    let t = event.meta.time.timestamp();
-                    self.alerts.clock = self.alerts.clock.max(t);
-                    let key = dedup_key(&event);
-                    if !self.alerts.dedup.first(key, t, self.alerts.clock) {
-                        outcome.duplicates += 1;
-                        self.metrics.events_duplicate.inc();
-                        continue;
-                    }
-                    outcome.events += 1;
-                    self.metrics.events_processed.inc();
-                    let kind = event.kind();
-                    // Directory context (role assignments) is a snapshot, not a log stream.
-                    if !matches!(kind, Kind::RoleAssignment | Kind::RoleEligibility) && t > 0 {
-                        self.metrics
-                            .stream_last_event
-                            .with_label_values(&[&event.meta.tenant_id, kind.as_str()])
-                            .set(t as f64);
-                    }
-                    self.engine.process(&event, &mut self.findings);
-                    let findings = std::mem::take(&mut self.findings);
-                    for finding in findings {
-                        self.metrics
-                            .findings
-                            .with_label_values(&[finding.rule])
-                            .inc();
-                        self.on_finding(finding, now, &mut rows);
-                    }
+                    let lane = batch.item_lanes.get(i).map_or(0, |l| usize::from(*l));
+                    by_lane[lane.min(marks.len() - 1)].push(event);
                 }
                 Item::Rejected(r) => {
                     outcome.rejected += 1;
@@ -197,6 +206,16 @@ impl Pipeline {
                 Item::Skipped { .. } | Item::EmptyFile { .. } => {}
             }
         }
+        let mut late = Vec::new();
+        for (mark, events) in marks.iter().zip(by_lane) {
+            self.aligner
+                .offer(&batch.source, mark, events, wall, &mut late);
+        }
+        for l in late {
+            self.on_late(&l);
+            self.detect(&l.event, now, &mut rows, &mut outcome);
+        }
+        self.release(wall, now, &mut rows, &mut outcome);
         if !rejects.is_empty() {
             self.keep_rejects(&batch.source, &rejects)?;
         }
@@ -205,18 +224,157 @@ impl Pipeline {
         outcome.inserted = self.outbox.commit(&rows, &checkpoint)?;
         self.positions
             .insert(batch.source.to_string(), batch.position);
-        if let Some(ack) = self.acks.get(batch.source.as_ref()) {
-            let _ = ack.send(Committed { seq: batch.seq });
-        }
+        self.unacked.insert(batch.source.to_string(), batch.seq);
         if outcome.inserted > 0 {
             self.wake_delivery.notify_one();
         }
         self.metrics
             .pipeline_latency
             .observe(batch.received_at.elapsed().as_secs_f64());
+        self.after_detection();
+        Ok(outcome)
+    }
+
+    /// Releases what lanes gone idle no longer hold back (called once a second).
+    pub fn tick(&mut self) -> anyhow::Result<BatchOutcome> {
+        let mut outcome = BatchOutcome::default();
+        let mut rows = Vec::new();
+        self.release(Instant::now(), Utc::now(), &mut rows, &mut outcome);
+        self.commit_rows(&rows, &mut outcome)?;
+        Ok(outcome)
+    }
+
+    /// Every source has finished: nothing can precede what is buffered any more, so all of it
+    /// goes through detection now.
+    pub fn flush(&mut self) -> anyhow::Result<BatchOutcome> {
+        let mut outcome = BatchOutcome::default();
+        let mut rows = Vec::new();
+        let mut out = Vec::new();
+        self.aligner.release_all(&mut out);
+        let now = Utc::now();
+        for event in out {
+            self.detect(&event, now, &mut rows, &mut outcome);
+        }
+        self.commit_rows(&rows, &mut outcome)?;
+        Ok(outcome)
+    }
+
+    fn commit_rows(
+        &mut self,
+        rows: &[Notification],
+        outcome: &mut BatchOutcome,
+    ) -> anyhow::Result<()> {
+        outcome.notifications = rows.len();
+        if outcome.events > 0 || !rows.is_empty() {
+            outcome.inserted = self.outbox.commit(rows, &[])?;
+            if outcome.inserted > 0 {
+                self.wake_delivery.notify_one();
+            }
+            self.after_detection();
+        }
+        self.metrics
+            .aligner_buffered
+            .set(self.aligner.buffered() as i64);
+        Ok(())
+    }
+
+    /// Tells every source that its batches up to the newest one taken are durable: called once a
+    /// snapshot holding their state (and the aligner's buffer) is on disk.
+    pub fn ack_durable(&mut self) {
+        for (source, seq) in std::mem::take(&mut self.unacked) {
+            if let Some(ack) = self.acks.get(source.as_str()) {
+                let _ = ack.send(Committed { seq });
+            }
+        }
+    }
+
+    /// Whether batches wait for a snapshot to be acknowledged.
+    pub fn has_unacked(&self) -> bool {
+        !self.unacked.is_empty()
+    }
+
+    fn release(
+        &mut self,
+        wall: Instant,
+        now: DateTime<Utc>,
+        rows: &mut Vec<Notification>,
+        outcome: &mut BatchOutcome,
+    ) {
+        let mut out = std::mem::take(&mut self.released);
+        self.aligner.release(wall, &mut out);
+        for event in out.drain(..) {
+            self.detect(&event, now, rows, outcome);
+        }
+        self.released = out;
+        self.metrics
+            .aligner_buffered
+            .set(self.aligner.buffered() as i64);
+        if let Some(w) = self.aligner.released() {
+            self.metrics.watermark.set(w.timestamp() as f64);
+        }
+        let forced = self.aligner.forced();
+        self.metrics
+            .aligner_forced
+            .inc_by(forced.saturating_sub(self.metrics.aligner_forced.get()));
+    }
+
+    fn on_late(&mut self, late: &entrawatch_ingest::align::Late) {
+        // Directory snapshots have no event time: they are context, not late.
+        if late.event.meta.time_source == TimeSource::Snapshot {
+            return;
+        }
+        let behind = late.behind.num_seconds();
+        self.metrics
+            .events_late
+            .with_label_values(&[&*late.source, late.lane.as_str()])
+            .inc();
+        self.metrics
+            .events_late_seconds
+            .with_label_values(&[&*late.source])
+            .observe(behind as f64);
+        tracing::warn!(source = %late.source, lane = %late.lane, record = %late.event.meta.id, event_time = %late.event.meta.time.to_rfc3339(),
+            behind_secs = behind, "late event: older than what detection has already seen; processed now, out of order");
+    }
+
+    fn detect(
+        &mut self,
+        event: &Event,
+        now: DateTime<Utc>,
+        rows: &mut Vec<Notification>,
+        outcome: &mut BatchOutcome,
+    ) {
+        let t = event.meta.time.timestamp();
+        self.alerts.clock = self.alerts.clock.max(t);
+        let key = dedup_key(event);
+        if !self.alerts.dedup.first(key, t, self.alerts.clock) {
+            outcome.duplicates += 1;
+            self.metrics.events_duplicate.inc();
+            return;
+        }
+        outcome.events += 1;
+        self.metrics.events_processed.inc();
+        let kind = event.kind();
+        // Directory context (role assignments) is a snapshot, not a log stream.
+        if !matches!(kind, Kind::RoleAssignment | Kind::RoleEligibility) && t > 0 {
+            self.metrics
+                .stream_last_event
+                .with_label_values(&[&event.meta.tenant_id, kind.as_str()])
+                .set(t as f64);
+        }
+        self.engine.process(event, &mut self.findings);
+        let findings = std::mem::take(&mut self.findings);
+        for finding in findings {
+            self.metrics
+                .findings
+                .with_label_values(&[finding.rule])
+                .inc();
+            self.on_finding(finding, now, rows);
+        }
+    }
+
+    fn after_detection(&mut self) {
         self.evict_closed_episodes();
         self.metrics.observe_state(&self.engine);
-        Ok(outcome)
     }
 
     fn on_finding(&mut self, finding: Finding, now: DateTime<Utc>, rows: &mut Vec<Notification>) {

@@ -20,6 +20,7 @@ use entrawatch_alert::outbox::Outbox;
 use entrawatch_alert::route::Router;
 use entrawatch_alert::silence::{Silence, Silences};
 use entrawatch_detect::Engine;
+use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
 use entrawatch_ingest::reader::ReadOptions;
 use entrawatch_ingest::source::{Batch, SourceContext};
@@ -40,8 +41,13 @@ enum Input {
     /// Once a second: heartbeat, snapshot when due.
     Tick,
     Reload(Box<Reloaded>, oneshot::Sender<Result<(), String>>),
-    /// Write a snapshot now (shutdown), reply when it is durable.
+    /// Write a snapshot now, reply when it is durable.
     Snapshot(oneshot::Sender<anyhow::Result<()>>),
+    /// Every source has finished: release what the aligner holds, then snapshot.
+    Finished(oneshot::Sender<anyhow::Result<()>>),
+    /// Stopping: from now on every tick with batches not yet acknowledged writes a snapshot, so
+    /// the sources draining hear about their last batches at once.
+    Draining,
 }
 
 /// The parts of a new config the detection thread swaps in.
@@ -144,7 +150,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         .with_context(|| format!("cannot open the outbox {}", outbox_path.display()))?;
     let silences = Arc::new(RwLock::new(load_silences(&outbox, &config)?));
     let snapshot_path = snapshot::path_in(&service.state_dir);
-    let (engine, mut alerts, positions) = restore(&snapshot_path, &config)?;
+    let (engine, mut alerts, positions, aligner) = restore(&snapshot_path, &config)?;
     alerts
         .episodes
         .set_window(hours(config.alert.episode_window_hours));
@@ -186,6 +192,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         metrics.clone(),
         service.state_dir.join("rejects.jsonl"),
         wake,
+        aligner,
     );
 
     // Sources.
@@ -281,10 +288,11 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             }
             r = &mut sources_done_rx, if !sources_finished => {
                 let _ = r;
-                // The last batches may still be queued for detection: a snapshot request behind
-                // them returns once they are committed, so the idle check below cannot run early.
+                // The last batches may still be queued for detection: a request behind them
+                // returns once they are committed, the aligner has released what it held and a
+                // snapshot is written, so the idle check below cannot run early.
                 let (tx, rx) = oneshot::channel();
-                if input_tx.send(Input::Snapshot(tx)).await.is_ok() {
+                if input_tx.send(Input::Finished(tx)).await.is_ok() {
                     let _ = rx.await;
                 }
                 sources_finished = true;
@@ -307,6 +315,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let deadline = Instant::now() + grace;
     admin_state.set_phase(Phase::Draining);
     metrics.ready.set(0);
+    let _ = input_tx.send(Input::Draining).await;
     let _ = shutdown_tx.send(true);
     for (name, task) in source_tasks {
         let left = deadline.saturating_duration_since(Instant::now()) / 2;
@@ -364,7 +373,13 @@ fn outbox_idle(path: &Path) -> anyhow::Result<bool> {
 fn restore(
     path: &Path,
     config: &FileConfig,
-) -> anyhow::Result<(Engine, AlertState, BTreeMap<String, serde_json::Value>)> {
+) -> anyhow::Result<(
+    Engine,
+    AlertState,
+    BTreeMap<String, serde_json::Value>,
+    Aligner,
+)> {
+    let align = config.service.align();
     let cold = |config: &FileConfig| -> anyhow::Result<_> {
         Ok((
             Engine::new(config.detect.clone())?,
@@ -375,6 +390,7 @@ fn restore(
                 clock: 0,
             },
             BTreeMap::new(),
+            Aligner::new(align),
         ))
     };
     if !path.exists() {
@@ -388,10 +404,13 @@ fn restore(
                 taken_at = %r.taken_at,
                 principals = r.engine.state().principals.len(),
                 open_alerts = r.alerts.episodes.alerts().len(),
+                buffered = r.aligner.buffered.len(),
+                released_to = ?r.aligner.released.map(|t| t.to_rfc3339()),
                 ms = started.elapsed().as_millis() as u64,
                 "state restored from snapshot"
             );
-            Ok((r.engine, r.alerts, r.positions))
+            let aligner = Aligner::restore(align, r.aligner, Instant::now());
+            Ok((r.engine, r.alerts, r.positions, aligner))
         }
         Err(e) => {
             let aside: PathBuf =
@@ -428,14 +447,18 @@ fn detection_loop(
     let mut last_snapshot = Instant::now();
     let mut last_size: Option<Instant> = None;
     let mut dirty = false;
-    let write_snapshot = |pipeline: &Pipeline| -> anyhow::Result<()> {
+    let mut draining = false;
+    let write_snapshot = |pipeline: &mut Pipeline| -> anyhow::Result<()> {
         let started = Instant::now();
         let bytes = snapshot::write(
             &snapshot_path,
             &pipeline.engine,
             &pipeline.alerts,
             &pipeline.positions,
+            &pipeline.aligner.state(),
         )?;
+        // The state behind every batch taken is on disk: their sources may commit them.
+        pipeline.ack_durable();
         pipeline
             .metrics
             .snapshot_duration
@@ -465,6 +488,14 @@ fn detection_loop(
                 }
             }
             Input::Tick => {
+                match pipeline.tick() {
+                    Ok(o) if o.events > 0 => dirty = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "released events could not be made durable: stopping");
+                        std::process::exit(1);
+                    }
+                }
                 if last_size.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                     pipeline.metrics.observe_state_bytes(&pipeline.engine);
                     last_size = Some(Instant::now());
@@ -473,8 +504,9 @@ fn detection_loop(
                     .metrics
                     .snapshot_age
                     .set(last_snapshot.elapsed().as_secs_f64());
-                if dirty && last_snapshot.elapsed() >= every {
-                    match write_snapshot(&pipeline) {
+                let due = last_snapshot.elapsed() >= every || (draining && pipeline.has_unacked());
+                if dirty && due {
+                    match write_snapshot(&mut pipeline) {
                         Ok(()) => {
                             last_snapshot = Instant::now();
                             dirty = false;
@@ -502,12 +534,32 @@ fn detection_loop(
                 let _ = reply.send(result);
             }
             Input::Snapshot(reply) => {
-                let result = write_snapshot(&pipeline);
+                let result = write_snapshot(&mut pipeline);
                 if result.is_ok() {
                     last_snapshot = Instant::now();
                     dirty = false;
                 }
                 let _ = reply.send(result);
+            }
+            Input::Finished(reply) => {
+                let result = pipeline.flush().and_then(|_| write_snapshot(&mut pipeline));
+                if result.is_ok() {
+                    last_snapshot = Instant::now();
+                    dirty = false;
+                }
+                let _ = reply.send(result);
+            }
+            Input::Draining => {
+                draining = true;
+                if pipeline.has_unacked() {
+                    match write_snapshot(&mut pipeline) {
+                        Ok(()) => {
+                            last_snapshot = Instant::now();
+                            dirty = false;
+                        }
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "snapshot failed"),
+                    }
+                }
             }
         }
     }

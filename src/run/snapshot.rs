@@ -1,10 +1,11 @@
 //! State snapshots: the detection state, the open alerts and the source positions they reflect,
 //! written together so that a restart continues exactly where the snapshot was taken.
 //!
-//! Layout of `snapshot.bin`: the magic line `EWSNAP 1\n`, then four length-prefixed sections (u64
+//! Layout of `snapshot.bin`: the magic line `EWSNAP 2\n`, then five length-prefixed sections (u64
 //! little-endian length, then bytes): meta (JSON: time taken, source positions), alert state (JSON:
 //! episodes, occasions, event clock), record-id dedup (bincode), engine (bincode, versioned by the
-//! engine). Written to `snapshot.bin.tmp`, fsynced, renamed over `snapshot.bin`, and the folder
+//! engine), aligner (JSON: lanes' marks, the released watermark and the buffered events, which
+//! the positions already cover). A version 1 file (four sections) is read with an empty aligner. Written to `snapshot.bin.tmp`, fsynced, renamed over `snapshot.bin`, and the folder
 //! fsynced: a crash leaves either the old snapshot or the new one, never a torn one.
 
 use std::collections::BTreeMap;
@@ -15,12 +16,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use entrawatch_detect::{DetectConfig, Engine};
+use entrawatch_ingest::align::AlignerState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::pipeline::{AlertState, Dedup};
 
-const MAGIC: &[u8] = b"EWSNAP 1\n";
+const MAGIC: &[u8] = b"EWSNAP 2\n";
+/// Snapshots of the first layout (no aligner section) are still read: their aligner starts empty.
+const MAGIC_V1: &[u8] = b"EWSNAP 1\n";
 
 /// The file a state folder keeps its snapshot in.
 pub fn path_in(state_dir: &Path) -> PathBuf {
@@ -54,6 +58,7 @@ pub struct Restored {
     pub alerts: AlertState,
     pub positions: BTreeMap<String, Value>,
     pub taken_at: DateTime<Utc>,
+    pub aligner: AlignerState,
 }
 
 /// Writes a snapshot atomically; returns its size in bytes.
@@ -62,6 +67,7 @@ pub fn write(
     engine: &Engine,
     alerts: &AlertState,
     positions: &BTreeMap<String, Value>,
+    aligner: &AlignerState,
 ) -> anyhow::Result<u64> {
     let tmp = path.with_extension("bin.tmp");
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -83,6 +89,7 @@ pub fn write(
     let mut engine_bytes = Vec::new();
     engine.write_snapshot(&mut engine_bytes)?;
     section(&mut w, &engine_bytes)?;
+    section(&mut w, &serde_json::to_vec(aligner)?)?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
         .with_context(|| format!("cannot sync {}", tmp.display()))?;
@@ -122,7 +129,7 @@ pub fn read(path: &Path, config: DetectConfig) -> anyhow::Result<Restored> {
     let mut magic = [0u8; MAGIC.len()];
     r.read_exact(&mut magic)
         .context("snapshot is shorter than its header")?;
-    if magic != MAGIC {
+    if magic != MAGIC && magic != MAGIC_V1 {
         bail!(
             "{} is not an entrawatch snapshot (bad header)",
             path.display()
@@ -136,7 +143,14 @@ pub fn read(path: &Path, config: DetectConfig) -> anyhow::Result<Restored> {
         bincode::deserialize(&read_section(&mut r, "dedup")?).context("snapshot dedup section")?;
     let engine_bytes = read_section(&mut r, "engine")?;
     let engine = Engine::restore(config, engine_bytes.as_slice())?;
+    let aligner = if magic == MAGIC {
+        serde_json::from_slice(&read_section(&mut r, "aligner")?)
+            .context("snapshot aligner section")?
+    } else {
+        AlignerState::default()
+    };
     Ok(Restored {
+        aligner,
         engine,
         alerts: AlertState {
             episodes: alerts.episodes,

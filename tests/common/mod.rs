@@ -344,3 +344,95 @@ pub fn delivered_alert_ids(requests: &[Received]) -> std::collections::BTreeSet<
         })
         .collect()
 }
+
+/// A tiny deterministic generator (the test must be reproducible from its seed).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+/// The value of a metric line (`name{labels} value`), summed over label sets.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| {
+            let rest = &l[name.len()..];
+            rest.starts_with('{') || rest.starts_with(' ')
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// (notification id, alert id) of every notification in every request, in arrival order.
+pub fn notifications(requests: &[Received]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for r in requests {
+        let v = r.json();
+        let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+        let ids = v["notification_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, a) in alerts.iter().enumerate() {
+            let n = ids
+                .get(i)
+                .and_then(|x| x.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}#{}", a["id"].as_str().unwrap(), v["kind"]));
+            out.push((n, a["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
+
+/// A producer to a Kafka-protocol broker on loopback (large messages allowed).
+pub fn producer(bootstrap: &str) -> rdkafka::producer::BaseProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap()
+}
+
+/// Produces `messages` to `topic`, each to its partition (or keyed by its index, for the
+/// partitioner to place), waiting on a full local queue; returns once the broker has them all.
+pub fn produce(
+    producer: &rdkafka::producer::BaseProducer,
+    topic: &str,
+    messages: &[(Option<i32>, String)],
+) {
+    use rdkafka::producer::{BaseRecord, Producer as _};
+    for (i, (partition, m)) in messages.iter().enumerate() {
+        let key = format!("k{i}");
+        loop {
+            let mut record = BaseRecord::to(topic).key(&key).payload(m);
+            if let Some(p) = partition {
+                record = record.partition(*p);
+            }
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
+                        "{e}"
+                    );
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}

@@ -39,6 +39,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Floor of a throttle pause when the receiver gives no `Retry-After`.
 const MIN_THROTTLE: Duration = Duration::from_secs(1);
 
+/// While draining, rows due within this long (grouping waits, retry backoffs) are sent at once.
+const FLUSH_HORIZON: Duration = Duration::from_secs(24 * 3600);
+
 /// What the workers are told to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -87,6 +90,8 @@ pub(crate) struct Worker {
     circuit: Option<Circuit>,
     next_housekeeping: Option<DateTime<Utc>>,
     next_purge: Option<DateTime<Utc>>,
+    /// Stopping: send what is held for grouping instead of leaving it for the next start.
+    flush_held: bool,
 }
 
 fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
@@ -128,6 +133,7 @@ impl Worker {
             circuit: None,
             next_housekeeping: None,
             next_purge: None,
+            flush_held: false,
         }
     }
 
@@ -158,6 +164,9 @@ impl Worker {
                 break;
             }
             let now = self.now();
+            // Stopping: notifications held back only to be grouped go out now rather than wait
+            // in the outbox for the next start.
+            self.flush_held = phase == Phase::Draining;
             if let Err(e) = self.housekeeping(now).await {
                 tracing::error!(destination = %self.dest.name, error = %e, "outbox housekeeping failed");
             }
@@ -209,9 +218,14 @@ impl Worker {
             return Ok(Step::Idle(probe_at));
         }
         let name = self.dest.name.clone();
+        let due_by = if self.flush_held {
+            add(now, FLUSH_HORIZON)
+        } else {
+            now
+        };
         let batch = self
             .db
-            .run(move |o| o.next_batch(&name, now, MAX_BATCH))
+            .run(move |o| o.next_batch(&name, due_by, MAX_BATCH))
             .await?;
         let Some(batch) = batch else {
             let name = self.dest.name.clone();

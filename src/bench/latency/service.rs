@@ -32,6 +32,9 @@ pub struct Settings {
     pub webhook_burst: u32,
     pub snapshot_interval_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// The aligner's out-of-orderness bound: every event waits until each partition is this far
+    /// past it, so it adds to the latency measured.
+    pub out_of_order_secs: i64,
 }
 
 /// A TOML string literal.
@@ -55,6 +58,9 @@ admin_listen = "{admin}"
 log_format = "json"
 snapshot_interval_secs = {snapshot}
 shutdown_grace_secs = {grace}
+out_of_order_secs = {out_of_order}
+# Once the load stops, the partitions are idle after a second and the aligner releases its tail.
+idle_source_secs = 1
 
 [[sources]]
 type = "kafka"
@@ -84,6 +90,7 @@ group_wait_secs = {group_wait}
         topic = toml_string(&s.topic),
         snapshot = s.snapshot_interval_secs,
         grace = s.shutdown_grace_secs,
+        out_of_order = s.out_of_order_secs,
         batch_max = s.batch_max,
         batch_wait = s.batch_wait_ms,
         fetch_wait = s.fetch_wait_max_ms,
