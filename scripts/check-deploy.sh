@@ -333,6 +333,9 @@ CONTRACT = """
 entrawatch_events_received_total entrawatch_records_rejected_total entrawatch_records_skipped_total
 entrawatch_source_requests_total entrawatch_source_stream_available entrawatch_source_watermark_lag_seconds
 entrawatch_kafka_consumer_lag entrawatch_kafka_committed_offset
+entrawatch_kafka_assigned_partitions entrawatch_kafka_partitions entrawatch_kafka_connected
+entrawatch_events_late_total entrawatch_aligner_buffered_events entrawatch_aligner_forced_releases_total
+entrawatch_event_time_watermark_seconds
 entrawatch_events_processed_total entrawatch_events_duplicate_total entrawatch_findings_total
 entrawatch_alerts_total entrawatch_alerts_suppressed_total entrawatch_stream_last_event_timestamp_seconds
 entrawatch_state_principals entrawatch_state_bytes entrawatch_snapshot_age_seconds
@@ -341,7 +344,8 @@ entrawatch_build_info entrawatch_notifications_total entrawatch_notification_att
 entrawatch_outbox_pending entrawatch_outbox_oldest_pending_age_seconds entrawatch_destination_paused
 entrawatch_dead_letters_total entrawatch_render_errors_total
 """.split()
-HISTOGRAMS = ["entrawatch_pipeline_latency_seconds", "entrawatch_notification_latency_seconds"]
+HISTOGRAMS = ["entrawatch_pipeline_latency_seconds", "entrawatch_notification_latency_seconds",
+              "entrawatch_events_late_seconds"]
 KNOWN = set(CONTRACT) | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
 PROMETHEUS_OWN = {"up", "ALERTS"}
 FUNCS = set("""sum min max avg count stddev stdvar topk bottomk quantile count_values group rate irate
