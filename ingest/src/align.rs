@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::Event;
+use crate::model::{Event, TimeSource};
 
 /// The aligner's settings (`[service]` in the config file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,7 +258,14 @@ impl Aligner {
         }
         for event in events {
             let t = event.meta.time;
-            lane.newest = Some(lane.newest.map_or(t, |n| n.max(t)));
+            // A time the record did not carry (the moment it was read, or a directory snapshot's
+            // "from the start") says nothing of how far the lane has got.
+            if matches!(
+                event.meta.time_source,
+                TimeSource::Record | TimeSource::Envelope
+            ) {
+                lane.newest = Some(lane.newest.map_or(t, |n| n.max(t)));
+            }
             match self.released {
                 Some(r) if t < r => {
                     *self
@@ -601,6 +608,44 @@ mod tests {
             1,
             "what arrives behind a forced release is late"
         );
+    }
+
+    #[test]
+    fn a_time_the_record_did_not_carry_does_not_move_its_lane() {
+        let src: Arc<str> = Arc::from("k");
+        let now = Instant::now();
+        let mut a = Aligner::new(config(0));
+        let mut late = Vec::new();
+        let mut out = Vec::new();
+        let mut read_now = event("x", 10_000);
+        read_now.meta.time_source = TimeSource::Ingest;
+        a.offer(
+            &src,
+            &mark("p0", false),
+            vec![event("a", 1), read_now],
+            now,
+            &mut late,
+        );
+        a.offer(
+            &src,
+            &mark("p1", false),
+            vec![event("b", 5)],
+            now,
+            &mut late,
+        );
+        a.release(now, &mut out);
+        // p0 has got to minute 1, not 10 000: "b" waits.
+        assert_eq!(ids(&out), Vec::<String>::new());
+        a.offer(
+            &src,
+            &mark("p0", false),
+            vec![event("c", 9)],
+            now,
+            &mut late,
+        );
+        a.release(now, &mut out);
+        assert_eq!(ids(&out), ["a"], "released below 5, p1's newest");
+        assert!(late.is_empty());
     }
 
     #[test]

@@ -88,6 +88,9 @@ impl Dedup {
     }
 }
 
+/// Late events are logged at most this often per lane (all are counted).
+const LATE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The alert-side state a snapshot carries besides the engine's.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AlertState {
@@ -118,6 +121,8 @@ pub struct Pipeline {
     /// Reused for each release; events stay in the boxes the parsers made (moved, never copied).
     #[allow(clippy::vec_box)]
     released: Vec<Box<Event>>,
+    /// Per `source/lane`: when a late event was last logged, and how many were not since.
+    late_logged: HashMap<String, (Option<Instant>, u64)>,
     findings: Vec<Finding>,
     last_evict: i64,
 }
@@ -168,6 +173,7 @@ impl Pipeline {
             aligner,
             unacked: BTreeMap::new(),
             released: Vec::new(),
+            late_logged: HashMap::new(),
             findings: Vec::new(),
             last_evict: 0,
         }
@@ -332,8 +338,19 @@ impl Pipeline {
             .events_late_seconds
             .with_label_values(&[&*late.source])
             .observe(behind as f64);
-        tracing::warn!(source = %late.source, lane = %late.lane, record = %late.event.meta.id, event_time = %late.event.meta.time.to_rfc3339(),
-            behind_secs = behind, "late event: older than what detection has already seen; processed now, out of order");
+        // One line per lane every LATE_LOG_EVERY at most, with how many came since the last one.
+        let now = Instant::now();
+        let key = format!("{}/{}", late.source, late.lane);
+        let (last, held) = self.late_logged.entry(key).or_insert((None, 0));
+        if last.is_some_and(|t| now.duration_since(t) < LATE_LOG_EVERY) {
+            *held += 1;
+            return;
+        }
+        tracing::warn!(source = %late.source, lane = %late.lane, record = %late.event.meta.id,
+            event_time = %late.event.meta.time.to_rfc3339(), behind_secs = behind, more_since_last_line = *held,
+            "late event: older than what detection has already seen; processed now, out of order");
+        *last = Some(now);
+        *held = 0;
     }
 
     fn detect(
