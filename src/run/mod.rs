@@ -2,24 +2,27 @@
 //!
 //! ```text
 //!  sources (tokio tasks) ──Batch──▶ [bounded channel] ──▶ detection thread ──▶ outbox (SQLite, WAL)
-//!        ▲                                                 │  engine, episodes,        │
-//!        └──────────── Committed(seq) ◀────────────────────┘  routing, snapshots       ▼
+//!        ▲                                 aligner → engine, episodes,        │
+//!        └──── Committed(seq) at each snapshot ◀──┘  routing, snapshots       ▼
 //!                                                                     delivery workers (one per destination)
 //!  admin HTTP: /metrics /livez /readyz /-/reload /api/silences
 //! ```
 //!
 //! Start: bind the admin port (`/readyz` answers 503 "starting"), resolve secrets, open the outbox,
 //! restore the snapshot ("restoring"), start delivery, then the sources from the snapshot's
-//! positions ("ready"). Every batch is detected and its notifications and position committed in one
-//! transaction before the source hears it is durable (see [`pipeline`]). A snapshot of the whole
-//! detection state, with the positions it reflects, is written every `snapshot_interval_secs`.
+//! positions ("ready"). Every batch's events go through the event-time aligner, which hands them to
+//! detection in event-time order; the notifications and the batch's position are committed in one
+//! outbox transaction (see [`pipeline`]). A snapshot of the whole detection state, the aligner's
+//! buffer and the positions they reflect is written every `snapshot_interval_secs`; only then are
+//! the batches it covers acknowledged to their sources (a Kafka offset is committed).
 //!
-//! Stop (SIGTERM or SIGINT): "draining"; sources stop fetching and commit what is durable; the
-//! detection thread finishes what is queued and writes a final snapshot; delivery keeps sending
-//! until the outbox is empty or the grace period ends; exit 0. Undelivered rows stay in the outbox.
-//! SIGHUP or `POST /-/reload` re-reads the config file, validates it, and swaps detection settings,
-//! routing, inhibition, tenant names and file silences; sources, destinations and `[service]` need a
-//! restart.
+//! Stop (SIGTERM or SIGINT): "draining"; a snapshot is written at once and every snapshot after it
+//! acknowledges what came in; sources stop fetching and commit what is durable; the detection thread
+//! finishes what is queued and writes a final snapshot; delivery sends what is due and what is held
+//! for grouping until the outbox is empty or the grace period ends; exit 0. Undelivered rows stay in
+//! the outbox. SIGHUP or `POST /-/reload` re-reads the config file, validates it, and swaps
+//! detection settings, routing, inhibition, tenant names and file silences; sources, destinations
+//! and `[service]` need a restart.
 
 pub mod admin;
 pub mod metrics;
