@@ -44,6 +44,10 @@ pub struct ValidateArgs {
     /// The config file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// Also connect: for each Kafka or Event Hub source, reach the brokers, find every topic and
+    /// read the consumer group's offsets (nothing is created, committed or joined).
+    #[arg(long)]
+    pub online: bool,
 }
 
 #[derive(Debug, Args)]

@@ -467,3 +467,88 @@ fn twenty_kill_nines_on_four_partitions_give_the_replays_alerts() {
     );
     assert!(worst <= 1 + kills, "a notification arrived {worst} times");
 }
+
+/// `validate --online` connects with the source's settings: a reachable broker with the topic and
+/// a readable group passes; a missing topic and an unreachable broker fail with their names; and
+/// validation creates nothing (not even the dead-letter file or its folder).
+#[test]
+fn validate_online_checks_brokers_topics_and_group_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic(TOPIC, 4, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let dead = dir.path().join("not-yet").join("dead.jsonl");
+    let write = |name: &str, brokers: &str, topic: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[service]
+state_dir = {state}
+
+[[sources]]
+type = "kafka"
+name = "eventhub"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "entrawatch-validate"
+dead_letter_file = {dead}
+
+[[destinations]]
+type = "stdout"
+name = "out"
+"#,
+                state = toml_path(&dir.path().join("state")),
+                dead = toml_path(&dead),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let validate = |config: &Path| {
+        let out = entrawatch()
+            .args(["validate", "--online", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (code, text) = validate(&write("good", &bootstrap, TOPIC));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("ok      topic {TOPIC}: 4 partition(s)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok      group entrawatch-validate: offsets readable"),
+        "{text}"
+    );
+
+    let (code, text) = validate(&write("no-topic", &bootstrap, "insights-logs-auditlogs"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAILED  topic insights-logs-auditlogs"),
+        "{text}"
+    );
+
+    let (code, text) = validate(&write("no-broker", "127.0.0.1:1", TOPIC));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAILED  brokers 127.0.0.1:1: cannot reach them"),
+        "{text}"
+    );
+
+    assert!(
+        !dead.exists() && !dead.parent().unwrap().exists(),
+        "validate created the dead-letter file"
+    );
+    assert!(
+        !dir.path().join("state").exists(),
+        "validate created the state folder"
+    );
+}

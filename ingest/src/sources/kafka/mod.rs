@@ -197,6 +197,79 @@ impl KafkaSource {
     pub fn config(&self) -> &KafkaConfig {
         &self.prepared.config
     }
+
+    /// `validate --online`: connects with the source's own settings and secrets and checks that
+    /// the brokers answer, that every topic exists (with its partition count) and that the
+    /// consumer group's offsets can be read. One line per check, `Err` for a failed one. Reads
+    /// only: nothing is created or committed, and no group is joined.
+    pub fn check_online(&self, timeout: std::time::Duration) -> Vec<Result<String, String>> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let cfg = &self.prepared.config;
+        let mut out = Vec::new();
+        let consumer: BaseConsumer = match self.prepared.consumer.create() {
+            Ok(c) => c,
+            Err(e) => return vec![Err(format!("cannot create a client: {e}"))],
+        };
+        let metadata = match consumer.fetch_metadata(None, timeout) {
+            Ok(m) => m,
+            Err(e) => {
+                return vec![Err(format!(
+                    "brokers {}: cannot reach them in {} s ({e})",
+                    cfg.brokers,
+                    timeout.as_secs()
+                ))];
+            }
+        };
+        out.push(Ok(format!(
+            "brokers {}: reachable ({} broker(s))",
+            cfg.brokers,
+            metadata.brokers().len()
+        )));
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for topic in &cfg.topics {
+            match metadata.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    for p in t.partitions() {
+                        partitions.add_partition(topic, p.id());
+                    }
+                    out.push(Ok(format!(
+                        "topic {topic}: {} partition(s)",
+                        t.partitions().len()
+                    )));
+                }
+                Some(t) => out.push(Err(format!(
+                    "topic {topic}: {}",
+                    t.error()
+                        .map(|e| rdkafka::types::RDKafkaErrorCode::from(e).to_string())
+                        .unwrap_or_else(|| "no partitions".to_owned())
+                ))),
+                None => out.push(Err(format!(
+                    "topic {topic}: not found (an Event Hub creates insights-logs-* hubs only when the first record of that category arrives)"
+                ))),
+            }
+        }
+        if partitions.count() > 0 {
+            match consumer.committed_offsets(partitions, timeout) {
+                Ok(offsets) => {
+                    let committed = offsets
+                        .elements()
+                        .iter()
+                        .filter(|e| matches!(e.offset(), rdkafka::Offset::Offset(_)))
+                        .count();
+                    out.push(Ok(format!(
+                        "group {}: offsets readable ({committed} of {} partition(s) committed)",
+                        cfg.group_id,
+                        offsets.count()
+                    )));
+                }
+                Err(e) => out.push(Err(format!(
+                    "group {}: cannot read its offsets ({e})",
+                    cfg.group_id
+                ))),
+            }
+        }
+        out
+    }
 }
 
 /// Tells the consumer thread to stop when the task's future is dropped.
