@@ -220,10 +220,6 @@ impl Aligner {
         }
     }
 
-    pub fn set_config(&mut self, config: AlignConfig) {
-        self.config = config;
-    }
-
     fn push(&mut self, event: Box<Event>) {
         self.arrivals += 1;
         self.heap.push(Reverse(Held {

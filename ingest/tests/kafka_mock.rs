@@ -425,6 +425,15 @@ async fn rebalance_between_two_consumers_mid_stream() {
         |l| l.by_member.get("b").is_some_and(|n| *n >= 60),
     )
     .await;
+    // Two members share the group: the newcomer says it holds only some of the partitions (the
+    // service logs it, and `/readyz` and a rule report it: detection needs them all in one place).
+    let b_held = b.metrics.kafka_assigned.with_label_values(&["b"]).get();
+    let b_total = b.metrics.kafka_partitions.with_label_values(&["b"]).get();
+    assert_eq!(b_total, 4, "b read the topic's partition count");
+    assert!(
+        b_held > 0 && b_held < 4,
+        "b holds {b_held} of 4 partitions while a holds the rest"
+    );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let total = tokio::task::block_in_place(|| background.join().unwrap());
     // The backlog at this point is most of the stream (about 800 of 1,000 messages in a quiet run)

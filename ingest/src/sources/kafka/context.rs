@@ -320,17 +320,13 @@ impl Shared {
     /// so when another member of the group holds some: detection state cannot be split between
     /// processes, so a deployment must be the group's only member.
     fn check_membership(&self, consumer: &BaseConsumer<Shared>) {
+        // Every configured topic counts, also one of which another member holds all partitions.
         let (held, topics) = {
             let core = self.core();
-            let topics: Vec<String> = core
-                .tracker
-                .assigned()
-                .iter()
-                .map(|tp| core.tracker.topic(*tp).to_owned())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            (core.tracker.assigned().len(), topics)
+            (
+                core.tracker.assigned().len(),
+                core.tracker.topics().to_vec(),
+            )
         };
         self.metrics
             .kafka_assigned

@@ -136,6 +136,11 @@ impl Tracker {
         })
     }
 
+    /// The configured topics.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
     pub fn topic(&self, tp: Tp) -> &str {
         &self.topics[usize::from(tp.topic)]
     }
