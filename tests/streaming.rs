@@ -373,7 +373,8 @@ fn snapshot_positions(state_dir: &Path) -> BTreeMap<String, i64> {
 /// Twenty `kill -9`s at random points of a 4-partition stream (one before the first snapshot,
 /// others right after commits and anywhere else), a restart after each: the group's committed
 /// offsets never pass the positions of the snapshot on disk, and in the end exactly the replay's
-/// alerts were delivered, each notification at most once more per crash.
+/// alerts were delivered, each notification at most once more per crash. (`EW_KILLS=N` runs fewer
+/// kills, for a quick look while working on it.)
 #[test]
 fn twenty_kill_nines_on_four_partitions_give_the_replays_alerts() {
     let kills_wanted: usize = std::env::var("EW_KILLS")
