@@ -96,6 +96,7 @@ impl ServiceConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
+        let align = entrawatch_ingest::align::AlignConfig::default();
         ServiceConfig {
             state_dir: PathBuf::from("entrawatch-state"),
             admin_listen: "127.0.0.1:9898".to_owned(),
@@ -103,9 +104,9 @@ impl Default for ServiceConfig {
             shutdown_grace_secs: 20,
             channel_capacity: 16,
             dedup_window_hours: 6,
-            out_of_order_secs: 30,
-            idle_source_secs: 30,
-            align_buffer_events: 100_000,
+            out_of_order_secs: align.out_of_order_secs,
+            idle_source_secs: align.idle_secs,
+            align_buffer_events: align.max_buffered,
             log_format: LogFormat::Auto,
             log_level: "info".to_owned(),
         }

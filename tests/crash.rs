@@ -16,30 +16,7 @@ use common::*;
 const KILLS: usize = 20;
 
 fn simulate(dir: &Path) -> std::path::PathBuf {
-    let world = dir.join("world");
-    let out = entrawatch()
-        .args([
-            "simulate",
-            "--seed",
-            "5",
-            "--days",
-            "10",
-            "--tenants",
-            "6",
-            "--users-per-tenant",
-            "8",
-            "--technicians",
-            "2",
-            "--out",
-        ])
-        .arg(&world)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let world = simulate_world(dir, 5);
     // Only the log files: labels and the world description are not logs.
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();

@@ -14,42 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rdkafka::mocking::MockCluster;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TOPIC: &str = "entra-logs";
 
-/// Event Hub records of a small simulated world, in event-time order, as envelopes of 25.
+/// Event Hub records of a small simulated world, in event-time order, as envelopes of ten.
 fn envelopes(dir: &Path) -> Vec<String> {
-    let world = dir.join("world");
-    let out = entrawatch()
-        .args(["simulate", "--seed", "3", "--days", "10", "--tenants", "6"])
-        .args(["--users-per-tenant", "8", "--technicians", "2", "--out"])
-        .arg(&world)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut records: Vec<Value> = Vec::new();
-    let mut stack = vec![world.join("eventhub")];
-    while let Some(p) = stack.pop() {
-        for entry in std::fs::read_dir(&p).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let v: Value = serde_json::from_str(line).unwrap();
-                records.extend(v["records"].as_array().cloned().unwrap_or_default());
-            }
-        }
-    }
-    records.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
-    records
+    eventhub_records(&simulate_world(dir, 3).join("eventhub"))
         .chunks(10)
         .map(|c| json!({ "records": c }).to_string())
         .collect()

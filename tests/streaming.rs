@@ -33,54 +33,13 @@ struct World {
 }
 
 fn world(dir: &Path) -> World {
-    let out_dir = dir.join("world");
-    let out = entrawatch()
-        .args(["simulate", "--seed", "3", "--days", "10", "--tenants", "6"])
-        .args(["--users-per-tenant", "8", "--technicians", "2", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out_dir = simulate_world(dir, 3);
     let eventhub = out_dir.join("eventhub");
-    let mut records: Vec<Value> = Vec::new();
-    let mut stack = vec![eventhub.clone()];
-    while let Some(p) = stack.pop() {
-        for entry in std::fs::read_dir(&p).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let v: Value = serde_json::from_str(line).unwrap();
-                records.extend(v["records"].as_array().cloned().unwrap_or_default());
-            }
-        }
-    }
-    // Event Hub writes `time` as ISO 8601 for most categories and as `10/24/2026 1:14:37 PM` for
-    // the risk ones: order by the instant, as Entra sends records roughly in event-time order.
-    records.sort_by_key(event_time);
     World {
         config: out_dir.join("entrawatch.toml"),
+        records: eventhub_records(&eventhub),
         eventhub,
-        records,
     }
-}
-
-/// The instant of a record's envelope `time`, in either form Event Hub writes it.
-fn event_time(record: &Value) -> chrono::DateTime<chrono::Utc> {
-    let raw = record["time"].as_str().unwrap_or("").trim();
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.to_utc())
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(raw, "%m/%d/%Y %I:%M:%S %p").map(|t| t.and_utc())
-        })
-        .unwrap_or_else(|e| panic!("record time {raw:?}: {e}"))
 }
 
 /// One message: its partition and its envelope.

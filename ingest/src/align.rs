@@ -25,8 +25,8 @@
 //!
 //! **Late events.** An event older than the released watermark arrives after later events already
 //! went to detection. It is *late*: it is handed to detection at once (never dropped, never
-//! silently reordered), counted by lane in [`Aligner::late`] and reported with its lateness so the
-//! runtime can log and count it. Each detector's doc says what a late event does to it.
+//! silently reordered), handed back as a [`Late`] with its source, lane and lateness so the runtime
+//! can log and count it. Each detector's doc says what a late event does to it.
 //!
 //! **Memory.** At most `max_buffered` events are held. Past that, the oldest are released early
 //! (counted in [`Aligner::forced`]): bounded memory wins over a perfect order, and what arrives
@@ -53,7 +53,7 @@ pub struct AlignConfig {
     /// Wall-clock seconds without data after which a lane with no backlog stops holding the
     /// watermark back.
     pub idle_secs: u64,
-    /// Events held before the furthest-ahead lanes are asked to pause.
+    /// Events held at most; past that the oldest are released early.
     pub max_buffered: usize,
 }
 
@@ -62,7 +62,7 @@ impl Default for AlignConfig {
         AlignConfig {
             out_of_order_secs: 30,
             idle_secs: 30,
-            max_buffered: 200_000,
+            max_buffered: 100_000,
         }
     }
 }
@@ -122,6 +122,13 @@ struct Lane {
     active_at: Instant,
 }
 
+impl Lane {
+    /// Nothing waiting to be read and nothing delivered for `idle`: it no longer holds the others.
+    fn is_idle(&self, now: Instant, idle: Duration) -> bool {
+        !self.backlog && now.saturating_duration_since(self.active_at) >= idle
+    }
+}
+
 /// An event handed to detection behind the released watermark.
 #[derive(Debug)]
 pub struct Late {
@@ -143,8 +150,6 @@ pub struct Aligner {
     arrivals: u64,
     /// Every event older than this has been released.
     released: Option<DateTime<Utc>>,
-    /// Late events by `source/lane`, since start.
-    late: BTreeMap<String, u64>,
     forced: u64,
 }
 
@@ -174,7 +179,6 @@ impl Aligner {
             heap: BinaryHeap::new(),
             arrivals: 0,
             released: None,
-            late: BTreeMap::new(),
             forced: 0,
         }
     }
@@ -252,37 +256,59 @@ impl Aligner {
         if let Some(c) = mark.complete_to {
             lane.complete_to = Some(lane.complete_to.map_or(c, |x| x.max(c)));
         }
+        // A time the record did not carry (the moment it was read, or a directory snapshot's
+        // "from the start") says nothing of how far the lane has got.
+        let carried = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.meta.time_source,
+                    TimeSource::Record | TimeSource::Envelope
+                )
+            })
+            .map(|e| e.meta.time)
+            .max();
+        if let Some(t) = carried {
+            lane.newest = Some(lane.newest.map_or(t, |n| n.max(t)));
+        }
         for event in events {
             let t = event.meta.time;
-            // A time the record did not carry (the moment it was read, or a directory snapshot's
-            // "from the start") says nothing of how far the lane has got.
-            if matches!(
-                event.meta.time_source,
-                TimeSource::Record | TimeSource::Envelope
-            ) {
-                lane.newest = Some(lane.newest.map_or(t, |n| n.max(t)));
-            }
             match self.released {
-                Some(r) if t < r => {
-                    *self
-                        .late
-                        .entry(format!("{source}/{}", mark.lane))
-                        .or_default() += 1;
-                    late.push(Late {
-                        event,
-                        source: Arc::clone(source),
-                        lane: mark.lane.clone(),
-                        behind: r - t,
-                    });
-                }
-                _ => {
-                    self.arrivals += 1;
-                    self.heap.push(Reverse(Held {
-                        event,
-                        arrival: self.arrivals,
-                    }));
-                }
+                Some(r) if t < r => late.push(Late {
+                    event,
+                    source: Arc::clone(source),
+                    lane: mark.lane.clone(),
+                    behind: r - t,
+                }),
+                _ => self.push(event),
             }
+        }
+    }
+
+    /// Takes a batch's events, each with its index among the batch's items, by the lanes the batch
+    /// names (`item_lanes[index]` indexes `lanes`; no lanes: the whole source is one lane).
+    pub fn offer_batch(
+        &mut self,
+        source: &Arc<str>,
+        lanes: &[LaneMark],
+        item_lanes: &[u16],
+        events: Vec<(usize, Box<Event>)>,
+        now: Instant,
+        late: &mut Vec<Late>,
+    ) {
+        let whole = [LaneMark {
+            lane: "all".to_owned(),
+            complete_to: None,
+            backlog: false,
+        }];
+        let marks = if lanes.is_empty() { &whole[..] } else { lanes };
+        let mut by_lane: Vec<Vec<Box<Event>>> = marks.iter().map(|_| Vec::new()).collect();
+        for (i, event) in events {
+            let lane = item_lanes.get(i).map_or(0, |l| usize::from(*l));
+            by_lane[lane.min(marks.len() - 1)].push(event);
+        }
+        for (mark, events) in marks.iter().zip(by_lane) {
+            self.offer(source, mark, events, now, late);
         }
     }
 
@@ -293,7 +319,7 @@ impl Aligner {
         let bound = chrono::Duration::seconds(self.config.out_of_order_secs);
         let mut min: Option<Option<DateTime<Utc>>> = None;
         for lane in self.lanes.values() {
-            if !lane.backlog && now.saturating_duration_since(lane.active_at) >= idle {
+            if lane.is_idle(now, idle) {
                 continue;
             }
             // A lane that vouches for itself is taken at its word; otherwise its newest event
@@ -310,15 +336,14 @@ impl Aligner {
         min
     }
 
-    /// Hands `out` every buffered event no lane can still precede, in order; returns how many.
-    pub fn release(&mut self, now: Instant, out: &mut Vec<Box<Event>>) -> usize {
-        let before = out.len();
+    /// Hands `out` every buffered event no lane can still precede, in order.
+    pub fn release(&mut self, now: Instant, out: &mut Vec<Box<Event>>) {
         match self.watermark(now) {
             // A lane that has told nothing yet holds everything.
             Some(None) => {}
             Some(Some(w)) => {
                 while self.heap.peek().is_some_and(|h| h.0.event.meta.time < w) {
-                    out.push(self.heap.pop().expect("peeked").0.event);
+                    out.extend(self.pop_oldest());
                 }
                 self.released = Some(self.released.map_or(w, |r| r.max(w)));
             }
@@ -326,22 +351,24 @@ impl Aligner {
         }
         // Over the limit: the oldest go early (bounded memory wins over a perfect order).
         while self.heap.len() > self.config.max_buffered {
-            let e = self.heap.pop().expect("non-empty").0.event;
             self.forced += 1;
-            let t = e.meta.time;
-            self.released = Some(self.released.map_or(t, |r| r.max(t)));
-            out.push(e);
+            out.extend(self.pop_oldest());
         }
-        out.len() - before
     }
 
     /// Releases everything buffered (every source has finished).
     pub fn release_all(&mut self, out: &mut Vec<Box<Event>>) {
-        while let Some(h) = self.heap.pop() {
-            let t = h.0.event.meta.time;
-            self.released = Some(self.released.map_or(t, |r| r.max(t)));
-            out.push(h.0.event);
+        while let Some(e) = self.pop_oldest() {
+            out.push(e);
         }
+    }
+
+    /// Takes the oldest buffered event; the released watermark moves up to it.
+    fn pop_oldest(&mut self) -> Option<Box<Event>> {
+        let e = self.heap.pop()?.0.event;
+        let t = e.meta.time;
+        self.released = Some(self.released.map_or(t, |r| r.max(t)));
+        Some(e)
     }
 
     /// Every event older than this has gone to detection.
@@ -353,11 +380,6 @@ impl Aligner {
         self.heap.len()
     }
 
-    /// Late events by `source/lane`, since start.
-    pub fn late(&self) -> &BTreeMap<String, u64> {
-        &self.late
-    }
-
     /// Events released early because the buffer was over its limit.
     pub fn forced(&self) -> u64 {
         self.forced
@@ -366,11 +388,7 @@ impl Aligner {
     /// How many lanes are known, and how many of them are idle now.
     pub fn lanes(&self, now: Instant) -> (usize, usize) {
         let idle = Duration::from_secs(self.config.idle_secs);
-        let n = self
-            .lanes
-            .values()
-            .filter(|l| !l.backlog && now.saturating_duration_since(l.active_at) >= idle)
-            .count();
+        let n = self.lanes.values().filter(|l| l.is_idle(now, idle)).count();
         (self.lanes.len(), n)
     }
 }
@@ -469,7 +487,7 @@ mod tests {
             &mut late,
         );
         assert_eq!(late.len(), 1);
-        assert_eq!(a.late().get("k/p1"), Some(&1));
+        assert_eq!((&*late[0].source, late[0].lane.as_str()), ("k", "p1"));
         assert_eq!(late[0].behind, chrono::Duration::minutes(596));
     }
 

@@ -20,21 +20,11 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Lines about sources that a reader of `/readyz` should know of, read from the metrics, and
-/// whether the sources are healthy: a Kafka source that cannot reach its brokers is not (503); one
-/// holding fewer partitions than its topics have (another consumer group member took some) is
-/// reported.
-fn source_details(registry: &Registry) -> (bool, String) {
-    let mut assigned = std::collections::BTreeMap::new();
-    let mut total = std::collections::BTreeMap::new();
-    let mut connected = std::collections::BTreeMap::new();
-    for family in registry.gather() {
-        let into = match family.name() {
-            "entrawatch_kafka_assigned_partitions" => &mut assigned,
-            "entrawatch_kafka_partitions" => &mut total,
-            "entrawatch_kafka_connected" => &mut connected,
-            _ => continue,
-        };
+/// A per-source gauge's value by source (only that gauge is read, not the whole registry).
+fn by_source(gauge: &prometheus::IntGaugeVec) -> std::collections::BTreeMap<String, i64> {
+    use prometheus::core::Collector as _;
+    let mut out = std::collections::BTreeMap::new();
+    for family in gauge.collect() {
         for m in family.get_metric() {
             let source = m
                 .get_label()
@@ -42,9 +32,19 @@ fn source_details(registry: &Registry) -> (bool, String) {
                 .find(|l| l.name() == "source")
                 .map(|l| l.value().to_owned())
                 .unwrap_or_default();
-            into.insert(source, m.get_gauge().get_value() as i64);
+            out.insert(source, m.get_gauge().get_value() as i64);
         }
     }
+    out
+}
+
+/// Lines about sources that a reader of `/readyz` should know of, and whether the sources are
+/// healthy: a Kafka source that cannot reach its brokers is not (503); one holding fewer
+/// partitions than its topics have (another consumer group member took some) is reported.
+fn source_details(sources: &entrawatch_ingest::metrics::SourceMetrics) -> (bool, String) {
+    let connected = by_source(&sources.kafka_connected);
+    let assigned = by_source(&sources.kafka_assigned);
+    let total = by_source(&sources.kafka_partitions);
     let mut out = String::new();
     let mut healthy = true;
     for (source, up) in &connected {
@@ -109,6 +109,8 @@ pub enum AdminRequest {
 #[derive(Debug)]
 pub struct AdminState {
     pub registry: Registry,
+    /// The sources' gauges `/readyz` reads (broker reachability, partitions held).
+    pub sources: entrawatch_ingest::metrics::SourceMetrics,
     pub phase: AtomicU8,
     /// The detection stage's last heartbeat; `/livez` fails when it is stuck.
     pub heartbeat: std::sync::Mutex<Instant>,
@@ -206,7 +208,7 @@ async fn handle(
         }
         (Method::GET, "/readyz") => match state.phase() {
             Phase::Ready => {
-                let (healthy, details) = source_details(&state.registry);
+                let (healthy, details) = source_details(&state.sources);
                 if healthy {
                     text(StatusCode::OK, format!("ready\n{details}"))
                 } else {

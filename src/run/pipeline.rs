@@ -32,7 +32,7 @@ use entrawatch_alert::route::{Router, by_destination};
 use entrawatch_alert::silence::Silences;
 use entrawatch_alert::{AlertRecord, Episodes, Update};
 use entrawatch_detect::{Engine, Finding};
-use entrawatch_ingest::align::{Aligner, LaneMark};
+use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::reader::{Item, Rejected};
 use entrawatch_ingest::source::{Batch, Committed};
 use entrawatch_ingest::{Event, Kind, TimeSource};
@@ -189,22 +189,10 @@ impl Pipeline {
         let mut rejects: Vec<Rejected> = Vec::new();
         let now = Utc::now();
         let wall = Instant::now();
-        let marks = if batch.lanes.is_empty() {
-            vec![LaneMark {
-                lane: "all".to_owned(),
-                complete_to: None,
-                backlog: false,
-            }]
-        } else {
-            batch.lanes
-        };
-        let mut by_lane: Vec<Vec<Box<Event>>> = marks.iter().map(|_| Vec::new()).collect();
+        let mut events = Vec::with_capacity(batch.items.len());
         for (i, item) in batch.items.into_iter().enumerate() {
             match item {
-                Item::Event(event) => {
-                    let lane = batch.item_lanes.get(i).map_or(0, |l| usize::from(*l));
-                    by_lane[lane.min(marks.len() - 1)].push(event);
-                }
+                Item::Event(event) => events.push((i, event)),
                 Item::Rejected(r) => {
                     outcome.rejected += 1;
                     rejects.push(r);
@@ -213,31 +201,30 @@ impl Pipeline {
             }
         }
         let mut late = Vec::new();
-        for (mark, events) in marks.iter().zip(by_lane) {
-            self.aligner
-                .offer(&batch.source, mark, events, wall, &mut late);
-        }
+        self.aligner.offer_batch(
+            &batch.source,
+            &batch.lanes,
+            &batch.item_lanes,
+            events,
+            wall,
+            &mut late,
+        );
         for l in late {
             self.on_late(&l);
             self.detect(&l.event, now, &mut rows, &mut outcome);
         }
-        self.release(wall, now, &mut rows, &mut outcome);
+        self.release(Some(wall), now, &mut rows, &mut outcome);
         if !rejects.is_empty() {
             self.keep_rejects(&batch.source, &rejects)?;
         }
-        outcome.notifications = rows.len();
-        let checkpoint = vec![(batch.source.to_string(), batch.position.clone())];
-        outcome.inserted = self.outbox.commit(&rows, &checkpoint)?;
+        let checkpoint = [(batch.source.to_string(), batch.position.clone())];
+        self.commit(&rows, &checkpoint, &mut outcome)?;
         self.positions
             .insert(batch.source.to_string(), batch.position);
         self.unacked.insert(batch.source.to_string(), batch.seq);
-        if outcome.inserted > 0 {
-            self.wake_delivery.notify_one();
-        }
         self.metrics
             .pipeline_latency
             .observe(batch.received_at.elapsed().as_secs_f64());
-        self.after_detection();
         Ok(outcome)
     }
 
@@ -245,8 +232,8 @@ impl Pipeline {
     pub fn tick(&mut self) -> anyhow::Result<BatchOutcome> {
         let mut outcome = BatchOutcome::default();
         let mut rows = Vec::new();
-        self.release(Instant::now(), Utc::now(), &mut rows, &mut outcome);
-        self.commit_rows(&rows, &mut outcome)?;
+        self.release(Some(Instant::now()), Utc::now(), &mut rows, &mut outcome);
+        self.commit(&rows, &[], &mut outcome)?;
         Ok(outcome)
     }
 
@@ -255,32 +242,39 @@ impl Pipeline {
     pub fn flush(&mut self) -> anyhow::Result<BatchOutcome> {
         let mut outcome = BatchOutcome::default();
         let mut rows = Vec::new();
-        let mut out = Vec::new();
-        self.aligner.release_all(&mut out);
-        let now = Utc::now();
-        for event in out {
-            self.detect(&event, now, &mut rows, &mut outcome);
-        }
-        self.commit_rows(&rows, &mut outcome)?;
+        self.release(None, Utc::now(), &mut rows, &mut outcome);
+        self.commit(&rows, &[], &mut outcome)?;
         Ok(outcome)
     }
 
-    fn commit_rows(
+    /// Commits the notifications (and a batch's position, when given) in one outbox transaction,
+    /// wakes delivery when rows were new, and sets the state and aligner gauges. Nothing to write
+    /// (no event detected, no row, no position) writes nothing.
+    fn commit(
         &mut self,
         rows: &[Notification],
+        checkpoint: &[(String, Value)],
         outcome: &mut BatchOutcome,
     ) -> anyhow::Result<()> {
         outcome.notifications = rows.len();
-        if outcome.events > 0 || !rows.is_empty() {
-            outcome.inserted = self.outbox.commit(rows, &[])?;
+        if outcome.events > 0 || !rows.is_empty() || !checkpoint.is_empty() {
+            outcome.inserted = self.outbox.commit(rows, checkpoint)?;
             if outcome.inserted > 0 {
                 self.wake_delivery.notify_one();
             }
-            self.after_detection();
+            self.evict_closed_episodes();
+            self.metrics.observe_state(&self.engine);
         }
         self.metrics
             .aligner_buffered
             .set(self.aligner.buffered() as i64);
+        if let Some(w) = self.aligner.released() {
+            self.metrics.watermark.set(w.timestamp() as f64);
+        }
+        let forced = self.aligner.forced();
+        self.metrics
+            .aligner_forced
+            .inc_by(forced.saturating_sub(self.metrics.aligner_forced.get()));
         Ok(())
     }
 
@@ -299,29 +293,24 @@ impl Pipeline {
         !self.unacked.is_empty()
     }
 
+    /// Detects what the aligner releases: what no lane can still precede as of `wall`, or with
+    /// `None` everything it holds.
     fn release(
         &mut self,
-        wall: Instant,
+        wall: Option<Instant>,
         now: DateTime<Utc>,
         rows: &mut Vec<Notification>,
         outcome: &mut BatchOutcome,
     ) {
         let mut out = std::mem::take(&mut self.released);
-        self.aligner.release(wall, &mut out);
+        match wall {
+            Some(wall) => self.aligner.release(wall, &mut out),
+            None => self.aligner.release_all(&mut out),
+        }
         for event in out.drain(..) {
             self.detect(&event, now, rows, outcome);
         }
         self.released = out;
-        self.metrics
-            .aligner_buffered
-            .set(self.aligner.buffered() as i64);
-        if let Some(w) = self.aligner.released() {
-            self.metrics.watermark.set(w.timestamp() as f64);
-        }
-        let forced = self.aligner.forced();
-        self.metrics
-            .aligner_forced
-            .inc_by(forced.saturating_sub(self.metrics.aligner_forced.get()));
     }
 
     fn on_late(&mut self, late: &entrawatch_ingest::align::Late) {
@@ -387,11 +376,6 @@ impl Pipeline {
                 .inc();
             self.on_finding(finding, now, rows);
         }
-    }
-
-    fn after_detection(&mut self) {
-        self.evict_closed_episodes();
-        self.metrics.observe_state(&self.engine);
     }
 
     fn on_finding(&mut self, finding: Finding, now: DateTime<Utc>, rows: &mut Vec<Notification>) {

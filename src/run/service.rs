@@ -113,6 +113,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let (admin_tx, mut admin_rx) = mpsc::channel::<AdminRequest>(8);
     let admin_state = Arc::new(AdminState {
         registry,
+        sources: source_metrics.clone(),
         phase: AtomicU8::new(Phase::Starting as u8),
         heartbeat: Mutex::new(Instant::now()),
         requests: admin_tx,
@@ -437,28 +438,28 @@ fn load_silences(outbox: &Outbox, config: &FileConfig) -> anyhow::Result<Silence
     Ok(silences)
 }
 
-fn detection_loop(
-    mut pipeline: Pipeline,
-    mut input: mpsc::Receiver<Input>,
-    snapshot_path: PathBuf,
-    every: Duration,
-    admin: Arc<AdminState>,
-) {
-    let mut last_snapshot = Instant::now();
-    let mut last_size: Option<Instant> = None;
-    let mut dirty = false;
-    let mut draining = false;
-    let write_snapshot = |pipeline: &mut Pipeline| -> anyhow::Result<()> {
+/// When the detection thread last wrote a snapshot and whether state changed since.
+struct Snapshots {
+    path: PathBuf,
+    last: Instant,
+    dirty: bool,
+}
+
+impl Snapshots {
+    /// Writes the snapshot, then acknowledges to every source the batches it covers (their state
+    /// and the aligner's buffer are on disk: they may be committed).
+    fn write(&mut self, pipeline: &mut Pipeline) -> anyhow::Result<()> {
         let started = Instant::now();
         let bytes = snapshot::write(
-            &snapshot_path,
+            &self.path,
             &pipeline.engine,
             &pipeline.alerts,
             &pipeline.positions,
             &pipeline.aligner.state(),
         )?;
-        // The state behind every batch taken is on disk: their sources may commit them.
         pipeline.ack_durable();
+        self.last = Instant::now();
+        self.dirty = false;
         pipeline
             .metrics
             .snapshot_duration
@@ -471,14 +472,37 @@ fn detection_loop(
             "snapshot written"
         );
         Ok(())
+    }
+
+    /// [`Snapshots::write`] where a failure is only logged (the next one tries again).
+    fn write_or_log(&mut self, pipeline: &mut Pipeline) {
+        if let Err(e) = self.write(pipeline) {
+            tracing::error!(error = %format!("{e:#}"), "snapshot failed");
+        }
+    }
+}
+
+fn detection_loop(
+    mut pipeline: Pipeline,
+    mut input: mpsc::Receiver<Input>,
+    snapshot_path: PathBuf,
+    every: Duration,
+    admin: Arc<AdminState>,
+) {
+    let mut snapshots = Snapshots {
+        path: snapshot_path,
+        last: Instant::now(),
+        dirty: false,
     };
+    let mut last_size: Option<Instant> = None;
+    let mut draining = false;
     while let Some(item) = input.blocking_recv() {
         admin.beat();
         match item {
             Input::Batch(batch) => {
                 let source = batch.source.clone();
                 match pipeline.process(batch) {
-                    Ok(_) => dirty = true,
+                    Ok(_) => snapshots.dirty = true,
                     Err(e) => {
                         // The outbox could not commit: the batch is not acknowledged, so the
                         // source will deliver it again after a restart. Stop rather than skip.
@@ -489,7 +513,7 @@ fn detection_loop(
             }
             Input::Tick => {
                 match pipeline.tick() {
-                    Ok(o) if o.events > 0 => dirty = true,
+                    Ok(o) if o.events > 0 => snapshots.dirty = true,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "released events could not be made durable: stopping");
@@ -503,16 +527,10 @@ fn detection_loop(
                 pipeline
                     .metrics
                     .snapshot_age
-                    .set(last_snapshot.elapsed().as_secs_f64());
-                let due = last_snapshot.elapsed() >= every || (draining && pipeline.has_unacked());
-                if dirty && due {
-                    match write_snapshot(&mut pipeline) {
-                        Ok(()) => {
-                            last_snapshot = Instant::now();
-                            dirty = false;
-                        }
-                        Err(e) => tracing::error!(error = %format!("{e:#}"), "snapshot failed"),
-                    }
+                    .set(snapshots.last.elapsed().as_secs_f64());
+                let due = snapshots.last.elapsed() >= every || (draining && pipeline.has_unacked());
+                if snapshots.dirty && due {
+                    snapshots.write_or_log(&mut pipeline);
                 }
             }
             Input::Reload(new, reply) => {
@@ -534,31 +552,18 @@ fn detection_loop(
                 let _ = reply.send(result);
             }
             Input::Snapshot(reply) => {
-                let result = write_snapshot(&mut pipeline);
-                if result.is_ok() {
-                    last_snapshot = Instant::now();
-                    dirty = false;
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(snapshots.write(&mut pipeline));
             }
             Input::Finished(reply) => {
-                let result = pipeline.flush().and_then(|_| write_snapshot(&mut pipeline));
-                if result.is_ok() {
-                    last_snapshot = Instant::now();
-                    dirty = false;
-                }
+                let result = pipeline
+                    .flush()
+                    .and_then(|_| snapshots.write(&mut pipeline));
                 let _ = reply.send(result);
             }
             Input::Draining => {
                 draining = true;
                 if pipeline.has_unacked() {
-                    match write_snapshot(&mut pipeline) {
-                        Ok(()) => {
-                            last_snapshot = Instant::now();
-                            dirty = false;
-                        }
-                        Err(e) => tracing::error!(error = %format!("{e:#}"), "snapshot failed"),
-                    }
+                    snapshots.write_or_log(&mut pipeline);
                 }
             }
         }

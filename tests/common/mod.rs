@@ -436,3 +436,64 @@ pub fn produce(
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 }
+
+/// `entrawatch simulate` of a small CSP world (10 days, 6 tenants of 8 users, 2 technicians) into
+/// `dir/world`; returns that folder (its `entrawatch.toml`, `eventhub/`, `graph/`, labels).
+pub fn simulate_world(dir: &Path, seed: u64) -> PathBuf {
+    let world = dir.join("world");
+    let out = entrawatch()
+        .args(["simulate", "--seed", &seed.to_string(), "--days", "10"])
+        .args([
+            "--tenants",
+            "6",
+            "--users-per-tenant",
+            "8",
+            "--technicians",
+            "2",
+            "--out",
+        ])
+        .arg(&world)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    world
+}
+
+/// Every Event Hub record in the envelope files under `folder`, in event-time order.
+pub fn eventhub_records(folder: &Path) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    let mut stack = vec![folder.to_owned()];
+    while let Some(p) = stack.pop() {
+        for entry in std::fs::read_dir(&p).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                records.extend(v["records"].as_array().cloned().unwrap_or_default());
+            }
+        }
+    }
+    // Event Hub writes `time` as ISO 8601 for most categories and as `10/24/2026 1:14:37 PM` for
+    // the risk ones: order by the instant, as Entra sends records roughly in event-time order.
+    records.sort_by_key(event_time);
+    records
+}
+
+/// The instant of a record's envelope `time`, in either form Event Hub writes it.
+pub fn event_time(record: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    let raw = record["time"].as_str().unwrap_or("").trim();
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.to_utc())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(raw, "%m/%d/%Y %I:%M:%S %p").map(|t| t.and_utc())
+        })
+        .unwrap_or_else(|e| panic!("record time {raw:?}: {e}"))
+}

@@ -113,19 +113,19 @@ impl Run {
     }
 
     fn align(&mut self, b: &Batch) {
-        let source: Arc<str> = Arc::clone(&b.source);
-        let mut by_lane: Vec<Vec<Box<entrawatch_ingest::Event>>> =
-            b.lanes.iter().map(|_| Vec::new()).collect();
-        for (i, item) in b.items.iter().enumerate() {
-            if let Item::Event(e) = item {
-                by_lane[usize::from(b.item_lanes[i])].push(e.clone());
-            }
-        }
+        let events = b
+            .items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Item::Event(e) => Some((i, e.clone())),
+                _ => None,
+            })
+            .collect();
         let mut late = Vec::new();
         let now = std::time::Instant::now();
-        for (mark, events) in b.lanes.iter().zip(by_lane) {
-            self.aligner.offer(&source, mark, events, now, &mut late);
-        }
+        self.aligner
+            .offer_batch(&b.source, &b.lanes, &b.item_lanes, events, now, &mut late);
         self.late += late
             .iter()
             .filter(|l| l.event.meta.time_source != entrawatch_ingest::TimeSource::Snapshot)

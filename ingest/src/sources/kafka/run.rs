@@ -187,8 +187,7 @@ pub fn run(
                 match out.try_reserve() {
                     Ok(permit) => {
                         dead.sync();
-                        let mut batch = core.tracker.take_sealed(&name).expect("has sealed");
-                        mark_backlog(&core.tracker, &mut batch);
+                        let batch = core.tracker.take_sealed(&name).expect("has sealed");
                         permit.send(batch);
                     }
                     Err(TrySendError::Full(())) => {
@@ -271,21 +270,6 @@ pub fn run(
     shared.ready.send_replace(false);
     drop(consumer); // leaves the group (revocations commit nothing new after the drain)
     outcome.map(|_| ())
-}
-
-/// Marks each lane (partition) of a batch that still has messages at the broker beyond what was
-/// read: such a partition is behind, never idle, and holds the event-time watermark back. The high
-/// watermark is the one librdkafka's statistics last reported (no request is made).
-fn mark_backlog(tracker: &Tracker, batch: &mut crate::source::Batch) {
-    for lane in &mut batch.lanes {
-        let tp = lane
-            .lane
-            .rsplit_once('/')
-            .and_then(|(topic, p)| tracker.tp(topic, p.parse::<i32>().ok()?));
-        if let Some(tp) = tp {
-            lane.backlog = tracker.backlog(tp);
-        }
-    }
 }
 
 fn set_paused(consumer: &BaseConsumer<Shared>, pause: bool, name: &str) {

@@ -189,6 +189,7 @@ impl Tracker {
     }
 
     /// Whether `tp` has messages at the broker beyond what was read here (`false` when unknown).
+    /// The high watermark is the one librdkafka's statistics last reported (no request is made).
     pub fn backlog(&self, tp: Tp) -> bool {
         let high = self.parts.get(&tp).and_then(|p| p.high);
         matches!((high, self.read_up_to(tp)), (Some(h), Some(r)) if h > r)
@@ -319,7 +320,8 @@ impl Tracker {
                 .collect(),
         );
         // One lane per assigned partition (so the aligner knows the empty ones too), plus any
-        // partition of the batch revoked since; `backlog` is the caller's to fill in.
+        // partition of the batch revoked since. A partition with messages at the broker beyond
+        // what was read is behind: never idle, it holds the event-time watermark back.
         let mut tps = self.assigned();
         for (tp, _) in &b.items {
             if !tps.contains(tp) {
@@ -331,7 +333,7 @@ impl Tracker {
             .map(|tp| LaneMark {
                 lane: self.key(*tp),
                 complete_to: None,
-                backlog: false,
+                backlog: self.backlog(*tp),
             })
             .collect();
         let item_lanes = b
