@@ -260,8 +260,13 @@ pub fn replay_files(
                 .count();
         if end - start > 1 {
             order[start..end].sort_by(|a, b| {
-                let key = |i: u32| events[i as usize].as_ref().map(|e| e.dedup_key_ref());
-                key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1))
+                let event = |i: u32| events[i as usize].as_deref();
+                event(a.1)
+                    .zip(event(b.1))
+                    .map_or(std::cmp::Ordering::Equal, |(x, y)| {
+                        entrawatch_ingest::align::order(x, y)
+                    })
+                    .then(a.1.cmp(&b.1))
             });
         }
         start = end;
