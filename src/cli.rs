@@ -25,18 +25,29 @@ pub enum Command {
     /// List the detectors, or explain one: `entrawatch rules mfa-not-satisfied`.
     Rules(RulesArgs),
     /// Run the service: sources, detection, durable delivery, admin HTTP (metrics, health).
-    Run(crate::run::RunArgs),
+    Run(RunArgs),
     /// Check a config file: every problem listed at once (exit 1), secrets and routes included.
     Validate(ValidateArgs),
     /// Post a test message to one destination and report what it answered.
     SendTest(SendTestArgs),
     /// Generate a labelled simulated CSP world (Event Hub envelopes, Graph pages, labels), and
     /// optionally evaluate detection against its labels.
-    Simulate(SimulateArgs),
+    Simulate(entrawatch_sim::simulate::SimulateArgs),
     /// Measure the replay against a parse-only reference on a large simulated world (events/s,
     /// MB/s, their ratio, peak memory, state bytes per principal), or with `--latency` the service's
     /// latency from a record's arrival to its webhook POST; see docs/PERFORMANCE-RESULTS.md.
-    Bench(crate::bench::BenchArgs),
+    Bench(entrawatch_sim::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Exit (status 0) once every source has finished and the outbox has nothing left to send:
+    /// for one-shot backfills with `follow = false` file sources, and tests.
+    #[arg(long)]
+    pub exit_when_done: bool,
 }
 
 #[derive(Debug, Args)]
@@ -64,35 +75,6 @@ pub struct SendTestArgs {
 pub struct RulesArgs {
     /// A rule id to explain in full.
     pub id: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// Folder to write the world into (created; must be empty or absent).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Random seed: the same seed and sizes give byte-identical output.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Days of activity.
-    #[arg(long, default_value_t = 30)]
-    pub days: u32,
-    /// Customer tenants.
-    #[arg(long, default_value_t = 15)]
-    pub tenants: u32,
-    /// Users per customer tenant (admins and guests included).
-    #[arg(long, default_value_t = 34)]
-    pub users_per_tenant: u32,
-    /// Partner technicians.
-    #[arg(long, default_value_t = 4)]
-    pub technicians: u32,
-    /// Injected attacks per detector.
-    #[arg(long, default_value_t = 1)]
-    pub attacks_per_rule: u32,
-    /// After generating, replay the world in process and report recall and false positives per
-    /// detector against the labels.
-    #[arg(long)]
-    pub eval: bool,
 }
 
 #[derive(Debug, Args)]

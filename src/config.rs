@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use entrawatch_alert::destination::DestinationConfig;
 use entrawatch_alert::inhibit::InhibitRule;
+use entrawatch_alert::replay::ReplayConfig;
 use entrawatch_alert::route::RouteConfig;
 use entrawatch_alert::silence::SilenceConfig;
+use entrawatch_alert::stage::StageConfig;
 use entrawatch_detect::DetectConfig;
 use entrawatch_ingest::sources::SourceConfig;
 use serde::Deserialize;
@@ -103,7 +105,7 @@ impl Default for ServiceConfig {
             snapshot_interval_secs: 30,
             shutdown_grace_secs: 20,
             channel_capacity: 16,
-            dedup_window_hours: 6,
+            dedup_window_hours: entrawatch_alert::stage::DEFAULT_DEDUP_WINDOW_HOURS,
             out_of_order_secs: align.out_of_order_secs,
             idle_source_secs: align.idle_secs,
             align_buffer_events: align.max_buffered,
@@ -144,6 +146,24 @@ impl FileConfig {
             .filter(|t| !t.labels.is_empty())
             .map(|t| (t.id.to_ascii_lowercase(), t.labels.clone()))
             .collect()
+    }
+
+    /// The alert stage's windows.
+    pub fn stage_config(&self) -> StageConfig {
+        StageConfig {
+            episode_window_hours: self.alert.episode_window_hours,
+            reminder_interval_hours: self.alert.reminder_interval_hours,
+            dedup_window_hours: self.service.dedup_window_hours,
+        }
+    }
+
+    /// What `replay` (and the simulator's evaluation and the benchmark) need of the config.
+    pub fn replay_config(&self) -> ReplayConfig {
+        ReplayConfig {
+            detect: self.detect.clone(),
+            stage: self.stage_config(),
+            tenant_names: self.tenant_names(),
+        }
     }
 
     /// The route tree: the configured one, or everything to every destination.

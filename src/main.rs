@@ -1,6 +1,5 @@
 //! The `entrawatch` binary: command line, wiring of ingest → detect → alert, and exit codes.
 
-mod bench;
 mod cli;
 mod config;
 mod progress;
@@ -8,7 +7,6 @@ mod replay;
 mod rules;
 mod run;
 mod send_test;
-mod simulate;
 mod validate;
 
 use std::process::ExitCode;
@@ -20,11 +18,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Rules(args) => rules::run(args),
-        cli::Command::Simulate(args) => simulate::run(args),
+        cli::Command::Simulate(args) => entrawatch_sim::simulate::run(args, &load_replay_config),
         cli::Command::Run(args) => run::run(args),
         cli::Command::Validate(args) => validate::run(args),
         cli::Command::SendTest(args) => send_test::run(args),
-        cli::Command::Bench(args) => bench::run(args),
+        cli::Command::Bench(args) => entrawatch_sim::bench::run(args, &load_replay_config),
     };
     match result {
         Ok(code) => code,
@@ -33,4 +31,11 @@ fn main() -> ExitCode {
             ExitCode::from(cli::EXIT_ERROR)
         }
     }
+}
+
+/// The config loader the tools take: the file read and checked as `replay --config` reads it.
+fn load_replay_config(
+    path: &std::path::Path,
+) -> anyhow::Result<entrawatch_alert::replay::ReplayConfig> {
+    Ok(config::load(path)?.replay_config())
 }

@@ -21,9 +21,12 @@ pub mod occasions;
 pub mod outbox;
 pub mod record;
 pub mod render;
+pub mod replay;
 pub mod route;
 pub mod silence;
+pub mod stage;
 
 pub use episodes::{Episodes, Update};
 pub use notify::{Kind, Notification};
 pub use record::AlertRecord;
+pub use stage::AlertStage;

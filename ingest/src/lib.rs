@@ -25,6 +25,7 @@ pub mod framing;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod ordered;
 pub mod reader;
 pub mod secret;
 #[cfg(feature = "sources")]

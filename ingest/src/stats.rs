@@ -17,6 +17,8 @@ pub struct IngestStats {
     pub bytes_read: u64,
     /// Every record seen: parsed, skipped or rejected.
     pub records_read: u64,
+    /// Written with every kind, zeros included, so a summary always lists them all.
+    #[serde(serialize_with = "every_kind")]
     pub records_by_kind: BTreeMap<String, u64>,
     pub records_by_shape: BTreeMap<String, u64>,
     /// Records of categories entrawatch does not read (`ProvisioningLogs`, ...).
@@ -69,13 +71,49 @@ impl IngestStats {
         }
     }
 
-    /// Zero-filled counts for every kind, so a summary always lists them all.
-    pub fn kinds_with_zeros(&self) -> BTreeMap<String, u64> {
-        let mut all: BTreeMap<String, u64> = Kind::ALL
-            .iter()
-            .map(|k| (k.as_str().to_owned(), 0))
-            .collect();
-        all.extend(self.records_by_kind.iter().map(|(k, v)| (k.clone(), *v)));
-        all
+    /// Adds another reading's counts (a file read on another thread); `first_errors` keeps the
+    /// earliest, this reading's first.
+    pub fn merge(&mut self, from: IngestStats) {
+        // Destructured, so a new field cannot be forgotten here.
+        let IngestStats {
+            files_read,
+            bytes_read,
+            records_read,
+            records_by_kind,
+            records_by_shape,
+            skipped_by_category,
+            parse_errors,
+            first_errors,
+            ingest_time_fallbacks,
+            empty_files,
+        } = from;
+        self.files_read += files_read;
+        self.bytes_read += bytes_read;
+        self.records_read += records_read;
+        for (map, add) in [
+            (&mut self.records_by_kind, records_by_kind),
+            (&mut self.records_by_shape, records_by_shape),
+            (&mut self.skipped_by_category, skipped_by_category),
+        ] {
+            for (k, v) in add {
+                *map.entry(k).or_default() += v;
+            }
+        }
+        self.parse_errors += parse_errors;
+        let room = FIRST_ERRORS_KEPT.saturating_sub(self.first_errors.len());
+        self.first_errors
+            .extend(first_errors.into_iter().take(room));
+        self.ingest_time_fallbacks += ingest_time_fallbacks;
+        self.empty_files.extend(empty_files);
     }
+}
+
+/// Counts by kind with a zero for every kind not seen.
+fn every_kind<S: serde::Serializer>(
+    by_kind: &BTreeMap<String, u64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut all: BTreeMap<&str, u64> = Kind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+    all.extend(by_kind.iter().map(|(k, v)| (k.as_str(), *v)));
+    serde::Serialize::serialize(&all, s)
 }

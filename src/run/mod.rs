@@ -34,21 +34,9 @@ mod service;
 
 pub use service::deep_check;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The config file (TOML).
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Exit (status 0) once every source has finished and the outbox has nothing left to send:
-    /// for one-shot backfills with `follow = false` file sources, and tests.
-    #[arg(long)]
-    pub exit_when_done: bool,
-}
+use crate::cli::RunArgs;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;

@@ -2,11 +2,10 @@
 //!
 //! Each batch's events go first to the event-time aligner ([`Aligner`]), which releases them in
 //! event-time order once no lane (Kafka partition, Graph stream, file folder) can still deliver an
-//! earlier one: the order `replay` uses. For each released event: drop repeated records (record
-//! id, within the dedup window), run the engine, fold findings into alerts (episodes), decide which
-//! alert updates notify (occasions), route each notifying alert to its destinations (silences and
-//! inhibition applied); then the notifications *and the batch's source position* are committed to
-//! the outbox in one transaction. Late events (older than what was already released) are counted,
+//! earlier one: the order `replay` uses. Each released event that the alert stage
+//! ([`AlertStage`]) has not seen before goes to the engine, and its findings to the alert stage,
+//! which turns them into notifications; then the notifications *and the batch's source position*
+//! are committed to the outbox in one transaction. Late events (older than what was already released) are counted,
 //! logged and detected at once. Records that could not be parsed are appended to `rejects.jsonl`
 //! in the state folder and counted.
 //!
@@ -22,91 +21,28 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
-use entrawatch_alert::inhibit::Inhibitor;
-use entrawatch_alert::labels::{Labels, labels};
-use entrawatch_alert::notify::{Notification, notification_id};
-use entrawatch_alert::occasions::Occasions;
+use chrono::{DateTime, Utc};
+use entrawatch_alert::AlertStage;
+use entrawatch_alert::notify::Notification;
 use entrawatch_alert::outbox::Outbox;
-use entrawatch_alert::route::{Router, by_destination};
-use entrawatch_alert::silence::Silences;
-use entrawatch_alert::{AlertRecord, Episodes, Update};
 use entrawatch_detect::{Engine, Finding};
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::reader::{Item, Rejected};
 use entrawatch_ingest::source::{Batch, Committed};
 use entrawatch_ingest::{Event, Kind, TimeSource};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::metrics::RuntimeMetrics;
 
-/// What routing needs, swapped as a whole on reload.
-#[derive(Debug)]
-pub struct Routing {
-    pub router: Router,
-    pub inhibitor: Inhibitor,
-    pub tenant_names: BTreeMap<String, String>,
-    pub tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-/// Record ids seen recently, to drop repeats (Graph overlaps, Kafka redelivery, duplicated exports).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Dedup {
-    window_secs: i64,
-    seen: HashMap<u128, i64>,
-    last_prune: i64,
-}
-
-impl Dedup {
-    pub fn new(window_hours: i64) -> Dedup {
-        Dedup {
-            window_secs: window_hours * 3600,
-            seen: HashMap::new(),
-            last_prune: 0,
-        }
-    }
-
-    /// True the first time a key is seen inside the window.
-    pub fn first(&mut self, key: u128, time: i64, clock: i64) -> bool {
-        if self.window_secs == 0 {
-            return true;
-        }
-        if clock - self.last_prune >= 600 {
-            let horizon = clock - self.window_secs;
-            self.seen.retain(|_, t| *t >= horizon);
-            self.last_prune = clock;
-        }
-        if time < clock - self.window_secs {
-            // Older than the window: cannot be told apart from a repeat we forgot, so let it in
-            // (detectors ignore history older than their windows anyway).
-            return true;
-        }
-        self.seen.insert(key, time).is_none()
-    }
-}
-
 /// Late events are logged at most this often per lane (all are counted).
 const LATE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The alert-side state a snapshot carries besides the engine's.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AlertState {
-    pub episodes: Episodes,
-    pub occasions: Occasions,
-    pub dedup: Dedup,
-    /// Newest event time seen (seconds), for episode eviction.
-    pub clock: i64,
-}
 
 /// The detection stage.
 pub struct Pipeline {
     pub engine: Engine,
-    pub alerts: AlertState,
-    pub routing: Routing,
-    pub silences: Arc<std::sync::RwLock<Silences>>,
+    pub alerts: AlertStage,
     pub outbox: Outbox,
     /// Durable position of every source (what a snapshot records).
     pub positions: BTreeMap<String, Value>,
@@ -124,7 +60,6 @@ pub struct Pipeline {
     /// Per `source/lane`: when a late event was last logged, and how many were not since.
     late_logged: HashMap<String, (Option<Instant>, u64)>,
     findings: Vec<Finding>,
-    last_evict: i64,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -149,9 +84,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
-        alerts: AlertState,
-        routing: Routing,
-        silences: Arc<std::sync::RwLock<Silences>>,
+        alerts: AlertStage,
         outbox: Outbox,
         positions: BTreeMap<String, Value>,
         metrics: RuntimeMetrics,
@@ -162,8 +95,6 @@ impl Pipeline {
         Pipeline {
             engine,
             alerts,
-            routing,
-            silences,
             outbox,
             positions,
             acks: HashMap::new(),
@@ -175,7 +106,6 @@ impl Pipeline {
             released: Vec::new(),
             late_logged: HashMap::new(),
             findings: Vec::new(),
-            last_evict: 0,
         }
     }
 
@@ -262,7 +192,7 @@ impl Pipeline {
             if outcome.inserted > 0 {
                 self.wake_delivery.notify_one();
             }
-            self.evict_closed_episodes();
+            self.alerts.evict_closed();
             self.metrics.observe_state(&self.engine);
         }
         self.metrics
@@ -349,10 +279,7 @@ impl Pipeline {
         rows: &mut Vec<Notification>,
         outcome: &mut BatchOutcome,
     ) {
-        let t = event.meta.time.timestamp();
-        self.alerts.clock = self.alerts.clock.max(t);
-        let key = dedup_key(event);
-        if !self.alerts.dedup.first(key, t, self.alerts.clock) {
+        if !self.alerts.first_sight(event) {
             outcome.duplicates += 1;
             self.metrics.events_duplicate.inc();
             return;
@@ -360,6 +287,7 @@ impl Pipeline {
         outcome.events += 1;
         self.metrics.events_processed.inc();
         let kind = event.kind();
+        let t = event.meta.time.timestamp();
         // Directory context (role assignments) is a snapshot, not a log stream.
         if !matches!(kind, Kind::RoleAssignment | Kind::RoleEligibility) && t > 0 {
             self.metrics
@@ -368,100 +296,22 @@ impl Pipeline {
                 .set(t as f64);
         }
         self.engine.process(event, &mut self.findings);
-        let findings = std::mem::take(&mut self.findings);
-        for finding in findings {
-            self.metrics
-                .findings
-                .with_label_values(&[finding.rule])
-                .inc();
-            self.on_finding(finding, now, rows);
-        }
-    }
-
-    fn on_finding(&mut self, finding: Finding, now: DateTime<Utc>, rows: &mut Vec<Notification>) {
-        let index = match self.alerts.episodes.add(finding) {
-            Update::Opened(i) => {
-                let a = &self.alerts.episodes.alerts()[i];
+        for finding in self.findings.drain(..) {
+            let (rule, severity) = (finding.rule, finding.severity);
+            self.metrics.findings.with_label_values(&[rule]).inc();
+            let added = self.alerts.add(finding, now, rows);
+            if added.opened {
                 self.metrics
                     .alerts
-                    .with_label_values(&[&a.rule, a.severity.as_str()])
+                    .with_label_values(&[rule, severity.as_str()])
                     .inc();
-                i
             }
-            Update::Updated(i) => i,
-        };
-        let mut alert = self.alerts.episodes.alerts()[index].clone();
-        alert.tenant_name = self.routing.tenant_names.get(&alert.tenant_id).cloned();
-        let Some((kind, seq)) = self.alerts.occasions.on_update(&alert) else {
-            self.metrics.suppressed.with_label_values(&["dedup"]).inc();
-            return;
-        };
-        let alert_labels = self.labels_of(&alert);
-        if let Some(s) = self
-            .silences
-            .read()
-            .expect("silences lock")
-            .is_silenced(&alert_labels, now)
-        {
-            tracing::info!(alert = %alert.id, silence = %s.id, "alert silenced");
-            self.metrics
-                .suppressed
-                .with_label_values(&["silenced"])
-                .inc();
-            return;
-        }
-        // Without inhibit rules nothing can be inhibited: skip labelling every open alert.
-        let inhibited = !self.routing.inhibitor.is_empty() && {
-            let active: Vec<Labels> = self
-                .alerts
-                .episodes
-                .alerts()
-                .iter()
-                .filter(|a| a.id != alert.id && a.tenant_id == alert.tenant_id)
-                .map(|a| self.labels_of(a))
-                .collect();
-            self.routing.inhibitor.inhibited(&alert_labels, &active)
-        };
-        if inhibited {
-            self.metrics
-                .suppressed
-                .with_label_values(&["inhibited"])
-                .inc();
-            return;
-        }
-        let targets = self.routing.router.route(&alert_labels);
-        for (destination, target) in by_destination(&targets) {
-            rows.push(Notification {
-                id: notification_id(&alert.id, destination, seq),
-                alert_id: alert.id.clone(),
-                destination: destination.to_owned(),
-                kind,
-                seq,
-                group_key: target.group_key.clone(),
-                group_wait_secs: target.group_wait_secs,
-                group_interval_secs: target.group_interval_secs,
-                fallback: target.fallback.clone(),
-                severity: alert.severity,
-                alert: alert.clone(),
-                event_time: alert.last_seen,
-                created_at: now,
-            });
-        }
-    }
-
-    fn labels_of(&self, alert: &AlertRecord) -> Labels {
-        labels(alert, self.routing.tenant_labels.get(&alert.tenant_id))
-    }
-
-    fn evict_closed_episodes(&mut self) {
-        let clock = self.alerts.clock;
-        if clock - self.last_evict < 3600 {
-            return;
-        }
-        self.last_evict = clock;
-        if let Some(now) = DateTime::<Utc>::from_timestamp(clock, 0) {
-            let gone = self.alerts.episodes.evict_closed(now);
-            self.alerts.occasions.forget(&gone);
+            if let Some(why) = added.suppressed {
+                self.metrics
+                    .suppressed
+                    .with_label_values(&[why.as_str()])
+                    .inc();
+            }
         }
     }
 
@@ -486,15 +336,4 @@ impl Pipeline {
             .with_context(|| format!("cannot write {}", self.rejects_path.display()))?;
         Ok(())
     }
-}
-
-/// A 128-bit key for a record's identity (tenant, kind, id, version).
-fn dedup_key(event: &entrawatch_ingest::Event) -> u128 {
-    let (tenant, kind, id) = event.dedup_key();
-    entrawatch_detect::state::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()))
-}
-
-/// The reminder interval as a chrono duration.
-pub fn hours(h: i64) -> Duration {
-    Duration::hours(h)
 }

@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use entrawatch_alert::Episodes;
 use entrawatch_alert::deliver::{Delivery, SystemClock};
 use entrawatch_alert::destination::ResolvedDestination;
 use entrawatch_alert::inhibit::Inhibitor;
 use entrawatch_alert::metrics::DeliveryMetrics;
-use entrawatch_alert::occasions::Occasions;
 use entrawatch_alert::outbox::Outbox;
 use entrawatch_alert::route::Router;
 use entrawatch_alert::silence::{Silence, Silences};
+use entrawatch_alert::stage::{AlertStage, Routing, StageConfig, StageState};
 use entrawatch_detect::Engine;
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
@@ -28,11 +27,11 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::RunArgs;
 use super::admin::{self, AdminRequest, AdminState, Phase};
 use super::metrics::RuntimeMetrics;
-use super::pipeline::{AlertState, Dedup, Pipeline, Routing, hours};
+use super::pipeline::Pipeline;
 use super::snapshot;
+use crate::cli::RunArgs;
 use crate::config::{self, FileConfig};
 
 /// What the detection thread is asked to do besides batches.
@@ -54,8 +53,7 @@ enum Input {
 struct Reloaded {
     detect: entrawatch_detect::DetectConfig,
     routing: Routing,
-    episode_window_hours: i64,
-    reminder_interval_hours: i64,
+    stage: StageConfig,
 }
 
 fn routing_of(config: &FileConfig) -> Result<Routing, Vec<String>> {
@@ -151,13 +149,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         .with_context(|| format!("cannot open the outbox {}", outbox_path.display()))?;
     let silences = Arc::new(RwLock::new(load_silences(&outbox, &config)?));
     let snapshot_path = snapshot::path_in(&service.state_dir);
-    let (engine, mut alerts, positions, aligner) = restore(&snapshot_path, &config)?;
-    alerts
-        .episodes
-        .set_window(hours(config.alert.episode_window_hours));
-    alerts
-        .occasions
-        .set_reminder(hours(config.alert.reminder_interval_hours));
+    let (engine, alerts, positions, aligner) = restore(&snapshot_path, &config)?;
+    let mut alerts = AlertStage::new(alerts, routing, Arc::clone(&silences));
+    alerts.set_windows(&config.stage_config());
 
     // Delivery.
     let delivery = Arc::new(
@@ -186,8 +180,6 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let mut pipeline = Pipeline::new(
         engine,
         alerts,
-        routing,
-        Arc::clone(&silences),
         outbox,
         positions.clone(),
         metrics.clone(),
@@ -376,7 +368,7 @@ fn restore(
     config: &FileConfig,
 ) -> anyhow::Result<(
     Engine,
-    AlertState,
+    StageState,
     BTreeMap<String, serde_json::Value>,
     Aligner,
 )> {
@@ -384,12 +376,7 @@ fn restore(
     let cold = |config: &FileConfig| -> anyhow::Result<_> {
         Ok((
             Engine::new(config.detect.clone())?,
-            AlertState {
-                episodes: Episodes::new(hours(config.alert.episode_window_hours)),
-                occasions: Occasions::new(hours(config.alert.reminder_interval_hours)),
-                dedup: Dedup::new(config.service.dedup_window_hours),
-                clock: 0,
-            },
+            StageState::new(&config.stage_config()),
             BTreeMap::new(),
             Aligner::new(align),
         ))
@@ -453,7 +440,7 @@ impl Snapshots {
         let bytes = snapshot::write(
             &self.path,
             &pipeline.engine,
-            &pipeline.alerts,
+            pipeline.alerts.state(),
             &pipeline.positions,
             &pipeline.aligner.state(),
         )?;
@@ -539,15 +526,7 @@ fn detection_loop(
                     .reconfigure(new.detect)
                     .map_err(|e| e.to_string());
                 if result.is_ok() {
-                    pipeline.routing = new.routing;
-                    pipeline
-                        .alerts
-                        .episodes
-                        .set_window(hours(new.episode_window_hours));
-                    pipeline
-                        .alerts
-                        .occasions
-                        .set_reminder(hours(new.reminder_interval_hours));
+                    pipeline.alerts.reconfigure(&new.stage, new.routing);
                 }
                 let _ = reply.send(result);
             }
@@ -593,8 +572,7 @@ async fn reload_inner(
     let reloaded = Reloaded {
         detect: config.detect.clone(),
         routing,
-        episode_window_hours: config.alert.episode_window_hours,
-        reminder_interval_hours: config.alert.reminder_interval_hours,
+        stage: config.stage_config(),
     };
     input
         .send(Input::Reload(Box::new(reloaded), tx))

@@ -20,7 +20,7 @@ use entrawatch_ingest::align::AlignerState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::pipeline::{AlertState, Dedup};
+use entrawatch_alert::stage::{Dedup, StageState};
 
 const MAGIC: &[u8] = b"EWSNAP 2\n";
 /// Snapshots of the first layout (no aligner section) are still read: their aligner starts empty.
@@ -55,7 +55,7 @@ struct AlertsOwned {
 #[derive(Debug)]
 pub struct Restored {
     pub engine: Engine,
-    pub alerts: AlertState,
+    pub alerts: StageState,
     pub positions: BTreeMap<String, Value>,
     pub taken_at: DateTime<Utc>,
     pub aligner: AlignerState,
@@ -65,7 +65,7 @@ pub struct Restored {
 pub fn write(
     path: &Path,
     engine: &Engine,
-    alerts: &AlertState,
+    alerts: &StageState,
     positions: &BTreeMap<String, Value>,
     aligner: &AlignerState,
 ) -> anyhow::Result<u64> {
@@ -152,7 +152,7 @@ pub fn read(path: &Path, config: DetectConfig) -> anyhow::Result<Restored> {
     Ok(Restored {
         aligner,
         engine,
-        alerts: AlertState {
+        alerts: StageState {
             episodes: alerts.episodes,
             occasions: alerts.occasions,
             dedup,

@@ -33,9 +33,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use clap::Args;
 use serde_json::{Map, Value, json};
 
-use crate::cli::SimulateArgs;
+use crate::LoadConfig;
 use records::Rec;
 use world::{Kind, Sizes, World};
 
@@ -44,7 +45,38 @@ use world::{Kind, Sizes, World};
 const MIN_TENANTS: u32 = 6;
 const MIN_DAYS: u32 = 10;
 
-pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Folder to write the world into (created; must be empty or absent).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Random seed: the same seed and sizes give byte-identical output.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days of activity.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Customer tenants.
+    #[arg(long, default_value_t = 15)]
+    pub tenants: u32,
+    /// Users per customer tenant (admins and guests included).
+    #[arg(long, default_value_t = 34)]
+    pub users_per_tenant: u32,
+    /// Partner technicians.
+    #[arg(long, default_value_t = 4)]
+    pub technicians: u32,
+    /// Injected attacks per detector.
+    #[arg(long, default_value_t = 1)]
+    pub attacks_per_rule: u32,
+    /// After generating, replay the world in process and report recall and false positives per
+    /// detector against the labels.
+    #[arg(long)]
+    pub eval: bool,
+}
+
+/// Writes the world `args` describes; with `--eval` replays it with its config, read by `load`,
+/// and scores each detector.
+pub fn run(args: SimulateArgs, load: &LoadConfig) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     check(&args)?;
     let (dir, temporary) = match &args.out {
@@ -62,7 +94,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     prepare(&dir)?;
-    let result = simulate(&args, &dir, temporary, started);
+    let result = simulate(&args, &dir, temporary, started, load);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -129,6 +161,7 @@ fn simulate(
     dir: &Path,
     temporary: bool,
     started: Instant,
+    load: &LoadConfig,
 ) -> anyhow::Result<ExitCode> {
     let sizes = Sizes {
         days: args.days,
@@ -190,7 +223,7 @@ fn simulate(
         }
     );
     if args.eval {
-        let evaluation = eval::evaluate(&w, &attacks, &notes, dir, &config_path)?;
+        let evaluation = eval::evaluate(&w, &attacks, &notes, dir, &load(&config_path)?)?;
         print!("{}", evaluation.table());
         eprintln!(
             "entrawatch simulate: replayed {} records, {} parse errors, {} alerts",

@@ -10,7 +10,7 @@
 //!    the replay reads;
 //! 3. ingest only: [`entrawatch_ingest::read_file`] on all cores, events dropped (what the replay
 //!    spends before ordering and detection);
-//! 4. full replay ([`crate::replay::replay_files`]): parse, normalise, order, de-duplicate, every
+//! 4. full replay ([`entrawatch_alert::replay::replay_files`]): parse, normalise, order, de-duplicate, every
 //!    detector, alert records.
 //!
 //! Before them, while the heap is small, the state-at-scale phase ([`synth`]): 100 k principals
@@ -37,9 +37,10 @@ use chrono::Utc;
 use entrawatch_ingest::{ReadOptions, collect_files};
 use serde::Serialize;
 
-use crate::cli::SimulateArgs;
-use crate::config::FileConfig;
-use crate::progress::Progress;
+use entrawatch_alert::replay::{ReplayConfig, replay_files};
+
+use crate::LoadConfig;
+use crate::simulate::SimulateArgs;
 use measure::Phase;
 
 /// Accounts in the default world: 50 tenants of 250 give about one million records in ten days.
@@ -171,9 +172,10 @@ pub struct TenantsComparison {
     pub detect_cost_ratio: f64,
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// Runs the benchmark `args` asks for; a world's `entrawatch.toml` is read with `load`.
+pub fn run(args: BenchArgs, load: &LoadConfig) -> anyhow::Result<ExitCode> {
     if args.latency.enabled {
-        return latency::run(&args.latency, args.json);
+        return latency::run(&args.latency, args.json, load);
     }
     if !(args.scale > 0.0 && args.scale <= 10.0) {
         bail!("--scale must be above 0 and at most 10");
@@ -196,12 +198,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .out
                 .clone()
                 .unwrap_or_else(|| temp_dir("world", args.tenants));
-            let secs = generate(&dir, args.seed, args.tenants, users)?;
+            let secs = generate(&dir, args.seed, args.tenants, users, load)?;
             (dir, true, secs)
         }
     };
     let temporary = generated && args.out.is_none();
-    let result = bench(&args, &dir, generated, generate_seconds, users, reps)
+    let result = bench(&args, &dir, generated, generate_seconds, users, reps, load)
         .map(|r| Report { state_scale, ..r });
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
@@ -227,31 +229,41 @@ fn temp_dir(what: &str, tenants: u32) -> PathBuf {
 }
 
 /// Writes a world with the simulator; returns the seconds it took.
-fn generate(dir: &Path, seed: u64, tenants: u32, users: u32) -> anyhow::Result<f64> {
+fn generate(
+    dir: &Path,
+    seed: u64,
+    tenants: u32,
+    users: u32,
+    load: &LoadConfig,
+) -> anyhow::Result<f64> {
     eprintln!(
         "entrawatch bench: generating {tenants} tenants × {users} users × {DAYS} days into {}",
         dir.display()
     );
     let started = Instant::now();
-    crate::simulate::run(SimulateArgs {
-        out: Some(dir.to_owned()),
-        seed,
-        days: DAYS,
-        tenants,
-        users_per_tenant: users,
-        technicians: 4,
-        attacks_per_rule: 1,
-        eval: false,
-    })?;
+    crate::simulate::run(
+        SimulateArgs {
+            out: Some(dir.to_owned()),
+            seed,
+            days: DAYS,
+            tenants,
+            users_per_tenant: users,
+            technicians: 4,
+            attacks_per_rule: 1,
+            eval: false,
+        },
+        load,
+    )?;
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn load_config(dir: &Path) -> anyhow::Result<FileConfig> {
+/// The config of the world in `dir`, or the default when it has none.
+fn load_config(dir: &Path, load: &LoadConfig) -> anyhow::Result<ReplayConfig> {
     let path = dir.join("entrawatch.toml");
     if path.is_file() {
-        crate::config::load(&path)
+        load(&path)
     } else {
-        Ok(FileConfig::default())
+        Ok(ReplayConfig::default())
     }
 }
 
@@ -262,13 +274,14 @@ fn bench(
     generate_seconds: f64,
     users: u32,
     reps: u32,
+    load: &LoadConfig,
 ) -> anyhow::Result<Report> {
     let (files, _) = collect_files(&[dir.to_owned()])
         .with_context(|| format!("cannot list {}", dir.display()))?;
     if files.is_empty() {
         bail!("no log files under {}", dir.display());
     }
-    let config = load_config(dir)?;
+    let config = load_config(dir, load)?;
 
     let failures = AtomicU64::new(0);
     let opts = read_options();
@@ -323,7 +336,7 @@ fn bench(
     replay.reference_failures = failures.load(Ordering::Relaxed);
 
     let tenants = if args.compare_tenants > 0 && args.compare_tenants != args.tenants {
-        Some(compare_tenants(args, &full, &replay)?)
+        Some(compare_tenants(args, &full, &replay, load)?)
     } else {
         None
     };
@@ -368,40 +381,45 @@ fn read_options() -> ReadOptions {
 fn replay_phase(
     name: &str,
     files: &[PathBuf],
-    config: &FileConfig,
+    config: &ReplayConfig,
 ) -> (Phase, anyhow::Result<ReplayFigures>) {
     let opts = read_options();
     let mut figures = None;
     let phase = measure::measure(name, || {
-        let mut progress = Progress::new(true);
-        let replayed = crate::replay::replay_files(
+        let replayed = replay_files(
             files,
             &opts,
             config,
-            &mut progress,
+            &mut |_| {},
             &mut |_: &entrawatch_ingest::Rejected| {},
             &mut |_: &entrawatch_ingest::Event| Ok(()),
         );
         let counts = replayed
             .as_ref()
             .map_or((0, 0), |r| (r.stats.records_read, r.stats.bytes_read));
-        figures = Some(replayed.map(|r| ReplayFigures {
-            records_read: r.stats.records_read,
-            events_processed: r.events_processed,
-            duplicates: r.duplicates,
-            parse_errors: r.stats.parse_errors,
-            alerts: r.alerts.len() as u64,
-            tracked_principals: r.tracked_principals as u64,
-            state_bytes: r.state_bytes as u64,
-            state_bytes_per_principal: r.state_bytes.checked_div(r.tracked_principals).unwrap_or(0)
-                as u64,
-            reference_failures: 0,
-            read_seconds: r.stages.read,
-            order_seconds: r.stages.order,
-            finish_seconds: r.stages.finish,
-            detect_seconds: r.stages.detect,
-            detect_us_per_event: r.stages.detect * 1e6 / r.events_processed.max(1) as f64,
-        }));
+        figures = Some(
+            replayed
+                .map_err(anyhow::Error::from)
+                .map(|r| ReplayFigures {
+                    records_read: r.stats.records_read,
+                    events_processed: r.events_processed,
+                    duplicates: r.duplicates,
+                    parse_errors: r.stats.parse_errors,
+                    alerts: r.alerts.len() as u64,
+                    tracked_principals: r.tracked_principals as u64,
+                    state_bytes: r.state_bytes as u64,
+                    state_bytes_per_principal: r
+                        .state_bytes
+                        .checked_div(r.tracked_principals)
+                        .unwrap_or(0) as u64,
+                    reference_failures: 0,
+                    read_seconds: r.stages.read,
+                    order_seconds: r.stages.order,
+                    finish_seconds: r.stages.finish,
+                    detect_seconds: r.stages.detect,
+                    detect_us_per_event: r.stages.detect * 1e6 / r.events_processed.max(1) as f64,
+                }),
+        );
         counts
     });
     let figures = figures.unwrap_or_else(|| Err(anyhow::anyhow!("the replay did not run")));
@@ -414,14 +432,15 @@ fn compare_tenants(
     args: &BenchArgs,
     base: &Phase,
     base_replay: &ReplayFigures,
+    load: &LoadConfig,
 ) -> anyhow::Result<TenantsComparison> {
     let tenants = args.compare_tenants;
     let users = users_per_tenant(args.scale, tenants);
     let dir = temp_dir("tenants", tenants);
     let result = (|| {
-        generate(&dir, args.seed, tenants, users)?;
+        generate(&dir, args.seed, tenants, users, load)?;
         let (files, _) = collect_files(std::slice::from_ref(&dir))?;
-        let config = load_config(&dir)?;
+        let config = load_config(&dir, load)?;
         eprintln!("entrawatch bench: full replay of the {tenants}-tenant world");
         let mut quickest = None;
         let phase = measure::best((0..args.reps.max(1)).map(|_| {

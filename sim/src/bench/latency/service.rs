@@ -48,6 +48,7 @@ pub fn write_config(
     bootstrap: &str,
     admin: SocketAddr,
     s: &Settings,
+    load: &crate::LoadConfig,
 ) -> anyhow::Result<PathBuf> {
     let state = dir.join("state");
     let text = format!(
@@ -101,7 +102,7 @@ group_wait_secs = {group_wait}
     let path = dir.join("entrawatch.toml");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     // The same checks `entrawatch validate` makes, before a child is started on it.
-    crate::config::load(&path).context("the generated service config is not valid")?;
+    load(&path).context("the generated service config is not valid")?;
     Ok(path)
 }
 

@@ -1,4 +1,4 @@
-//! `--eval`: replay the written world through the real pipeline ([`crate::replay::replay_files`])
+//! `--eval`: replay the written world through the real pipeline ([`entrawatch_alert::replay::replay_files`])
 //! with its own config, then score every detector against the labels: an injected story counts as
 //! detected when an alert of its rule names its principal (or an alternative the label lists) in its
 //! tenant (or an alternative) and the alert's [first_seen, last_seen] overlaps the story's window
@@ -19,7 +19,7 @@ use super::attacks::{Attacks, Label, RULES};
 use super::render::iso_secs;
 use super::rng::{MIN, SEC, Ticks};
 use super::world::{END_UNIX_SECONDS, World};
-use crate::progress::Progress;
+use entrawatch_alert::replay::{ReplayConfig, replay_files};
 
 const SLACK: Ticks = 5 * MIN;
 /// False-positive examples kept per rule in `eval.json` and printed.
@@ -90,22 +90,20 @@ pub fn evaluate(
     attacks: &Attacks,
     notes: &[Note],
     dir: &Path,
-    config: &Path,
+    config: &ReplayConfig,
 ) -> anyhow::Result<Evaluation> {
-    let config = crate::config::load(config)?;
     let (files, _ignored) = collect_files(&[dir.to_path_buf()])?;
     let opts = ReadOptions {
         tenant: None,
         max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         ingest_time: DateTime::from_timestamp(END_UNIX_SECONDS, 0).unwrap_or_default(),
     };
-    let mut progress = Progress::new(true);
     let mut rejects: Vec<String> = Vec::new();
-    let replayed = crate::replay::replay_files(
+    let replayed = replay_files(
         &files,
         &opts,
-        &config,
-        &mut progress,
+        config,
+        &mut |_| {},
         &mut |r| {
             if rejects.len() < 10 {
                 rejects.push(r.to_string());

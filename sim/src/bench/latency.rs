@@ -46,6 +46,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::LoadConfig;
+
 use receiver::Receiver;
 use service::{Histogram, ServiceChild, Settings};
 
@@ -69,6 +71,8 @@ const WEBHOOK_RATE: f64 = 1000.0;
 const WEBHOOK_BURST: u32 = 1000;
 /// The service's `shutdown_grace_secs` here, and how much longer its stop may take.
 const SHUTDOWN_GRACE_SECS: u64 = 20;
+/// How often the service writes a snapshot (and so acknowledges to Kafka): its default.
+const SNAPSHOT_INTERVAL_SECS: u64 = 30;
 const STOP_MARGIN: Duration = Duration::from_secs(15);
 
 /// Options of `entrawatch bench --latency` (flattened into [`super::BenchArgs`]).
@@ -223,7 +227,7 @@ impl HistogramSummary {
     }
 }
 
-pub fn run(args: &LatencyArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(args: &LatencyArgs, json: bool, load: &LoadConfig) -> anyhow::Result<ExitCode> {
     check(args)?;
     let dir = std::env::temp_dir().join(format!(
         "entrawatch-bench-latency-{}-{}",
@@ -231,7 +235,7 @@ pub fn run(args: &LatencyArgs, json: bool) -> anyhow::Result<ExitCode> {
         Utc::now().timestamp_micros()
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let report = match measure(args, &dir) {
+    let report = match measure(args, &dir, load) {
         Ok(r) => r,
         Err(e) => {
             return Err(e.context(format!(
@@ -247,11 +251,10 @@ pub fn run(args: &LatencyArgs, json: bool) -> anyhow::Result<ExitCode> {
         print!("{}", render(&report));
     }
     if report.service.exit_code != Some(0) {
-        eprintln!(
-            "entrawatch bench: the service did not exit 0 after SIGTERM (exit code {:?})",
+        anyhow::bail!(
+            "the service did not exit 0 after SIGTERM (exit code {:?})",
             report.service.exit_code
         );
-        return Ok(ExitCode::from(crate::cli::EXIT_ERROR));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -466,7 +469,11 @@ impl Run {
     }
 }
 
-fn measure(args: &LatencyArgs, dir: &std::path::Path) -> anyhow::Result<LatencyReport> {
+fn measure(
+    args: &LatencyArgs,
+    dir: &std::path::Path,
+    load: &LoadConfig,
+) -> anyhow::Result<LatencyReport> {
     let mock = MockCluster::new(1).context("cannot start the mock Kafka broker")?;
     mock.create_topic(TOPIC, args.partitions, 1)
         .with_context(|| format!("cannot create the topic {TOPIC} on the mock broker"))?;
@@ -483,14 +490,14 @@ fn measure(args: &LatencyArgs, dir: &std::path::Path) -> anyhow::Result<LatencyR
         group_wait_secs: 0,
         webhook_rate_per_sec: WEBHOOK_RATE,
         webhook_burst: WEBHOOK_BURST,
-        snapshot_interval_secs: crate::config::ServiceConfig::default().snapshot_interval_secs,
+        snapshot_interval_secs: SNAPSHOT_INTERVAL_SECS,
         shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
         // The pipeline's own latency: the probes' records are in time order in each partition,
         // so no ordering slack is needed (a deployment's bound adds to what is measured here).
         out_of_order_secs: 0,
     };
     let admin = service::free_loopback()?;
-    let config = service::write_config(dir, &bootstrap, admin, &settings)?;
+    let config = service::write_config(dir, &bootstrap, admin, &settings, load)?;
     let acks = Arc::new(Acks::default());
     let producer = ThreadedProducer::from_config_and_context(
         ClientConfig::new()

@@ -1,0 +1,330 @@
+//! The alert stage: events' findings in, alert records and notifications out.
+//!
+//! [`AlertStage`] is the one place where findings become alerts, for `entrawatch run` and
+//! `entrawatch replay` alike:
+//!
+//! 1. [`AlertStage::first_sight`] drops a record seen before inside the de-duplication window (a
+//!    Graph overlap, a Kafka redelivery, an export given twice) and moves the event clock.
+//! 2. [`AlertStage::add`] folds a finding into its episode ([`Episodes`]). In the service the
+//!    update then notifies only on its occasions ([`Occasions`]: first, escalation, reminder),
+//!    unless a silence matches it or an open alert of its tenant inhibits it; what is left is
+//!    routed, and each destination it reaches gets one [`Notification`].
+//! 3. [`AlertStage::evict_closed`] forgets episodes that closed, once an hour of event time.
+//!
+//! A replay builds the stage without routing ([`AlertStage::records`]): findings fold into
+//! episodes exactly as in the service, and the alert records come out at the end.
+//!
+//! Every decision uses event time; `now` (wall time) only stamps a notification's creation and
+//! asks whether a silence is active, as an operator means it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use entrawatch_detect::Finding;
+use entrawatch_ingest::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::episodes::{Episodes, Update};
+use crate::inhibit::Inhibitor;
+use crate::labels::{Labels, labels};
+use crate::notify::{Notification, notification_id};
+use crate::occasions::Occasions;
+use crate::record::AlertRecord;
+use crate::route::{Router, by_destination};
+use crate::silence::Silences;
+
+/// Event-time windows of the stage, from `[alert]` and `[service]` of the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageConfig {
+    /// A repeat of one rule for one principal inside this window updates the open alert.
+    pub episode_window_hours: i64,
+    /// An alert that stays active notifies again after this long.
+    pub reminder_interval_hours: i64,
+    /// A record id seen again inside this window is a repeat (0: no de-duplication).
+    pub dedup_window_hours: i64,
+}
+
+/// Record ids repeated inside this many hours are dropped, unless configured otherwise.
+pub const DEFAULT_DEDUP_WINDOW_HOURS: i64 = 6;
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        StageConfig {
+            episode_window_hours: crate::episodes::DEFAULT_WINDOW_HOURS,
+            reminder_interval_hours: crate::occasions::DEFAULT_REMINDER_HOURS,
+            dedup_window_hours: DEFAULT_DEDUP_WINDOW_HOURS,
+        }
+    }
+}
+
+/// What routing needs, swapped as a whole on reload.
+#[derive(Debug)]
+pub struct Routing {
+    pub router: Router,
+    pub inhibitor: Inhibitor,
+    pub tenant_names: BTreeMap<String, String>,
+    pub tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Record ids seen recently, to drop repeats.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Dedup {
+    window_secs: i64,
+    seen: HashMap<u128, i64>,
+    last_prune: i64,
+}
+
+impl Dedup {
+    pub fn new(window_hours: i64) -> Dedup {
+        Dedup {
+            window_secs: window_hours * 3600,
+            seen: HashMap::new(),
+            last_prune: 0,
+        }
+    }
+
+    /// True the first time a key is seen inside the window.
+    pub fn first(&mut self, key: u128, time: i64, clock: i64) -> bool {
+        if self.window_secs == 0 {
+            return true;
+        }
+        if clock - self.last_prune >= 600 {
+            let horizon = clock - self.window_secs;
+            self.seen.retain(|_, t| *t >= horizon);
+            self.last_prune = clock;
+        }
+        if time < clock - self.window_secs {
+            // Older than the window: cannot be told apart from a repeat already forgotten, so it
+            // goes in (detectors ignore history older than their windows anyway).
+            return true;
+        }
+        self.seen.insert(key, time).is_none()
+    }
+}
+
+/// The stage's state, carried by every snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StageState {
+    pub episodes: Episodes,
+    pub occasions: Occasions,
+    pub dedup: Dedup,
+    /// Newest event time seen (seconds), for episode eviction.
+    pub clock: i64,
+}
+
+impl StageState {
+    /// Empty state with the config's windows.
+    pub fn new(config: &StageConfig) -> StageState {
+        StageState {
+            episodes: Episodes::new(Duration::hours(config.episode_window_hours)),
+            occasions: Occasions::new(Duration::hours(config.reminder_interval_hours)),
+            dedup: Dedup::new(config.dedup_window_hours),
+            clock: 0,
+        }
+    }
+}
+
+/// Why an alert update sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suppressed {
+    /// Not one of its occasions (first, escalation, reminder).
+    Repeat,
+    /// A silence matched it.
+    Silenced,
+    /// An open alert of its tenant inhibits it.
+    Inhibited,
+}
+
+impl Suppressed {
+    /// The `reason` label of `entrawatch_alerts_suppressed_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppressed::Repeat => "dedup",
+            Suppressed::Silenced => "silenced",
+            Suppressed::Inhibited => "inhibited",
+        }
+    }
+}
+
+/// What one finding did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Added {
+    /// A new alert opened (else an open one was updated).
+    pub opened: bool,
+    /// Set when the update notified nobody, and why (never set without routing).
+    pub suppressed: Option<Suppressed>,
+}
+
+/// Routing and the silences it consults: the service's alert stage has them, a replay's not.
+#[derive(Debug)]
+struct Notifying {
+    routing: Routing,
+    silences: Arc<RwLock<Silences>>,
+}
+
+/// Findings in, alert records and notifications out (see the module doc).
+#[derive(Debug)]
+pub struct AlertStage {
+    state: StageState,
+    tenant_names: BTreeMap<String, String>,
+    notifying: Option<Notifying>,
+    last_evict: i64,
+}
+
+impl AlertStage {
+    /// The service's stage: restored `state`, routed with `routing`, silenced by `silences` (which
+    /// the admin API changes while it runs).
+    pub fn new(state: StageState, routing: Routing, silences: Arc<RwLock<Silences>>) -> AlertStage {
+        AlertStage {
+            state,
+            tenant_names: routing.tenant_names.clone(),
+            notifying: Some(Notifying { routing, silences }),
+            last_evict: 0,
+        }
+    }
+
+    /// A replay's stage: episodes only, no notifications; alerts named with `tenant_names`.
+    pub fn records(config: &StageConfig, tenant_names: BTreeMap<String, String>) -> AlertStage {
+        AlertStage {
+            state: StageState::new(config),
+            tenant_names,
+            notifying: None,
+            last_evict: 0,
+        }
+    }
+
+    /// The state a snapshot writes.
+    pub fn state(&self) -> &StageState {
+        &self.state
+    }
+
+    /// Swaps routing and the windows of a reloaded config; the open alerts stay.
+    pub fn reconfigure(&mut self, config: &StageConfig, routing: Routing) {
+        self.set_windows(config);
+        self.tenant_names = routing.tenant_names.clone();
+        if let Some(n) = &mut self.notifying {
+            n.routing = routing;
+        }
+    }
+
+    /// Takes the config's windows (a restored snapshot carries the ones it was written with).
+    pub fn set_windows(&mut self, config: &StageConfig) {
+        self.state
+            .episodes
+            .set_window(Duration::hours(config.episode_window_hours));
+        self.state
+            .occasions
+            .set_reminder(Duration::hours(config.reminder_interval_hours));
+    }
+
+    /// Moves the event clock to `event` and says whether its record is seen for the first time
+    /// inside the de-duplication window (`false`: a repeat, to be dropped before detection).
+    pub fn first_sight(&mut self, event: &Event) -> bool {
+        let t = event.meta.time.timestamp();
+        self.state.clock = self.state.clock.max(t);
+        let (tenant, kind, id) = event.dedup_key();
+        let key =
+            entrawatch_detect::state::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()));
+        self.state.dedup.first(key, t, self.state.clock)
+    }
+
+    /// Folds `finding` into its alert and appends the notifications it causes to `out`.
+    pub fn add(
+        &mut self,
+        finding: Finding,
+        now: DateTime<Utc>,
+        out: &mut Vec<Notification>,
+    ) -> Added {
+        let update = self.state.episodes.add(finding);
+        let opened = matches!(update, Update::Opened(_));
+        let (Update::Opened(index) | Update::Updated(index)) = update;
+        let Some(notifying) = &self.notifying else {
+            return Added {
+                opened,
+                suppressed: None,
+            };
+        };
+        let mut alert = self.state.episodes.alerts()[index].clone();
+        alert.tenant_name = self.tenant_names.get(&alert.tenant_id).cloned();
+        let suppressed = |why| Added {
+            opened,
+            suppressed: Some(why),
+        };
+        let Some((kind, seq)) = self.state.occasions.on_update(&alert) else {
+            return suppressed(Suppressed::Repeat);
+        };
+        let routing = &notifying.routing;
+        let labels_of = |a: &AlertRecord| labels(a, routing.tenant_labels.get(&a.tenant_id));
+        let alert_labels = labels_of(&alert);
+        if let Some(s) = notifying
+            .silences
+            .read()
+            .expect("silences lock")
+            .is_silenced(&alert_labels, now)
+        {
+            tracing::info!(alert = %alert.id, silence = %s.id, "alert silenced");
+            return suppressed(Suppressed::Silenced);
+        }
+        // Without inhibit rules nothing can be inhibited: skip labelling every open alert.
+        let inhibited = !routing.inhibitor.is_empty() && {
+            let active: Vec<Labels> = self
+                .state
+                .episodes
+                .alerts()
+                .iter()
+                .filter(|a| a.id != alert.id && a.tenant_id == alert.tenant_id)
+                .map(labels_of)
+                .collect();
+            routing.inhibitor.inhibited(&alert_labels, &active)
+        };
+        if inhibited {
+            return suppressed(Suppressed::Inhibited);
+        }
+        let targets = routing.router.route(&alert_labels);
+        for (destination, target) in by_destination(&targets) {
+            out.push(Notification {
+                id: notification_id(&alert.id, destination, seq),
+                alert_id: alert.id.clone(),
+                destination: destination.to_owned(),
+                kind,
+                seq,
+                group_key: target.group_key.clone(),
+                group_wait_secs: target.group_wait_secs,
+                group_interval_secs: target.group_interval_secs,
+                fallback: target.fallback.clone(),
+                severity: alert.severity,
+                alert: alert.clone(),
+                event_time: alert.last_seen,
+                created_at: now,
+            });
+        }
+        Added {
+            opened,
+            suppressed: None,
+        }
+    }
+
+    /// Forgets the alerts whose episodes closed, at most once an hour of event time, so a
+    /// long-running service keeps only open ones.
+    pub fn evict_closed(&mut self) {
+        let clock = self.state.clock;
+        if clock - self.last_evict < 3600 {
+            return;
+        }
+        self.last_evict = clock;
+        if let Some(now) = DateTime::<Utc>::from_timestamp(clock, 0) {
+            let gone = self.state.episodes.evict_closed(now);
+            self.state.occasions.forget(&gone);
+        }
+    }
+
+    /// Every alert, in the order they opened, named with the tenant names.
+    pub fn into_alerts(self) -> Vec<AlertRecord> {
+        let mut alerts = self.state.episodes.into_alerts();
+        for alert in &mut alerts {
+            alert.tenant_name = self.tenant_names.get(&alert.tenant_id).cloned();
+        }
+        alerts
+    }
+}
