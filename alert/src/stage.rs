@@ -26,12 +26,12 @@ use entrawatch_ingest::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::episodes::{Episodes, Update};
-use crate::inhibit::Inhibitor;
+use crate::inhibit::{InhibitRule, Inhibitor};
 use crate::labels::{Labels, labels};
 use crate::notify::{Notification, notification_id};
 use crate::occasions::Occasions;
 use crate::record::AlertRecord;
-use crate::route::{Router, by_destination};
+use crate::route::{RouteConfig, Router, by_destination};
 use crate::silence::Silences;
 
 /// Event-time windows of the stage, from `[alert]` and `[service]` of the config.
@@ -65,6 +65,34 @@ pub struct Routing {
     pub inhibitor: Inhibitor,
     pub tenant_names: BTreeMap<String, String>,
     pub tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Routing {
+    /// Builds the route tree over `destinations` and the inhibit rules; every problem at once.
+    pub fn new(
+        routes: &RouteConfig,
+        destinations: &[&str],
+        inhibit_rules: &[InhibitRule],
+        tenant_names: BTreeMap<String, String>,
+        tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Routing, Vec<String>> {
+        let mut problems = Vec::new();
+        let router = Router::new(routes, destinations)
+            .map_err(|p| problems.extend(p))
+            .ok();
+        let inhibitor = Inhibitor::new(inhibit_rules)
+            .map_err(|p| problems.extend(p))
+            .ok();
+        match (router, inhibitor) {
+            (Some(router), Some(inhibitor)) if problems.is_empty() => Ok(Routing {
+                router,
+                inhibitor,
+                tenant_names,
+                tenant_labels,
+            }),
+            _ => Err(problems),
+        }
+    }
 }
 
 /// Record ids seen recently, to drop repeats.

@@ -5,9 +5,9 @@
 //! earlier one: the order `replay` uses. Each released event that the alert stage
 //! ([`AlertStage`]) has not seen before goes to the engine, and its findings to the alert stage,
 //! which turns them into notifications; then the notifications *and the batch's source position*
-//! are committed to the outbox in one transaction. Late events (older than what was already released) are counted,
-//! logged and detected at once. Records that could not be parsed are appended to `rejects.jsonl`
-//! in the state folder and counted.
+//! are committed to the outbox in one transaction. Late events (older than what the aligner has
+//! released) are counted, logged and detected at once. Records that could not be parsed are
+//! appended to `rejects.jsonl` in the state folder and counted.
 //!
 //! **Acknowledgement.** A source hears that a batch is durable only when a snapshot holding the
 //! detection state after it (and the aligner's buffer, which may still hold its events) is on
@@ -130,6 +130,10 @@ impl Pipeline {
                 Item::Skipped { .. } | Item::EmptyFile { .. } => {}
             }
         }
+        // Rejects are kept first: nothing after this point needs them.
+        if !rejects.is_empty() {
+            self.keep_rejects(&batch.source, &rejects)?;
+        }
         let mut late = Vec::new();
         self.aligner.offer_batch(
             &batch.source,
@@ -144,9 +148,6 @@ impl Pipeline {
             self.detect(&l.event, now, &mut rows, &mut outcome);
         }
         self.release(Some(wall), now, &mut rows, &mut outcome);
-        if !rejects.is_empty() {
-            self.keep_rejects(&batch.source, &rejects)?;
-        }
         let checkpoint = [(batch.source.to_string(), batch.position.clone())];
         self.commit(&rows, &checkpoint, &mut outcome)?;
         self.positions

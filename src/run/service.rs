@@ -12,10 +12,8 @@ use anyhow::Context as _;
 use chrono::Utc;
 use entrawatch_alert::deliver::{Delivery, SystemClock};
 use entrawatch_alert::destination::ResolvedDestination;
-use entrawatch_alert::inhibit::Inhibitor;
 use entrawatch_alert::metrics::DeliveryMetrics;
 use entrawatch_alert::outbox::Outbox;
-use entrawatch_alert::route::Router;
 use entrawatch_alert::silence::{Silence, Silences};
 use entrawatch_alert::stage::{AlertStage, Routing, StageConfig, StageState};
 use entrawatch_detect::Engine;
@@ -58,22 +56,13 @@ struct Reloaded {
 
 fn routing_of(config: &FileConfig) -> Result<Routing, Vec<String>> {
     let names: Vec<&str> = config.destinations.iter().map(|d| d.name()).collect();
-    let mut problems = Vec::new();
-    let router = Router::new(&config.route_config(), &names)
-        .map_err(|p| problems.extend(p))
-        .ok();
-    let inhibitor = Inhibitor::new(&config.inhibit_rules)
-        .map_err(|p| problems.extend(p))
-        .ok();
-    match (router, inhibitor) {
-        (Some(router), Some(inhibitor)) if problems.is_empty() => Ok(Routing {
-            router,
-            inhibitor,
-            tenant_names: config.tenant_names(),
-            tenant_labels: config.tenant_labels(),
-        }),
-        _ => Err(problems),
-    }
+    Routing::new(
+        &config.route_config(),
+        &names,
+        &config.inhibit_rules,
+        config.tenant_names(),
+        config.tenant_labels(),
+    )
 }
 
 /// Resolves every destination's secrets; every problem at once.
