@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use entrawatch_alert::{AlertRecord, Episodes};
-use entrawatch_detect::state::KeyHash;
+use entrawatch_detect::keys::KeyHash;
 use entrawatch_detect::{Engine, Severity};
 use entrawatch_ingest::stats::FIRST_ERRORS_KEPT;
 use entrawatch_ingest::{

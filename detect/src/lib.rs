@@ -21,6 +21,7 @@ pub mod detector;
 pub mod detectors;
 pub mod engine;
 pub mod finding;
+pub mod keys;
 pub mod privileged;
 pub mod registry;
 pub mod state;

@@ -491,7 +491,7 @@ impl Pipeline {
 /// A 128-bit key for a record's identity (tenant, kind, id, version).
 fn dedup_key(event: &entrawatch_ingest::Event) -> u128 {
     let (tenant, kind, id) = event.dedup_key();
-    entrawatch_detect::state::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()))
+    entrawatch_detect::keys::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()))
 }
 
 /// The reminder interval as a chrono duration.
