@@ -233,10 +233,6 @@ impl Engine {
     pub fn config(&self) -> &DetectConfig {
         &self.config
     }
-
-    pub fn rule_ids(&self) -> Vec<&'static str> {
-        self.detectors.iter().map(|d| d.id()).collect()
-    }
 }
 
 #[cfg(test)]

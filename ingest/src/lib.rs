@@ -15,7 +15,7 @@
 //! - [`model`]: the event model itself; [`stats`]: counts for summaries and metrics.
 //!
 //! With feature `sources`: [`source`] is the contract live sources keep with the runtime (batches,
-//! positions, commit reports), and [`sources`] holds them: `file` and `memory` always, `kafka` (Event
+//! positions, commit reports), and [`sources`] holds them: `file` always, `kafka` (Event
 //! Hub or Kafka, feature `kafka`) and `graph` (Microsoft Graph polling, feature `graph`).
 
 pub mod align;

@@ -30,15 +30,6 @@ pub struct IpState {
 }
 
 impl IpState {
-    /// Distinct users and tenants with failures at or after `since`.
-    pub fn spray_counts(&self, since: i64) -> (usize, usize) {
-        let recent = |f: &(i64, u128, u32)| f.0 >= since;
-        (
-            distinct(&self.failures, recent, |f| f.1, None),
-            distinct(&self.failures, recent, |f| f.2, None),
-        )
-    }
-
     /// Distinct users and tenants failing from this IP in the window ending at `now`, counting one
     /// more failure, by `user` in `tenant` (`None`: a tenant never seen before), not stored yet.
     pub fn spray_counts_with(

@@ -96,12 +96,6 @@ impl PrincipalState {
         now - self.first_seen >= days * 86_400 && self.successes >= sign_ins
     }
 
-    pub fn seen_country_since(&self, country: u16, since: i64) -> bool {
-        self.countries
-            .iter()
-            .any(|(c, at)| *c == country && *at >= since)
-    }
-
     pub fn failures_since(&self, since: i64) -> usize {
         self.failures.iter().filter(|t| **t >= since).count()
     }
