@@ -4,7 +4,7 @@
 //! - [`key128`]: an id or address as 128 bits (a GUID's own value, else a hash of the lower-cased
 //!   text); [`sign_in_key`] and [`SignInKeys`] pick and key a sign-in's principal and address once
 //!   per event.
-//! - [`caseless_hash`]: a 64-bit hash equal for every ASCII casing of an id, for lookups of
+//! - `caseless_hash`: a 64-bit hash equal for every ASCII casing of an id, for lookups of
 //!   configured names.
 //! - [`country_code`]: an ISO country code packed into two bytes, and [`country_text`] back.
 //! - [`KeyHash`]: the hasher of the state's maps, for keys that are already well spread.
@@ -90,8 +90,8 @@ pub fn sign_in_key(s: &SignIn) -> Option<&str> {
         .or(s.user_principal_name.as_deref())
 }
 
-/// The keys of a sign-in that the state and several rules look up, made once per event: each
-/// [`key128`] reads and hashes the text again, and a sign-in was keyed several times over.
+/// The keys of a sign-in that the state and several rules look up, made once per event, because
+/// each [`key128`] reads and hashes the text again and the state and the rules each need them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SignInKeys {
     /// [`key128`] of the principal's [`sign_in_key`].

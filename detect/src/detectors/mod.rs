@@ -1,9 +1,9 @@
 //! One file per detector; [`crate::registry`] lists them.
 //!
 //! This file holds what several detectors share: for sign-ins, the finding about a sign-in
-//! ([`about_sign_in`]), how titles name its principal, roles, application and place; for audits,
-//! who initiated one ([`actor_name`], [`actor_ip`]), whether it succeeded ([`succeeded`]), and the
-//! evidence that its initiator is a partner technician ([`partner_initiator`]).
+//! (`about_sign_in`), how titles name its principal, roles, application and place; for audits,
+//! who initiated one (`actor_name`, `actor_ip`), whether it succeeded (`succeeded`), and the
+//! evidence that its initiator is a partner technician (`partner_initiator`).
 
 pub mod admin_agents_membership_changed;
 pub mod admin_collaboration_use;
