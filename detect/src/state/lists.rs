@@ -2,7 +2,7 @@
 //! cap that drops the oldest, touching a (tenant, last time) entry, pruning at eviction, and
 //! counting distinct keys without storing them.
 
-/// Cap on the tenants a technician or an address lists, so a hostile input cannot grow one key
+/// Cap on the tenants a technician or an address keeps, so a hostile input cannot grow one key
 /// without bound.
 pub(super) const MAX_TENANTS: usize = 64;
 
