@@ -253,7 +253,7 @@ impl AlertStage {
         self.state.clock = self.state.clock.max(t);
         let (tenant, kind, id) = event.dedup_key();
         let key =
-            entrawatch_detect::state::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()));
+            entrawatch_detect::keys::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()));
         self.state.dedup.first(key, t, self.state.clock)
     }
 

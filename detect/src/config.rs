@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use crate::state::KeyHash;
+use crate::keys::{KeyHash, caseless_hash};
 
 /// Role template ids of the privileged role catalogue (DETECTORS.md, "Privileged principal").
 pub const PRIVILEGED_ROLE_TEMPLATES: [(&str, &str); 14] = [
@@ -134,37 +134,6 @@ impl PrincipalList {
                 .any(|&i| self.refs[i as usize].matches(tenant_id, key, None))
         })
     }
-}
-
-/// A hash of an id equal for every ASCII casing of it: the id is hashed in lower case, a word
-/// at a time, without an intermediate string.
-pub(crate) fn caseless_hash(id: &str) -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = KeyHash::default().build_hasher();
-    let mut chunks = id.as_bytes().chunks_exact(8);
-    for c in &mut chunks {
-        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h.write_u64(ascii_lowercase_word(word));
-    }
-    let mut last = [0u8; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h.write_u64(ascii_lowercase_word(u64::from_le_bytes(last)));
-    h.write_usize(id.len());
-    h.finish()
-}
-
-/// The eight bytes of `word` with each ASCII capital made small, all at once; other bytes,
-/// non-ASCII included, are left as they are.
-fn ascii_lowercase_word(word: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low = word & LOW7;
-    // A byte's top bit is set by the first sum when its low 7 bits are at least b'A' (0x41), by
-    // the second when they are above b'Z' (0x5a); neither sum carries into the next byte.
-    let at_least_a = low + 0x3f3f_3f3f_3f3f_3f3f;
-    let above_z = low + 0x2525_2525_2525_2525;
-    let capital = at_least_a & !above_z & !word & HIGH;
-    word | (capital >> 2)
 }
 
 /// Principals and source addresses a rule must not alert on.
@@ -493,36 +462,6 @@ impl Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every byte value, at every position of the word and next to every kind of neighbour, is
-    /// lower-cased exactly as `u8::to_ascii_lowercase` does.
-    #[test]
-    fn a_word_is_lower_cased_as_each_of_its_bytes() {
-        for b in 0..=255u8 {
-            for neighbour in [
-                0u8, b'@', b'A', b'Z', b'[', b'a', 0x7f, 0x80, 0xc1, 0xda, 0xff,
-            ] {
-                for pos in 0..8 {
-                    let mut bytes = [neighbour; 8];
-                    bytes[pos] = b;
-                    let want = bytes.map(|x| x.to_ascii_lowercase());
-                    assert_eq!(
-                        ascii_lowercase_word(u64::from_le_bytes(bytes)).to_le_bytes(),
-                        want,
-                        "{bytes:?}"
-                    );
-                }
-            }
-        }
-        assert_eq!(
-            caseless_hash("Ann@Contoso.COM"),
-            caseless_hash("ann@contoso.com")
-        );
-        assert_ne!(
-            caseless_hash("ann@contoso.com"),
-            caseless_hash("ann@contoso.co")
-        );
-    }
 
     #[test]
     fn a_principal_list_finds_exactly_what_a_scan_of_its_entries_finds() {

@@ -7,8 +7,9 @@ use entrawatch_ingest::model::SignIn;
 
 use crate::config::DetectConfig;
 use crate::finding::{Finding, Severity};
+use crate::keys::SignInKeys;
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{PrincipalState, SignInKeys, State};
+use crate::state::{PrincipalState, State};
 
 /// What a detector may read: everything the engine knew before this event.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl<'a> Context<'a> {
     }
 
     /// The history of the principal who signs in with `event` (by its tenant and
-    /// [`crate::state::sign_in_key`]), `None` for a principal never seen or an event that is not
+    /// [`crate::keys::sign_in_key`]), `None` for a principal never seen or an event that is not
     /// a sign-in.
     /// Several detectors ask it of every sign-in; it is looked up once per event.
     pub fn sign_in_history(&self, event: &Event) -> Option<&'a PrincipalState> {
@@ -113,7 +114,7 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{key128, sign_in_key};
+    use crate::keys::{key128, sign_in_key};
     use crate::testkit::{audit, sign_in};
 
     #[test]

@@ -132,7 +132,8 @@ impl Engine {
     }
 
     /// An engine with `config` that continues from a snapshot written by
-    /// [`Engine::write_snapshot`]. Counters of rules this build no longer has are dropped.
+    /// [`Engine::write_snapshot`]. Counters of rules this build does not have (a snapshot written
+    /// by another version) are dropped.
     pub fn restore<R: std::io::Read>(config: DetectConfig, r: R) -> Result<Engine, SnapshotError> {
         let snap: SnapshotOwned =
             bincode::deserialize_from(r).map_err(|e| SnapshotError::Decode(e.to_string()))?;
@@ -232,10 +233,6 @@ impl Engine {
 
     pub fn config(&self) -> &DetectConfig {
         &self.config
-    }
-
-    pub fn rule_ids(&self) -> Vec<&'static str> {
-        self.detectors.iter().map(|d| d.id()).collect()
     }
 }
 

@@ -6,21 +6,28 @@
 //! and summary an analyst can act on. Turning findings into alert records (ids, episodes) is the
 //! `alert` crate's job.
 //!
-//! The types, in the order data meets them:
-//! - [`Engine`] owns all state: the [`PrivilegedDirectory`] and the 30-day [`State`] (per principal,
-//!   per partner technician, per source IP, per tenant stream), and feeds each event to every enabled
-//!   detector before the state learns from it.
-//! - [`Detector`] is one rule: a pure decision over (state before this event, the event). Detectors
-//!   never read the clock and do no I/O. Each lives in its own file under `detectors/`, listed once in
-//!   [`registry`].
-//! - [`DetectConfig`] holds thresholds, partner tenants, break-glass accounts and extra privileged
-//!   principals.
+//! The modules, in the order data meets them:
+//! - [`engine`]: the [`Engine`] owns all state, feeds each event to every enabled detector before
+//!   the state learns from it, and writes and restores snapshots.
+//! - [`privileged`]: the [`PrivilegedDirectory`], who holds a privileged role per tenant.
+//! - [`state`]: the 30-day [`State`] (per principal, per partner technician, per source IP, per
+//!   tenant stream), which learns from each event after the detectors have decided on it.
+//! - [`keys`]: how ids, addresses and countries become the fixed-size keys the state and the
+//!   directory are indexed by, and the hasher of their maps.
+//! - [`detector`]: the [`Detector`] trait, one rule: a pure decision over (state before this event,
+//!   the event) through a [`Context`]. Detectors never read the clock and do no I/O.
+//! - [`detectors`]: one file per detector, with the helpers several of them share; [`registry`]
+//!   lists them once.
+//! - [`finding`]: the [`Finding`] a detector emits, with its [`Severity`] and [`Principal`].
+//! - [`config`]: the [`DetectConfig`]: thresholds, partner tenants, break-glass accounts, extra
+//!   privileged principals, enabled rules and allow lists.
 
 pub mod config;
 pub mod detector;
 pub mod detectors;
 pub mod engine;
 pub mod finding;
+pub mod keys;
 pub mod privileged;
 pub mod registry;
 pub mod state;

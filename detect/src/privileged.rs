@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use entrawatch_ingest::model::{Audit, Body, Event, SignIn};
 
-use crate::config::{DetectConfig, caseless_hash};
-use crate::state::KeyHash;
+use crate::config::DetectConfig;
+use crate::keys::{KeyHash, caseless_hash};
 
 /// The privileged principals known so far, keyed by (tenant, object id).
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]

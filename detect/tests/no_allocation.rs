@@ -1,6 +1,6 @@
 //! The engine's hot path allocates nothing: once the principals, their IPs and countries are
 //! known, deciding on a sign-in that fires no rule and learning from it makes no heap allocation.
-//! Allocation on every event is what the performance issue rules out (docs/PERFORMANCE-RESULTS.md);
+//! An allocation per event is what the performance budget rules out (docs/PERFORMANCE-RESULTS.md);
 //! this counts it with `allocation-counter`, whose allocator counts on the measuring thread only.
 //! (This file is the only user of that crate, so only this test binary gets its allocator.)
 

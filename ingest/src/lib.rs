@@ -5,18 +5,25 @@
 //! one per line) and Log Analytics / Sentinel exports (CSV and JSON). What goes out: [`Event`]s, each
 //! with its tenant, its event time in UTC, the shape it came from, and a kind-specific [`Body`].
 //!
-//! The types, in the order data meets them:
+//! The modules, in the order data meets them:
 //! - [`reader`]: files and folders to [`reader::Item`]s; detects the shape per file and per record,
 //!   names file, line and record in every error, and never lets one bad record cost another.
 //! - [`framing`]: splits pages and envelopes into records without decoding the whole document.
 //! - [`normalize`]: one decoded record to one [`Event`], dispatching on Event Hub `category`, Log
 //!   Analytics `Type` or Graph `@odata.context`; resolves the tenant and the event time.
 //! - [`value`] and [`time`]: tolerant field access and every timestamp form Entra writes.
-//! - [`model`]: the event model itself; [`stats`]: counts for summaries and metrics.
+//! - [`model`]: the event model itself, with its field text in [`text`] ([`Text`]) and its open
+//!   enums in [`enums`]; [`stats`]: counts for summaries and metrics.
+//! - [`align`]: the event-time order replay sorts by ([`align::order`]), and the aligner that merges
+//!   the lanes of live inputs into that order before detection.
+//! - [`ordered`]: a whole set of files read on every core and handed out in that order, exact
+//!   repeats marked: what `entrawatch replay` detects on.
+//! - [`secret`]: secrets in config, written as where to find them, never as the value.
 //!
 //! With feature `sources`: [`source`] is the contract live sources keep with the runtime (batches,
-//! positions, commit reports), and [`sources`] holds them: `file` and `memory` always, `kafka` (Event
-//! Hub or Kafka, feature `kafka`) and `graph` (Microsoft Graph polling, feature `graph`).
+//! positions, commit reports), [`sources`] holds them (`file` always, `kafka` for Event Hub or
+//! Kafka with feature `kafka`, `graph` for Microsoft Graph polling with feature `graph`), and
+//! [`metrics`] their Prometheus metrics.
 
 pub mod align;
 pub mod enums;

@@ -1,4 +1,4 @@
-//! Live sources: the contract every source (file, memory, kafka, graph) keeps with the runtime.
+//! Live sources: the contract every source (file, kafka, graph) keeps with the runtime.
 //!
 //! A source runs as one tokio task ([`Source::run`]). It reads records, turns them into
 //! [`reader::Item`]s with the same parsers `replay` uses, and sends them in [`Batch`]es, in order,
@@ -54,27 +54,6 @@ pub struct Batch {
     pub item_lanes: Vec<u16>,
 }
 
-impl Batch {
-    /// A batch of a source that is one lane with no marks of its own.
-    pub fn single(
-        source: Arc<str>,
-        seq: u64,
-        items: Vec<Item>,
-        position: Value,
-        received_at: Instant,
-    ) -> Batch {
-        Batch {
-            source,
-            seq,
-            items,
-            position,
-            received_at,
-            lanes: Vec::new(),
-            item_lanes: Vec::new(),
-        }
-    }
-}
-
 /// A batch went through detection and its alerts and position are durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
@@ -118,7 +97,7 @@ pub type SourceFuture = Pin<Box<dyn Future<Output = Result<(), SourceError>> + S
 
 /// A live source.
 pub trait Source: Send + fmt::Debug {
-    /// The source type as written in config (`file`, `kafka`, `graph`, `memory`).
+    /// The source type as written in config (`file`, `kafka`, `eventhub`, `graph`).
     fn kind(&self) -> &'static str;
     /// Runs until shutdown (or, for finite sources, until the input is exhausted and committed).
     fn run(self: Box<Self>, ctx: SourceContext) -> SourceFuture;

@@ -28,11 +28,6 @@ impl<'a> Obj<'a> {
         found.filter(|v| !v.is_null())
     }
 
-    /// The first present key of several spellings.
-    pub fn raw_any(&self, keys: &[&str]) -> Option<&'a Value> {
-        keys.iter().find_map(|k| self.raw(k))
-    }
-
     /// A non-empty string (numbers and booleans are rendered as text).
     pub fn str(&self, key: &str) -> Option<Text> {
         self.raw(key).and_then(value_to_string).map(Text::from)
@@ -59,10 +54,6 @@ impl<'a> Obj<'a> {
     /// An integer, from a number or a numeric string.
     pub fn i64(&self, key: &str) -> Option<i64> {
         value_to_i64(self.raw(key)?)
-    }
-
-    pub fn i64_any(&self, keys: &[&str]) -> Option<i64> {
-        keys.iter().find_map(|k| self.i64(k))
     }
 
     /// A float, from a number or a numeric string.

@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::{Audit, Body, Event};
 use serde_json::{Map, Value, json};
 
-use super::partner_created_account::{actor_ip, actor_name, succeeded};
+use super::{actor_ip, actor_name, succeeded};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 

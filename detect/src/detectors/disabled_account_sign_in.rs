@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use super::{about_sign_in, app_name, place, plural, time_text, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::state::{DISABLED_ACCOUNT_CODE, PrincipalState, key128, sign_in_key};
+use crate::keys::{key128, sign_in_key};
+use crate::state::{DISABLED_ACCOUNT_CODE, PrincipalState};
 
 pub const ID: &str = "disabled-account-sign-in";
 

@@ -7,8 +7,9 @@ use super::{actor, app_name, time_text};
 use super::{place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
+use crate::keys::country_text;
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{Fix, country_text, valid_coordinates};
+use crate::state::{Fix, valid_coordinates};
 
 pub const ID: &str = "impossible-travel";
 

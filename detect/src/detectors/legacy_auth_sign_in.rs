@@ -79,9 +79,8 @@ const LEGACY_AGENTS: [&str; 3] = ["bav2ropc", "cbainprod", "cbaintar"];
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LegacyAuthSignIn;
 
-/// Why a sign-in counts as legacy: each matching signal as (field, value), empty when none does.
-/// What makes a sign-in legacy, each signal with the value that showed it; empty for a modern
-/// sign-in. Matching allocates nothing: it runs on every successful user sign-in.
+/// Why a sign-in counts as legacy: each matching signal as (field, the value that showed it);
+/// empty for a modern sign-in. Matching allocates nothing: it runs on every successful user sign-in.
 fn legacy_signals(s: &SignIn) -> Vec<(&'static str, String)> {
     let mut signals = Vec::new();
     if let Some(client) = s.client_app_used.as_deref() {

@@ -6,8 +6,9 @@ use serde_json::{Map, Value, json};
 use super::{about_sign_in, actor, app_name, place, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
+use crate::keys::{country_code, country_text};
 use crate::privileged::PrivilegedDirectory;
-use crate::state::{RETENTION_SECS, country_code, country_text};
+use crate::state::RETENTION_SECS;
 
 pub const ID: &str = "new-country-sign-in";
 

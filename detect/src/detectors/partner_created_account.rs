@@ -1,11 +1,9 @@
 //! `partner-created-account`: see [`DOC`] for what it detects and why.
-//!
-//! Also home to the audit-initiator helpers the other audit detectors share ([`partner_initiator`],
-//! [`actor_name`], [`actor_ip`], [`succeeded`]).
 
-use entrawatch_ingest::model::{Audit, AuditResult, Body, Event, TargetResource};
+use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, json};
 
+use super::{actor_ip, actor_name, partner_initiator, succeeded};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
@@ -54,102 +52,6 @@ user`), "Granular delegated admin privileges (GDAP) introduction", and Graph `di
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PartnerCreatedAccount;
-
-/// Why an audit's initiator looks like a partner technician acting in a customer tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PartnerActor {
-    /// The partner's home tenant, when the audit or the sign-in history names it.
-    pub home_tenant_id: Option<String>,
-    /// Its name, when the audit carries `homeTenantName`.
-    pub home_tenant_name: Option<String>,
-    pub reasons: Vec<&'static str>,
-}
-
-/// The partner evidence on an audit's initiating user acting in `tenant`, if there is any.
-pub(crate) fn partner_initiator(
-    ctx: &Context<'_>,
-    tenant: &str,
-    a: &Audit,
-) -> Option<PartnerActor> {
-    let user = a.initiated_by.user.as_ref()?;
-    let mut reasons = Vec::new();
-    let mut home = None;
-    if let Some(h) = user
-        .home_tenant_id
-        .as_deref()
-        .filter(|h| !h.eq_ignore_ascii_case(tenant))
-    {
-        reasons.push("home tenant is another tenant");
-        home = Some(h.to_owned());
-    }
-    if user
-        .user_principal_name
-        .as_deref()
-        .is_some_and(is_technician_upn)
-    {
-        reasons.push("GDAP technician user name (user_<hex>@)");
-    }
-    if let Some(h) = user
-        .id
-        .as_deref()
-        .and_then(|id| ctx.state.technician_home_in(tenant, id))
-    {
-        reasons.push("signed in to this tenant as a service provider");
-        home.get_or_insert_with(|| h.to_owned());
-    }
-    let home_tenant_name = user.home_tenant_name.clone().filter(|_| home.is_some());
-    (!reasons.is_empty()).then_some(PartnerActor {
-        home_tenant_id: home,
-        home_tenant_name: home_tenant_name.as_deref().map(str::to_owned),
-        reasons,
-    })
-}
-
-/// `user_` followed by 32 hex digits and `@`: the name GDAP gives a technician in customer logs.
-pub(crate) fn is_technician_upn(upn: &str) -> bool {
-    let Some((local, _)) = upn.split_once('@') else {
-        return false;
-    };
-    local.len() == 37
-        && local
-            .get(..5)
-            .is_some_and(|p| p.eq_ignore_ascii_case("user_"))
-        && local[5..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Who initiated an audit: the user's UPN, display name or id, else the app's name or id.
-pub(crate) fn actor_name(a: &Audit) -> String {
-    let user = a.initiated_by.user.as_ref().and_then(|u| {
-        u.user_principal_name
-            .clone()
-            .or_else(|| u.display_name.clone())
-            .or_else(|| u.id.clone())
-    });
-    let app = || {
-        a.initiated_by.app.as_ref().and_then(|p| {
-            p.display_name
-                .clone()
-                .or_else(|| p.service_principal_name.clone())
-                .or_else(|| p.app_id.clone())
-        })
-    };
-    user.or_else(app)
-        .unwrap_or_else(|| "an unknown actor".into())
-        .to_string()
-}
-
-/// The initiating user's source address.
-pub(crate) fn actor_ip(a: &Audit) -> Option<String> {
-    a.initiated_by
-        .user
-        .as_ref()
-        .and_then(|u| u.ip_address.as_deref().map(str::to_owned))
-}
-
-/// A successful audit (records without a result are taken as successful, as the state does).
-pub(crate) fn succeeded(a: &Audit) -> bool {
-    a.result.as_ref().is_none_or(|r| *r == AuditResult::Success)
-}
 
 /// The user an `Add user` / `Invite external user` audit created.
 fn created(a: &Audit) -> Option<&TargetResource> {
@@ -385,18 +287,6 @@ mod tests {
         ];
         let found = run(ID, DetectConfig::default(), &events);
         assert!(found.is_empty(), "{:#?}", snapshot(&found));
-    }
-
-    #[test]
-    fn technician_names() {
-        assert!(is_technician_upn(
-            "user_5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70@northwindcsp.onmicrosoft.com"
-        ));
-        assert!(!is_technician_upn("user_5f0c@northwind.example"));
-        assert!(!is_technician_upn(
-            "user_5f0c2a9e8b7d4c3a9e1f2b3c4d5e6fzz@x.com"
-        ));
-        assert!(!is_technician_upn("user_5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, Value, json};
 
-use super::partner_created_account::{actor_ip, actor_name, partner_initiator, succeeded};
+use super::{actor_ip, actor_name, partner_initiator, succeeded};
 use crate::config::{DetectConfig, PRIVILEGED_ROLE_TEMPLATES};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};

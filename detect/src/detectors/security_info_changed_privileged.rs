@@ -3,8 +3,7 @@
 use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, Value, json};
 
-use super::partner_created_account::{actor_ip, actor_name, partner_initiator, succeeded};
-use super::with_ascii_lowercase;
+use super::{actor_ip, actor_name, partner_initiator, succeeded, with_ascii_lowercase};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 

@@ -5,16 +5,18 @@
 //! What comes in: the text of one record and its [`RecordContext`]. What goes out: the event, or
 //! `None` when the record is not one the fast path reads (another kind, Log Analytics, a field in an
 //! unexpected form, any error): the caller then normalises it the tolerant way, which also words
-//! every error. Each function here mirrors its namesake in `normalize.rs` rule for rule (same
-//! fallbacks, trimming, lower-casing and enum parsing); `reader::tests` replays every fixture and a
-//! few thousand mutated records both ways and requires identical items.
+//! every error. Each function here mirrors its namesake in `normalize.rs` (dispatch, tenant, time)
+//! or `kinds.rs` (the kind readers) rule for rule (same fallbacks, trimming, lower-casing and enum
+//! parsing); `reader::tests` replays every fixture and a few thousand mutated records both ways and
+//! requires identical items.
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
+use super::event_hub_kind;
+use super::record::RecordContext;
 use super::typed::{self, ListField, ObjField, Rec, Scalar};
-use super::{RecordContext, event_hub_kind};
 use crate::model::*;
 use crate::time::parse_timestamp;
 use crate::value::{is_guid, tenant_from_resource_id, unwrap_json_string};

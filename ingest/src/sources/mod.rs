@@ -6,7 +6,6 @@ pub mod file;
 pub mod graph;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-pub mod memory;
 
 use serde::Deserialize;
 
@@ -30,9 +29,6 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
-    /// The names `type` accepts.
-    pub const TYPES: &'static [&'static str] = &["file", "kafka", "eventhub", "graph"];
-
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File(c) => &c.name,

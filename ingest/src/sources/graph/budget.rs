@@ -422,8 +422,9 @@ mod tests {
     }
 
     /// Two lanes of one tenant share a class and both always want to send (each comes straight
-    /// back for its next page): they take turns. Before the tenant's queue, the lanes raced for
-    /// each free instant and one could win ten times in a row while the other waited.
+    /// back for its next page): they take turns. That is what the tenant's queue is for: without it
+    /// the lanes would race for each free instant, and one could win ten times in a row while the
+    /// other waited.
     #[tokio::test]
     async fn lanes_of_one_tenant_sharing_a_class_take_turns() {
         use std::sync::Arc;

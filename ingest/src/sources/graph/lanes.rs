@@ -58,10 +58,6 @@ impl Lane {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Lane> {
-        Lane::ALL.into_iter().find(|l| l.name() == name)
-    }
-
     pub fn class(self) -> Class {
         match self {
             Lane::SignInsUser
@@ -71,13 +67,6 @@ impl Lane {
             Lane::RiskyUsers | Lane::RiskDetections => Class::IdentityProtection,
             Lane::DirectoryRoles => Class::Directory,
         }
-    }
-
-    pub fn is_sign_ins(self) -> bool {
-        matches!(
-            self,
-            Lane::SignInsUser | Lane::SignInsServicePrincipal | Lane::SignInsManagedIdentity
-        )
     }
 
     /// The path under the Graph host.

@@ -1,8 +1,9 @@
 //! Pollers: one task per tenant and lane, reading time windows page by page.
 //!
 //! In: the lane's starting watermark (from the checkpoint, or a back-fill start), the shared
-//! [`GraphClient`]. Out: [`Msg::Page`] for every page (parsed with the same reader `replay` uses,
-//! so every record meets the same normaliser) and [`Msg::Advance`] when a window is complete.
+//! [`GraphClient`](super::client::GraphClient). Out: [`Msg::Page`] for every page (parsed with the
+//! same reader `replay` uses, so every record meets the same normaliser) and [`Msg::Advance`] when a
+//! window is complete.
 //!
 //! A cycle reads from `watermark - overlap` (or the back-fill start) to now, in ascending windows:
 //! one open window in steady state; day-sized windows while back-filling (progress is logged and

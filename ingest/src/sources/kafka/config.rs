@@ -456,5 +456,121 @@ pub(super) fn common_checks(
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::sources::kafka::EventHubConfig;
+
+    fn kafka() -> KafkaConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": "k", "brokers": "127.0.0.1:9092", "topics": ["signins"], "group_id": "g"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_and_forced_settings() {
+        let k = kafka();
+        assert_eq!(k.batch_max, DEFAULT_BATCH_MAX);
+        assert_eq!(k.batch_wait_ms, DEFAULT_BATCH_WAIT_MS);
+        assert_eq!(k.drain_timeout_secs, DEFAULT_DRAIN_TIMEOUT_SECS);
+        assert!(k.validate("sources[0]").is_empty(), "{:?}", k.validate("x"));
+        let s = k.consumer_settings();
+        assert_eq!(s["enable.auto.commit"], "false");
+        assert_eq!(s["enable.auto.offset.store"], "false");
+        assert_eq!(s["partition.assignment.strategy"], "cooperative-sticky");
+        assert_eq!(s["auto.offset.reset"], "earliest");
+        assert_eq!(s["group.id"], "g");
+        assert_eq!(s["bootstrap.servers"], "127.0.0.1:9092");
+    }
+
+    #[test]
+    fn settings_accept_numbers_and_booleans_and_refuse_unknown_fields() {
+        let k: KafkaConfig = serde_json::from_value(serde_json::json!({
+            "name": "k", "brokers": "b:1", "topics": ["t"], "group_id": "g",
+            "settings": { "session.timeout.ms": 30000, "socket.keepalive.enable": true }
+        }))
+        .unwrap();
+        assert_eq!(k.settings["session.timeout.ms"], "30000");
+        assert_eq!(k.settings["socket.keepalive.enable"], "true");
+        let err = serde_json::from_value::<KafkaConfig>(serde_json::json!({
+            "name": "k", "brokers": "b:1", "topics": ["t"], "group_id": "g", "topic": "x"
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn internally_tagged_enum_keeps_deny_unknown_fields() {
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "type", rename_all = "lowercase")]
+        #[allow(dead_code)]
+        enum Src {
+            Kafka(KafkaConfig),
+            Eventhub(EventHubConfig),
+        }
+        let ok: Src = serde_json::from_value(serde_json::json!({
+            "type": "eventhub", "name": "eh", "namespace": "contoso-soc",
+            "hubs": ["h"], "connection_string": { "file": "/run/secrets/eh" }
+        }))
+        .unwrap();
+        assert!(matches!(ok, Src::Eventhub(ref e) if e.consumer_group == "$Default"));
+        let bad = serde_json::from_value::<Src>(serde_json::json!({
+            "type": "kafka", "name": "k", "brokers": "b:1", "topics": ["t"], "group_id": "g",
+            "batch_size": 3
+        }));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_path() {
+        let mut k = kafka();
+        k.name = String::new();
+        k.brokers = "http://x".into();
+        k.topics = vec!["ok".into(), "bad topic".into(), "ok".into()];
+        k.group_id = " ".into();
+        k.batch_max = 0;
+        k.batch_wait_ms = 0;
+        k.drain_timeout_secs = 50;
+        k.tenant = Some("nope".into());
+        k.dead_letter_topic = Some("ok".into());
+        for (key, v) in [
+            ("enable.auto.offset.store", "true"),
+            ("enable.auto.commit", "true"),
+            ("partition.assignment.strategy", "range"),
+            ("sasl.password", "hunter2"),
+            ("group.id", "x"),
+            ("statistics.interval.ms", "0"),
+        ] {
+            k.settings.insert(key.into(), v.into());
+        }
+        let problems = k.validate("sources[3]");
+        let expect = [
+            "sources[3].name:",
+            "sources[3].brokers:",
+            "sources[3].topics[1]:",
+            "sources[3].topics[2]: `ok` is listed twice",
+            "sources[3].group_id:",
+            "sources[3].batch_max:",
+            "sources[3].batch_wait_ms:",
+            "sources[3].drain_timeout_secs: 50s must stay below session.timeout.ms",
+            "sources[3].tenant:",
+            "sources[3].dead_letter_topic: `ok` is also read",
+            "sources[3].settings.\"enable.auto.offset.store\":",
+            "sources[3].settings.\"enable.auto.commit\":",
+            "sources[3].settings.\"partition.assignment.strategy\":",
+            "sources[3].settings.\"sasl.password\": a secret",
+            "sources[3].settings.\"group.id\":",
+            "sources[3].settings.\"statistics.interval.ms\":",
+        ];
+        for e in expect {
+            assert!(
+                problems.iter().any(|p| p.starts_with(e)),
+                "missing {e} in {problems:#?}"
+            );
+        }
+        assert!(
+            !problems.iter().any(|p| p.contains("hunter2")),
+            "a secret value reached a message"
+        );
+    }
+}

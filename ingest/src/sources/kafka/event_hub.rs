@@ -252,3 +252,109 @@ fn namespace_problem(ns: &str) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> EventHubConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": "eh", "namespace": "contoso-soc", "hubs": ["insights-logs-signinlogs"],
+            "connection_string": { "env": "EH_CONN" }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn event_hub_expands_to_the_recipe() {
+        let h = hub();
+        assert!(h.validate("sources[1]").is_empty(), "{:?}", h.validate("s"));
+        let k = h.expand();
+        assert_eq!(k.brokers, "contoso-soc.servicebus.windows.net:9093");
+        assert_eq!(k.group_id, "$Default");
+        assert_eq!(k.topics, vec!["insights-logs-signinlogs".to_owned()]);
+        let s = k.consumer_settings();
+        for (key, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.username", "$ConnectionString"),
+            ("session.timeout.ms", "30000"),
+            ("metadata.max.age.ms", "180000"),
+            ("connections.max.idle.ms", "180000"),
+            ("enable.auto.commit", "false"),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("auto.offset.reset", "earliest"),
+        ] {
+            assert_eq!(s.get(key).map(String::as_str), Some(v), "{key}");
+        }
+        assert!(!s.contains_key("request.timeout.ms"), "a producer property");
+        let p = k.producer_settings();
+        assert_eq!(p["request.timeout.ms"], "60000");
+        assert!(!p.contains_key("group.id") && !p.contains_key("session.timeout.ms"));
+        assert_eq!(
+            k.secret_settings["sasl.password"],
+            SecretRef {
+                env: Some("EH_CONN".into()),
+                file: None
+            }
+        );
+        let mut fq = hub();
+        fq.namespace = "contoso-soc.servicebus.usgovcloudapi.net".into();
+        assert_eq!(
+            fq.bootstrap(),
+            "contoso-soc.servicebus.usgovcloudapi.net:9093"
+        );
+    }
+
+    #[test]
+    fn event_hub_problems() {
+        let mut h = hub();
+        h.namespace = "sb://contoso-soc.servicebus.windows.net/".into();
+        h.hubs.clear();
+        h.connection_string = SecretRef {
+            env: None,
+            file: None,
+        };
+        h.settings.insert("sasl.username".into(), "me".into());
+        h.settings
+            .insert("session.timeout.ms".into(), "5000".into());
+        let p = h.validate("sources[2]");
+        for e in [
+            "sources[2].namespace:",
+            "sources[2].hubs:",
+            "sources[2].connection_string:",
+            "sources[2].settings.\"sasl.username\":",
+            "sources[2].settings.\"session.timeout.ms\": Event Hubs allows",
+        ] {
+            assert!(p.iter().any(|x| x.starts_with(e)), "missing {e} in {p:#?}");
+        }
+    }
+
+    #[test]
+    fn connection_string_checks_never_print_the_key() {
+        let h = hub();
+        let good = Secret::new(
+            "Endpoint=sb://contoso-soc.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0a2V5",
+        );
+        assert!(h.check_connection_string(&good, "s").is_empty());
+        let scoped = Secret::new(
+            "Endpoint=sb://contoso-soc.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0a2V5;EntityPath=insights-logs-auditlogs",
+        );
+        let p = h.check_connection_string(&scoped, "s");
+        assert!(p.len() == 1 && p[0].contains("EntityPath"), "{p:?}");
+        let other = Secret::new(
+            "Endpoint=sb://fabrikam.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=c2VjcmV0a2V5",
+        );
+        let p = h.check_connection_string(&other, "s");
+        assert!(p.len() == 1 && p[0].contains("fabrikam"), "{p:?}");
+        let sas = Secret::new("SharedAccessSignature sr=x&sig=c2VjcmV0a2V5&se=1&skn=l");
+        let p = h.check_connection_string(&sas, "s");
+        assert!(p.len() == 1 && p[0].contains("SAS token"), "{p:?}");
+        for p in [good, scoped, other, sas]
+            .iter()
+            .flat_map(|s| h.check_connection_string(s, "s"))
+        {
+            assert!(!p.contains("c2VjcmV0a2V5"), "{p}");
+        }
+    }
+}

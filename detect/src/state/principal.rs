@@ -1,0 +1,188 @@
+//! What the state keeps per user or service principal in one tenant ([`PrincipalState`]): when it
+//! was seen, its successes and countries, its last located sign-in ([`Fix`]), recent password and
+//! disabled-account failures, and the times of the bursts and risks the rules ask about.
+
+use std::net::IpAddr;
+
+use entrawatch_ingest::model::SignIn;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Thresholds;
+use crate::keys::country_code;
+
+/// Usable coordinates: finite, in range, and not the (0, 0) some sources write for "unknown".
+pub fn valid_coordinates(lat: f64, lon: f64) -> bool {
+    lat.is_finite()
+        && lon.is_finite()
+        && lat.abs() <= 90.0
+        && lon.abs() <= 180.0
+        && !(lat == 0.0 && lon == 0.0)
+}
+
+/// The last successful sign-in with coordinates of a principal, for travel.
+///
+/// Rewritten in place by every such sign-in: the texts keep their buffers (a record id is the
+/// same length each time), and the address is parsed again only when it changed.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    pub at: i64,
+    pub lat: f32,
+    pub lon: f32,
+    pub country: u16,
+    pub ip: u128,
+    /// The sign-in's record id, source address and city, so a travel alert can name both ends.
+    pub event_id: String,
+    pub addr: Option<IpAddr>,
+    pub city: Option<String>,
+}
+
+impl Fix {
+    /// Makes this the fix of sign-in `s` (whose address has the key `ip`, 0 when none).
+    pub(super) fn set(
+        &mut self,
+        s: &SignIn,
+        event_id: &str,
+        at: i64,
+        (lat, lon): (f64, f64),
+        ip: u128,
+    ) {
+        self.at = at;
+        (self.lat, self.lon) = (lat as f32, lon as f32);
+        self.country = country_code(s.location.country_or_region.as_deref());
+        if ip != self.ip || ip == 0 {
+            self.addr = parse_addr(s);
+        }
+        self.ip = ip;
+        event_id.clone_into(&mut self.event_id);
+        match (s.location.city.as_deref(), &mut self.city) {
+            (Some(new), Some(city)) => new.clone_into(city),
+            (new, city) => *city = new.map(str::to_owned),
+        }
+    }
+}
+
+fn parse_addr(s: &SignIn) -> Option<IpAddr> {
+    s.ip_address.as_deref().and_then(|a| a.trim().parse().ok())
+}
+
+/// One user or service principal in one tenant.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct PrincipalState {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Successful sign-ins seen (the learning period counts them).
+    pub successes: u32,
+    /// Countries of successful interactive sign-ins, with the last time each was seen.
+    pub countries: Vec<(u16, i64)>,
+    pub last_fix: Option<Fix>,
+    /// Times of recent password-check failures (pruned to the brute-force window).
+    pub failures: Vec<i64>,
+    /// When a brute-force burst against this principal was last detected.
+    pub brute_force_at: Option<i64>,
+    /// Recent attempts at the disabled account: (time, source IP key).
+    pub disabled_attempts: Vec<(i64, u128)>,
+    /// When attempts at the disabled account last met the `disabled-account-sign-in` threshold.
+    pub disabled_burst_at: Option<i64>,
+    /// When a successful `Disable account` audit targeted this user; cleared by the first successful
+    /// sign-in after it (the one `disabled-account-sign-in` reports).
+    pub disabled_at: Option<i64>,
+    /// When this principal last had a risky sign-in (medium or high risk, at risk).
+    pub risky_sign_in_at: Option<i64>,
+}
+
+impl PrincipalState {
+    /// Whether the principal has a baseline: `days` of history and `sign_ins` successes.
+    pub fn has_baseline(&self, now: i64, days: i64, sign_ins: u32) -> bool {
+        now - self.first_seen >= days * 86_400 && self.successes >= sign_ins
+    }
+
+    pub fn failures_since(&self, since: i64) -> usize {
+        self.failures.iter().filter(|t| **t >= since).count()
+    }
+
+    /// Attempts at the disabled account at or after `since`, and their distinct known source IPs,
+    /// counting one more attempt from `plus` (an IP key, 0 for none) that is not stored yet.
+    pub fn disabled_counts(&self, since: i64, plus: Option<u128>) -> (u32, u32) {
+        let mut ips: Vec<u128> = Vec::new();
+        let mut attempts = 0;
+        let recent = self
+            .disabled_attempts
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, ip)| *ip);
+        for ip in recent.chain(plus) {
+            attempts += 1;
+            if ip != 0 && !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        (attempts, ips.len() as u32)
+    }
+
+    /// Whether attempts (`disabled_counts`) meet the `disabled-account-sign-in` threshold.
+    pub fn disabled_threshold_met(t: &Thresholds, (attempts, ips): (u32, u32)) -> bool {
+        attempts >= t.disabled_min_attempts || ips >= t.disabled_min_ips
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectConfig;
+    use crate::state::State;
+
+    /// The fix is rewritten in place by each successful sign-in with coordinates, and always
+    /// names the newest one: its id, address (parsed again only when it changed) and city.
+    #[test]
+    fn the_last_fix_follows_each_located_sign_in() {
+        use crate::testkit::sign_in;
+        let config = DetectConfig::default();
+        let mut state = State::default();
+        let fix_of = |state: &State| {
+            let p = state.principals.values().next().unwrap();
+            let f = p.last_fix.clone().unwrap();
+            (
+                f.event_id,
+                f.addr.map(|a| a.to_string()),
+                f.city,
+                f.country,
+                f.at,
+            )
+        };
+        let steps = [
+            ("e-1", "203.0.113.10", Some(("US", "Seattle"))),
+            ("e-2", "203.0.113.10", Some(("FR", "Paris"))),
+            ("e-3", " 2001:DB8::1 ", Some(("JP", "Tokyo"))),
+            ("e-4", "198.51.100.7", None),
+        ];
+        for (minute, (id, ip, place)) in steps.iter().enumerate() {
+            let mut b = sign_in(id, "ann@contoso.com", minute as i64).ip(ip);
+            b = match place {
+                Some((country, city)) => b.place(country, city, 10.0 + minute as f64, 20.0),
+                None => b.with(|s| s.location.city = None),
+            };
+            state.update(&config, &b.build());
+            let (event_id, addr, city, country, at) = fix_of(&state);
+            assert_eq!(event_id, *id);
+            let want_addr = ip.trim().parse::<IpAddr>().unwrap().to_string();
+            assert_eq!(addr.as_deref(), Some(want_addr.as_str()), "{id}");
+            match place {
+                Some((c, town)) => {
+                    assert_eq!(city.as_deref(), Some(*town));
+                    assert_eq!(country, country_code(Some(c)));
+                }
+                // The testkit's default place keeps its coordinates; only the city is gone.
+                None => assert_eq!(city, None),
+            }
+            assert_eq!(at, crate::testkit::at(minute as i64).timestamp());
+        }
+        // A sign-in without coordinates leaves the fix alone.
+        let b = sign_in("e-5", "ann@contoso.com", 9)
+            .ip("192.0.2.1")
+            .with(|s| {
+                s.location.latitude = None;
+            });
+        state.update(&config, &b.build());
+        assert_eq!(fix_of(&state).0, "e-4");
+    }
+}

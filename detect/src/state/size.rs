@@ -1,0 +1,73 @@
+//! What the state costs in memory ([`State::approx_bytes`]), estimated from the capacities of its
+//! tables, lists and strings the way the process holds them.
+
+use super::{IpState, PrincipalState, State, TechnicianState};
+
+impl State {
+    /// Approximate bytes of the per-principal, per-technician and per-IP state, as the process
+    /// holds them: each table's bucket array at its capacity (entries plus a control byte, at
+    /// hashbrown's 7/8 load), and every list and string at its capacity plus the allocator's
+    /// per-block cost. `entrawatch bench` compares it with the growth of resident memory.
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let principals: usize = self
+            .principals
+            .values()
+            .map(|p| {
+                heap(p.countries.capacity() * size_of::<(u16, i64)>())
+                    + heap(p.failures.capacity() * size_of::<i64>())
+                    + heap(p.disabled_attempts.capacity() * size_of::<(i64, u128)>())
+                    + p.last_fix.as_ref().map_or(0, |f| {
+                        heap(f.event_id.capacity())
+                            + f.city.as_ref().map_or(0, |c| heap(c.capacity()))
+                    })
+            })
+            .sum();
+        let technicians: usize = self
+            .technicians
+            .values()
+            .map(|t| heap(t.tenants.capacity() * size_of::<(u32, i64)>()))
+            .sum();
+        let ips: usize = self
+            .ips
+            .values()
+            .map(|i| {
+                heap(i.failures.capacity() * size_of::<(i64, u128, u32)>())
+                    + heap(i.partner_tenants.capacity() * size_of::<(u32, i64)>())
+                    + heap(i.spray_hits.capacity() * size_of::<u128>())
+            })
+            .sum();
+        principals
+            + table(
+                self.principals.capacity(),
+                size_of::<((u32, u128), PrincipalState)>(),
+            )
+            + technicians
+            + table(
+                self.technicians.capacity(),
+                size_of::<((u32, u128), TechnicianState)>(),
+            )
+            + ips
+            + table(self.ips.capacity(), size_of::<(u128, IpState)>())
+    }
+}
+
+/// Bytes a heap block of `n` bytes takes: a header and rounding to 16, 32 at least (glibc's
+/// malloc; other allocators are close). Nothing for an empty list, which allocates nothing.
+fn heap(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).next_multiple_of(16).max(32)
+    }
+}
+
+/// Bytes of a hash table that can hold `capacity` entries of `entry` bytes: a power-of-two bucket
+/// array at most 7/8 full, with one control byte per bucket.
+fn table(capacity: usize, entry: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    heap(buckets * (entry + 1) + 16)
+}

@@ -1,0 +1,257 @@
+//! How the state learns from one event ([`State::update`]), after the detectors have decided on
+//! it: a sign-in updates its principal, its source address, its stream and, for a partner
+//! technician, the technician; a `Disable account` audit marks its targets.
+
+use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
+
+use super::lists::{push_capped, touch_tenant};
+use super::{
+    DISABLED_ACCOUNT_CODE, Fix, PASSWORD_FAILURE_CODES, PrincipalState, State, Stream, StreamState,
+    TechnicianState, valid_coordinates,
+};
+use crate::config::DetectConfig;
+use crate::keys::{SignInKeys, country_code, key128};
+
+/// Caps on the small lists, so a hostile input cannot grow one key without bound.
+const MAX_COUNTRIES: usize = 16;
+const MAX_FAILURES: usize = 64;
+const MAX_IP_FAILURES: usize = 256;
+
+impl State {
+    /// Learns from one event, after the detectors decided on it.
+    pub fn update(&mut self, config: &DetectConfig, event: &Event) {
+        self.update_keyed(config, event, SignInKeys::of_event(event));
+    }
+
+    /// [`State::update`] with the event's keys already made ([`SignInKeys::of_event`]).
+    pub fn update_keyed(&mut self, config: &DetectConfig, event: &Event, keys: SignInKeys) {
+        let now = event.meta.time.timestamp();
+        self.clock = self.clock.max(now);
+        // Every time this event may store (last seen, a country's or a tenant's time) is `now`.
+        self.evict_floor = self.evict_floor.min(now);
+        let tenant = self.tenants.intern(&event.meta.tenant_id);
+        match &event.body {
+            Body::SignIn(s) => {
+                let t = &config.thresholds;
+                self.touch_stream(
+                    tenant,
+                    Stream::SignIns,
+                    now,
+                    t.silent_sign_ins_hours,
+                    t.learning_days,
+                );
+                self.update_sign_in(config, tenant, s, keys, &event.meta.id, now);
+            }
+            Body::Audit(a) => {
+                let t = &config.thresholds;
+                self.touch_stream(
+                    tenant,
+                    Stream::Audits,
+                    now,
+                    t.silent_audits_hours,
+                    t.learning_days,
+                );
+                let succeeded = a.result.as_ref().is_none_or(|r| *r == AuditResult::Success);
+                if succeeded
+                    && a.activity_display_name
+                        .eq_ignore_ascii_case("Disable account")
+                {
+                    for target in &a.target_resources {
+                        if let Some(id) = &target.id {
+                            let p = self.principal_mut(tenant, key128(id), now);
+                            p.disabled_at = Some(now);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an event of a stream. During the learning period every gap is learned as the stream's
+    /// rhythm; after it, a gap long enough to have been reported silent is an outage and is not.
+    fn touch_stream(
+        &mut self,
+        tenant: u32,
+        stream: Stream,
+        now: i64,
+        silent_hours: i64,
+        learning_days: i64,
+    ) {
+        let s = self.streams.entry((tenant, stream)).or_insert(StreamState {
+            first: now,
+            last: now,
+            ..StreamState::default()
+        });
+        s.events += 1;
+        let gap = now - s.last;
+        let learning = now - s.first < learning_days * 86_400;
+        if learning || gap < s.silence_limit(silent_hours) {
+            s.longest_gap = s.longest_gap.max(gap);
+        }
+        s.last = s.last.max(now);
+        s.first = s.first.min(now);
+    }
+
+    fn principal_mut(&mut self, tenant: u32, key: u128, now: i64) -> &mut PrincipalState {
+        let p = self
+            .principals
+            .entry((tenant, key))
+            .or_insert(PrincipalState {
+                first_seen: now,
+                last_seen: now,
+                ..PrincipalState::default()
+            });
+        p.first_seen = p.first_seen.min(now);
+        p.last_seen = p.last_seen.max(now);
+        p
+    }
+
+    fn update_sign_in(
+        &mut self,
+        config: &DetectConfig,
+        tenant: u32,
+        s: &SignIn,
+        keys: SignInKeys,
+        event_id: &str,
+        now: i64,
+    ) {
+        let t = &config.thresholds;
+        let (ip, id) = (keys.ip, keys.principal);
+        if let Some(id) = id {
+            let p = self.principal_mut(tenant, id, now);
+            match s.error_code {
+                Some(0) => {
+                    p.successes = p.successes.saturating_add(1);
+                    if p.disabled_at.is_some_and(|d| now >= d) {
+                        p.disabled_at = None;
+                    }
+                    if s.is_interactive() {
+                        let country = country_code(s.location.country_or_region.as_deref());
+                        if country != 0 {
+                            match p.countries.iter_mut().find(|(c, _)| *c == country) {
+                                Some(entry) => entry.1 = entry.1.max(now),
+                                None => push_capped(
+                                    &mut p.countries,
+                                    (country, now),
+                                    MAX_COUNTRIES,
+                                    |(_, at)| *at,
+                                ),
+                            }
+                        }
+                    }
+                    if let (Some(lat), Some(lon)) = (s.location.latitude, s.location.longitude)
+                        && valid_coordinates(lat, lon)
+                    {
+                        p.last_fix.get_or_insert_with(Fix::default).set(
+                            s,
+                            event_id,
+                            now,
+                            (lat, lon),
+                            ip.unwrap_or(0),
+                        );
+                    }
+                }
+                Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
+                    let window = t.brute_force_window_minutes * 60;
+                    p.failures.retain(|at| *at > now - window);
+                    let cap = MAX_FAILURES.max(t.brute_force_min_failures as usize);
+                    push_capped(&mut p.failures, now, cap, |at| *at);
+                    if p.failures.len() as u32 >= t.brute_force_min_failures {
+                        p.brute_force_at = Some(now);
+                    }
+                }
+                Some(DISABLED_ACCOUNT_CODE) => {
+                    let window = t.disabled_window_hours * 3600;
+                    let counts = p.disabled_counts(now - window + 1, Some(ip.unwrap_or(0)));
+                    if PrincipalState::disabled_threshold_met(t, counts) {
+                        p.disabled_burst_at = Some(now);
+                    }
+                    p.disabled_attempts.retain(|(at, _)| *at > now - window);
+                    let cap = MAX_FAILURES.max(t.disabled_min_attempts as usize);
+                    push_capped(
+                        &mut p.disabled_attempts,
+                        (now, ip.unwrap_or(0)),
+                        cap,
+                        |(at, _)| *at,
+                    );
+                }
+                _ => {}
+            }
+            let risky = [&s.risk_level_during_sign_in, &s.risk_level_aggregated]
+                .iter()
+                .any(|l| {
+                    l.as_ref().is_some_and(|l| {
+                        matches!(
+                            l,
+                            entrawatch_ingest::model::RiskLevel::Medium
+                                | entrawatch_ingest::model::RiskLevel::High
+                        )
+                    })
+                })
+                && s.risk_state.as_ref().is_some_and(|r| r.is_active());
+            if risky {
+                p.risky_sign_in_at = Some(now);
+            }
+        }
+        if let Some(ip) = ip {
+            let entry = self.ips.entry(ip).or_default();
+            entry.last_seen = entry.last_seen.max(now);
+            if let (Some(code), Some(user)) = (s.error_code, id)
+                && PASSWORD_FAILURE_CODES.contains(&code)
+            {
+                let window = t.spray_window_minutes * 60;
+                let (users, tenants) = entry.spray_counts_with(now, window, user, Some(tenant));
+                if let Some(report) = entry.spray_report(t, now, users, tenants) {
+                    if report.opens {
+                        entry.spray_hits.clear();
+                    }
+                    entry.spray_reported = (report.users, report.tenants);
+                }
+                if users >= t.spray_min_users {
+                    entry.spray_at = Some(now);
+                }
+                entry.failures.retain(|(at, _, _)| *at > now - window);
+                push_capped(
+                    &mut entry.failures,
+                    (now, user, tenant),
+                    MAX_IP_FAILURES,
+                    |(at, _, _)| *at,
+                );
+            }
+            if let Some(user) = id.filter(|_| s.is_success() && s.is_user())
+                && entry.spray_hit_is_new(now, user)
+            {
+                entry.spray_hits.push(user);
+            }
+        }
+        // Only a successful sign-in means the technician reached the tenant: an interrupt (50074)
+        // or a failure must not make a later first success look familiar.
+        let partner = crate::privileged::PrivilegedDirectory::is_partner_technician(config, s);
+        if partner
+            && s.is_success()
+            && let (Some(home), Some(user)) = (s.home_tenant_id.as_deref(), s.user_id.as_deref())
+        {
+            let home = self.tenants.intern(home);
+            let tech = self
+                .technicians
+                .entry((home, key128(user)))
+                .or_insert(TechnicianState {
+                    first_seen: now,
+                    last_seen: now,
+                    ..TechnicianState::default()
+                });
+            tech.last_seen = tech.last_seen.max(now);
+            tech.sign_ins = tech.sign_ins.saturating_add(1);
+            touch_tenant(&mut tech.tenants, tenant, now);
+            let partners = self.partners_of.entry(tenant).or_default();
+            if !partners.contains(&home) {
+                partners.push(home);
+            }
+            if let Some(ip) = ip {
+                let entry = self.ips.entry(ip).or_default();
+                touch_tenant(&mut entry.partner_tenants, tenant, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The kind readers: one decoded record's fields, read through [`Obj`], to a [`SignIn`], an
+//! [`Audit`], a [`RiskyUser`], a [`RiskDetection`] or a [`RoleGrant`]. Casing, stringified objects
+//! and numbers-as-strings are handled by [`Obj`]; the few fields whose name differs by producer are
+//! looked up per [`Flavor`].
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::record::RecordError;
+use crate::model::*;
+use crate::time::parse_timestamp;
+use crate::value::{Obj, unwrap_json_string, value_to_string};
+
+/// Which producer wrote the record: decides the handful of fields whose names differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flavor {
+    Graph,
+    EventHub,
+    LogAnalytics,
+}
+
+fn time_of(o: Obj<'_>, key: &str) -> Option<DateTime<Utc>> {
+    o.str(key).and_then(|s| parse_timestamp(&s))
+}
+
+pub(super) fn sign_in(
+    p: Obj<'_>,
+    outer: Option<Obj<'_>>,
+    flavor: Flavor,
+    event_type: Option<SignInEventType>,
+) -> SignIn {
+    let status = p.object("status");
+    let status = status.as_deref().map(Obj);
+    let outer_str = |k: &str| outer.and_then(|o| o.str(k));
+    let error_code = status
+        .and_then(|s| s.i64("errorCode"))
+        .or_else(|| p.i64("ResultType"))
+        .or_else(|| outer.and_then(|o| o.i64("resultType")));
+    let failure_reason = status
+        .and_then(|s| s.str("failureReason"))
+        .or_else(|| p.str("ResultDescription"))
+        .or_else(|| outer_str("resultDescription"));
+    // Log Analytics: `ResourceId` is the Azure path; the resource app id is `ResourceIdentity`.
+    let resource_id = match flavor {
+        Flavor::LogAnalytics => p.str("ResourceIdentity"),
+        _ => p.str("resourceId"),
+    };
+    let mut location = p
+        .object_any(&["locationDetails", "location"])
+        .map(|m| location(Obj(&m)))
+        .unwrap_or_default();
+    if location.country_or_region.is_none() && flavor == Flavor::LogAnalytics {
+        location.country_or_region = p.str("Location");
+    }
+    let mut risk_event_types = p.str_list("riskEventTypes_v2");
+    if risk_event_types.is_empty() {
+        risk_event_types = p.str_list("riskEventTypes");
+    }
+    SignIn {
+        event_type,
+        is_interactive: p.bool("isInteractive"),
+        user_id: p.str("userId"),
+        user_display_name: p.str("userDisplayName"),
+        user_principal_name: p.str("userPrincipalName"),
+        user_type: p.str("userType").map(|s| UserType::parse(&s)),
+        app_id: p.str("appId"),
+        app_display_name: p.str("appDisplayName"),
+        service_principal_id: p.str("servicePrincipalId"),
+        service_principal_name: p.str("servicePrincipalName"),
+        resource_id,
+        resource_display_name: p.str("resourceDisplayName"),
+        ip_address: p.str("ipAddress").or_else(|| outer_str("callerIpAddress")),
+        autonomous_system_number: p
+            .i64("autonomousSystemNumber")
+            .and_then(|n| u32::try_from(n).ok()),
+        client_app_used: p.str("clientAppUsed"),
+        user_agent: p.str("userAgent"),
+        correlation_id: p
+            .str("correlationId")
+            .or_else(|| outer_str("correlationId")),
+        original_request_id: p.str("originalRequestId"),
+        error_code,
+        failure_reason,
+        conditional_access_status: p
+            .str("conditionalAccessStatus")
+            .map(|s| ConditionalAccessStatus::parse(&s)),
+        authentication_requirement: p
+            .str("authenticationRequirement")
+            .map(|s| AuthenticationRequirement::parse(&s)),
+        authentication_protocol: p
+            .str("authenticationProtocol")
+            .map(|s| AuthenticationProtocol::parse(&s)),
+        authentication_details: p
+            .array("authenticationDetails")
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|m| authentication_step(Obj(m)))
+            .collect(),
+        authentication_methods_used: p.str_list("authenticationMethodsUsed"),
+        risk_level_aggregated: p.str("riskLevelAggregated").map(|s| RiskLevel::parse(&s)),
+        risk_level_during_sign_in: p.str("riskLevelDuringSignIn").map(|s| RiskLevel::parse(&s)),
+        risk_state: p.str("riskState").map(|s| RiskState::parse(&s)),
+        risk_detail: p.str("riskDetail"),
+        risk_event_types,
+        cross_tenant_access_type: p
+            .str("crossTenantAccessType")
+            .map(|s| CrossTenantAccessType::parse(&s)),
+        home_tenant_id: p.str("homeTenantId").map(|s| Text::ascii_lowercase(&s)),
+        home_tenant_name: p.str("homeTenantName"),
+        resource_tenant_id: p.str("resourceTenantId").map(|s| Text::ascii_lowercase(&s)),
+        incoming_token_type: p.str("incomingTokenType"),
+        device: p
+            .object("deviceDetail")
+            .map(|m| device(Obj(&m)))
+            .unwrap_or_default(),
+        location,
+    }
+}
+
+fn authentication_step(o: Obj<'_>) -> AuthenticationStep {
+    AuthenticationStep {
+        time: time_of(o, "authenticationStepDateTime"),
+        method: o.str("authenticationMethod"),
+        method_detail: o.str("authenticationMethodDetail"),
+        succeeded: o.bool("succeeded"),
+        result_detail: o.str("authenticationStepResultDetail"),
+        requirement: o.str("authenticationStepRequirement"),
+    }
+}
+
+fn device(o: Obj<'_>) -> DeviceDetail {
+    DeviceDetail {
+        device_id: o.str("deviceId"),
+        display_name: o.str("displayName"),
+        operating_system: o.str("operatingSystem"),
+        browser: o.str("browser"),
+        is_compliant: o.bool("isCompliant"),
+        is_managed: o.bool("isManaged"),
+        trust_type: o.str("trustType"),
+    }
+}
+
+fn location(o: Obj<'_>) -> Location {
+    let geo = o.object("geoCoordinates");
+    let geo = geo.as_deref().map(Obj);
+    Location {
+        city: o.str("city"),
+        state: o.str("state"),
+        country_or_region: o.str("countryOrRegion"),
+        latitude: geo.and_then(|g| g.f64("latitude")),
+        longitude: geo.and_then(|g| g.f64("longitude")),
+    }
+}
+
+pub(super) fn audit(p: Obj<'_>, outer: Option<Obj<'_>>) -> Audit {
+    let initiated = p.object("initiatedBy");
+    let initiated = initiated.as_deref().map(Obj);
+    let user = initiated.and_then(|i| i.object("user")).map(|m| {
+        let u = Obj(&m);
+        AuditUser {
+            id: u.str("id"),
+            display_name: u.str("displayName"),
+            user_principal_name: u.str("userPrincipalName"),
+            ip_address: u.str("ipAddress"),
+            user_type: u.str("userType").map(|s| UserType::parse(&s)),
+            home_tenant_id: u.str("homeTenantId").map(|s| Text::ascii_lowercase(&s)),
+            home_tenant_name: u.str("homeTenantName"),
+            roles: u.str_list("roles"),
+        }
+    });
+    let app = initiated.and_then(|i| i.object("app")).map(|m| {
+        let a = Obj(&m);
+        AuditApp {
+            app_id: a.str("appId"),
+            display_name: a.str("displayName"),
+            service_principal_id: a.str("servicePrincipalId"),
+            service_principal_name: a.str("servicePrincipalName"),
+        }
+    });
+    Audit {
+        activity_display_name: p
+            .str_any(&["activityDisplayName", "OperationName"])
+            .or_else(|| outer.and_then(|o| o.str("operationName")))
+            .unwrap_or_default(),
+        category: p.str("category"),
+        operation_type: p.str_any(&["operationType", "AADOperationType"]),
+        result: p.str("result").map(|s| AuditResult::parse(&s)),
+        result_reason: p.str("resultReason"),
+        logged_by_service: p.str("loggedByService"),
+        correlation_id: p
+            .str("correlationId")
+            .or_else(|| outer.and_then(|o| o.str("correlationId"))),
+        initiated_by: Initiator { user, app },
+        target_resources: p
+            .array("targetResources")
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|m| target_resource(Obj(m)))
+            .collect(),
+        additional_details: key_values(&p.array("additionalDetails")),
+    }
+}
+
+fn target_resource(o: Obj<'_>) -> TargetResource {
+    TargetResource {
+        id: o.str("id"),
+        display_name: o.str("displayName"),
+        resource_type: o.str("type"),
+        user_principal_name: o.str("userPrincipalName"),
+        group_type: o.str("groupType"),
+        modified_properties: o
+            .array("modifiedProperties")
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|m| {
+                let mp = Obj(m);
+                ModifiedProperty {
+                    display_name: mp.str("displayName"),
+                    old_value: mp
+                        .raw("oldValue")
+                        .and_then(value_to_string)
+                        .and_then(|s| unwrap_json_string(&s))
+                        .map(Text::from),
+                    new_value: mp
+                        .raw("newValue")
+                        .and_then(value_to_string)
+                        .and_then(|s| unwrap_json_string(&s))
+                        .map(Text::from),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn key_values(items: &[Value]) -> Vec<KeyValue> {
+    items
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|m| {
+            let kv = Obj(m);
+            Some(KeyValue {
+                key: kv.str("key")?,
+                value: kv.str("value"),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn risky_user(p: Obj<'_>, history: bool) -> Result<RiskyUser, RecordError> {
+    let user_id = if history {
+        p.str("userId").or_else(|| p.str("id"))
+    } else {
+        p.str("id")
+    };
+    let user_id = user_id.ok_or_else(|| {
+        RecordError::new(if history { "userId" } else { "id" }, "missing or empty")
+    })?;
+    let history = history.then(|| {
+        let activity = p.object("activity");
+        let activity = activity.as_deref().map(Obj);
+        let mut event_types = activity
+            .map(|a| a.str_list("eventTypes"))
+            .unwrap_or_default();
+        if event_types.is_empty() {
+            event_types = activity
+                .map(|a| a.str_list("riskEventTypes"))
+                .unwrap_or_default();
+        }
+        RiskyUserHistory {
+            initiated_by: p.str("initiatedBy"),
+            event_types,
+            detail: activity.and_then(|a| a.str("detail")),
+        }
+    });
+    Ok(RiskyUser {
+        user_id,
+        user_display_name: p.str("userDisplayName"),
+        user_principal_name: p.str("userPrincipalName"),
+        risk_level: p.str("riskLevel").map(|s| RiskLevel::parse(&s)),
+        risk_state: p.str("riskState").map(|s| RiskState::parse(&s)),
+        risk_detail: p.str("riskDetail"),
+        risk_last_updated: time_of(p, "riskLastUpdatedDateTime"),
+        is_deleted: p.bool("isDeleted"),
+        is_processing: p.bool("isProcessing"),
+        is_guest: p.bool("isGuest"),
+        history,
+    })
+}
+
+pub(super) fn risk_detection(p: Obj<'_>, outer: Option<Obj<'_>>) -> RiskDetection {
+    let additional_info = p
+        .array("additionalInfo")
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|m| {
+            let kv = Obj(m);
+            Some(KeyValue {
+                key: kv.str("Key")?,
+                value: kv.raw("Value").map(|v| match v {
+                    Value::String(s) => Text::from(s.as_str()),
+                    other => Text::from(other.to_string()),
+                }),
+            })
+        })
+        .collect();
+    RiskDetection {
+        request_id: p.str("requestId"),
+        correlation_id: p
+            .str("correlationId")
+            .or_else(|| outer.and_then(|o| o.str("correlationId"))),
+        risk_event_type: p.str("riskEventType"),
+        risk_level: p.str("riskLevel").map(|s| RiskLevel::parse(&s)),
+        risk_state: p.str("riskState").map(|s| RiskState::parse(&s)),
+        risk_detail: p.str("riskDetail"),
+        source: p.str("source"),
+        detection_timing_type: p
+            .str("detectionTimingType")
+            .map(|s| DetectionTimingType::parse(&s)),
+        activity: p.str("activity"),
+        ip_address: p
+            .str("ipAddress")
+            .or_else(|| outer.and_then(|o| o.str("callerIpAddress"))),
+        location: p
+            .object("location")
+            .map(|m| location(Obj(&m)))
+            .unwrap_or_default(),
+        activity_time: time_of(p, "activityDateTime"),
+        detected_time: time_of(p, "detectedDateTime"),
+        last_updated: time_of(p, "lastUpdatedDateTime"),
+        user_id: p.str("userId"),
+        user_display_name: p.str("userDisplayName"),
+        user_principal_name: p.str("userPrincipalName"),
+        user_type: p.str("userType").map(|s| UserType::parse(&s)),
+        home_tenant_id: p.str("homeTenantId").map(|s| Text::ascii_lowercase(&s)),
+        cross_tenant_access_type: p
+            .str("crossTenantAccessType")
+            .map(|s| CrossTenantAccessType::parse(&s)),
+        mitre_technique_id: p.str("mitreTechniqueId"),
+        additional_info,
+    }
+}
+
+pub(super) fn role_grant(p: Obj<'_>, eligible: bool) -> Result<RoleGrant, RecordError> {
+    let principal = p.object("principal");
+    let principal = principal.as_deref().map(Obj);
+    let principal_type = principal.and_then(|pr| pr.str("@odata.type")).map(|t| {
+        let t = t.trim_start_matches('#');
+        Text::from(t.strip_prefix("microsoft.graph.").unwrap_or(t))
+    });
+    let schedule = p.object("scheduleInfo");
+    let schedule = schedule.as_deref().map(Obj);
+    let expiration = schedule.and_then(|s| s.object("expiration"));
+    Ok(RoleGrant {
+        eligible,
+        principal_id: p
+            .str("principalId")
+            .or_else(|| principal.and_then(|pr| pr.str("id")))
+            .ok_or_else(|| RecordError::new("principalId", "missing or empty"))?,
+        principal_type,
+        principal_display_name: principal.and_then(|pr| pr.str("displayName")),
+        principal_user_principal_name: principal.and_then(|pr| pr.str("userPrincipalName")),
+        role_definition_id: p
+            .str_any(&["roleTemplateId", "roleDefinitionId"])
+            .map(|id| Text::ascii_lowercase(&id))
+            .ok_or_else(|| RecordError::new("roleDefinitionId", "missing or empty"))?,
+        directory_scope_id: p.str("directoryScopeId"),
+        start: schedule.and_then(|s| time_of(s, "startDateTime")),
+        end: expiration
+            .as_deref()
+            .and_then(|e| time_of(Obj(e), "endDateTime")),
+    })
+}
