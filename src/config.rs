@@ -5,15 +5,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use entrawatch_alert::destination::DestinationConfig;
+use entrawatch_alert::destination::{self, DestinationConfig};
 use entrawatch_alert::inhibit::InhibitRule;
 use entrawatch_alert::replay::ReplayConfig;
 use entrawatch_alert::route::RouteConfig;
 use entrawatch_alert::silence::SilenceConfig;
-use entrawatch_alert::stage::StageConfig;
+use entrawatch_alert::stage::{AlertConfig, Routing, StageConfig};
 use entrawatch_detect::DetectConfig;
 use entrawatch_ingest::sources::SourceConfig;
 use serde::Deserialize;
+
+/// What `run` and `validate` say when no destination is configured.
+pub const NO_DESTINATIONS: &str = "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)";
 
 /// A customer (or partner) tenant known by name.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,25 +27,6 @@ pub struct TenantEntry {
     /// Extra routing labels for this tenant's alerts (`tier = "gold"`).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-}
-
-/// Alert settings (`[alert]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertConfig {
-    /// A repeat of a rule for a principal within this many hours of the last one joins its alert.
-    pub episode_window_hours: i64,
-    /// An alert still active this many hours (event time) after its last notice notifies again.
-    pub reminder_interval_hours: i64,
-}
-
-impl Default for AlertConfig {
-    fn default() -> Self {
-        AlertConfig {
-            episode_window_hours: entrawatch_alert::episodes::DEFAULT_WINDOW_HOURS,
-            reminder_interval_hours: entrawatch_alert::occasions::DEFAULT_REMINDER_HOURS,
-        }
-    }
 }
 
 /// How logs are written.
@@ -164,6 +148,39 @@ impl FileConfig {
             stage: self.stage_config(),
             tenant_names: self.tenant_names(),
         }
+    }
+
+    /// The routing the alert stage runs with: route tree, inhibit rules, tenant names and labels.
+    pub fn routing(&self) -> Result<Routing, Vec<String>> {
+        let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
+        Routing::new(
+            &self.route_config(),
+            &names,
+            &self.inhibit_rules,
+            self.tenant_names(),
+            self.tenant_labels(),
+        )
+    }
+
+    /// Problems `validate` reports beyond the file itself: secrets that cannot be read, sources
+    /// that cannot start, routing.
+    pub fn deep_check(&self) -> Vec<String> {
+        if self.destinations.is_empty() {
+            return vec![NO_DESTINATIONS.to_owned()];
+        }
+        let mut problems = Vec::new();
+        if let Err(p) = destination::resolve_all(&self.destinations) {
+            problems.extend(p);
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            if let Err(p) = s.build() {
+                problems.extend(p.into_iter().map(|m| format!("sources[{i}]: {m}")));
+            }
+        }
+        if let Err(p) = self.routing() {
+            problems.extend(p);
+        }
+        problems
     }
 
     /// The route tree: the configured one, or everything to every destination.
@@ -337,12 +354,7 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
         .map(|d| d.id())
         .collect();
     problems.extend(config.detect.validate(&rules));
-    if config.alert.episode_window_hours <= 0 {
-        problems.push("alert.episode_window_hours: must be greater than zero".to_owned());
-    }
-    if config.alert.reminder_interval_hours <= 0 {
-        problems.push("alert.reminder_interval_hours: must be greater than zero".to_owned());
-    }
+    problems.extend(config.alert.validate("alert"));
     let s = &config.service;
     if s.admin_listen.parse::<std::net::SocketAddr>().is_err() {
         problems.push(format!(

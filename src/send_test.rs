@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use chrono::Utc;
 use entrawatch_alert::AlertRecord;
 use entrawatch_alert::deliver::Verdict;
-use entrawatch_alert::destination::SinkKind;
 use entrawatch_alert::notify::Kind;
-use entrawatch_alert::render::Message;
+use entrawatch_alert::sink::Message;
+use entrawatch_alert::sink::SinkKind;
 use entrawatch_detect::{Principal, PrincipalKind, Severity};
 
 use crate::cli::{EXIT_ERROR, SendTestArgs};

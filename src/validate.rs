@@ -59,7 +59,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
-    let problems = crate::run::deep_check(&config);
+    let problems = config.deep_check();
     if !problems.is_empty() {
         eprintln!(
             "config {} has {} problem(s):\n  {}",

@@ -109,7 +109,7 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     for r in &requests {
         let ts = r.header("x-entrawatch-timestamp").unwrap();
         let sig = r.header("x-entrawatch-signature").unwrap();
-        assert!(entrawatch_alert::render::webhook::verify_signature(
+        assert!(entrawatch_alert::sink::webhook::verify_signature(
             b"s3cret", ts, &r.body, sig
         ));
         assert!(r.header("idempotency-key").unwrap().starts_with("n-"));

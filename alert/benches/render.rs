@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entrawatch_alert::render::{Message, slack, teams, webhook};
+use entrawatch_alert::sink::{Message, slack, teams, webhook};
 use entrawatch_alert::{AlertRecord, Kind};
 use entrawatch_detect::{Principal, PrincipalKind, Severity};
 use serde_json::{Value, json};

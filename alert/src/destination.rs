@@ -4,17 +4,18 @@
 //! `slack`, `webhook`, `jsonl`, `stdout`), with secrets as [`SecretRef`]s. [`DestinationConfig::
 //! validate`] lists every problem it can see without reading a secret; [`DestinationConfig::resolve`]
 //! reads the secrets and checks what only the value shows (retired Teams connector URLs, schemes).
-//! A [`ResolvedDestination`] is what a delivery worker runs with: its [`Target`] holds the URL and
-//! signing secret as [`Secret`]s and its `Debug` never shows them.
+//! A [`ResolvedDestination`] is what a delivery worker runs with: its name, its limits and its
+//! [`Sink`], which holds the URL and signing secret as [`Secret`](entrawatch_ingest::secret::Secret)s and never shows them in `Debug`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use entrawatch_ingest::secret::{Secret, SecretRef};
+use entrawatch_ingest::secret::SecretRef;
 use reqwest::Url;
 use serde::Deserialize;
+
+use crate::sink::{Sink, SinkKind};
 
 /// How often a broken destination (open circuit) is tried again.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(600);
@@ -114,88 +115,12 @@ pub struct StdoutConfig {
     pub deadline_hours: u64,
 }
 
-/// The kind of sink, as a bounded label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SinkKind {
-    Teams,
-    Slack,
-    Webhook,
-    Jsonl,
-    Stdout,
-}
-
-impl SinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Teams => "teams",
-            SinkKind::Slack => "slack",
-            SinkKind::Webhook => "webhook",
-            SinkKind::Jsonl => "jsonl",
-            SinkKind::Stdout => "stdout",
-        }
-    }
-}
-
-/// Where a resolved destination sends, with its secrets.
-#[derive(Clone)]
-pub enum Target {
-    Teams {
-        url: Secret,
-    },
-    Slack {
-        url: Secret,
-    },
-    Webhook {
-        url: Secret,
-        secret: Option<Secret>,
-        headers: Vec<(String, String)>,
-    },
-    Jsonl {
-        path: PathBuf,
-    },
-    Stdout,
-}
-
-impl Target {
-    pub fn kind(&self) -> SinkKind {
-        match self {
-            Target::Teams { .. } => SinkKind::Teams,
-            Target::Slack { .. } => SinkKind::Slack,
-            Target::Webhook { .. } => SinkKind::Webhook,
-            Target::Jsonl { .. } => SinkKind::Jsonl,
-            Target::Stdout => SinkKind::Stdout,
-        }
-    }
-}
-
-impl fmt::Debug for Target {
-    /// The kind, header names and file path; never a URL, signing key or header value.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Teams { .. } => f.write_str("Teams { url: <redacted> }"),
-            Target::Slack { .. } => f.write_str("Slack { url: <redacted> }"),
-            Target::Webhook {
-                secret, headers, ..
-            } => {
-                let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-                f.debug_struct("Webhook")
-                    .field("url", &"<redacted>")
-                    .field("signed", &secret.is_some())
-                    .field("headers", &names)
-                    .finish()
-            }
-            Target::Jsonl { path } => f.debug_struct("Jsonl").field("path", path).finish(),
-            Target::Stdout => f.write_str("Stdout"),
-        }
-    }
-}
-
 /// A destination ready for a delivery worker.
 #[derive(Debug, Clone)]
 pub struct ResolvedDestination {
     /// The configured name: outbox rows and metric labels use it.
     pub name: String,
-    pub target: Target,
+    pub sink: Sink,
     pub rate_per_sec: f64,
     pub burst: u32,
     /// Per request, connect included.
@@ -208,15 +133,15 @@ pub struct ResolvedDestination {
 
 impl ResolvedDestination {
     /// A destination with the default limits of its kind.
-    pub fn new(name: impl Into<String>, target: Target) -> ResolvedDestination {
-        let (rate_per_sec, burst) = match target.kind() {
+    pub fn new(name: impl Into<String>, sink: Sink) -> ResolvedDestination {
+        let (rate_per_sec, burst) = match sink.kind() {
             SinkKind::Teams | SinkKind::Slack => (chat_rate(), chat_burst()),
             SinkKind::Webhook => (webhook_rate(), webhook_burst()),
             SinkKind::Jsonl | SinkKind::Stdout => (1000.0, 1000),
         };
         ResolvedDestination {
             name: name.into(),
-            target,
+            sink,
             rate_per_sec,
             burst,
             timeout: Duration::from_secs(default_timeout_secs()),
@@ -226,7 +151,7 @@ impl ResolvedDestination {
     }
 
     pub fn kind(&self) -> SinkKind {
-        self.target.kind()
+        self.sink.kind()
     }
 }
 
@@ -314,18 +239,18 @@ impl DestinationConfig {
                 None
             }
         };
-        let (target, hours, limits) = match self {
+        let (sink, hours, limits) = match self {
             DestinationConfig::Teams(c) | DestinationConfig::Slack(c) => {
                 let url = secret(&c.url, &url_path, &mut errors);
                 if let Some(u) = &url {
                     errors.extend(check_url(self.kind(), u.expose(), &url_path));
                 }
-                let target = url.map(|url| match self.kind() {
-                    SinkKind::Teams => Target::Teams { url },
-                    _ => Target::Slack { url },
+                let sink = url.map(|url| match self.kind() {
+                    SinkKind::Teams => Sink::Teams { url },
+                    _ => Sink::Slack { url },
                 });
                 let limits = (c.rate_per_sec, c.burst, c.timeout_secs);
-                (target, c.deadline_hours, Some(limits))
+                (sink, c.deadline_hours, Some(limits))
             }
             DestinationConfig::Webhook(c) => {
                 let url = secret(&c.url, &url_path, &mut errors);
@@ -336,12 +261,12 @@ impl DestinationConfig {
                     .secret
                     .as_ref()
                     .map(|s| secret(s, &format!("{path}.secret"), &mut errors));
-                let target = match (url, key) {
+                let sink = match (url, key) {
                     (Some(url), None) => Some((url, None)),
                     (Some(url), Some(Some(k))) => Some((url, Some(k))),
                     _ => None,
                 }
-                .map(|(url, secret)| Target::Webhook {
+                .map(|(url, secret)| Sink::Webhook {
                     url,
                     secret,
                     headers: c
@@ -351,7 +276,7 @@ impl DestinationConfig {
                         .collect(),
                 });
                 let limits = (c.rate_per_sec, c.burst, c.timeout_secs);
-                (target, c.deadline_hours, Some(limits))
+                (sink, c.deadline_hours, Some(limits))
             }
             DestinationConfig::Jsonl(c) => {
                 if let Some(parent) = c.path.parent()
@@ -363,16 +288,16 @@ impl DestinationConfig {
                         parent.display()
                     ));
                 }
-                let target = Target::Jsonl {
+                let sink = Sink::Jsonl {
                     path: c.path.clone(),
                 };
-                (Some(target), c.deadline_hours, None)
+                (Some(sink), c.deadline_hours, None)
             }
-            DestinationConfig::Stdout(c) => (Some(Target::Stdout), c.deadline_hours, None),
+            DestinationConfig::Stdout(c) => (Some(Sink::Stdout), c.deadline_hours, None),
         };
-        match target {
-            Some(target) if errors.is_empty() => {
-                let mut d = ResolvedDestination::new(self.name(), target);
+        match sink {
+            Some(sink) if errors.is_empty() => {
+                let mut d = ResolvedDestination::new(self.name(), sink);
                 if let Some((rate, burst, timeout)) = limits {
                     d.rate_per_sec = rate;
                     d.burst = burst;
@@ -490,5 +415,192 @@ fn is_retired_connector(host: &str, path: &str) -> bool {
         || (host == "outlook.office.com" && path.starts_with("/webhook"))
 }
 
+/// Resolves every destination's secrets (`destinations[i]` paths); every problem at once.
+pub fn resolve_all(
+    destinations: &[DestinationConfig],
+) -> Result<Vec<ResolvedDestination>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for (i, d) in destinations.iter().enumerate() {
+        match d.resolve(&format!("destinations[{i}]")) {
+            Ok(r) => out.push(r),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> Result<DestinationConfig, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+        "TEAMS_OK" => Some("https://x.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=SECRETSIG".into()),
+        "TEAMS_OLD" => Some("https://contoso.webhook.office.com/webhookb2/abc@def/IncomingWebhook/x/y".into()),
+        "TEAMS_OUTLOOK" => Some("https://outlook.office.com/webhook/abc/IncomingWebhook/SECRETSIG".into()),
+        "FTP" => Some("ftp://example.com/SECRETSIG".into()),
+        "SLACK_HTTP" => Some("http://hooks.slack.com/services/T/B/SECRETSIG".into()),
+        "LOCAL" => Some("http://127.0.0.1:8080/hook".into()),
+        "KEY" => Some("hmac-key-SECRETSIG".into()),
+        _ => None,
+    }
+    }
+
+    #[test]
+    fn defaults_follow_the_kind() {
+        let d =
+            parse(serde_json::json!({"type": "teams", "name": "soc", "url": {"env": "TEAMS_OK"}}))
+                .unwrap();
+        let DestinationConfig::Teams(c) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            (c.rate_per_sec, c.burst, c.timeout_secs, c.deadline_hours),
+            (1.0, 3, 10, 24)
+        );
+        let w = parse(serde_json::json!({"type": "webhook", "name": "h", "url": {"env": "LOCAL"}}))
+            .unwrap();
+        let DestinationConfig::Webhook(c) = &w else {
+            panic!("{w:?}")
+        };
+        assert_eq!((c.rate_per_sec, c.burst), (10.0, 10));
+        assert!(d.validate("destinations[0]").is_empty());
+        let r = d.resolve_with("destinations[0]", &env).unwrap();
+        assert_eq!(r.kind(), SinkKind::Teams);
+        assert_eq!(r.timeout, Duration::from_secs(10));
+        assert_eq!(r.deadline, Duration::from_secs(24 * 3600));
+        assert!(!format!("{r:?}").contains("SECRETSIG"));
+    }
+
+    #[test]
+    fn unknown_fields_and_types_are_refused() {
+        assert!(
+            parse(
+                serde_json::json!({"type": "teams", "name": "a", "url": {"env": "X"}, "colour": 1})
+            )
+            .is_err()
+        );
+        let err = parse(serde_json::json!({"type": "pager", "name": "a"})).unwrap_err();
+        assert!(err.to_string().contains("teams"), "{err}");
+    }
+
+    #[test]
+    fn validate_lists_every_problem_with_its_path() {
+        let d = parse(serde_json::json!({
+            "type": "webhook", "name": "bad name", "url": {},
+            "secret": {"env": "A", "file": "/b"},
+            "headers": {"Content-Type": "x", "X-Ok": "a\nb"},
+            "rate_per_sec": 0.0, "burst": 0, "timeout_secs": 0, "deadline_hours": 0
+        }))
+        .unwrap();
+        let problems = d.validate("destinations[3]");
+        for needle in [
+            ".name:",
+            ".url:",
+            ".secret:",
+            "Content-Type is set by entrawatch",
+            "headers.X-Ok",
+            ".rate_per_sec:",
+            ".burst:",
+            ".timeout_secs:",
+            ".deadline_hours:",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle} missing in {problems:#?}"
+            );
+        }
+        assert!(problems.iter().all(|p| p.starts_with("destinations[3].")));
+    }
+
+    #[test]
+    fn duplicate_names_are_reported() {
+        let a = parse(serde_json::json!({"type": "stdout", "name": "out"})).unwrap();
+        let problems = validate_all(&[a.clone(), a], "destinations");
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("destinations[1].name"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn resolve_refuses_retired_connectors_and_bad_schemes_without_leaking() {
+        let cases = [
+            (
+                "teams",
+                "TEAMS_OLD",
+                "Post to a channel when a webhook request is received",
+            ),
+            ("teams", "TEAMS_OUTLOOK", "retired Office 365 connector"),
+            ("webhook", "FTP", "scheme \"ftp\""),
+            ("slack", "SLACK_HTTP", "need https"),
+            ("slack", "MISSING", "MISSING is not set"),
+        ];
+        for (kind, var, needle) in cases {
+            let d =
+                parse(serde_json::json!({"type": kind, "name": "d", "url": {"env": var}})).unwrap();
+            let errors = d.resolve_with("destinations[0]", &env).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.contains(needle)),
+                "{kind} {var}: {errors:?}"
+            );
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| !e.contains("SECRETSIG") && e.starts_with("destinations[0].url"))
+            );
+        }
+        let local =
+            parse(serde_json::json!({"type": "slack", "name": "d", "url": {"env": "LOCAL"}}))
+                .unwrap();
+        assert!(local.resolve_with("d", &env).is_ok());
+    }
+
+    #[test]
+    fn webhook_resolves_its_key_and_hides_it() {
+        let d = parse(serde_json::json!({
+            "type": "webhook", "name": "siem", "url": {"env": "LOCAL"}, "secret": {"env": "KEY"},
+            "headers": {"X-Tenant": "contoso"}, "timeout_secs": 3
+        }))
+        .unwrap();
+        let r = d.resolve_with("destinations[1]", &env).unwrap();
+        let Sink::Webhook {
+            secret, headers, ..
+        } = &r.sink
+        else {
+            panic!("{r:?}")
+        };
+        assert_eq!(secret.as_ref().unwrap().expose(), "hmac-key-SECRETSIG");
+        assert_eq!(
+            headers,
+            &vec![("X-Tenant".to_owned(), "contoso".to_owned())]
+        );
+        assert_eq!(r.timeout, Duration::from_secs(3));
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("SECRETSIG")
+                && !shown.contains("127.0.0.1")
+                && shown.contains("X-Tenant")
+        );
+    }
+
+    #[test]
+    fn jsonl_needs_an_existing_directory() {
+        let d = parse(
+        serde_json::json!({"type": "jsonl", "name": "f", "path": "/nonexistent-dir-ew/a.jsonl"}),
+    )
+    .unwrap();
+        let errors = d.resolve_with("destinations[0]", &env).unwrap_err();
+        assert!(errors[0].contains("does not exist"), "{errors:?}");
+    }
+}

@@ -34,6 +34,39 @@ use crate::record::AlertRecord;
 use crate::route::{RouteConfig, Router, by_destination};
 use crate::silence::Silences;
 
+/// The `[alert]` section of the config file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertConfig {
+    /// A repeat of a rule for a principal within this many hours of the last one joins its alert.
+    pub episode_window_hours: i64,
+    /// An alert still active this many hours (event time) after its last notice notifies again.
+    pub reminder_interval_hours: i64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            episode_window_hours: crate::episodes::DEFAULT_WINDOW_HOURS,
+            reminder_interval_hours: crate::occasions::DEFAULT_REMINDER_HOURS,
+        }
+    }
+}
+
+impl AlertConfig {
+    /// Every problem, each named `{path}.key`.
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.episode_window_hours <= 0 {
+            problems.push(format!("{path}.episode_window_hours: must be greater than zero"));
+        }
+        if self.reminder_interval_hours <= 0 {
+            problems.push(format!("{path}.reminder_interval_hours: must be greater than zero"));
+        }
+        problems
+    }
+}
+
 /// Event-time windows of the stage, from `[alert]` and `[service]` of the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StageConfig {

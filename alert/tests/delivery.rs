@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use common::*;
 use entrawatch_alert::deliver::{ManualClock, RetryAfter, StatusClass, Verdict, send_once};
-use entrawatch_alert::destination::{ResolvedDestination, Target};
+use entrawatch_alert::destination::ResolvedDestination;
 use entrawatch_alert::outbox::Status;
-use entrawatch_alert::render::{self, Message};
+use entrawatch_alert::sink::{self, Message, Sink};
 use entrawatch_alert::{Kind, Notification};
 use entrawatch_detect::Severity;
 use entrawatch_ingest::secret::Secret;
@@ -117,7 +117,7 @@ async fn every_scripted_answer_is_classified() {
     };
     let gone = ResolvedDestination::new(
         "gone",
-        Target::Teams {
+        Sink::Teams {
             url: Secret::new(format!("http://127.0.0.1:{port}/x?sig=secret-signature")),
         },
     );
@@ -142,10 +142,8 @@ async fn every_scripted_answer_is_classified() {
     assert_eq!(r.header("x-tenant"), Some("contoso"));
     let ts = r.header("x-entrawatch-timestamp").unwrap();
     let sig = r.header("x-entrawatch-signature").unwrap();
-    assert!(render::webhook::verify_signature(b"k", ts, &r.body, sig));
-    assert!(!render::webhook::verify_signature(
-        b"other", ts, &r.body, sig
-    ));
+    assert!(sink::webhook::verify_signature(b"k", ts, &r.body, sig));
+    assert!(!sink::webhook::verify_signature(b"other", ts, &r.body, sig));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,8 +258,8 @@ async fn payload_bug_retries_once_with_the_minimal_render_then_dead_letters() {
         since_last: None,
         notification_ids: &[],
     };
-    assert_eq!(got[0].body, render::slack::render(&msg).body);
-    assert_eq!(got[1].body, render::slack::render_minimal(&msg).body);
+    assert_eq!(got[0].body, sink::slack::render(&msg).body);
+    assert_eq!(got[1].body, sink::slack::render_minimal(&msg).body);
     assert_eq!(
         h.metrics.render_errors.with_label_values(&["slack"]).get(),
         1

@@ -17,9 +17,10 @@ use entrawatch_alert::Notification;
 use entrawatch_alert::deliver::{
     Clock, Delivery, DeliveryOptions, FaultPlan, FaultPoint, SystemClock,
 };
-use entrawatch_alert::destination::{ResolvedDestination, Target};
+use entrawatch_alert::destination::ResolvedDestination;
 use entrawatch_alert::metrics::DeliveryMetrics;
 use entrawatch_alert::outbox::{Outbox, Status};
+use entrawatch_alert::sink::Sink;
 use entrawatch_ingest::secret::Secret;
 
 const CHILD_OUTBOX: &str = "EW_CRASH_CHILD_OUTBOX";
@@ -28,7 +29,7 @@ const CHILD_URL: &str = "EW_CRASH_CHILD_URL";
 fn hook(url: String) -> ResolvedDestination {
     let mut d = ResolvedDestination::new(
         "hook",
-        Target::Webhook {
+        Sink::Webhook {
             url: Secret::new(url),
             secret: None,
             headers: Vec::new(),

@@ -7,9 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use entrawatch_alert::destination::{ResolvedDestination, Target};
+use entrawatch_alert::destination::ResolvedDestination;
 use entrawatch_alert::metrics::DeliveryMetrics;
 use entrawatch_alert::outbox::Status;
+use entrawatch_alert::sink::Sink;
 use entrawatch_alert::{Kind, Notification};
 use entrawatch_detect::Severity;
 
@@ -215,7 +216,7 @@ async fn jsonl_appends_records_and_shutdown_keeps_undelivered_rows() {
     .await;
     let mut hook = webhook("hook", &hook_fake, None);
     hook.timeout = Duration::from_millis(500);
-    let jsonl = ResolvedDestination::new("file", Target::Jsonl { path: file.clone() });
+    let jsonl = ResolvedDestination::new("file", Sink::Jsonl { path: file.clone() });
     let registry = prometheus::Registry::new();
     h.metrics = DeliveryMetrics::register(&registry).unwrap();
     let d = h.start(vec![jsonl, hook]);

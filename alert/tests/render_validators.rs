@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{Duration, TimeZone, Utc};
-use entrawatch_alert::render::{self, Message, Payload};
+use entrawatch_alert::sink::{self, Message, Payload};
 use entrawatch_alert::{AlertRecord, Kind};
 use entrawatch_detect::{PrincipalKind, Severity};
 use serde_json::json;
@@ -213,7 +213,7 @@ fn rendered_payloads_pass_the_real_validators() {
     let cases = cases();
     for c in &cases {
         let m = message(c);
-        let (t, s) = (render::teams::render(&m), render::slack::render(&m));
+        let (t, s) = (sink::teams::render(&m), sink::slack::render(&m));
         if c.name == "truncated-200" {
             assert!(t.truncated > 0 && s.truncated > 0, "the big group is cut");
         }
@@ -222,12 +222,12 @@ fn rendered_payloads_pass_the_real_validators() {
         write(
             &teams,
             &format!("{}-minimal", c.name),
-            &render::teams::render_minimal(&m),
+            &sink::teams::render_minimal(&m),
         );
         write(
             &slack,
             &format!("{}-minimal", c.name),
-            &render::slack::render_minimal(&m),
+            &sink::slack::render_minimal(&m),
         );
     }
     let o = validate_cards(&teams);
@@ -260,7 +260,7 @@ fn broken_payloads_are_rejected() {
     let c = case("x", samples[..2].to_vec(), Kind::First);
     let m = message(&c);
     let tmp = tempfile::tempdir().unwrap();
-    let good = String::from_utf8(render::teams::render(&m).body).unwrap();
+    let good = String::from_utf8(sink::teams::render(&m).body).unwrap();
     assert!(good.contains("\"type\":\"TextBlock\""));
     std::fs::write(tmp.path().join("good.json"), &good).unwrap();
     std::fs::write(
@@ -280,7 +280,7 @@ fn broken_payloads_are_rejected() {
     assert!(out.contains("1 of 2 cards valid"), "{}", report(&o));
 
     let tmp = tempfile::tempdir().unwrap();
-    let good = String::from_utf8(render::slack::render(&m).body).unwrap();
+    let good = String::from_utf8(sink::slack::render(&m).body).unwrap();
     assert!(good.contains("\"type\":\"section\""));
     std::fs::write(tmp.path().join("good.json"), &good).unwrap();
     std::fs::write(

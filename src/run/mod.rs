@@ -25,14 +25,13 @@
 //! and `[service]` need a restart.
 
 pub mod admin;
+mod detection;
 pub mod metrics;
 pub mod pipeline;
 pub mod snapshot;
 pub mod telemetry;
 
 mod service;
-
-pub use service::deep_check;
 
 use std::process::ExitCode;
 

@@ -1,21 +1,27 @@
 //! Wiring and life cycle of `entrawatch run` (the module doc of [`super`] tells the story).
+//!
+//! [`serve`] takes the config down the stack once: first what the binary itself derives from it
+//! (paths, the admin server, the restored snapshot, the detection thread's settings), then the
+//! alert crate (silences, destinations, routing, the alert stage, delivery), then the detection
+//! thread, then the ingest sources; afterwards it only answers signals and admin requests.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
 use entrawatch_alert::deliver::{Delivery, SystemClock};
-use entrawatch_alert::destination::ResolvedDestination;
+use entrawatch_alert::destination;
 use entrawatch_alert::metrics::DeliveryMetrics;
 use entrawatch_alert::outbox::Outbox;
-use entrawatch_alert::silence::{Silence, Silences};
-use entrawatch_alert::stage::{AlertStage, Routing, StageConfig, StageState};
+use entrawatch_alert::silence::Silences;
+use entrawatch_alert::silence_store::SilenceStore;
+use entrawatch_alert::stage::{AlertStage, Routing, StageState};
 use entrawatch_detect::Engine;
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
@@ -26,64 +32,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::admin::{self, AdminRequest, AdminState, Phase};
+use super::detection::{Input, Reloaded, Snapshots, detection_loop};
 use super::metrics::RuntimeMetrics;
 use super::pipeline::Pipeline;
 use super::snapshot;
 use crate::cli::RunArgs;
-use crate::config::{self, FileConfig};
-
-/// What the detection thread is asked to do besides batches.
-enum Input {
-    Batch(Batch),
-    /// Once a second: heartbeat, snapshot when due.
-    Tick,
-    Reload(Box<Reloaded>, oneshot::Sender<Result<(), String>>),
-    /// Write a snapshot now, reply when it is durable.
-    Snapshot(oneshot::Sender<anyhow::Result<()>>),
-    /// Every source has finished: release what the aligner holds, then snapshot.
-    Finished(oneshot::Sender<anyhow::Result<()>>),
-    /// Stopping: from now on every tick with batches not yet acknowledged writes a snapshot, so
-    /// the sources draining hear about their last batches at once.
-    Draining,
-}
-
-/// The parts of a new config the detection thread swaps in.
-struct Reloaded {
-    detect: entrawatch_detect::DetectConfig,
-    routing: Routing,
-    stage: StageConfig,
-}
-
-fn routing_of(config: &FileConfig) -> Result<Routing, Vec<String>> {
-    let names: Vec<&str> = config.destinations.iter().map(|d| d.name()).collect();
-    Routing::new(
-        &config.route_config(),
-        &names,
-        &config.inhibit_rules,
-        config.tenant_names(),
-        config.tenant_labels(),
-    )
-}
-
-/// Resolves every destination's secrets; every problem at once.
-pub fn resolve_destinations(config: &FileConfig) -> Result<Vec<ResolvedDestination>, Vec<String>> {
-    let mut problems = Vec::new();
-    let mut out = Vec::new();
-    for (i, d) in config.destinations.iter().enumerate() {
-        match d.resolve(&format!("destinations[{i}]")) {
-            Ok(r) => out.push(r),
-            Err(p) => problems.extend(p),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
-}
+use crate::config::{self, FileConfig, NO_DESTINATIONS};
 
 pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+
+    // What the binary derives from the config, before anything starts.
     let service = config.service.clone();
     std::fs::create_dir_all(&service.state_dir).with_context(|| {
         format!(
@@ -91,6 +50,18 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             service.state_dir.display()
         )
     })?;
+    let outbox_path = service.state_dir.join("outbox.db");
+    let rejects_path = service.state_dir.join("rejects.jsonl");
+    let snapshot_path = snapshot::path_in(&service.state_dir);
+    let snapshot_every = Duration::from_secs(service.snapshot_interval_secs);
+    let stage_config = config.stage_config();
+    let addr: SocketAddr = service
+        .admin_listen
+        .parse()
+        .context("service.admin_listen")?;
+    if config.destinations.is_empty() {
+        anyhow::bail!(NO_DESTINATIONS);
+    }
 
     // Metrics and the admin server first, so probes answer "starting" during a long restore.
     let registry = Registry::new_custom(None, None)?;
@@ -105,10 +76,6 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         heartbeat: Mutex::new(Instant::now()),
         requests: admin_tx,
     });
-    let addr: SocketAddr = service
-        .admin_listen
-        .parse()
-        .context("service.admin_listen")?;
     let listener = admin::bind(addr)
         .await
         .with_context(|| format!("service.admin_listen: cannot listen on {addr}"))?;
@@ -121,28 +88,32 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     ));
     tracing::info!(admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "entrawatch starting");
 
-    if config.destinations.is_empty() {
-        anyhow::bail!(
-            "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)"
-        );
-    }
-    let destinations = resolve_destinations(&config)
-        .map_err(|p| anyhow::anyhow!("destinations cannot be used:\n  {}", p.join("\n  ")))?;
-    let routing = routing_of(&config)
-        .map_err(|p| anyhow::anyhow!("routing is invalid:\n  {}", p.join("\n  ")))?;
-
     // Restore.
     admin_state.set_phase(Phase::Restoring);
-    let outbox_path = service.state_dir.join("outbox.db");
+    let (engine, alert_state, positions, aligner) = restore(&snapshot_path, &config)?;
+    let snapshots = Snapshots::new(snapshot_path);
+
+    // The alert side: silences, destinations, routing, the stage, delivery.
+    let destinations = destination::resolve_all(&config.destinations)
+        .map_err(|p| anyhow::anyhow!("destinations cannot be used:\n  {}", p.join("\n  ")))?;
+    let silences = SilenceStore::open(&outbox_path, &config.silences)
+        .map_err(|e| anyhow::anyhow!("cannot load silences: {e}"))?;
+    let routing = Routing::new(
+        &config.route_config(),
+        &config
+            .destinations
+            .iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>(),
+        &config.inhibit_rules,
+        config.tenant_names(),
+        config.tenant_labels(),
+    )
+    .map_err(|p| anyhow::anyhow!("routing is invalid:\n  {}", p.join("\n  ")))?;
     let outbox = Outbox::open(&outbox_path)
         .with_context(|| format!("cannot open the outbox {}", outbox_path.display()))?;
-    let silences = Arc::new(RwLock::new(load_silences(&outbox, &config)?));
-    let snapshot_path = snapshot::path_in(&service.state_dir);
-    let (engine, alerts, positions, aligner) = restore(&snapshot_path, &config)?;
-    let mut alerts = AlertStage::new(alerts, routing, Arc::clone(&silences));
-    alerts.set_windows(&config.stage_config());
-
-    // Delivery.
+    let mut alerts = AlertStage::new(alert_state, routing, silences.shared());
+    alerts.set_windows(&stage_config);
     let delivery = Arc::new(
         Delivery::start(
             outbox_path.clone(),
@@ -165,19 +136,33 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         })
     };
 
-    // Detection thread.
+    // The detection thread, with an acknowledgement channel per source.
     let mut pipeline = Pipeline::new(
         engine,
         alerts,
         outbox,
         positions.clone(),
         metrics.clone(),
-        service.state_dir.join("rejects.jsonl"),
+        rejects_path,
         wake,
         aligner,
     );
+    let mut committed = BTreeMap::new();
+    for source_config in &config.sources {
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        pipeline.acks.insert(source_config.name().to_owned(), ack_tx);
+        committed.insert(source_config.name().to_owned(), ack_rx);
+    }
+    let (input_tx, input_rx) = mpsc::channel::<Input>(1);
+    let thread_admin = Arc::clone(&admin_state);
+    let detection = std::thread::Builder::new()
+        .name("detect".into())
+        .spawn(move || {
+            detection_loop(pipeline, input_rx, snapshots, snapshot_every, thread_admin)
+        })
+        .context("cannot start the detection thread")?;
 
-    // Sources.
+    // Sources, from the snapshot's positions.
     let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(service.channel_capacity);
     let mut source_tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
     for (i, source_config) in config.sources.iter().enumerate() {
@@ -185,15 +170,15 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             .build()
             .map_err(|p| anyhow::anyhow!("sources[{i}] cannot start:\n  {}", p.join("\n  ")))?;
         let name: Arc<str> = Arc::from(source_config.name());
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        pipeline.acks.insert(name.to_string(), ack_tx);
         // Readiness of a source (a Kafka member with no partitions is healthy) does not gate
         // `/readyz`; sources report it for their logs and metrics.
         let (ready_tx, _) = watch::channel(false);
         let ctx = SourceContext {
             name: Arc::clone(&name),
             out: batch_tx.clone(),
-            committed: ack_rx,
+            committed: committed
+                .remove(name.as_ref())
+                .expect("one channel per source"),
             resume: positions.get(name.as_ref()).cloned(),
             shutdown: shutdown_rx.clone(),
             ready: ready_tx,
@@ -212,22 +197,6 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         source_tasks.push((name.to_string(), handle));
     }
     drop(batch_tx);
-
-    let (input_tx, input_rx) = mpsc::channel::<Input>(1);
-    let snapshot_every = Duration::from_secs(service.snapshot_interval_secs);
-    let thread_admin = Arc::clone(&admin_state);
-    let detection = std::thread::Builder::new()
-        .name("detect".into())
-        .spawn(move || {
-            detection_loop(
-                pipeline,
-                input_rx,
-                snapshot_path,
-                snapshot_every,
-                thread_admin,
-            )
-        })
-        .context("cannot start the detection thread")?;
 
     // Forward batches and ticks to the detection thread; tell us when every source is done.
     let (sources_done_tx, mut sources_done_rx) = oneshot::channel::<()>();
@@ -287,7 +256,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
                 }
             }
             Some(request) = admin_rx.recv() => {
-                handle_admin(request, &args.config, &input_tx, &silences, &metrics, &outbox_path).await;
+                handle_admin(request, &args.config, &input_tx, &silences, &metrics).await;
             }
         }
     }
@@ -400,148 +369,11 @@ fn restore(
     }
 }
 
-fn load_silences(outbox: &Outbox, config: &FileConfig) -> anyhow::Result<Silences> {
-    let mut silences = Silences::from_config(&config.silences)
-        .map_err(|p| anyhow::anyhow!("silences:\n  {}", p.join("\n  ")))?;
-    let stored = outbox.list_silences()?;
-    let (from_api, problems) = Silences::from_values(stored);
-    for p in problems {
-        tracing::warn!(problem = %p, "stored silence ignored");
-    }
-    for s in from_api.iter() {
-        let _ = silences.add(s.clone());
-    }
-    Ok(silences)
-}
-
-/// When the detection thread last wrote a snapshot and whether state changed since.
-struct Snapshots {
-    path: PathBuf,
-    last: Instant,
-    dirty: bool,
-}
-
-impl Snapshots {
-    /// Writes the snapshot, then acknowledges to every source the batches it covers (their state
-    /// and the aligner's buffer are on disk: they may be committed).
-    fn write(&mut self, pipeline: &mut Pipeline) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let bytes = snapshot::write(
-            &self.path,
-            &pipeline.engine,
-            pipeline.alerts.state(),
-            &pipeline.positions,
-            &pipeline.aligner.state(),
-        )?;
-        pipeline.ack_durable();
-        self.last = Instant::now();
-        self.dirty = false;
-        pipeline
-            .metrics
-            .snapshot_duration
-            .set(started.elapsed().as_secs_f64());
-        pipeline.metrics.snapshot_bytes.set(bytes as i64);
-        pipeline.metrics.observe_state_bytes(&pipeline.engine);
-        tracing::debug!(
-            bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "snapshot written"
-        );
-        Ok(())
-    }
-
-    /// [`Snapshots::write`] where a failure is only logged (the next one tries again).
-    fn write_or_log(&mut self, pipeline: &mut Pipeline) {
-        if let Err(e) = self.write(pipeline) {
-            tracing::error!(error = %format!("{e:#}"), "snapshot failed");
-        }
-    }
-}
-
-fn detection_loop(
-    mut pipeline: Pipeline,
-    mut input: mpsc::Receiver<Input>,
-    snapshot_path: PathBuf,
-    every: Duration,
-    admin: Arc<AdminState>,
-) {
-    let mut snapshots = Snapshots {
-        path: snapshot_path,
-        last: Instant::now(),
-        dirty: false,
-    };
-    let mut last_size: Option<Instant> = None;
-    let mut draining = false;
-    while let Some(item) = input.blocking_recv() {
-        admin.beat();
-        match item {
-            Input::Batch(batch) => {
-                let source = batch.source.clone();
-                match pipeline.process(batch) {
-                    Ok(_) => snapshots.dirty = true,
-                    Err(e) => {
-                        // The outbox could not commit: the batch is not acknowledged, so the
-                        // source will deliver it again after a restart. Stop rather than skip.
-                        tracing::error!(source = %source, error = %format!("{e:#}"), "batch could not be made durable: stopping");
-                        std::process::exit(1);
-                    }
-                }
-            }
-            Input::Tick => {
-                match pipeline.tick() {
-                    Ok(o) if o.events > 0 => snapshots.dirty = true,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "released events could not be made durable: stopping");
-                        std::process::exit(1);
-                    }
-                }
-                if last_size.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                    pipeline.metrics.observe_state_bytes(&pipeline.engine);
-                    last_size = Some(Instant::now());
-                }
-                pipeline
-                    .metrics
-                    .snapshot_age
-                    .set(snapshots.last.elapsed().as_secs_f64());
-                let due = snapshots.last.elapsed() >= every || (draining && pipeline.has_unacked());
-                if snapshots.dirty && due {
-                    snapshots.write_or_log(&mut pipeline);
-                }
-            }
-            Input::Reload(new, reply) => {
-                let result = pipeline
-                    .engine
-                    .reconfigure(new.detect)
-                    .map_err(|e| e.to_string());
-                if result.is_ok() {
-                    pipeline.alerts.reconfigure(&new.stage, new.routing);
-                }
-                let _ = reply.send(result);
-            }
-            Input::Snapshot(reply) => {
-                let _ = reply.send(snapshots.write(&mut pipeline));
-            }
-            Input::Finished(reply) => {
-                let result = pipeline
-                    .flush()
-                    .and_then(|_| snapshots.write(&mut pipeline));
-                let _ = reply.send(result);
-            }
-            Input::Draining => {
-                draining = true;
-                if pipeline.has_unacked() {
-                    snapshots.write_or_log(&mut pipeline);
-                }
-            }
-        }
-    }
-}
 
 async fn reload(
     path: &Path,
     input: &mpsc::Sender<Input>,
-    silences: &Arc<RwLock<Silences>>,
+    silences: &SilenceStore,
     metrics: &RuntimeMetrics,
 ) -> Result<String, String> {
     let result = reload_inner(path, input, silences).await;
@@ -552,10 +384,10 @@ async fn reload(
 async fn reload_inner(
     path: &Path,
     input: &mpsc::Sender<Input>,
-    silences: &Arc<RwLock<Silences>>,
+    silences: &SilenceStore,
 ) -> Result<String, String> {
     let config = config::load(path).map_err(|e| format!("{e:#}"))?;
-    let routing = routing_of(&config).map_err(|p| p.join("\n"))?;
+    let routing = config.routing().map_err(|p| p.join("\n"))?;
     let file_silences = Silences::from_config(&config.silences).map_err(|p| p.join("\n"))?;
     let (tx, rx) = oneshot::channel();
     let reloaded = Reloaded {
@@ -568,12 +400,7 @@ async fn reload_inner(
         .await
         .map_err(|_| "shutting down".to_owned())?;
     rx.await.map_err(|_| "shutting down".to_owned())??;
-    {
-        let mut all = silences.write().expect("silences lock");
-        for s in file_silences.iter() {
-            let _ = all.add(s.clone());
-        }
-    }
+    silences.add_from_config(&file_silences);
     Ok("config reloaded (sources, destinations and [service] changes need a restart)".to_owned())
 }
 
@@ -590,9 +417,8 @@ async fn handle_admin(
     request: AdminRequest,
     config_path: &Path,
     input: &mpsc::Sender<Input>,
-    silences: &Arc<RwLock<Silences>>,
+    silences: &SilenceStore,
     metrics: &RuntimeMetrics,
-    outbox_path: &Path,
 ) {
     match request {
         AdminRequest::Reload(reply) => {
@@ -601,87 +427,13 @@ async fn handle_admin(
             let _ = reply.send(result);
         }
         AdminRequest::ListSilences(reply) => {
-            let list: Vec<serde_json::Value> = silences
-                .read()
-                .expect("silences lock")
-                .to_values()
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect();
-            let _ = reply.send(serde_json::Value::Array(list));
+            let _ = reply.send(silences.list());
         }
         AdminRequest::AddSilence(value, reply) => {
-            let _ = reply.send(add_silence(value, silences, outbox_path));
+            let _ = reply.send(silences.add(value));
         }
         AdminRequest::ExpireSilence(id, reply) => {
-            let _ = reply.send(expire_silence(&id, silences, outbox_path));
+            let _ = reply.send(silences.expire(&id));
         }
     }
-}
-
-fn add_silence(
-    value: serde_json::Value,
-    silences: &Arc<RwLock<Silences>>,
-    outbox_path: &Path,
-) -> Result<String, String> {
-    let silence: Silence =
-        serde_json::from_value(value).map_err(|e| format!("not a silence: {e}"))?;
-    let problems = silence.validate("silence");
-    if !problems.is_empty() {
-        return Err(problems.join("\n"));
-    }
-    let id = silence.id.clone();
-    let stored = serde_json::to_value(&silence).map_err(|e| e.to_string())?;
-    let mut outbox = Outbox::open(outbox_path).map_err(|e| e.to_string())?;
-    outbox
-        .put_silence(&id, &stored)
-        .map_err(|e| e.to_string())?;
-    silences
-        .write()
-        .expect("silences lock")
-        .add(silence)
-        .map_err(|p| p.join("\n"))?;
-    tracing::info!(silence = %id, "silence added");
-    Ok(id)
-}
-
-fn expire_silence(
-    id: &str,
-    silences: &Arc<RwLock<Silences>>,
-    outbox_path: &Path,
-) -> Result<(), String> {
-    let mut all = silences.write().expect("silences lock");
-    let expired = all
-        .expire(id, Utc::now())
-        .map_err(|e| e.to_string())?
-        .clone();
-    let stored = serde_json::to_value(&expired).map_err(|e| e.to_string())?;
-    let mut outbox = Outbox::open(outbox_path).map_err(|e| e.to_string())?;
-    outbox.put_silence(id, &stored).map_err(|e| e.to_string())?;
-    tracing::info!(silence = %id, "silence expired");
-    Ok(())
-}
-
-/// Problems `validate` reports beyond the file itself: secrets that cannot be read, routing.
-pub fn deep_check(config: &FileConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    if config.destinations.is_empty() {
-        problems.push(
-            "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)"
-                .to_owned(),
-        );
-        return problems;
-    }
-    if let Err(p) = resolve_destinations(config) {
-        problems.extend(p);
-    }
-    for (i, s) in config.sources.iter().enumerate() {
-        if let Err(p) = s.build() {
-            problems.extend(p.into_iter().map(|m| format!("sources[{i}]: {m}")));
-        }
-    }
-    if let Err(p) = routing_of(config) {
-        problems.extend(p);
-    }
-    problems
 }

@@ -7,16 +7,14 @@
 //! (`entrawatch send-test`).
 //!
 //! The parts, in the order a row meets them: [`clock`] (time, manual in tests), [`backoff`]
-//! (token bucket, full-jitter backoff), [`send`] (render and post), [`classify`] (what the answer
-//! means), `worker` (the loop that leases and marks rows), [`system`] (alerts about delivery
-//! itself), [`fault`] (crash injection for tests).
+//! (token bucket, full-jitter backoff), `worker` (the loop that leases rows, sends each through its
+//! destination's [`Sink`](crate::sink::Sink) and marks it by the answer), [`system`] (alerts about
+//! delivery itself), [`fault`] (crash injection for tests).
 
 pub mod backoff;
-pub mod classify;
 pub mod clock;
 mod db;
 pub mod fault;
-pub mod send;
 pub mod system;
 mod worker;
 
@@ -31,12 +29,12 @@ use tokio::task::JoinHandle;
 use crate::destination::ResolvedDestination;
 use crate::metrics::DeliveryMetrics;
 use crate::outbox::{Outbox, OutboxError};
+use crate::sink::{self, Message};
 
+pub use crate::sink::classify::{Outcome, RetryAfter, StatusClass, Verdict};
 pub use backoff::{Backoff, Jitter, TokenBucket};
-pub use classify::{Outcome, RetryAfter, StatusClass, Verdict};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use fault::{FaultPlan, FaultPoint};
-pub use send::send_once;
 
 use db::Db;
 use worker::{Phase, Shared, Worker};
@@ -213,4 +211,11 @@ impl Drop for Delivery {
             h.abort();
         }
     }
+}
+
+/// Sends `msg` once to `dest` (`entrawatch send-test`): full render, no outbox, no retry.
+pub async fn send_once(dest: &ResolvedDestination, msg: &Message<'_>) -> Outcome {
+    dest.sink
+        .send(&sink::client(dest.timeout), &dest.name, msg, false)
+        .await
 }

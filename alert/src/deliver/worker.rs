@@ -19,14 +19,13 @@ use crate::notify::{Kind, Notification};
 use crate::outbox::{Batch, ExpiredRow, Retry};
 use crate::outbox::{OutboxError, RETENTION};
 use crate::record::AlertRecord;
-use crate::render::Message;
+use crate::sink::classify::{Outcome, Verdict};
+use crate::sink::{self, Message};
 
 use super::backoff::{Backoff, Jitter, TokenBucket};
-use super::classify::{Outcome, Verdict};
 use super::clock::Clock;
 use super::db::Db;
 use super::fault::{FaultPlan, FaultPoint};
-use super::send;
 use super::system::{self, SystemEvent, system_notifications};
 
 /// Rows in one message at most (the renderer shows the rest as "+N more").
@@ -121,7 +120,7 @@ impl Worker {
             None => Jitter::from_time(name_hash(&dest.name)),
         };
         Worker {
-            client: send::client(dest.timeout),
+            client: sink::client(dest.timeout),
             known: shared.wakers.keys().cloned().collect(),
             dest,
             db,
@@ -282,7 +281,11 @@ impl Worker {
             since_last,
             notification_ids: &ids,
         };
-        let outcome = send::send(&self.client, &self.dest, &msg, minimal).await;
+        let outcome = self
+            .dest
+            .sink
+            .send(&self.client, &self.dest.name, &msg, minimal)
+            .await;
         if self.shared.fault.hit(FaultPoint::AfterSend) {
             return Ok(Step::Crashed);
         }

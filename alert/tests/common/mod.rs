@@ -17,10 +17,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use entrawatch_alert::deliver::{Clock, Delivery, DeliveryOptions, FaultPlan, ManualClock};
-use entrawatch_alert::destination::{ResolvedDestination, Target};
+use entrawatch_alert::destination::ResolvedDestination;
 use entrawatch_alert::metrics::DeliveryMetrics;
 use entrawatch_alert::notify::notification_id;
 use entrawatch_alert::outbox::{Outbox, RowInfo, Status};
+use entrawatch_alert::sink::Sink;
 use entrawatch_alert::{AlertRecord, Kind, Notification};
 use entrawatch_detect::{Principal, PrincipalKind, Severity};
 use entrawatch_ingest::secret::Secret;
@@ -467,7 +468,7 @@ pub fn fast(mut d: ResolvedDestination) -> ResolvedDestination {
 pub fn teams(name: &str, fake: &Fake) -> ResolvedDestination {
     ResolvedDestination::new(
         name,
-        Target::Teams {
+        Sink::Teams {
             url: Secret::new(fake.url()),
         },
     )
@@ -476,7 +477,7 @@ pub fn teams(name: &str, fake: &Fake) -> ResolvedDestination {
 pub fn slack(name: &str, fake: &Fake) -> ResolvedDestination {
     ResolvedDestination::new(
         name,
-        Target::Slack {
+        Sink::Slack {
             url: Secret::new(fake.url()),
         },
     )
@@ -485,7 +486,7 @@ pub fn slack(name: &str, fake: &Fake) -> ResolvedDestination {
 pub fn webhook(name: &str, fake: &Fake, secret: Option<&str>) -> ResolvedDestination {
     ResolvedDestination::new(
         name,
-        Target::Webhook {
+        Sink::Webhook {
             url: Secret::new(fake.url()),
             secret: secret.map(Secret::new),
             headers: vec![("X-Tenant".into(), "contoso".into())],
