@@ -16,7 +16,8 @@
 //! Before them, while the heap is small, the state-at-scale phase ([`synth`]): 100 k principals
 //! through the engine, its own byte estimate beside the growth of resident memory. After them, the
 //! same replay on a world with ten times the tenants and the same number of accounts (the cost per
-//! event should not depend on tenants).
+//! event should not depend on tenants). Every phase's wall time, CPU time and memory come from
+//! [`measure`].
 //!
 //! `--latency` measures the service instead ([`latency`]): `entrawatch run` as a child process
 //! between a Kafka-protocol broker and a webhook receiver, both in this process on loopback, with

@@ -1,58 +1,15 @@
-//! Records to wire shapes: Event Hub diagnostic records (FORMATS.md §3: camelCase top level,
-//! `Level`, string `resultType`, keys omitted when false, 7-digit `+00:00` times, US-locale `time` on
-//! risk categories) and Graph beta entities (§1-§2: every key present, `false`/`""`/`null`, flags
-//! strings in Conditional Access results, `signInEventTypes`).
+//! Sign-ins as the resource tenant's log shows them: who signed in (a member, a guest, a partner's
+//! technician, a service principal), the authentication steps, the user agent and device, the
+//! location, the Conditional Access policies and their results, and the risk. Event Hub `properties`
+//! and Graph beta entities share one builder; `graph` picks the shape.
 
-use chrono::{DateTime, Datelike, Timelike};
 use serde_json::{Map, Value, json};
 
-use super::catalog::{self, APPS, CITIES, Method};
-use super::records::{Actor, Audit, Auth, Cat, Client, Detection, RiskyUser, SignIn, Target, Who};
-use super::rng::{SEC, Ticks};
-use super::world::{Kind, World};
-
-fn utc(t: Ticks) -> DateTime<chrono::Utc> {
-    DateTime::from_timestamp(t.div_euclid(SEC), 0).unwrap_or_default()
-}
-
-/// `2026-10-02T08:15:02Z`
-pub fn iso_secs(t: Ticks) -> String {
-    utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// `2026-10-02T08:15:02.1187345` + `suffix` (`Z` or `+00:00`).
-pub fn iso7(t: Ticks, suffix: &str) -> String {
-    format!(
-        "{}.{:07}{suffix}",
-        utc(t).format("%Y-%m-%dT%H:%M:%S"),
-        t.rem_euclid(SEC)
-    )
-}
-
-/// `2026-10-02T08:15:02.118Z`
-fn iso3(t: Ticks) -> String {
-    format!(
-        "{}.{:03}Z",
-        utc(t).format("%Y-%m-%dT%H:%M:%S"),
-        t.rem_euclid(SEC) / 10_000
-    )
-}
-
-/// `10/2/2026 8:15:02 AM`: the US-locale `time` of Event Hub risk records.
-fn us_clock(t: Ticks) -> String {
-    let d = utc(t);
-    let h = d.hour() % 12;
-    format!(
-        "{}/{}/{} {}:{:02}:{:02} {}",
-        d.month(),
-        d.day(),
-        d.year(),
-        if h == 0 { 12 } else { h },
-        d.minute(),
-        d.second(),
-        if d.hour() < 12 { "AM" } else { "PM" }
-    )
-}
+use super::{iso_secs, iso7, location, resource_path};
+use crate::simulate::catalog::{self, APPS, CITIES, Method};
+use crate::simulate::records::{Auth, Cat, Client, SignIn, Who};
+use crate::simulate::rng::{SEC, Ticks};
+use crate::simulate::world::{Kind, World};
 
 /// A Graph-style opaque token from 16 bytes (URL-safe base64 without padding).
 fn token(bytes: [u8; 16]) -> String {
@@ -89,7 +46,11 @@ fn identity(w: &World, s: &SignIn) -> Identity {
         Who::Unknown(name) => Identity {
             id: String::new(),
             display: String::new(),
-            upn: format!("{}@{}", super::records::UNKNOWN_NAMES[name], tenant.domain),
+            upn: format!(
+                "{}@{}",
+                crate::simulate::records::UNKNOWN_NAMES[name],
+                tenant.domain
+            ),
             user_type: "Member",
             home: tenant.id.to_string(),
             home_name: None,
@@ -307,17 +268,6 @@ fn device(w: &World, s: &SignIn, graph: bool) -> Value {
         m.insert("trustType".into(), json!(d.trust));
     }
     Value::Object(m)
-}
-
-fn location(w: &World, net: usize) -> Value {
-    let n = &w.nets[net];
-    let c = CITIES[n.city];
-    json!({
-        "city": c.name,
-        "state": c.state,
-        "countryOrRegion": c.country,
-        "geoCoordinates": {"latitude": n.lat, "longitude": n.lon}
-    })
 }
 
 fn ca_policies(w: &World, s: &SignIn, graph: bool) -> (Vec<Value>, &'static str) {
@@ -552,13 +502,6 @@ pub fn sign_in_category(s: &SignIn) -> &'static str {
     }
 }
 
-fn resource_path(w: &World, tenant: usize) -> String {
-    format!(
-        "/tenants/{}/providers/Microsoft.aadiam",
-        w.tenants[tenant].id
-    )
-}
-
 /// An Event Hub record of a sign-in.
 pub fn eh_sign_in(w: &World, s: &SignIn) -> Value {
     let props = sign_in_props(w, s, false);
@@ -593,340 +536,9 @@ pub fn graph_sign_in(w: &World, s: &SignIn) -> Value {
     Value::Object(sign_in_props(w, s, true))
 }
 
-fn initiator(w: &World, a: &Audit, graph: bool) -> (Value, String, Option<String>) {
-    match &a.actor {
-        Actor::App { name, sp } => {
-            let app = json!({"appId": null, "displayName": name, "servicePrincipalId": sp.to_string(), "servicePrincipalName": null});
-            let mut m = Map::new();
-            m.insert("app".into(), app);
-            m.insert("user".into(), Value::Null);
-            ((Value::Object(m)), (*name).to_owned(), None)
-        }
-        Actor::IdOnly { account, net } => {
-            let ip = net.map(|n| w.nets[n].ip.clone());
-            let mut u = Map::new();
-            u.insert("id".into(), json!(w.accounts[*account].id.to_string()));
-            u.insert("displayName".into(), Value::Null);
-            u.insert("userPrincipalName".into(), Value::Null);
-            u.insert("ipAddress".into(), json!(ip.clone().unwrap_or_default()));
-            if !graph {
-                u.insert("roles".into(), json!([]));
-            }
-            let mut m = Map::new();
-            m.insert("user".into(), Value::Object(u));
-            if graph {
-                m.insert("app".into(), Value::Null);
-            }
-            (Value::Object(m), String::new(), ip)
-        }
-        Actor::User { account, net } => {
-            let acc = &w.accounts[*account];
-            let technician = acc.kind == Kind::Technician && acc.home_tenant != a.tenant;
-            let home = &w.tenants[acc.home_tenant];
-            let (display, upn) = if technician {
-                (
-                    Some(w.technician_display(*account)),
-                    w.technician_upn(*account),
-                )
-            } else {
-                (None, acc.upn.clone())
-            };
-            let ip = net.map(|n| w.nets[n].ip.clone());
-            let mut u = Map::new();
-            u.insert("id".into(), json!(acc.id.to_string()));
-            u.insert("displayName".into(), json!(display));
-            u.insert("userPrincipalName".into(), json!(upn));
-            u.insert("ipAddress".into(), json!(ip.clone().unwrap_or_default()));
-            if !graph {
-                u.insert("roles".into(), json!([]));
-            }
-            u.insert(
-                "userType".into(),
-                if technician {
-                    Value::Null
-                } else {
-                    json!(if acc.kind == Kind::Guest {
-                        "Guest"
-                    } else {
-                        "Member"
-                    })
-                },
-            );
-            u.insert("homeTenantId".into(), json!(home.id.to_string()));
-            u.insert(
-                "homeTenantName".into(),
-                if technician {
-                    json!(home.name)
-                } else {
-                    Value::Null
-                },
-            );
-            let mut m = Map::new();
-            m.insert("user".into(), Value::Object(u));
-            if graph {
-                m.insert("app".into(), Value::Null);
-            }
-            (
-                Value::Object(m),
-                display.unwrap_or_else(|| acc.display.clone()),
-                ip,
-            )
-        }
-    }
-}
-
-fn target(t: &Target, graph: bool) -> Value {
-    let props: Vec<Value> = t
-        .props
-        .iter()
-        .map(|(name, old, new)| json!({"displayName": name, "oldValue": old, "newValue": new}))
-        .collect();
-    let mut m = Map::new();
-    m.insert("id".into(), json!(t.id));
-    m.insert("displayName".into(), json!(t.display));
-    m.insert("type".into(), json!(t.kind));
-    m.insert("userPrincipalName".into(), json!(t.upn));
-    if graph {
-        m.insert(
-            "groupType".into(),
-            if t.kind == "Group" {
-                json!("azureAD")
-            } else {
-                Value::Null
-            },
-        );
-    }
-    m.insert("modifiedProperties".into(), Value::Array(props));
-    if !graph {
-        m.insert("administrativeUnits".into(), json!([]));
-    }
-    Value::Object(m)
-}
-
-fn audit_prefix(service: &str) -> &'static str {
-    match service {
-        "Self-service Password Management" => "SSPR",
-        "PIM" => "PIM",
-        "Authentication Methods" => "UserManagement",
-        "Invited Users" => "B2B",
-        _ => "Directory",
-    }
-}
-
-fn audit_props(w: &World, a: &Audit, graph: bool) -> (Map<String, Value>, String, Option<String>) {
-    let (initiated, identity, ip) = initiator(w, a, graph);
-    let mut p = Map::new();
-    p.insert(
-        "id".into(),
-        json!(format!(
-            "{}_{}_{}",
-            audit_prefix(a.service),
-            a.corr,
-            a.id_tail
-        )),
-    );
-    p.insert("category".into(), json!(a.category));
-    p.insert("correlationId".into(), json!(a.corr.to_string()));
-    p.insert("result".into(), json!("success"));
-    p.insert("resultReason".into(), json!(a.reason));
-    p.insert("activityDisplayName".into(), json!(a.activity));
-    p.insert(
-        "activityDateTime".into(),
-        json!(if graph {
-            iso7(a.t, "Z")
-        } else {
-            iso7(a.t, "+00:00")
-        }),
-    );
-    p.insert("loggedByService".into(), json!(a.service));
-    p.insert("operationType".into(), json!(a.op));
-    p.insert("initiatedBy".into(), initiated);
-    p.insert(
-        "targetResources".into(),
-        Value::Array(a.targets.iter().map(|t| target(t, graph)).collect()),
-    );
-    p.insert(
-        "additionalDetails".into(),
-        Value::Array(
-            a.details
-                .iter()
-                .map(|(k, v)| json!({"key": k, "value": v}))
-                .collect(),
-        ),
-    );
-    (p, identity, ip)
-}
-
-/// An Event Hub `AuditLogs` record.
-pub fn eh_audit(w: &World, a: &Audit) -> Value {
-    let (mut p, identity, ip) = audit_props(w, a, false);
-    let tid = w.tenants[a.tenant].id.to_string();
-    p.insert("tenantId".into(), json!(tid));
-    p.insert("resultType".into(), json!(""));
-    p.insert("resultDescription".into(), json!(""));
-    p.insert("operationName".into(), json!(a.activity));
-    p.insert("identity".into(), json!(identity));
-    p.insert(
-        "tenantGeo".into(),
-        json!(if CITIES[w.tenants[a.tenant].hq].tz < -2 {
-            "NA"
-        } else {
-            "EU"
-        }),
-    );
-    let mut r = Map::new();
-    r.insert("time".into(), json!(iso7(a.t, "Z")));
-    r.insert("resourceId".into(), json!(resource_path(w, a.tenant)));
-    r.insert("operationName".into(), json!(a.activity));
-    r.insert("operationVersion".into(), json!("1.0"));
-    r.insert("category".into(), json!("AuditLogs"));
-    r.insert("tenantId".into(), json!(tid));
-    r.insert("resultSignature".into(), json!("None"));
-    r.insert("durationMs".into(), json!(0));
-    if let Some(ip) = ip {
-        r.insert("callerIpAddress".into(), json!(ip));
-    }
-    r.insert("correlationId".into(), json!(a.corr.to_string()));
-    r.insert("identity".into(), json!(identity));
-    r.insert("Level".into(), json!(4));
-    r.insert("properties".into(), Value::Object(p));
-    Value::Object(r)
-}
-
-/// A Graph `directoryAudit` entity (no tenant inside: the folder names it).
-pub fn graph_audit(w: &World, a: &Audit) -> Value {
-    Value::Object(audit_props(w, a, true).0)
-}
-
-fn risky_user_props(w: &World, r: &RiskyUser) -> Map<String, Value> {
-    let acc = &w.accounts[r.user];
-    let mut p = Map::new();
-    p.insert("id".into(), json!(acc.id.to_string()));
-    p.insert("isDeleted".into(), json!(false));
-    p.insert("isGuest".into(), json!(acc.kind == Kind::Guest));
-    p.insert("isProcessing".into(), json!(false));
-    p.insert("riskLastUpdatedDateTime".into(), json!(iso3(r.t)));
-    p.insert("riskLevel".into(), json!(r.level));
-    p.insert("riskState".into(), json!(r.state));
-    p.insert("riskDetail".into(), json!(r.detail));
-    p.insert("userDisplayName".into(), json!(acc.display));
-    p.insert("userPrincipalName".into(), json!(acc.upn));
-    p
-}
-
-fn region(w: &World, tenant: usize) -> &'static str {
-    if CITIES[w.tenants[tenant].hq].tz < -2 {
-        "eus"
-    } else {
-        "neu"
-    }
-}
-
-pub fn eh_risky_user(w: &World, r: &RiskyUser) -> Value {
-    let acc = &w.accounts[r.user];
-    json!({
-        "time": us_clock(r.t),
-        "resourceId": resource_path(w, r.tenant),
-        "operationName": "Risky user",
-        "operationVersion": "1.0",
-        "category": "RiskyUsers",
-        "tenantId": w.tenants[r.tenant].id.to_string(),
-        "resultSignature": "None",
-        "durationMs": 0,
-        "correlationId": acc.id.to_string(),
-        "identity": acc.display.to_lowercase(),
-        "Level": 4,
-        "location": region(w, r.tenant),
-        "properties": Value::Object(risky_user_props(w, r)),
-    })
-}
-
-pub fn graph_risky_user(w: &World, r: &RiskyUser) -> Value {
-    Value::Object(risky_user_props(w, r))
-}
-
-fn detection_props(w: &World, d: &Detection, graph: bool) -> Map<String, Value> {
-    let acc = &w.accounts[d.user];
-    let tenant = w.tenants[d.tenant].id.to_string();
-    let (request, corr) = d
-        .request
-        .map(|(r, c)| (r.to_string(), c.to_string()))
-        .unwrap_or_default();
-    let info =
-        serde_json::to_string(&json!([{"Key": "alertUrl", "Value": null}])).unwrap_or_default();
-    let mut p = Map::new();
-    p.insert("id".into(), json!(d.id));
-    p.insert("requestId".into(), json!(request));
-    p.insert("correlationId".into(), json!(corr));
-    p.insert("riskType".into(), json!(d.kind));
-    p.insert("riskEventType".into(), json!(d.kind));
-    p.insert("riskState".into(), json!(d.state));
-    p.insert("riskLevel".into(), json!(d.level));
-    p.insert("riskDetail".into(), json!(d.detail));
-    p.insert("source".into(), json!("IdentityProtection"));
-    p.insert("detectionTimingType".into(), json!(d.timing));
-    p.insert("activity".into(), json!(d.activity));
-    p.insert("tokenIssuerType".into(), json!("AzureAD"));
-    p.insert(
-        "ipAddress".into(),
-        json!(d.net.map(|n| w.nets[n].ip.clone()).unwrap_or_default()),
-    );
-    p.insert(
-        "location".into(),
-        d.net.map_or_else(|| json!({}), |n| location(w, n)),
-    );
-    p.insert("activityDateTime".into(), json!(iso3(d.activity_time)));
-    p.insert("detectedDateTime".into(), json!(iso3(d.detected)));
-    p.insert("lastUpdatedDateTime".into(), json!(iso3(d.updated)));
-    p.insert("userId".into(), json!(acc.id.to_string()));
-    p.insert("userDisplayName".into(), json!(acc.display));
-    p.insert("userPrincipalName".into(), json!(acc.upn));
-    p.insert("additionalInfo".into(), json!(info));
-    if !graph {
-        p.insert("resourceTenantId".into(), json!(tenant));
-        p.insert("homeTenantId".into(), json!(tenant));
-        p.insert("userType".into(), json!("member"));
-        p.insert("crossTenantAccessType".into(), json!("none"));
-    }
-    p
-}
-
-pub fn eh_detection(w: &World, d: &Detection) -> Value {
-    json!({
-        "time": us_clock(d.updated),
-        "resourceId": resource_path(w, d.tenant),
-        "operationName": "User Risk Detection",
-        "operationVersion": "1.0",
-        "category": "UserRiskEvents",
-        "tenantId": w.tenants[d.tenant].id.to_string(),
-        "resultSignature": "None",
-        "durationMs": 0,
-        "callerIpAddress": d.net.map(|n| w.nets[n].ip.clone()).unwrap_or_default(),
-        "correlationId": d.id,
-        "identity": w.accounts[d.user].display.to_lowercase(),
-        "Level": 4,
-        "location": d.net.map_or_else(String::new, |n| CITIES[w.nets[n].city].country.to_ascii_lowercase()),
-        "properties": Value::Object(detection_props(w, d, false)),
-    })
-}
-
-pub fn graph_detection(w: &World, d: &Detection) -> Value {
-    Value::Object(detection_props(w, d, true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_in_every_form() {
-        let t = 1_793_491_200 * SEC + 1_187_345;
-        assert_eq!(iso_secs(t), "2026-11-01T00:00:00Z");
-        assert_eq!(iso7(t, "+00:00"), "2026-11-01T00:00:00.1187345+00:00");
-        assert_eq!(iso3(t), "2026-11-01T00:00:00.118Z");
-        assert_eq!(us_clock(t + 13 * 3600 * SEC), "11/1/2026 1:00:00 PM");
-        assert_eq!(us_clock(t), "11/1/2026 12:00:00 AM");
-    }
 
     #[test]
     fn tokens_are_22_url_safe_characters() {
