@@ -58,10 +58,14 @@ impl AlertConfig {
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
         if self.episode_window_hours <= 0 {
-            problems.push(format!("{path}.episode_window_hours: must be greater than zero"));
+            problems.push(format!(
+                "{path}.episode_window_hours: must be greater than zero"
+            ));
         }
         if self.reminder_interval_hours <= 0 {
-            problems.push(format!("{path}.reminder_interval_hours: must be greater than zero"));
+            problems.push(format!(
+                "{path}.reminder_interval_hours: must be greater than zero"
+            ));
         }
         problems
     }

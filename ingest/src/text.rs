@@ -7,9 +7,9 @@ use std::ops::Deref;
 /// The text of an event field: as big as a `String` (and `Option<Text>` too), but text of up to
 /// 24 bytes is held inline. That covers IPv4 addresses, countries, cities, operating systems,
 /// browsers, client apps, authentication methods and many names, which are about half the strings
-/// of a sign-in; GUIDs (36 bytes), UPNs and user agents stay on the heap. That is the reason for
-/// the type: measured on a replay of a simulated 1 M-record world (docs/PERFORMANCE-RESULTS.md),
-/// events with `Text` fields hold 17 % less memory than the same events with `String` fields.
+/// of a sign-in; GUIDs (36 bytes), UPNs and user agents stay on the heap. Half the fields of an
+/// event then need no allocation of their own, which is what keeps a replay's events small
+/// (docs/PERFORMANCE-RESULTS.md has the measurement).
 ///
 /// It reads as a `str` (`Deref`), compares with `str` and `String`, and serialises as a string.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -150,16 +150,16 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let mut committed = BTreeMap::new();
     for source_config in &config.sources {
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        pipeline.acks.insert(source_config.name().to_owned(), ack_tx);
+        pipeline
+            .acks
+            .insert(source_config.name().to_owned(), ack_tx);
         committed.insert(source_config.name().to_owned(), ack_rx);
     }
     let (input_tx, input_rx) = mpsc::channel::<Input>(1);
     let thread_admin = Arc::clone(&admin_state);
     let detection = std::thread::Builder::new()
         .name("detect".into())
-        .spawn(move || {
-            detection_loop(pipeline, input_rx, snapshots, snapshot_every, thread_admin)
-        })
+        .spawn(move || detection_loop(pipeline, input_rx, snapshots, snapshot_every, thread_admin))
         .context("cannot start the detection thread")?;
 
     // Sources, from the snapshot's positions.
@@ -368,7 +368,6 @@ fn restore(
         }
     }
 }
-
 
 async fn reload(
     path: &Path,
