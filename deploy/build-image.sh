@@ -10,7 +10,8 @@
 #
 # Smoke test, in a container of the new image (as its user, uid 10001):
 #   entrawatch --version; a replay of the bundled demo (alerts > 0); `entrawatch validate` of the
-#   image's config; `entrawatch run` on the demo until /livez and /readyz answer 200 through the
+#   image's config (with a throw-away admin token, as the config requires one);
+#   `entrawatch run` on the demo until /livez and /readyz answer 200 through the
 #   image's health check script, then SIGTERM and a clean exit 0. Steps whose subcommand the binary
 #   does not have yet are reported as skipped.
 #
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     --tag) TAG="$2"; shift ;;
     --save) SAVE="$2"; shift ;;
     --no-smoke) SMOKE=0 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-image: unknown argument: $1 (see --help)" >&2; exit 1 ;;
   esac
   shift
@@ -137,6 +138,8 @@ if [ "$SMOKE" = 1 ]; then
   ctr=$(buildah "${S[@]}" from --pull=never "$TAG")
   CTRS+=("$ctr")
   in_image() { buildah "${S[@]}" run --isolation chroot "$ctr" -- "$@"; }
+  # The demo config reads the admin API's token from the environment; any random value will do.
+  smoke_token="smoke-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   # The single-quoted scripts below are expanded by bash inside the image, not here.
   # shellcheck disable=SC2016
   in_image bash -c 'echo "user: $(id -u):$(id -g)"; test "$(id -u)" = 10001'
@@ -150,7 +153,8 @@ if [ "$SMOKE" = 1 ]; then
     echo "demo replay: $n alerts"
     test "$n" -gt 0'
   if in_image entrawatch validate --help >/dev/null 2>&1; then
-    in_image entrawatch validate --config /etc/entrawatch/entrawatch.toml
+    in_image env "ENTRAWATCH_ADMIN_TOKEN=$smoke_token" \
+      entrawatch validate --config /etc/entrawatch/entrawatch.toml
     echo "validate: /etc/entrawatch/entrawatch.toml ok"
   else
     echo "validate: skipped (this binary has no validate subcommand)"
@@ -158,7 +162,7 @@ if [ "$SMOKE" = 1 ]; then
   if in_image entrawatch run --help >/dev/null 2>&1; then
     # chroot isolation shares the host network: the smoke run listens on a non-default port.
     # shellcheck disable=SC2016
-    in_image env "ENTRAWATCH_ADMIN_PORT=$SMOKE_PORT" bash -c '
+    in_image env "ENTRAWATCH_ADMIN_PORT=$SMOKE_PORT" "ENTRAWATCH_ADMIN_TOKEN=$smoke_token" bash -c '
       set -uo pipefail
       entrawatch run --config /etc/entrawatch/entrawatch.toml > /tmp/run.log 2>&1 &
       pid=$!

@@ -97,7 +97,8 @@ def configmap_text():
         "# GENERATED from deploy/config/production.toml by `scripts/check-deploy.sh --fix`: edit that\n"
         "# file, then regenerate. The entrawatch config the StatefulSet mounts at /etc/entrawatch. After\n"
         "# a change: `kubectl apply -k deploy/k8s`, wait for the mounted file to update (about a minute),\n"
-        "# then POST /-/reload on the admin port, or `kubectl -n entrawatch rollout restart sts/entrawatch`.\n"
+        "# then POST /-/reload (with the admin token) on the admin port, or `kubectl -n entrawatch rollout\n"
+        "# restart sts/entrawatch`.\n"
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: entrawatch-config\n  namespace: entrawatch\n"
         "  labels:\n    app.kubernetes.io/name: entrawatch\ndata:\n  entrawatch.toml: |\n"
         + indent(read(PROD), 4)

@@ -12,6 +12,7 @@ use entrawatch_alert::route::RouteConfig;
 use entrawatch_alert::silence::SilenceConfig;
 use entrawatch_alert::stage::{AlertConfig, Routing, StageConfig};
 use entrawatch_detect::DetectConfig;
+use entrawatch_ingest::secret::{Secret, SecretRef};
 use entrawatch_ingest::sources::SourceConfig;
 use serde::Deserialize;
 
@@ -46,8 +47,14 @@ pub enum LogFormat {
 pub struct ServiceConfig {
     /// Where the state snapshot, the outbox database and kept rejects live.
     pub state_dir: PathBuf,
-    /// Address of the admin HTTP server (`/metrics`, `/livez`, `/readyz`, `/-/reload`).
+    /// Address of the admin HTTP server (`/metrics`, `/livez`, `/readyz`, `/-/reload`,
+    /// `/api/silences`).
     pub admin_listen: String,
+    /// Where the bearer token of the admin API is (`{ env = "..." }` or `{ file = "..." }`).
+    /// Creating and expiring silences and `POST /-/reload` need it; without it they are off.
+    pub admin_token: Option<SecretRef>,
+    /// When true, `/metrics` and `GET /api/silences` need the admin token too.
+    pub metrics_token_required: bool,
     /// Seconds between state snapshots.
     pub snapshot_interval_secs: u64,
     /// Seconds SIGTERM may take: drain, snapshot, deliver what fits, exit.
@@ -69,7 +76,45 @@ pub struct ServiceConfig {
     pub log_level: String,
 }
 
+/// Fewest characters of an admin token (`openssl rand -hex 32` gives 64).
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
+/// Most characters of an admin token (it travels in a request header).
+pub const ADMIN_TOKEN_MAX_CHARS: usize = 1024;
+
 impl ServiceConfig {
+    /// The admin token, read from where `admin_token` says; `None` when none is configured. The
+    /// error names the variable or file and what is wrong, never the value.
+    pub fn resolve_admin_token(&self) -> Result<Option<Secret>, String> {
+        let Some(r) = &self.admin_token else {
+            return Ok(None);
+        };
+        let path = "service.admin_token";
+        let token = r.resolve(path).map_err(|e| {
+            format!(
+                "{e} (the admin API's bearer token: generate one with `openssl rand -hex 32`, or \
+                 remove service.admin_token to turn the API's writes off)"
+            )
+        })?;
+        let value = token.expose();
+        let chars = value.chars().count();
+        if chars < ADMIN_TOKEN_MIN_CHARS {
+            return Err(format!(
+                "{path}: the token has {chars} characters; use at least {ADMIN_TOKEN_MIN_CHARS} (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        if chars > ADMIN_TOKEN_MAX_CHARS {
+            return Err(format!(
+                "{path}: the token has {chars} characters; at most {ADMIN_TOKEN_MAX_CHARS} fit in a request header"
+            ));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{path}: the token may hold printable ASCII without spaces only (it is sent as `Authorization: Bearer <token>`)"
+            ));
+        }
+        Ok(Some(token))
+    }
+
     /// The event-time aligner's settings.
     pub fn align(&self) -> entrawatch_ingest::align::AlignConfig {
         entrawatch_ingest::align::AlignConfig {
@@ -86,6 +131,8 @@ impl Default for ServiceConfig {
         ServiceConfig {
             state_dir: PathBuf::from("entrawatch-state"),
             admin_listen: "127.0.0.1:9898".to_owned(),
+            admin_token: None,
+            metrics_token_required: false,
             snapshot_interval_secs: 30,
             shutdown_grace_secs: 20,
             channel_capacity: 16,
@@ -165,10 +212,14 @@ impl FileConfig {
     /// Problems `validate` reports beyond the file itself: secrets that cannot be read, sources
     /// that cannot start, routing.
     pub fn deep_check(&self) -> Vec<String> {
-        if self.destinations.is_empty() {
-            return vec![NO_DESTINATIONS.to_owned()];
-        }
         let mut problems = Vec::new();
+        if let Err(p) = self.service.resolve_admin_token() {
+            problems.push(p);
+        }
+        if self.destinations.is_empty() {
+            problems.push(NO_DESTINATIONS.to_owned());
+            return problems;
+        }
         if let Err(p) = destination::resolve_all(&self.destinations) {
             problems.extend(p);
         }
@@ -361,6 +412,15 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
             "service.admin_listen: {:?} is not an address:port",
             s.admin_listen
         ));
+    }
+    if let Some(token) = &s.admin_token {
+        problems.extend(token.check("service.admin_token"));
+    }
+    if s.metrics_token_required && s.admin_token.is_none() {
+        problems.push(
+            "service.metrics_token_required: true needs service.admin_token (the token scrapers then send)"
+                .to_owned(),
+        );
     }
     if s.snapshot_interval_secs == 0 {
         problems.push("service.snapshot_interval_secs: must be at least 1".to_owned());
@@ -598,6 +658,95 @@ mod tests {
         assert!(
             err[0].contains("service.admin_listen is not a table"),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_admin_token_is_checked_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let config = |extra: &str| {
+            parse(
+                &format!("[service]\n{extra}\n"),
+                &env(&[("EW_SHORT", "short"), ("EW_GOOD", "0123456789abcdef0123")]),
+            )
+        };
+        // None configured: nothing to read, writes stay off.
+        assert!(
+            config("")
+                .unwrap()
+                .service
+                .resolve_admin_token()
+                .unwrap()
+                .is_none()
+        );
+        // The reference itself is checked with the file.
+        let err = config("admin_token = {}").unwrap_err();
+        assert!(err[0].starts_with("service.admin_token:"), "{err:?}");
+        let err = config("metrics_token_required = true").unwrap_err();
+        assert!(
+            err[0].starts_with("service.metrics_token_required:") && err[0].contains("admin_token"),
+            "{err:?}"
+        );
+        // Reading it: unset, too short, unreadable file, then a good one.
+        let service = |r: SecretRef| ServiceConfig {
+            admin_token: Some(r),
+            ..ServiceConfig::default()
+        };
+        let unset = service(SecretRef {
+            env: Some("EW_TEST_SURELY_UNSET_ADMIN_TOKEN".into()),
+            file: None,
+        });
+        let err = unset.resolve_admin_token().unwrap_err();
+        assert!(
+            err.contains("service.admin_token") && err.contains("EW_TEST_SURELY_UNSET_ADMIN_TOKEN"),
+            "{err}"
+        );
+        std::fs::write(&file, "short\n").unwrap();
+        let short = service(SecretRef {
+            env: None,
+            file: Some(file.clone()),
+        });
+        let err = short.resolve_admin_token().unwrap_err();
+        assert!(
+            err.contains("at least 16") && !err.contains("short\n"),
+            "{err}"
+        );
+        std::fs::write(&file, "with a space in it, long enough\n").unwrap();
+        assert!(
+            short
+                .resolve_admin_token()
+                .unwrap_err()
+                .contains("without spaces")
+        );
+        std::fs::write(&file, "0123456789abcdef0123\n").unwrap();
+        assert_eq!(
+            short.resolve_admin_token().unwrap().unwrap().expose(),
+            "0123456789abcdef0123"
+        );
+        let missing = service(SecretRef {
+            env: None,
+            file: Some(dir.path().join("nope")),
+        });
+        assert!(
+            missing
+                .resolve_admin_token()
+                .unwrap_err()
+                .contains("cannot read")
+        );
+        // `validate` lists an unreadable token with the other problems.
+        let config = FileConfig {
+            service: missing.clone(),
+            ..FileConfig::default()
+        };
+        let problems = config.deep_check();
+        assert!(
+            problems[0].starts_with("service.admin_token:"),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p == NO_DESTINATIONS),
+            "{problems:?}"
         );
     }
 

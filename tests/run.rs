@@ -26,8 +26,12 @@ name = "Northwind CSP"
 partner_tenants = ["33333333-cccc-4ccc-8ccc-333333333333"]
 "#;
 
+/// The admin token the demo config reads from `EW_TEST_ADMIN_TOKEN`.
+const ADMIN_TOKEN: &str = "run-test-admin-token-0123456789";
+
 /// A config running the bundled demo through a file source into a webhook whose URL and secret
-/// come from the environment (`EW_TEST_WEBHOOK_URL`, `EW_TEST_WEBHOOK_SECRET`).
+/// come from the environment (`EW_TEST_WEBHOOK_URL`, `EW_TEST_WEBHOOK_SECRET`), with the admin
+/// token in `EW_TEST_ADMIN_TOKEN`.
 fn demo_config(dir: &Path, follow: bool) -> std::path::PathBuf {
     let text = format!(
         r#"
@@ -35,6 +39,7 @@ fn demo_config(dir: &Path, follow: bool) -> std::path::PathBuf {
 state_dir = {state}
 log_format = "json"
 snapshot_interval_secs = 1
+admin_token = {{ env = "EW_TEST_ADMIN_TOKEN" }}
 {DEMO_TENANTS}
 [[sources]]
 type = "file"
@@ -77,6 +82,7 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
         )
         .env("EW_TEST_WEBHOOK_URL", receiver.url())
         .env("EW_TEST_WEBHOOK_SECRET", "s3cret")
+        .env("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -93,6 +99,10 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
         .unwrap();
     assert!(status.success(), "exit {status}:\n{logs}");
     assert!(!logs.contains("s3cret"), "a secret reached the logs");
+    assert!(
+        !logs.contains(ADMIN_TOKEN),
+        "the admin token reached the logs"
+    );
     assert!(
         !logs.contains(&receiver.url()),
         "a destination URL reached the logs"
@@ -145,6 +155,7 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         &[
             ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
             ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
         ],
     );
     service.wait_ready(Duration::from_secs(60));
@@ -201,11 +212,20 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // An unknown path is a 404, reload of the same file succeeds.
+    // An unknown path is a 404, reload of the same file succeeds (with the admin token; without it,
+    // 401).
     assert_eq!(http("GET", &service.admin, "/nope", "").unwrap().0, 404);
-    let (status, body) = http("POST", &service.admin, "/-/reload", "").unwrap();
+    assert_eq!(
+        http("POST", &service.admin, "/-/reload", "").unwrap().0,
+        401
+    );
+    let (status, body) = http_auth("POST", &service.admin, "/-/reload", ADMIN_TOKEN, "").unwrap();
     assert_eq!(status, 200, "{body}");
     let status = service.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", service.logs());
     assert!(service.logs().contains("final snapshot written"));
+    assert!(
+        !service.logs().contains(ADMIN_TOKEN),
+        "the admin token reached the logs"
+    );
 }

@@ -54,35 +54,33 @@ impl SilenceStore {
         Value::Array(all.to_values().into_iter().map(|(_, v)| v).collect())
     }
 
-    /// Adds the silence `value` describes once it is valid and stored; its id.
-    pub fn add(&self, value: Value) -> Result<String, String> {
+    /// Adds the silence `value` describes once it is valid and stored; the silence added (the
+    /// caller logs who made it, from where).
+    pub fn add(&self, value: Value) -> Result<Silence, String> {
         let silence: Silence =
             serde_json::from_value(value).map_err(|e| format!("not a silence: {e}"))?;
         let problems = silence.validate("silence");
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
-        let id = silence.id.clone();
-        self.store(&id, &silence)?;
+        self.store(&silence.id, &silence)?;
         self.shared
             .write()
             .expect("silences lock")
-            .add(silence)
+            .add(silence.clone())
             .map_err(|p| p.join("\n"))?;
-        tracing::info!(silence = %id, "silence added");
-        Ok(id)
+        Ok(silence)
     }
 
-    /// Ends silence `id` now and stores it so.
-    pub fn expire(&self, id: &str) -> Result<(), String> {
+    /// Ends silence `id` now and stores it so; the silence as it now is.
+    pub fn expire(&self, id: &str) -> Result<Silence, String> {
         let mut all = self.shared.write().expect("silences lock");
         let expired = all
             .expire(id, Utc::now())
             .map_err(|e| e.to_string())?
             .clone();
         self.store(id, &expired)?;
-        tracing::info!(silence = %id, "silence expired");
-        Ok(())
+        Ok(expired)
     }
 
     /// Adds the silences of a reloaded config file (already checked with

@@ -3,22 +3,52 @@
 //! `DELETE /api/silences/<id>` expires one). Small and dependency-light: hyper's HTTP/1 server,
 //! one task per connection. It never touches Teams, Slack or a source: readiness reflects only
 //! entrawatch's own state.
+//!
+//! Reachable by strangers when it listens on `0.0.0.0`, so: the endpoints that change anything
+//! need the bearer token of `[service] admin_token` and are off without one ([`access`]); a
+//! request head must arrive within [`HEADER_READ_TIMEOUT`] and a body within [`BODY_READ_TIMEOUT`]
+//! and [`MAX_BODY_BYTES`]; a connection carries one request and lives at most
+//! [`CONNECTION_LIFETIME`]; at most [`MAX_CONNECTIONS`] are open ([`connections`]); an accept
+//! error (out of file descriptors) pauses the accept loop instead of spinning it.
+
+pub mod access;
+pub mod connections;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use self::access::{Access, AdminAuth, Refusal, WRITES_DISABLED};
+use self::connections::{Admission, Connections, SlotGuard, Throttle};
+
+/// Largest request body read (a silence is a few hundred bytes); larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Time a client has to send a request head once connected.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request body once its head has arrived.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection lives: its one request's head and body, the answer, and sending it.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Connections open at once (see [`connections`] for what happens at the limit).
+pub const MAX_CONNECTIONS: usize = 64;
+/// Largest request head hyper buffers.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Pause after an accept error that is not about one connection (out of file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Least time between two log lines about the same repeated condition.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A per-source gauge's value by source (only that gauge is read, not the whole registry).
 fn by_source(gauge: &prometheus::IntGaugeVec) -> std::collections::BTreeMap<String, i64> {
@@ -96,13 +126,25 @@ impl Phase {
     }
 }
 
-/// Requests the admin server hands to the service.
+/// Requests the admin server hands to the service. `peer` is the client's address, for the audit
+/// log.
 #[derive(Debug)]
 pub enum AdminRequest {
-    Reload(oneshot::Sender<Result<String, String>>),
+    Reload {
+        peer: SocketAddr,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     ListSilences(oneshot::Sender<serde_json::Value>),
-    AddSilence(serde_json::Value, oneshot::Sender<Result<String, String>>),
-    ExpireSilence(String, oneshot::Sender<Result<(), String>>),
+    AddSilence {
+        silence: serde_json::Value,
+        peer: SocketAddr,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    ExpireSilence {
+        id: String,
+        peer: SocketAddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Shared with the server.
@@ -115,6 +157,10 @@ pub struct AdminState {
     /// The detection stage's last heartbeat; `/livez` fails when it is stuck.
     pub heartbeat: std::sync::Mutex<Instant>,
     pub requests: mpsc::Sender<AdminRequest>,
+    /// The token and what it guards.
+    pub auth: AdminAuth,
+    /// Refused requests, logged at most once per interval.
+    pub refusals: Mutex<Throttle>,
 }
 
 impl AdminState {
@@ -134,33 +180,112 @@ impl AdminState {
 /// How long the detection stage may go without a heartbeat before `/livez` fails.
 pub const LIVENESS_STALL: Duration = Duration::from_secs(120);
 
-/// Binds the admin address (so a port conflict fails the start loudly) and serves until shutdown.
+/// Binds the admin address (so a port conflict fails the start loudly); [`serve`] serves it.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Accept errors about one connection only (the next accept may well succeed at once).
+fn per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted)
+}
+
+/// Accepts and serves connections until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let connections = Connections::new(MAX_CONNECTIONS);
+    let mut accept_errors = Throttle::new(LOG_INTERVAL);
+    let mut crowded = Throttle::new(LOG_INTERVAL);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { return; }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() { return; }
                 continue;
             }
         };
-        let Ok((stream, _)) = accepted else { continue };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&state), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if per_connection(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors (EMFILE, ENFILE) or memory: the pending connection stays
+                // queued and accept would fail again at once, so wait a little before retrying.
+                if let Some(unlogged) = accept_errors.hit(Instant::now()) {
+                    tracing::warn!(error = %e, unlogged, pause_ms = ACCEPT_ERROR_PAUSE.as_millis() as u64, "admin server cannot accept connections; retrying");
+                }
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let admission = connections.admit(|id| {
+            let state = Arc::clone(&state);
+            let guard = SlotGuard {
+                connections: Arc::clone(&connections),
+                id,
+            };
+            tokio::spawn(connection(stream, peer, state, guard)).abort_handle()
         });
+        match admission {
+            Admission::Admitted => {}
+            Admission::Replaced => {
+                if let Some(unlogged) = crowded.hit(Instant::now()) {
+                    tracing::warn!(
+                        peer = %peer,
+                        limit = MAX_CONNECTIONS,
+                        unlogged,
+                        "admin connection limit reached: closed the oldest connection still waiting for its request"
+                    );
+                }
+            }
+            Admission::Full => {
+                if let Some(unlogged) = crowded.hit(Instant::now()) {
+                    tracing::warn!(
+                        peer = %peer,
+                        limit = MAX_CONNECTIONS,
+                        unlogged,
+                        "admin connection limit reached: every connection is busy, new ones are closed"
+                    );
+                }
+            }
+        }
     }
+}
+
+/// Serves one connection: one request, then close.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<AdminState>,
+    guard: SlotGuard,
+) {
+    let connections = Arc::clone(&guard.connections);
+    let id = guard.id;
+    let service = service_fn(move |req| {
+        let state = Arc::clone(&state);
+        let connections = Arc::clone(&connections);
+        async move {
+            if !connections.mark_busy(id) {
+                // Its place went to a newer connection while the head arrived: do nothing.
+                return Ok(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many connections\n",
+                ));
+            }
+            handle(state, peer, req).await
+        }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let serving = http.serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, serving).await;
+    drop(guard);
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -179,12 +304,97 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
         .expect("static response")
 }
 
+/// The answer to a request that `access` refused.
+fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
+    let (status, challenge, body) = match refusal {
+        Refusal::Disabled => (StatusCode::FORBIDDEN, None, WRITES_DISABLED),
+        Refusal::Missing => (
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="entrawatch""#),
+            "unauthorized: send `Authorization: Bearer <token>` with the token of service.admin_token\n",
+        ),
+        Refusal::Wrong => (
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="entrawatch", error="invalid_token""#),
+            "unauthorized: the bearer token is not service.admin_token\n",
+        ),
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8");
+    if let Some(challenge) = challenge {
+        response = response.header("www-authenticate", challenge);
+    }
+    response
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response")
+}
+
+/// What a request needs, by method and path.
+fn access_for(method: &Method, path: &str) -> Access {
+    match (method, path) {
+        (&Method::GET, "/livez" | "/readyz") => Access::Open,
+        (&Method::GET, "/metrics" | "/api/silences") => Access::Read,
+        (&Method::POST, "/-/reload" | "/api/silences") => Access::Write,
+        (&Method::DELETE, p) if p.starts_with("/api/silences/") => Access::Write,
+        // Unknown routes answer 404 to anyone.
+        _ => Access::Open,
+    }
+}
+
+/// A request body of at most [`MAX_BODY_BYTES`], read within [`BODY_READ_TIMEOUT`]; the error is
+/// the answer to give instead.
+async fn read_body(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_BODY_BYTES} bytes\n"),
+        )
+    };
+    // A Content-Length beyond the limit is refused before a byte of the body is read; a chunked
+    // body is counted as it arrives.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Err(_) => Err(text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {} s\n",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(text(StatusCode::BAD_REQUEST, format!("{e}\n"))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
 async fn handle(
     state: Arc<AdminState>,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
-    let response = match (req.method().clone(), path.as_str()) {
+    let method = req.method().clone();
+    if let Err(refusal) = state.auth.check(access_for(&method, &path), req.headers()) {
+        let unlogged = state
+            .refusals
+            .lock()
+            .expect("refusals lock")
+            .hit(Instant::now());
+        if let Some(unlogged) = unlogged {
+            tracing::warn!(peer = %peer, method = %method, path = ?path, reason = ?refusal, unlogged, "admin request refused");
+        }
+        // The body, if any, is never read.
+        return Ok(refused(refusal));
+    }
+    let response = match (method, path.as_str()) {
         (Method::GET, "/metrics") => {
             let mut out = Vec::new();
             match TextEncoder::new().encode(&state.registry.gather(), &mut out) {
@@ -224,8 +434,8 @@ async fn handle(
             ),
         },
         (Method::POST, "/-/reload") => {
-            let (tx, rx) = oneshot::channel();
-            match ask(&state, AdminRequest::Reload(tx), rx).await {
+            let (reply, rx) = oneshot::channel();
+            match ask(&state, AdminRequest::Reload { peer, reply }, rx).await {
                 Some(Ok(msg)) => text(StatusCode::OK, format!("{msg}\n")),
                 Some(Err(problems)) => text(StatusCode::BAD_REQUEST, format!("{problems}\n")),
                 None => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
@@ -239,15 +449,20 @@ async fn handle(
             }
         }
         (Method::POST, "/api/silences") => {
-            let body = match req.into_body().collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return Ok(text(StatusCode::BAD_REQUEST, e.to_string())),
+            let body = match read_body(req.into_body()).await {
+                Ok(b) => b,
+                Err(response) => return Ok(response),
             };
             match serde_json::from_slice::<serde_json::Value>(&body) {
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}\n")),
-                Ok(v) => {
-                    let (tx, rx) = oneshot::channel();
-                    match ask(&state, AdminRequest::AddSilence(v, tx), rx).await {
+                Ok(silence) => {
+                    let (reply, rx) = oneshot::channel();
+                    let request = AdminRequest::AddSilence {
+                        silence,
+                        peer,
+                        reply,
+                    };
+                    match ask(&state, request, rx).await {
                         Some(Ok(id)) => json(StatusCode::OK, &serde_json::json!({ "id": id })),
                         Some(Err(p)) => text(StatusCode::BAD_REQUEST, format!("{p}\n")),
                         None => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
@@ -257,8 +472,8 @@ async fn handle(
         }
         (Method::DELETE, p) if p.starts_with("/api/silences/") => {
             let id = p.trim_start_matches("/api/silences/").to_owned();
-            let (tx, rx) = oneshot::channel();
-            match ask(&state, AdminRequest::ExpireSilence(id, tx), rx).await {
+            let (reply, rx) = oneshot::channel();
+            match ask(&state, AdminRequest::ExpireSilence { id, peer, reply }, rx).await {
                 Some(Ok(())) => text(StatusCode::OK, "expired\n"),
                 Some(Err(p)) => text(StatusCode::NOT_FOUND, format!("{p}\n")),
                 None => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
@@ -275,4 +490,47 @@ async fn ask<T>(state: &AdminState, request: AdminRequest, rx: oneshot::Receiver
         .await
         .ok()?
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_that_changes_something_needs_the_token() {
+        for (method, path) in [
+            (Method::POST, "/api/silences"),
+            (Method::DELETE, "/api/silences/s-0123456789abcdef"),
+            (Method::DELETE, "/api/silences/"),
+            (Method::POST, "/-/reload"),
+        ] {
+            assert_eq!(access_for(&method, path), Access::Write, "{method} {path}");
+        }
+        for (method, path) in [(Method::GET, "/metrics"), (Method::GET, "/api/silences")] {
+            assert_eq!(access_for(&method, path), Access::Read, "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/livez"),
+            (Method::GET, "/readyz"),
+            (Method::GET, "/nope"),
+            (Method::PUT, "/api/silences"),
+        ] {
+            assert_eq!(access_for(&method, path), Access::Open, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        let r = refused(Refusal::Disabled);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.headers().get("www-authenticate").is_none());
+        assert!(WRITES_DISABLED.contains("service") && WRITES_DISABLED.contains("admin_token"));
+        assert!(WRITES_DISABLED.contains("SIGHUP"));
+        for refusal in [Refusal::Missing, Refusal::Wrong] {
+            let r = refused(refusal);
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.starts_with("Bearer "), "{challenge}");
+        }
+    }
 }

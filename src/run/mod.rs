@@ -5,7 +5,7 @@
 //!        ▲                                 aligner → engine, episodes,        │
 //!        └──── Committed(seq) at each snapshot ◀──┘  routing, snapshots       ▼
 //!                                                                     delivery workers (one per destination)
-//!  admin HTTP: /metrics /livez /readyz /-/reload /api/silences
+//!  admin HTTP: /metrics /livez /readyz /-/reload /api/silences (writes need the admin token)
 //! ```
 //!
 //! Start: bind the admin port (`/readyz` answers 503 "starting"), resolve secrets, open the outbox,
@@ -20,7 +20,7 @@
 //! acknowledges what came in; sources stop fetching and commit what is durable; the detection thread
 //! finishes what is queued and writes a final snapshot; delivery sends what is due and what is held
 //! for grouping until the outbox is empty or the grace period ends; exit 0. Undelivered rows stay in
-//! the outbox. SIGHUP or `POST /-/reload` re-reads the config file, validates it, and swaps
+//! the outbox. SIGHUP or `POST /-/reload` (with the admin token, see [`admin`]) re-reads the config file, validates it, and swaps
 //! detection settings, routing, inhibition, tenant names and file silences; sources, destinations
 //! and `[service]` need a restart.
 

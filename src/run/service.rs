@@ -31,6 +31,8 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::admin::access::AdminAuth;
+use super::admin::connections::Throttle;
 use super::admin::{self, AdminRequest, AdminState, Phase};
 use super::detection::{Input, Reloaded, Snapshots, detection_loop};
 use super::metrics::RuntimeMetrics;
@@ -62,6 +64,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     if config.destinations.is_empty() {
         anyhow::bail!(NO_DESTINATIONS);
     }
+    let admin_token = service.resolve_admin_token().map_err(anyhow::Error::msg)?;
 
     // Metrics and the admin server first, so probes answer "starting" during a long restore.
     let registry = Registry::new_custom(None, None)?;
@@ -75,6 +78,8 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         phase: AtomicU8::new(Phase::Starting as u8),
         heartbeat: Mutex::new(Instant::now()),
         requests: admin_tx,
+        auth: AdminAuth::new(admin_token, service.metrics_token_required),
+        refusals: Mutex::new(Throttle::new(admin::LOG_INTERVAL)),
     });
     let listener = admin::bind(addr)
         .await
@@ -86,7 +91,12 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         Arc::clone(&admin_state),
         shutdown_rx.clone(),
     ));
-    tracing::info!(admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "entrawatch starting");
+    tracing::info!(
+        admin = %admin_addr,
+        admin_writes = if admin_state.auth.writes_enabled() { "token required" } else { "off (no service.admin_token)" },
+        version = env!("CARGO_PKG_VERSION"),
+        "entrawatch starting"
+    );
 
     // Restore.
     admin_state.set_phase(Phase::Restoring);
@@ -235,7 +245,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             _ = tokio::signal::ctrl_c() => { tracing::info!("interrupt: draining"); break; }
             _ = sighup.recv() => {
                 let result = reload(&args.config, &input_tx, &silences, &metrics).await;
-                log_reload(&result);
+                log_reload(&result, Origin::Signal);
             }
             r = &mut sources_done_rx, if !sources_finished => {
                 let _ = r;
@@ -403,15 +413,39 @@ async fn reload_inner(
     Ok("config reloaded (sources, destinations and [service] changes need a restart)".to_owned())
 }
 
-fn log_reload(result: &Result<String, String>) {
-    match result {
-        Ok(msg) => tracing::info!("{msg}"),
-        Err(problems) => {
-            tracing::error!(%problems, "config reload refused; the running config stays")
+/// Where a change came from, for the audit log.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// SIGHUP.
+    Signal,
+    /// The admin API, from this address.
+    Api(SocketAddr),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Signal => f.write_str("SIGHUP"),
+            Origin::Api(peer) => write!(f, "{peer}"),
         }
     }
 }
 
+fn log_reload(result: &Result<String, String>, origin: Origin) {
+    match result {
+        Ok(msg) => tracing::info!(audit = "config.reload", origin = %origin, "{msg}"),
+        Err(problems) => tracing::error!(
+            audit = "config.reload",
+            origin = %origin,
+            %problems,
+            "config reload refused; the running config stays"
+        ),
+    }
+}
+
+/// Answers one admin request; every change (or refused attempt) is logged for the audit trail with
+/// the peer address and the silence's author and matchers (API input is logged `Debug`-quoted, so
+/// it cannot forge log lines).
 async fn handle_admin(
     request: AdminRequest,
     config_path: &Path,
@@ -420,19 +454,61 @@ async fn handle_admin(
     metrics: &RuntimeMetrics,
 ) {
     match request {
-        AdminRequest::Reload(reply) => {
+        AdminRequest::Reload { peer, reply } => {
             let result = reload(config_path, input, silences, metrics).await;
-            log_reload(&result);
+            log_reload(&result, Origin::Api(peer));
             let _ = reply.send(result);
         }
         AdminRequest::ListSilences(reply) => {
             let _ = reply.send(silences.list());
         }
-        AdminRequest::AddSilence(value, reply) => {
-            let _ = reply.send(silences.add(value));
+        AdminRequest::AddSilence {
+            silence,
+            peer,
+            reply,
+        } => {
+            let result = silences.add(silence);
+            match &result {
+                Ok(s) => tracing::info!(
+                    audit = "silence.create",
+                    silence = %s.id,
+                    author = ?s.author,
+                    peer = %peer,
+                    matchers = ?s.matchers,
+                    starts_at = %s.starts_at.to_rfc3339(),
+                    ends_at = %s.ends_at.to_rfc3339(),
+                    comment = ?s.comment,
+                    "silence created"
+                ),
+                Err(problems) => tracing::info!(
+                    audit = "silence.create",
+                    peer = %peer,
+                    problems = ?problems,
+                    "silence refused"
+                ),
+            }
+            let _ = reply.send(result.map(|s| s.id));
         }
-        AdminRequest::ExpireSilence(id, reply) => {
-            let _ = reply.send(silences.expire(&id));
+        AdminRequest::ExpireSilence { id, peer, reply } => {
+            let result = silences.expire(&id);
+            match &result {
+                Ok(s) => tracing::info!(
+                    audit = "silence.expire",
+                    silence = %s.id,
+                    author = ?s.author,
+                    peer = %peer,
+                    matchers = ?s.matchers,
+                    "silence expired"
+                ),
+                Err(problem) => tracing::info!(
+                    audit = "silence.expire",
+                    silence = ?id,
+                    peer = %peer,
+                    problem = %problem,
+                    "silence not expired"
+                ),
+            }
+            let _ = reply.send(result.map(|_| ()));
         }
     }
 }
