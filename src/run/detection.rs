@@ -10,7 +10,7 @@ use entrawatch_alert::stage::{Routing, StageConfig};
 use entrawatch_ingest::source::Batch;
 use tokio::sync::{mpsc, oneshot};
 
-use super::admin::AdminState;
+use entrawatch_admin::AdminState;
 use super::pipeline::Pipeline;
 use super::snapshot;
 

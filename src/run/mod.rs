@@ -20,11 +20,10 @@
 //! acknowledges what came in; sources stop fetching and commit what is durable; the detection thread
 //! finishes what is queued and writes a final snapshot; delivery sends what is due and what is held
 //! for grouping until the outbox is empty or the grace period ends; exit 0. Undelivered rows stay in
-//! the outbox. SIGHUP or `POST /-/reload` (with the admin token, see [`admin`]) re-reads the config file, validates it, and swaps
+//! the outbox. SIGHUP or `POST /-/reload` (with the admin token, see [`entrawatch_admin`]) re-reads the config file, validates it, and swaps
 //! detection settings, routing, inhibition, tenant names and file silences; sources, destinations
 //! and `[service]` need a restart.
 
-pub mod admin;
 mod detection;
 pub mod metrics;
 pub mod pipeline;

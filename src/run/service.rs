@@ -31,9 +31,9 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::admin::access::AdminAuth;
-use super::admin::connections::Throttle;
-use super::admin::{self, AdminRequest, AdminState, Phase};
+use entrawatch_admin::access::AdminAuth;
+use entrawatch_admin::connections::Throttle;
+use entrawatch_admin::{self as admin, AdminRequest, AdminState, Phase};
 use super::detection::{Input, Reloaded, Snapshots, detection_loop};
 use super::metrics::RuntimeMetrics;
 use super::pipeline::Pipeline;

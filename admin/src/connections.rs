@@ -114,7 +114,7 @@ impl Connections {
 
     /// Connections open now.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().expect("connections lock").open.len()
     }
 }
