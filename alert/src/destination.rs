@@ -20,6 +20,13 @@ use crate::sink::{Sink, SinkKind};
 /// How often a broken destination (open circuit) is tried again.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(600);
 
+/// Requests an HTTP destination has in flight at once by default: enough that one hanging request
+/// does not hold the others past their time, few enough to stay polite to a chat service.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+
+/// How long connection failures (refused, DNS) last before a destination's circuit opens.
+pub const DEFAULT_CIRCUIT_AFTER: Duration = Duration::from_secs(300);
+
 fn chat_rate() -> f64 {
     1.0
 }
@@ -37,6 +44,12 @@ fn default_timeout_secs() -> u64 {
 }
 fn default_deadline_hours() -> u64 {
     24
+}
+fn default_max_in_flight() -> u32 {
+    DEFAULT_MAX_IN_FLIGHT
+}
+fn default_circuit_after_secs() -> u64 {
+    DEFAULT_CIRCUIT_AFTER.as_secs()
 }
 
 /// One `[[destinations]]` entry.
@@ -72,6 +85,12 @@ pub struct ChatConfig {
     /// alarmed instead).
     #[serde(default = "default_deadline_hours")]
     pub deadline_hours: u64,
+    /// Requests in flight at once; 1 sends one message at a time.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Connection failures (refused, DNS) lasting this long open the circuit.
+    #[serde(default = "default_circuit_after_secs")]
+    pub circuit_after_secs: u64,
 }
 
 /// `type = "webhook"`.
@@ -94,6 +113,10 @@ pub struct WebhookConfig {
     pub timeout_secs: u64,
     #[serde(default = "default_deadline_hours")]
     pub deadline_hours: u64,
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    #[serde(default = "default_circuit_after_secs")]
+    pub circuit_after_secs: u64,
 }
 
 /// `type = "jsonl"`.
@@ -129,15 +152,23 @@ pub struct ResolvedDestination {
     pub deadline: Duration,
     /// How long a broken destination's circuit stays open before the next try.
     pub probe_interval: Duration,
+    /// Requests in flight at once (at least 1). Two messages of one group or one alert are never
+    /// in flight together, and the token bucket paces them all.
+    pub max_in_flight: usize,
+    /// How long connection failures (refused, DNS) may last, with no answer in between, before
+    /// the circuit opens.
+    pub circuit_after: Duration,
 }
 
 impl ResolvedDestination {
     /// A destination with the default limits of its kind.
     pub fn new(name: impl Into<String>, sink: Sink) -> ResolvedDestination {
-        let (rate_per_sec, burst) = match sink.kind() {
-            SinkKind::Teams | SinkKind::Slack => (chat_rate(), chat_burst()),
-            SinkKind::Webhook => (webhook_rate(), webhook_burst()),
-            SinkKind::Jsonl | SinkKind::Stdout => (1000.0, 1000),
+        let in_flight = DEFAULT_MAX_IN_FLIGHT as usize;
+        // a file or the terminal takes one write at a time, in order
+        let (rate_per_sec, burst, max_in_flight) = match sink.kind() {
+            SinkKind::Teams | SinkKind::Slack => (chat_rate(), chat_burst(), in_flight),
+            SinkKind::Webhook => (webhook_rate(), webhook_burst(), in_flight),
+            SinkKind::Jsonl | SinkKind::Stdout => (1000.0, 1000, 1),
         };
         ResolvedDestination {
             name: name.into(),
@@ -147,6 +178,8 @@ impl ResolvedDestination {
             timeout: Duration::from_secs(default_timeout_secs()),
             deadline: Duration::from_secs(default_deadline_hours() * 3600),
             probe_interval: DEFAULT_PROBE_INTERVAL,
+            max_in_flight,
+            circuit_after: DEFAULT_CIRCUIT_AFTER,
         }
     }
 
@@ -194,6 +227,7 @@ impl DestinationConfig {
             DestinationConfig::Teams(c) | DestinationConfig::Slack(c) => {
                 out.extend(c.url.check(&format!("{path}.url")));
                 check_limits(path, c.rate_per_sec, c.burst, c.timeout_secs, &mut out);
+                check_concurrency(path, c.max_in_flight, c.circuit_after_secs, &mut out);
                 check_deadline(path, c.deadline_hours, &mut out);
             }
             DestinationConfig::Webhook(c) => {
@@ -205,6 +239,7 @@ impl DestinationConfig {
                     check_header(path, name, value, &mut out);
                 }
                 check_limits(path, c.rate_per_sec, c.burst, c.timeout_secs, &mut out);
+                check_concurrency(path, c.max_in_flight, c.circuit_after_secs, &mut out);
                 check_deadline(path, c.deadline_hours, &mut out);
             }
             DestinationConfig::Jsonl(c) => {
@@ -249,7 +284,13 @@ impl DestinationConfig {
                     SinkKind::Teams => Sink::Teams { url },
                     _ => Sink::Slack { url },
                 });
-                let limits = (c.rate_per_sec, c.burst, c.timeout_secs);
+                let limits = Limits {
+                    rate_per_sec: c.rate_per_sec,
+                    burst: c.burst,
+                    timeout_secs: c.timeout_secs,
+                    max_in_flight: c.max_in_flight,
+                    circuit_after_secs: c.circuit_after_secs,
+                };
                 (sink, c.deadline_hours, Some(limits))
             }
             DestinationConfig::Webhook(c) => {
@@ -275,7 +316,13 @@ impl DestinationConfig {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                 });
-                let limits = (c.rate_per_sec, c.burst, c.timeout_secs);
+                let limits = Limits {
+                    rate_per_sec: c.rate_per_sec,
+                    burst: c.burst,
+                    timeout_secs: c.timeout_secs,
+                    max_in_flight: c.max_in_flight,
+                    circuit_after_secs: c.circuit_after_secs,
+                };
                 (sink, c.deadline_hours, Some(limits))
             }
             DestinationConfig::Jsonl(c) => {
@@ -298,10 +345,12 @@ impl DestinationConfig {
         match sink {
             Some(sink) if errors.is_empty() => {
                 let mut d = ResolvedDestination::new(self.name(), sink);
-                if let Some((rate, burst, timeout)) = limits {
-                    d.rate_per_sec = rate;
-                    d.burst = burst;
-                    d.timeout = Duration::from_secs(timeout);
+                if let Some(l) = limits {
+                    d.rate_per_sec = l.rate_per_sec;
+                    d.burst = l.burst;
+                    d.timeout = Duration::from_secs(l.timeout_secs);
+                    d.max_in_flight = l.max_in_flight as usize;
+                    d.circuit_after = Duration::from_secs(l.circuit_after_secs);
                 }
                 d.deadline = Duration::from_secs(hours * 3600);
                 Ok(d)
@@ -309,6 +358,15 @@ impl DestinationConfig {
             _ => Err(errors),
         }
     }
+}
+
+/// The sending limits of an HTTP destination, as configured.
+struct Limits {
+    rate_per_sec: f64,
+    burst: u32,
+    timeout_secs: u64,
+    max_in_flight: u32,
+    circuit_after_secs: u64,
 }
 
 /// [`DestinationConfig::validate`] for every entry plus duplicate names; `path` is the section
@@ -350,6 +408,24 @@ fn check_limits(path: &str, rate: f64, burst: u32, timeout_secs: u64, out: &mut 
     if !(1..=300).contains(&timeout_secs) {
         out.push(format!(
             "{path}.timeout_secs: {timeout_secs} must be 1 to 300"
+        ));
+    }
+}
+
+fn check_concurrency(
+    path: &str,
+    max_in_flight: u32,
+    circuit_after_secs: u64,
+    out: &mut Vec<String>,
+) {
+    if !(1..=64).contains(&max_in_flight) {
+        out.push(format!(
+            "{path}.max_in_flight: {max_in_flight} must be 1 to 64"
+        ));
+    }
+    if !(1..=86_400).contains(&circuit_after_secs) {
+        out.push(format!(
+            "{path}.circuit_after_secs: {circuit_after_secs} must be 1 to 86400"
         ));
     }
 }
@@ -478,7 +554,49 @@ mod tests {
         assert_eq!(r.kind(), SinkKind::Teams);
         assert_eq!(r.timeout, Duration::from_secs(10));
         assert_eq!(r.deadline, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            (r.max_in_flight, r.circuit_after),
+            (4, Duration::from_secs(300))
+        );
         assert!(!format!("{r:?}").contains("SECRETSIG"));
+        let f = ResolvedDestination::new("f", Sink::Jsonl { path: "a".into() });
+        assert_eq!(f.max_in_flight, 1, "a file takes one write at a time");
+    }
+
+    #[test]
+    fn in_flight_and_circuit_after_are_configurable() {
+        let d = parse(serde_json::json!({
+            "type": "webhook", "name": "h", "url": {"env": "LOCAL"},
+            "max_in_flight": 1, "circuit_after_secs": 60
+        }))
+        .unwrap();
+        let r = d.resolve_with("destinations[0]", &env).unwrap();
+        assert_eq!(
+            (r.max_in_flight, r.circuit_after),
+            (1, Duration::from_secs(60))
+        );
+        let d = parse(serde_json::json!({
+            "type": "slack", "name": "s", "url": {"env": "LOCAL"},
+            "max_in_flight": 0, "circuit_after_secs": 0
+        }))
+        .unwrap();
+        let problems = d.validate("destinations[1]");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("destinations[1].max_in_flight:")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("destinations[1].circuit_after_secs:")),
+            "{problems:?}"
+        );
+        assert!(
+            parse(serde_json::json!({"type": "stdout", "name": "o", "max_in_flight": 2})).is_err(),
+            "local sinks write one at a time"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //! - [`notify`]: [`Notification`], one alert occasion for one destination.
 //! - [`outbox`]: the durable SQLite outbox of notifications and source checkpoints; a source
 //!   position is committed only after the notifications it implies are here.
-//! - [`deliver`]: one worker per destination leases outbox rows, sends them and marks them by the
-//!   answer (retry, `Retry-After`, circuit, dead letter, system alerts).
+//! - [`deliver`]: one worker per destination leases outbox rows, sends them (several at once) and
+//!   marks them by the answer (retry, `Retry-After`, circuit, fallback, dead letter, system alerts).
 //! - [`destination`]: the `[[destinations]]` config, validated and resolved with its secrets.
 //! - [`sink`]: for each kind (Teams, Slack, webhook, jsonl, stdout) its render, its send and what
 //!   its answers mean.

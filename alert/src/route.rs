@@ -18,8 +18,9 @@
 //!
 //! - `receivers`: destination names (`[[destinations]] name`). Required on the root; a child that
 //!   sets it must name at least one.
-//! - `fallback`: destinations that take over while a receiver is broken (circuit open, dead
-//!   letters). Default none.
+//! - `fallback`: destinations that take over while a receiver is broken or unreachable (circuit
+//!   open), take the notifications whose payload it refused, and hear about its dead letters.
+//!   Default none.
 //! - `group_by`: label names; alerts of one route with equal values for these labels are one group,
 //!   sent together in one message. Default `["tenant_id", "rule", "principal"]`. `["..."]` groups
 //!   by every label (one group per distinct alert labels); `[]` puts all of the route's alerts in

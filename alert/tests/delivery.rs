@@ -152,10 +152,11 @@ async fn a_429_pauses_the_whole_destination_until_retry_after() {
     let slack_fake = Fake::start(h.clock(), Reply::slack_ok()).await;
     let teams_fake = Fake::start(h.clock(), Reply::teams_ok()).await;
     slack_fake.script([Reply::slack_429(2)]);
-    let d = h.start(vec![
-        slack("slack", &slack_fake),
-        teams("teams", &teams_fake),
-    ]);
+    // One message at a time, so the 429 comes back before any other request leaves: with more in
+    // flight, requests sent before the answer would reach the receiver during the pause.
+    let mut s = slack("slack", &slack_fake);
+    s.max_in_flight = 1;
+    let d = h.start(vec![s, teams("teams", &teams_fake)]);
     let rows: Vec<Notification> = ["a", "b", "c"]
         .iter()
         .map(|n| Row::new(n, "slack", h.now()).build())
@@ -225,7 +226,7 @@ async fn a_429_pauses_the_whole_destination_until_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payload_bug_retries_once_with_the_minimal_render_then_dead_letters() {
+async fn payload_bug_retries_once_with_the_minimal_render_then_goes_to_the_fallback() {
     let mut h = Harness::new();
     let slack_fake = Fake::start(h.clock(), Reply::slack_ok()).await;
     let hook_fake = Fake::start(h.clock(), Reply::new(200, "")).await;
@@ -242,9 +243,9 @@ async fn payload_bug_retries_once_with_the_minimal_render_then_dead_letters() {
         .fallback(&["hook"])
         .build();
     h.commit(std::slice::from_ref(&bad), Some(&d));
-    settle("dead letter", || {
-        h.status(&bad.id) == Status::Dead
-            && h.metrics.dead_letters.with_label_values(&["slack"]).get() == 1
+    settle("rerouted", || {
+        h.status(&bad.id) == Status::Rerouted
+            && h.metrics.notifications_count("slack", "first", "rerouted") == 1
     })
     .await;
     let got = slack_fake.received();
@@ -266,16 +267,23 @@ async fn payload_bug_retries_once_with_the_minimal_render_then_dead_letters() {
     );
     assert_eq!(
         h.metrics.dead_letters.with_label_values(&["slack"]).get(),
-        1
+        0
     );
-    assert_eq!(h.metrics.notifications_count("slack", "first", "dead"), 1);
-    assert_eq!(h.outbox.dead_letters().unwrap().len(), 1);
-    // the fallback hears about it
-    settle("system notification", || hook_fake.count() == 1).await;
+    assert!(h.outbox.dead_letters().unwrap().is_empty());
+    // the fallback gets the alert and hears why
+    settle("the copy and the system alert", || hook_fake.count() == 2).await;
+    let texts: Vec<String> = hook_fake.received().iter().map(|r| r.text()).collect();
     assert!(
-        hook_fake.received()[0]
-            .text()
-            .contains("entrawatch_dead_letters")
+        texts
+            .iter()
+            .any(|t| t.contains("entrawatch_payload_refused") && t.contains("invalid_blocks")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("\"alert_id\":\"ew-test-bad\"")),
+        "{texts:?}"
     );
 
     // refused once, accepted in minimal form
@@ -299,6 +307,8 @@ async fn a_broken_destination_opens_its_circuit_and_reroutes_to_the_fallback() {
     let hook_fake = Fake::start(h.clock(), Reply::new(200, "")).await;
     let mut s = slack("slack", &slack_fake);
     s.probe_interval = Duration::from_secs(60);
+    // one message at a time, so exactly one failed send opens the circuit
+    s.max_in_flight = 1;
     let d = h.start(vec![s, fast(webhook("hook", &hook_fake, None))]);
     let rows: Vec<Notification> = ["a", "b", "c"]
         .iter()
@@ -386,6 +396,8 @@ async fn a_hanging_destination_does_not_stall_another() {
     let teams_fake = Fake::start(h.clock(), Reply::teams_ok()).await;
     let mut hook = webhook("hook", &hook_fake, None);
     hook.timeout = Duration::from_secs(60);
+    // one message at a time: the first request holds the whole destination
+    hook.max_in_flight = 1;
     let d = h.start(vec![hook, teams("teams", &teams_fake)]);
     let mut rows = Vec::new();
     for i in 0..10 {

@@ -5,6 +5,8 @@
 //! makes the process exit with status 137 at the N-th such point, as a `kill -9` would leave it.
 //! In-process tests use `stop-after-…`, which freezes every worker of the [`super::Delivery`]
 //! (no marking, no lease release) so the test can drop it, reopen the outbox and start afresh.
+//! Messages a worker has in flight alongside stay leased as they are, as in a real crash: each is
+//! sent once more after the restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

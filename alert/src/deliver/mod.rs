@@ -2,14 +2,16 @@
 //!
 //! [`Delivery::start`] runs one worker task per [`ResolvedDestination`], each with its own outbox
 //! connection, so a slow, throttled or broken destination never holds up another (ALERTING.md
-//! §5.6). The runtime calls [`Delivery::wake`] after each outbox commit and
+//! §5.6). A worker has up to `max_in_flight` requests out at once, so a request that hangs holds
+//! up neither its destination's other messages nor another destination. The runtime calls [`Delivery::wake`] after each outbox commit and
 //! [`Delivery::shutdown`] on SIGTERM. [`send_once`] sends one message without the outbox
 //! (`entrawatch send-test`).
 //!
 //! The parts, in the order a row meets them: [`clock`] (time, manual in tests), [`backoff`]
 //! (token bucket, full-jitter backoff), `worker` (the loop that leases rows, sends each through its
-//! destination's [`Sink`](crate::sink::Sink) and marks it by the answer), [`system`] (alerts about
-//! delivery itself), [`fault`] (crash injection for tests).
+//! destination's [`Sink`](crate::sink::Sink) and marks it by the answer: retry, pause, circuit,
+//! fallback, dead letter), [`system`] (alerts about delivery itself), [`fault`] (crash injection
+//! for tests).
 
 pub mod backoff;
 pub mod clock;

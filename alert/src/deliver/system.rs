@@ -1,7 +1,7 @@
 //! System notifications: entrawatch telling the fallback destinations about its own delivery
-//! problems (a destination broken, dead letters, a critical alert past its deadline). They are
-//! ordinary outbox rows of kind `system`, with deterministic ids so a repeat after a crash
-//! inserts nothing.
+//! problems (a destination broken or unreachable, a payload refused, dead letters, a critical alert
+//! past its deadline). They are ordinary outbox rows of kind `system`, with deterministic ids so a
+//! repeat after a crash inserts nothing.
 
 use chrono::{DateTime, Utc};
 use entrawatch_detect::{Principal, PrincipalKind, Severity};
@@ -19,7 +19,8 @@ pub const SYSTEM_TENANT: &str = "entrawatch";
 /// What a system alert is about.
 #[derive(Debug, Clone)]
 pub struct SystemEvent {
-    /// `entrawatch_destination_broken`, `entrawatch_dead_letters`, `entrawatch_deadline_passed`.
+    /// `entrawatch_destination_broken`, `entrawatch_payload_refused`, `entrawatch_dead_letters`,
+    /// `entrawatch_deadline_passed`.
     pub rule: &'static str,
     pub severity: Severity,
     pub title: String,
@@ -121,6 +122,91 @@ pub fn destination_broken(
     }
 }
 
+/// `dest` could not be connected to (refused, DNS) since `since`; its rows now go to `to`. One per
+/// circuit opening (`now`).
+pub fn destination_unreachable(
+    dest: &ResolvedDestination,
+    detail: &str,
+    since: DateTime<Utc>,
+    to: &[String],
+    now: DateTime<Utc>,
+) -> SystemEvent {
+    let mut evidence = Map::new();
+    evidence.insert("destination".into(), json!(dest.name));
+    evidence.insert("type".into(), json!(dest.kind().as_str()));
+    evidence.insert("status".into(), json!("network"));
+    evidence.insert("detail".into(), json!(detail));
+    evidence.insert("unreachable_since".into(), json!(since.to_rfc3339()));
+    let secs = (now - since).num_seconds().max(0);
+    SystemEvent {
+        rule: "entrawatch_destination_broken",
+        severity: Severity::High,
+        title: format!("Destination {} is unreachable", dest.name),
+        summary: format!(
+            "No connection to {} for {secs} s ({detail}). Its notifications go to {} until it \
+             answers again (tried every {} s). Check its DNS name, that the receiver is up and \
+             that the network lets entrawatch reach it.",
+            dest.name,
+            to.join(", "),
+            dest.probe_interval.as_secs()
+        ),
+        evidence,
+        key: format!("{}:{}", dest.name, now.timestamp_millis()),
+    }
+}
+
+/// `dest` refused the payload of `rows` even in minimal form (`status`, `detail`); those with a
+/// fallback went to `to`, the others are dead letters.
+pub fn payload_refused(
+    dest: &ResolvedDestination,
+    status: &str,
+    detail: &str,
+    rows: &[(String, String)],
+    to: &[String],
+    dead: usize,
+) -> SystemEvent {
+    let mut evidence = Map::new();
+    evidence.insert("destination".into(), json!(dest.name));
+    evidence.insert("type".into(), json!(dest.kind().as_str()));
+    evidence.insert("status".into(), json!(status));
+    evidence.insert("detail".into(), json!(detail));
+    evidence.insert("count".into(), json!(rows.len()));
+    evidence.insert("rerouted_to".into(), json!(to));
+    evidence.insert("dead_letters".into(), json!(dead));
+    let alerts: Vec<Value> = rows.iter().take(20).map(|(_, a)| json!(a)).collect();
+    evidence.insert("alerts".into(), Value::Array(alerts));
+    let went = match (to.is_empty(), dead) {
+        (false, 0) => format!("They went to {} instead.", to.join(", ")),
+        (false, d) => format!(
+            "Those with a fallback went to {}; {d} without one are kept as dead letters in the \
+             outbox.",
+            to.join(", ")
+        ),
+        (true, _) => "They have no fallback and are kept as dead letters in the outbox.".to_owned(),
+    };
+    SystemEvent {
+        rule: "entrawatch_payload_refused",
+        severity: Severity::High,
+        title: format!(
+            "{} notification(s) refused by {} ({status})",
+            rows.len(),
+            dest.name
+        ),
+        summary: format!(
+            "{} refused the message even in its minimal form: {status} {detail}. {went} The \
+             destination still takes other messages; check what it accepts (a changed Workflows \
+             trigger schema, a payload limit).",
+            dest.name
+        ),
+        evidence,
+        key: format!(
+            "{}:{}",
+            dest.name,
+            rows.first().map_or("", |(id, _)| id.as_str())
+        ),
+    }
+}
+
 /// `rows` of `destination` were given up (`why`).
 pub fn dead_letters(destination: &str, rows: &[ExpiredRow], why: &str) -> SystemEvent {
     let mut evidence = Map::new();
@@ -191,5 +277,22 @@ mod tests {
         assert_ne!(a[0].id, a[1].id);
         assert_eq!(a[0].kind, Kind::System);
         assert!(a[0].alert.id.starts_with("ew-"));
+    }
+
+    #[test]
+    fn a_refusal_says_where_the_rows_went() {
+        let dest = ResolvedDestination::new("siem", crate::sink::Sink::Stdout);
+        let rows = [("n-1".to_owned(), "ew-a".to_owned())];
+        let moved = payload_refused(&dest, "400", "bad field", &rows, &["slack".into()], 0);
+        assert_eq!(moved.rule, "entrawatch_payload_refused");
+        assert!(moved.summary.contains("went to slack"), "{}", moved.summary);
+        let dead = payload_refused(&dest, "400", "bad field", &rows, &[], 1);
+        assert!(dead.summary.contains("dead letters"), "{}", dead.summary);
+        assert_eq!(moved.key, dead.key, "one refusal, one alert");
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let since = now - chrono::Duration::seconds(300);
+        let e = destination_unreachable(&dest, "connect: refused", since, &["slack".into()], now);
+        assert_eq!(e.rule, "entrawatch_destination_broken");
+        assert!(e.title.contains("unreachable") && e.summary.contains("300 s"));
     }
 }

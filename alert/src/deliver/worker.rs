@@ -1,10 +1,15 @@
 //! One destination's worker: takes due rows from the outbox, sends them as one message per group,
 //! and moves each row on according to the [`Verdict`].
 //!
-//! One step: pick the oldest due group → take a rate token → coalesce older rows of the same alerts
-//! → lease → render and send → mark. Between steps the worker expires rows past their deadline and
-//! updates its gauges. State kept in memory (a throttle pause, an open circuit) only delays sends;
-//! everything that must survive a crash is in the outbox.
+//! One send: pick the oldest due group that has nothing in flight → take a rate token → coalesce
+//! older rows of the same alerts → lease → render and send → mark. Up to
+//! [`ResolvedDestination::max_in_flight`] sends run at once, each its own task, so one request that
+//! hangs does not hold the others; the worker alone leases and marks, in the order the answers
+//! come. A group or an alert with a message in flight is passed over until that message is marked,
+//! so one alert's updates go out in order. Between sends the worker expires rows past their
+//! deadline and updates its gauges. State kept in memory (a throttle pause, an open circuit, how
+//! long connections have failed) only delays sends; everything that must survive a crash is in the
+//! outbox: a crash leaves the rows in flight leased, and the next start sends them again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,11 +17,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
+use tokio::task::{Id, JoinError, JoinSet};
 
 use crate::destination::ResolvedDestination;
 use crate::metrics::DeliveryMetrics;
 use crate::notify::{Kind, Notification};
-use crate::outbox::{Batch, ExpiredRow, Retry};
+use crate::outbox::{Batch, ExpiredRow, Refusal, Refused, Retry};
 use crate::outbox::{OutboxError, RETENTION};
 use crate::record::AlertRecord;
 use crate::sink::classify::{Outcome, Verdict};
@@ -47,7 +53,7 @@ pub(crate) enum Phase {
     Running,
     /// Deliver what is due, then exit when idle.
     Draining,
-    /// Finish the message in flight, release leases, exit.
+    /// Finish the messages in flight, release leases, exit.
     Stop,
 }
 
@@ -65,12 +71,31 @@ pub(crate) struct Shared {
 
 struct Circuit {
     probe_at: DateTime<Utc>,
+    /// The number of the last send started before the circuit opened: such a send succeeding says
+    /// nothing about the destination now, only a later one (the probe) closes the circuit.
+    opened_after: u64,
+}
+
+/// Why a circuit opens.
+#[derive(Debug, Clone, Copy)]
+enum Opening {
+    /// The receiver answered as a dead or unauthorised URL.
+    Broken,
+    /// No connection could be made since then.
+    Unreachable { since: DateTime<Utc> },
+}
+
+/// A message being sent: its leased rows, how it was rendered, which send it is.
+struct InFlight {
+    batch: Batch,
+    minimal: bool,
+    number: u64,
 }
 
 enum Step {
     /// Something happened: look again at once.
     Worked,
-    /// Nothing to do before this time.
+    /// Nothing to start before this time (or before a send in flight finishes).
     Idle(DateTime<Utc>),
     /// The fault plan fired: stop without touching anything.
     Crashed,
@@ -87,6 +112,13 @@ pub(crate) struct Worker {
     throttled_until: Option<DateTime<Utc>>,
     throttle_streak: u32,
     circuit: Option<Circuit>,
+    /// When the current run of connection failures began (cleared by any answer).
+    unreachable_since: Option<DateTime<Utc>>,
+    /// The sends in flight; each task returns the receiver's answer.
+    sends: JoinSet<Outcome>,
+    in_flight: BTreeMap<Id, InFlight>,
+    /// How many sends were started (numbers them).
+    started: u64,
     next_housekeeping: Option<DateTime<Utc>>,
     next_purge: Option<DateTime<Utc>>,
     /// Stopping: send what is held for grouping instead of leaving it for the next start.
@@ -130,6 +162,10 @@ impl Worker {
             throttled_until: None,
             throttle_streak: 0,
             circuit: None,
+            unreachable_since: None,
+            sends: JoinSet::new(),
+            in_flight: BTreeMap::new(),
+            started: 0,
             next_housekeeping: None,
             next_purge: None,
             flush_held: false,
@@ -158,7 +194,8 @@ impl Worker {
             if self.shared.fault.crashed() {
                 return;
             }
-            let phase = *self.shared.control.borrow();
+            // marked as seen, so the `changed()` below waits for the next change
+            let phase = *self.shared.control.borrow_and_update();
             if phase == Phase::Stop {
                 break;
             }
@@ -178,16 +215,28 @@ impl Worker {
                     add(now, Duration::from_secs(1))
                 }
             };
-            if phase == Phase::Draining {
+            if phase == Phase::Draining && self.sends.is_empty() {
                 break;
             }
             let until = idle_until.min(add(now, MAX_IDLE));
             let sleep = self.shared.clock.sleep_until(until);
             let mut control = self.shared.control.clone();
-            tokio::select! {
-                () = sleep => {}
-                () = wake.notified() => {}
-                _ = control.changed() => {}
+            let done = tokio::select! {
+                () = sleep => None,
+                () = wake.notified() => None,
+                _ = control.changed() => None,
+                Some(done) = self.sends.join_next_with_id() => Some(done),
+            };
+            if let Some(done) = done
+                && !self.finish(done).await
+            {
+                return;
+            }
+        }
+        // Stopping: what is in flight finishes (within its request timeout) and is marked.
+        while let Some(done) = self.sends.join_next_with_id().await {
+            if !self.finish(done).await {
+                return;
             }
         }
         let name = self.dest.name.clone();
@@ -201,6 +250,7 @@ impl Worker {
         self.update_gauges().await;
     }
 
+    /// Starts the next send if one may start now.
     async fn step(&mut self, now: DateTime<Utc>) -> Result<Step, OutboxError> {
         if let Some(until) = self.throttled_until {
             if now < until {
@@ -216,21 +266,34 @@ impl Worker {
             self.reroute(now).await?;
             return Ok(Step::Idle(probe_at));
         }
+        // an open circuit is probed with one message at a time
+        let room = match self.circuit {
+            Some(_) => 1,
+            None => self.dest.max_in_flight.max(1),
+        };
+        if self.in_flight.len() >= room {
+            // the next answer wakes the worker
+            return Ok(Step::Idle(add(now, MAX_IDLE)));
+        }
         let name = self.dest.name.clone();
         let due_by = if self.flush_held {
             add(now, FLUSH_HORIZON)
         } else {
             now
         };
+        let (groups, alerts) = self.held();
+        let held = move |g: &str, a: &str| groups.contains(g) || alerts.contains(a);
         let batch = self
             .db
-            .run(move |o| o.next_batch(&name, due_by, MAX_BATCH))
+            .run(move |o| o.next_batch_where(&name, due_by, MAX_BATCH, &held))
             .await?;
         let Some(batch) = batch else {
             let name = self.dest.name.clone();
+            let (groups, alerts) = self.held();
+            let held = move |g: &str, a: &str| groups.contains(g) || alerts.contains(a);
             let (due, deadline) = self
                 .db
-                .run(move |o| Ok((o.next_due(&name)?, o.next_deadline(&name)?)))
+                .run(move |o| Ok((o.next_due_where(&name, &held)?, o.next_deadline(&name)?)))
                 .await?;
             let next = [due, deadline, self.next_housekeeping]
                 .into_iter()
@@ -248,6 +311,24 @@ impl Worker {
         if self.shared.fault.hit(FaultPoint::AfterLease) {
             return Ok(Step::Crashed);
         }
+        self.start(batch, now).await?;
+        Ok(Step::Worked)
+    }
+
+    /// The groups and alerts with a message in flight: nothing else of theirs starts until it is
+    /// marked.
+    fn held(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut groups = BTreeSet::new();
+        let mut alerts = BTreeSet::new();
+        for f in self.in_flight.values() {
+            groups.insert(f.batch.group_key.clone());
+            alerts.extend(f.batch.rows.iter().map(|r| r.notification.alert_id.clone()));
+        }
+        (groups, alerts)
+    }
+
+    /// Renders and sends a leased batch in a task of its own.
+    async fn start(&mut self, batch: Batch, now: DateTime<Utc>) -> Result<(), OutboxError> {
         let minimal = batch.rows.iter().any(|r| r.minimal);
         let alerts: Vec<AlertRecord> = batch
             .rows
@@ -273,29 +354,59 @@ impl Worker {
         } else {
             None
         };
-        let msg = Message {
-            notification_id: &head.id,
-            kind: head.kind,
-            alerts: &alerts,
-            now,
-            since_last,
-            notification_ids: &ids,
+        let (head_id, kind) = (head.id.clone(), head.kind);
+        let (sink, client, name) = (
+            self.dest.sink.clone(),
+            self.client.clone(),
+            self.dest.name.clone(),
+        );
+        let task = self.sends.spawn(async move {
+            let msg = Message {
+                notification_id: &head_id,
+                kind,
+                alerts: &alerts,
+                now,
+                since_last,
+                notification_ids: &ids,
+            };
+            sink.send(&client, &name, &msg, minimal).await
+        });
+        self.started += 1;
+        self.in_flight.insert(
+            task.id(),
+            InFlight {
+                batch,
+                minimal,
+                number: self.started,
+            },
+        );
+        Ok(())
+    }
+
+    /// Marks the rows of a finished send by its answer; false when the fault plan says to stop.
+    async fn finish(&mut self, done: Result<(Id, Outcome), JoinError>) -> bool {
+        let (id, outcome) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(destination = %self.dest.name, error = %e, "a send task failed");
+                (e.id(), Outcome::failed(false, "the send task failed"))
+            }
         };
-        let outcome = self
-            .dest
-            .sink
-            .send(&self.client, &self.dest.name, &msg, minimal)
-            .await;
+        let Some(sent) = self.in_flight.remove(&id) else {
+            return true;
+        };
         if self.shared.fault.hit(FaultPoint::AfterSend) {
-            return Ok(Step::Crashed);
+            return false;
         }
         self.shared
             .metrics
             .attempts
             .with_label_values(&[self.name(), outcome.class.as_str()])
             .inc();
-        self.settle(batch, minimal, outcome).await?;
-        Ok(Step::Worked)
+        if let Err(e) = self.settle(sent, outcome).await {
+            tracing::error!(destination = %self.dest.name, error = %e, "marking a sent message failed");
+        }
+        true
     }
 
     /// Folds older pending rows of the batch's alerts into the newest, leases what is left, and
@@ -337,13 +448,13 @@ impl Worker {
     }
 
     /// Moves the leased rows on after a send.
-    async fn settle(
-        &mut self,
-        batch: Batch,
-        minimal: bool,
-        outcome: Outcome,
-    ) -> Result<(), OutboxError> {
+    async fn settle(&mut self, sent: InFlight, outcome: Outcome) -> Result<(), OutboxError> {
         let now = self.now();
+        let InFlight {
+            batch,
+            minimal,
+            number,
+        } = sent;
         let ids: Vec<String> = batch
             .rows
             .iter()
@@ -351,6 +462,12 @@ impl Worker {
             .collect();
         let status = outcome.status_text();
         let detail = outcome.detail.clone();
+        // any answer shows the receiver can be reached; connection failures that have lasted
+        // open the circuit as a broken destination does
+        if outcome.status.is_some() || outcome.verdict == Verdict::Delivered {
+            self.unreachable_since = None;
+        }
+        let unreachable_too_long = outcome.unreachable && self.unreachable_for(now);
         match outcome.verdict {
             Verdict::Delivered => {
                 let (name, group) = (self.dest.name.clone(), batch.group_key.clone());
@@ -369,7 +486,12 @@ impl Worker {
                     self.count(r.notification.kind.as_str(), "delivered", 1);
                 }
                 self.throttle_streak = 0;
-                if self.circuit.take().is_some() {
+                if self
+                    .circuit
+                    .as_ref()
+                    .is_some_and(|c| number > c.opened_after)
+                {
+                    self.circuit = None;
                     tracing::info!(destination = %self.dest.name, "destination recovered, circuit closed");
                     self.set_paused("circuit_open", false);
                 }
@@ -385,6 +507,10 @@ impl Worker {
                 if let Some(ra) = outcome.retry_after {
                     until = until.max(ra.until(now));
                 }
+                // another answer in flight may have paused it for longer already
+                if let Some(earlier) = self.throttled_until {
+                    until = until.max(earlier);
+                }
                 tracing::warn!(destination = %self.dest.name, status = %status, until = %until, "destination throttled, pausing it");
                 self.throttled_until = Some(until);
                 self.set_paused("throttled", true);
@@ -397,6 +523,13 @@ impl Worker {
                 };
                 self.db
                     .run(move |o| o.mark_retry(&refs(&ids), &retry))
+                    .await?;
+            }
+            Verdict::Transient if unreachable_too_long => {
+                let since = self.unreachable_since.unwrap_or(now);
+                tracing::error!(destination = %self.dest.name, detail = %detail, since = %since, "destination unreachable, opening its circuit");
+                let why = Opening::Unreachable { since };
+                self.open_circuit(&ids, minimal, &status, &detail, why, now)
                     .await?;
             }
             Verdict::Transient => {
@@ -431,53 +564,98 @@ impl Worker {
                     .await?;
             }
             Verdict::PayloadBug => {
-                tracing::error!(destination = %self.dest.name, status = %status, detail = %detail, "minimal payload refused too, dead-lettering");
-                let error = format!("refused even in minimal form: {detail}");
-                self.db
-                    .run(move |o| o.mark_dead(&refs(&ids), &status, &error))
-                    .await?;
-                self.shared
-                    .metrics
-                    .render_errors
-                    .with_label_values(&[self.name()])
-                    .inc();
-                let dead: Vec<ExpiredRow> = batch
-                    .rows
-                    .iter()
-                    .map(|r| ExpiredRow {
-                        notification_id: r.notification.id.clone(),
-                        alert_id: r.notification.alert_id.clone(),
-                        kind: r.notification.kind,
-                        fallback: r.notification.fallback.clone(),
-                        last_error: Some(outcome.detail.clone()),
-                    })
-                    .collect();
-                self.dead_letters(&dead, "refused as malformed", now)
-                    .await?;
+                self.refused(&ids, &status, &detail, now).await?;
             }
             Verdict::Broken => {
                 tracing::error!(destination = %self.dest.name, status = %status, detail = %detail, "destination broken, opening its circuit");
-                let retry = Retry {
-                    next_attempt_at: now,
-                    count_attempt: true,
-                    minimal,
-                    last_status: status.clone(),
-                    last_error: detail.clone(),
-                };
-                self.db
-                    .run(move |o| o.mark_retry(&refs(&ids), &retry))
+                self.open_circuit(&ids, minimal, &status, &detail, Opening::Broken, now)
                     .await?;
-                let first_opening = self.circuit.is_none();
-                self.circuit = Some(Circuit {
-                    probe_at: add(now, self.dest.probe_interval),
-                });
-                self.set_paused("circuit_open", true);
-                let to = self.reroute(now).await?;
-                if first_opening {
-                    self.raise_broken(&to, &status, &detail, now).await?;
-                }
             }
         }
+        Ok(())
+    }
+
+    /// Notes a connection failure at `now`; true when the failures have lasted `circuit_after`.
+    fn unreachable_for(&mut self, now: DateTime<Utc>) -> bool {
+        let since = *self.unreachable_since.get_or_insert(now);
+        (now - since).to_std().unwrap_or_default() >= self.dest.circuit_after
+    }
+
+    /// Puts the leased rows back, opens (or keeps open) the circuit until the next probe, reroutes
+    /// what has a fallback and, on the first opening, tells the fallbacks.
+    async fn open_circuit(
+        &mut self,
+        ids: &[String],
+        minimal: bool,
+        status: &str,
+        detail: &str,
+        why: Opening,
+        now: DateTime<Utc>,
+    ) -> Result<(), OutboxError> {
+        let retry = Retry {
+            next_attempt_at: now,
+            count_attempt: true,
+            minimal,
+            last_status: status.to_owned(),
+            last_error: detail.to_owned(),
+        };
+        let ids = ids.to_vec();
+        self.db
+            .run(move |o| o.mark_retry(&refs(&ids), &retry))
+            .await?;
+        let first_opening = self.circuit.is_none();
+        self.circuit = Some(Circuit {
+            probe_at: add(now, self.dest.probe_interval),
+            opened_after: self.started,
+        });
+        self.set_paused("circuit_open", true);
+        let to = self.reroute(now).await?;
+        if first_opening {
+            self.raise_broken(&to, status, detail, why, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The minimal render was refused too: rows with a fallback go there, the others become dead
+    /// letters, and a system alert says so, in the same transaction (see [`refusal_report`]).
+    async fn refused(
+        &mut self,
+        ids: &[String],
+        status: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), OutboxError> {
+        let (dest, known, ids) = (self.dest.clone(), self.known.clone(), ids.to_vec());
+        let (st, de) = (status.to_owned(), detail.to_owned());
+        let refused = self
+            .db
+            .run(move |o| {
+                let error = format!("refused even in minimal form: {de}");
+                let refusal = Refusal {
+                    last_status: &st,
+                    last_error: &error,
+                };
+                o.divert_refused(&dest.name, &refs(&ids), now, &known, &refusal, |r| {
+                    refusal_report(&dest, &st, &de, r, now)
+                })
+            })
+            .await?;
+        if refused.rerouted.is_empty() && refused.dead.is_empty() {
+            return Ok(());
+        }
+        self.shared
+            .metrics
+            .render_errors
+            .with_label_values(&[self.name()])
+            .inc();
+        for r in &refused.rerouted {
+            self.count(r.kind.as_str(), "rerouted", 1);
+        }
+        self.count_dead(&refused.dead);
+        let to = refused.fallbacks();
+        tracing::error!(destination = %self.dest.name, status = %status, detail = %detail, rerouted = refused.rerouted.len(), to = ?to, dead = refused.dead.len(), "payload refused even in minimal form");
+        self.poke(&to);
+        self.poke(&refusal_recipients(&self.dest.name, &refused));
         Ok(())
     }
 
@@ -503,13 +681,19 @@ impl Worker {
         to: &[String],
         status: &str,
         detail: &str,
+        why: Opening,
         now: DateTime<Utc>,
     ) -> Result<(), OutboxError> {
         if to.is_empty() {
             tracing::error!(destination = %self.dest.name, "destination broken and no fallback to tell");
             return Ok(());
         }
-        let event = system::destination_broken(&self.dest, status, detail, to, now);
+        let event = match why {
+            Opening::Unreachable { since } => {
+                system::destination_unreachable(&self.dest, detail, since, to, now)
+            }
+            Opening::Broken => system::destination_broken(&self.dest, status, detail, to, now),
+        };
         self.raise(&event, to, now).await
     }
 
@@ -522,6 +706,14 @@ impl Worker {
         if rows.is_empty() {
             return Ok(());
         }
+        self.count_dead(rows);
+        let to = self.fallbacks(rows);
+        tracing::error!(destination = %self.dest.name, rows = rows.len(), reason = why, "notifications dead-lettered");
+        let event = system::dead_letters(&self.dest.name, rows, why);
+        self.raise(&event, &to, now).await
+    }
+
+    fn count_dead(&self, rows: &[ExpiredRow]) {
         self.shared
             .metrics
             .dead_letters
@@ -530,10 +722,6 @@ impl Worker {
         for r in rows {
             self.count(r.kind.as_str(), "dead", 1);
         }
-        let to = self.fallbacks(rows);
-        tracing::error!(destination = %self.dest.name, rows = rows.len(), reason = why, "notifications dead-lettered");
-        let event = system::dead_letters(&self.dest.name, rows, why);
-        self.raise(&event, &to, now).await
     }
 
     fn fallbacks(&self, rows: &[ExpiredRow]) -> Vec<String> {
@@ -630,6 +818,47 @@ impl Worker {
             .with_label_values(&[self.name(), kind, outcome])
             .inc_by(n);
     }
+}
+
+/// Who hears that `destination` refused payloads: the fallbacks that took rows, or else the
+/// destination itself, which still takes other messages. A refused system alert is reported to
+/// nobody, so a receiver that refuses everything does not make alerts about alerts.
+fn refusal_recipients(destination: &str, refused: &Refused) -> Vec<String> {
+    let to = refused.fallbacks();
+    if !to.is_empty() {
+        return to;
+    }
+    if refused.rows().all(|(_, _, kind)| kind == Kind::System) {
+        return Vec::new();
+    }
+    vec![destination.to_owned()]
+}
+
+/// The system alert about refused rows, one notification per recipient.
+fn refusal_report(
+    dest: &ResolvedDestination,
+    status: &str,
+    detail: &str,
+    refused: &Refused,
+    now: DateTime<Utc>,
+) -> Vec<Notification> {
+    let tell = refusal_recipients(&dest.name, refused);
+    if tell.is_empty() {
+        return Vec::new();
+    }
+    let rows: Vec<(String, String)> = refused
+        .rows()
+        .map(|(id, alert, _)| (id.to_owned(), alert.to_owned()))
+        .collect();
+    let event = system::payload_refused(
+        dest,
+        status,
+        detail,
+        &rows,
+        &refused.fallbacks(),
+        refused.dead.len(),
+    );
+    system_notifications(&event, &tell, now)
 }
 
 fn refs(ids: &[String]) -> Vec<&str> {

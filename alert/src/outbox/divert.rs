@@ -1,6 +1,8 @@
 //! When rows cannot go where they were meant to: a broken destination's rows are copied to its
-//! fallback destinations ([`Outbox::reroute`]), and rows past their deadline become dead letters
-//! or, when critical, are flagged for an alarm and kept ([`Outbox::expire`]).
+//! fallback destinations ([`Outbox::reroute`]), so are rows whose payload the destination refused
+//! (or they become dead letters when they have no fallback: [`Outbox::divert_refused`]), and rows
+//! past their deadline become dead letters or, when critical, are flagged for an alarm and kept
+//! ([`Outbox::expire`]).
 
 use std::collections::BTreeSet;
 
@@ -32,6 +34,22 @@ pub struct ExpiredRow {
     pub last_error: Option<String>,
 }
 
+/// How [`Outbox::divert_refused`] marks the rows: their last answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'a> {
+    pub last_status: &'a str,
+    pub last_error: &'a str,
+}
+
+/// What [`Outbox::divert_refused`] did with each refused row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refused {
+    /// Copied to fallback destinations.
+    pub rerouted: Vec<Rerouted>,
+    /// Without a usable fallback: dead letters.
+    pub dead: Vec<ExpiredRow>,
+}
+
 /// What [`Outbox::expire`] did: `dead` rows gave up; `alarmed` rows are critical and kept.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expired {
@@ -54,6 +72,58 @@ pub fn rerouted_id(original: &str, fallback: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("n-{hex}")
+}
+
+/// The fallbacks of a row of `destination` that can take it: known, not itself, each once.
+fn usable_fallbacks(
+    fallback: &[String],
+    destination: &str,
+    known: &BTreeSet<String>,
+) -> Vec<String> {
+    fallback
+        .iter()
+        .filter(|f| f.as_str() != destination && known.contains(f.as_str()))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The copies of `n` for each of `to`, as new pending rows without fallback of their own.
+fn copies(n: &Notification, to: &[String]) -> Vec<Notification> {
+    to.iter()
+        .map(|f| Notification {
+            id: rerouted_id(&n.id, f),
+            destination: f.clone(),
+            fallback: Vec::new(),
+            ..n.clone()
+        })
+        .collect()
+}
+
+impl Refused {
+    /// The refused rows, rerouted then dead: (notification id, alert id, kind).
+    pub fn rows(&self) -> impl Iterator<Item = (&str, &str, Kind)> {
+        let rerouted = self
+            .rerouted
+            .iter()
+            .map(|r| (r.notification_id.as_str(), r.alert_id.as_str(), r.kind));
+        let dead = self
+            .dead
+            .iter()
+            .map(|r| (r.notification_id.as_str(), r.alert_id.as_str(), r.kind));
+        rerouted.chain(dead)
+    }
+
+    /// The destinations the rerouted rows went to, each once.
+    pub fn fallbacks(&self) -> Vec<String> {
+        self.rerouted
+            .iter()
+            .flat_map(|r| r.to.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
 }
 
 impl Outbox {
@@ -86,27 +156,11 @@ impl Outbox {
             for raw in raws {
                 let row = batch_row(raw)?;
                 let n = row.notification;
-                let to: Vec<String> = n
-                    .fallback
-                    .iter()
-                    .filter(|f| f.as_str() != destination && known.contains(f.as_str()))
-                    .cloned()
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
+                let to = usable_fallbacks(&n.fallback, destination, known);
                 if to.is_empty() {
                     continue;
                 }
-                let copies: Vec<Notification> = to
-                    .iter()
-                    .map(|f| Notification {
-                        id: rerouted_id(&n.id, f),
-                        destination: f.clone(),
-                        fallback: Vec::new(),
-                        ..n.clone()
-                    })
-                    .collect();
-                insert_rows(&tx, &copies, Some(&n.id))?;
+                insert_rows(&tx, &copies(&n, &to), Some(&n.id))?;
                 mark.execute(params![
                     n.id,
                     millis(now),
@@ -119,6 +173,82 @@ impl Outbox {
                     to,
                 });
             }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Moves leased rows of `destination` whose payload was refused: each with fallback
+    /// destinations (among `known`, other than itself) is copied to them and marked `rerouted`,
+    /// each without becomes `dead`; the notifications `report` makes of what happened (a system
+    /// alert) are inserted with them. One transaction, so a crash cannot divert the rows and lose
+    /// the report; rows no longer `inflight` are left alone.
+    pub fn divert_refused(
+        &mut self,
+        destination: &str,
+        ids: &[&str],
+        now: DateTime<Utc>,
+        known: &BTreeSet<String>,
+        refusal: &Refusal<'_>,
+        report: impl FnOnce(&Refused) -> Vec<Notification>,
+    ) -> Result<Refused, OutboxError> {
+        let (last_status, last_error) = (refusal.last_status, refusal.last_error);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Refused::default();
+        {
+            let mut select = tx.prepare(&format!(
+                "SELECT {ROW_COLS} FROM outbox o
+                 WHERE o.notification_id = ?1 AND o.destination = ?2 AND o.status = 'inflight'"
+            ))?;
+            let mut reroute = tx.prepare(
+                "UPDATE outbox SET status = 'rerouted', delivered_at = ?2, lease_until = NULL,
+                     attempts = attempts + 1, last_status = ?3, last_error = ?4
+                 WHERE notification_id = ?1 AND status = 'inflight'",
+            )?;
+            let mut kill = tx.prepare(
+                "UPDATE outbox SET status = 'dead', lease_until = NULL, attempts = attempts + 1,
+                     last_status = ?2, last_error = ?3
+                 WHERE notification_id = ?1 AND status = 'inflight'",
+            )?;
+            for id in ids {
+                let raws: Vec<RawRow> = select
+                    .query_map(params![id, destination], raw_row)?
+                    .collect::<Result<_, _>>()?;
+                let Some(raw) = raws.into_iter().next() else {
+                    continue;
+                };
+                let n = batch_row(raw)?.notification;
+                let to = usable_fallbacks(&n.fallback, destination, known);
+                if to.is_empty() {
+                    kill.execute(params![n.id, last_status, last_error])?;
+                    out.dead.push(ExpiredRow {
+                        notification_id: n.id,
+                        alert_id: n.alert_id,
+                        kind: n.kind,
+                        fallback: n.fallback,
+                        last_error: Some(last_error.to_owned()),
+                    });
+                    continue;
+                }
+                insert_rows(&tx, &copies(&n, &to), Some(&n.id))?;
+                reroute.execute(params![
+                    n.id,
+                    millis(now),
+                    last_status,
+                    format!("{last_error}; rerouted to {}", to.join(","))
+                ])?;
+                out.rerouted.push(Rerouted {
+                    notification_id: n.id,
+                    alert_id: n.alert_id,
+                    kind: n.kind,
+                    to,
+                });
+            }
+        }
+        if !out.rerouted.is_empty() || !out.dead.is_empty() {
+            insert_rows(&tx, &report(&out), None)?;
         }
         tx.commit()?;
         Ok(out)

@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::notify::Notification;
 
-pub use divert::{Expired, ExpiredRow, Rerouted, rerouted_id};
+pub use divert::{Expired, ExpiredRow, Refusal, Refused, Rerouted, rerouted_id};
 pub use queue::{Batch, BatchRow, Claim, Retry, RowInfo, Status};
 
 /// How long delivered rows are kept for "what did we send".
@@ -705,6 +705,101 @@ mod tests {
             .collect();
         assert_eq!(teams.iter().filter(|s| **s == Status::Rerouted).count(), 1);
         assert_eq!(teams.iter().filter(|s| **s == Status::Pending).count(), 2);
+    }
+
+    #[test]
+    fn held_groups_and_alerts_are_passed_over() {
+        let (_dir, mut o) = open();
+        let mut rows = vec![
+            row("ew-a", "teams", 0, "g1", 0),
+            row("ew-b", "teams", 0, "g1", 1),
+            row("ew-c", "teams", 0, "g2", 2),
+            row("ew-b", "teams", 1, "g3", 3),
+            row("ew-d", "teams", 0, "g3", 4),
+        ];
+        for r in &mut rows {
+            (r.group_wait_secs, r.group_interval_secs) = (0, 0);
+        }
+        o.commit(&rows, &[]).unwrap();
+        let none = |_: &str, _: &str| false;
+        let b = o
+            .next_batch_where("teams", t(10), 100, &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.group_key, "g1");
+        // g1 in flight: the next group is g2
+        let g1 = |g: &str, _: &str| g == "g1";
+        let b = o
+            .next_batch_where("teams", t(10), 100, &g1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&b), [rows[2].id.clone()]);
+        // g1 and g2 in flight with alert ew-b: g3 goes without ew-b's row
+        let held = |g: &str, a: &str| g == "g1" || g == "g2" || a == "ew-b";
+        let b = o
+            .next_batch_where("teams", t(10), 100, &held)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.group_key, "g3");
+        assert_eq!(ids(&b), [rows[4].id.clone()]);
+        assert_eq!(o.next_due_where("teams", &held).unwrap(), Some(t(4)));
+        let all = |_: &str, _: &str| true;
+        assert!(
+            o.next_batch_where("teams", t(10), 100, &all)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(o.next_due_where("teams", &all).unwrap(), None);
+        assert_eq!(
+            o.next_due_where("teams", &none).unwrap(),
+            o.next_due("teams").unwrap()
+        );
+    }
+
+    #[test]
+    fn refused_rows_go_to_their_fallback_or_die_with_their_report() {
+        let (_dir, mut o) = open();
+        let with = row("ew-a", "teams", 0, "g", 0);
+        let mut without = row("ew-b", "teams", 0, "g", 0);
+        without.fallback.clear();
+        let pending = row("ew-c", "teams", 0, "g", 0);
+        o.commit(&[with.clone(), without.clone(), pending.clone()], &[])
+            .unwrap();
+        o.lease(&[&with.id, &without.id], t(60)).unwrap();
+        let known: BTreeSet<String> = ["teams", "slack"].map(String::from).into();
+        let refusal = Refusal {
+            last_status: "400",
+            last_error: "refused even in minimal form: bad",
+        };
+        let mut report = row("ew-sys", "slack", 0, "system", 1);
+        report.kind = Kind::System;
+        let ids = [with.id.as_str(), without.id.as_str(), pending.id.as_str()];
+        let done = o
+            .divert_refused("teams", &ids, t(5), &known, &refusal, |r| {
+                assert_eq!((r.rerouted.len(), r.dead.len()), (1, 1));
+                vec![report.clone()]
+            })
+            .unwrap();
+        assert_eq!(done.fallbacks(), ["slack"]);
+        assert_eq!(done.rerouted[0].notification_id, with.id);
+        assert_eq!(done.dead[0].notification_id, without.id);
+        let status = |id: &str| o.row(id).unwrap().unwrap();
+        assert_eq!(status(&with.id).status, Status::Rerouted);
+        assert_eq!(status(&without.id).status, Status::Dead);
+        assert_eq!(status(&without.id).last_status.as_deref(), Some("400"));
+        assert_eq!(status(&pending.id).status, Status::Pending, "not leased");
+        assert_eq!(status(&report.id).status, Status::Pending, "the report");
+        assert_eq!(
+            status(&rerouted_id(&with.id, "slack")).status,
+            Status::Pending
+        );
+        // nothing left in flight: nothing moves, nothing reported
+        let again = o
+            .divert_refused("teams", &ids, t(6), &known, &refusal, |_| {
+                panic!("reported twice")
+            })
+            .unwrap();
+        assert_eq!(again, Refused::default());
     }
 
     #[test]

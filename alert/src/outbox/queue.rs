@@ -127,6 +127,14 @@ const DUE: &str = "FROM outbox o LEFT JOIN groups g
       AND o.created_at + o.group_wait_secs * 1000 <= ?2
       AND (g.last_sent_at IS NULL OR g.last_sent_at + o.group_interval_secs * 1000 <= ?2)";
 
+/// When a pending row becomes due: its retry time, group wait and group interval.
+const DUE_AT: &str = "MAX(o.next_attempt_at, o.created_at + o.group_wait_secs * 1000,
+    COALESCE(g.last_sent_at + o.group_interval_secs * 1000, 0))";
+
+const PENDING: &str = "FROM outbox o LEFT JOIN groups g
+        ON g.destination = o.destination AND g.group_key = o.group_key
+    WHERE o.destination = ?1 AND o.status = 'pending'";
+
 fn corrupt(column: &'static str, value: &str) -> OutboxError {
     OutboxError::Corrupt {
         column,
@@ -294,17 +302,35 @@ impl Outbox {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Option<Batch>, OutboxError> {
+        self.next_batch_where(destination, now, limit, &|_, _| false)
+    }
+
+    /// [`Outbox::next_batch`] passing over rows for which `held(group_key, alert_id)` is true: the
+    /// group of the oldest due row not held, without its held rows. A worker holds the groups and
+    /// alerts it has in flight, so two messages of one group or one alert never overlap.
+    pub fn next_batch_where(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        held: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Option<Batch>, OutboxError> {
         let now = millis(now);
-        let head: Option<String> = self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT o.group_key {DUE} ORDER BY o.created_at, o.notification_id LIMIT 1"
-                ),
-                params![destination, now],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let mut head = None;
+        {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT o.group_key, o.alert_id {DUE} ORDER BY o.created_at, o.notification_id"
+            ))?;
+            // read lazily: rows are held only while their group or alert is in flight (a few)
+            let mut due = stmt.query(params![destination, now])?;
+            while let Some(r) = due.next()? {
+                let (group, alert): (String, String) = (r.get(0)?, r.get(1)?);
+                if !held(&group, &alert) {
+                    head = Some(group);
+                    break;
+                }
+            }
+        }
         let Some(group_key) = head else {
             return Ok(None);
         };
@@ -320,7 +346,14 @@ impl Outbox {
         let raws: Vec<RawRow> = stmt
             .query_map(params![destination, now, group_key, limit], raw_row)?
             .collect::<Result<_, _>>()?;
-        let rows = raws.into_iter().map(batch_row).collect::<Result<_, _>>()?;
+        let rows: Vec<BatchRow> = raws
+            .into_iter()
+            .map(batch_row)
+            .filter(|r| !matches!(r, Ok(r) if held(&group_key, &r.notification.alert_id)))
+            .collect::<Result<_, _>>()?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
         Ok(Some(Batch { group_key, rows }))
     }
 
@@ -328,15 +361,30 @@ impl Outbox {
     /// group interval), if any row is pending.
     pub fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, OutboxError> {
         let ms: Option<i64> = self.conn.query_row(
-            "SELECT MIN(MAX(o.next_attempt_at, o.created_at + o.group_wait_secs * 1000,
-                            COALESCE(g.last_sent_at + o.group_interval_secs * 1000, 0)))
-             FROM outbox o LEFT JOIN groups g
-                 ON g.destination = o.destination AND g.group_key = o.group_key
-             WHERE o.destination = ?1 AND o.status = 'pending'",
+            &format!("SELECT MIN({DUE_AT}) {PENDING}"),
             [destination],
             |r| r.get(0),
         )?;
         Ok(ms.map(from_millis))
+    }
+
+    /// [`Outbox::next_due`] of the rows not `held` (see [`Outbox::next_batch_where`]).
+    pub fn next_due_where(
+        &self,
+        destination: &str,
+        held: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Option<DateTime<Utc>>, OutboxError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT o.group_key, o.alert_id, {DUE_AT} AS due {PENDING} ORDER BY due"
+        ))?;
+        let mut rows = stmt.query([destination])?;
+        while let Some(r) = rows.next()? {
+            let (group, alert, due): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if !held(&group, &alert) {
+                return Ok(Some(from_millis(due)));
+            }
+        }
+        Ok(None)
     }
 
     /// The earliest deadline of a row of `destination` still to be expired or alarmed.

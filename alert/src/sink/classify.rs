@@ -5,9 +5,19 @@
 //! |---|---|---|---|
 //! | delivered | any 2xx | 200 `ok` | 2xx |
 //! | throttled | 429 | 429 | 429, 503 + `Retry-After` |
-//! | transient | 408, 5xx, timeout, network | 408, 5xx, timeout, network | 408, 5xx, timeout, network |
+//! | transient | 408, 409, 5xx, timeout, network | 408, 409, 5xx, timeout, network | 408, 409, 5xx, timeout, network |
 //! | payload bug | 400, 413, other 4xx | 400 (`invalid_blocks`, `invalid_payload`, `no_text`), other 4xx | 400, 413, 422, other 4xx |
 //! | destination broken | 401, 403, 404, 410, 3xx | 403, 404, 410 (`invalid_token`, `channel_not_found`, `no_service`, `channel_is_archived`, ...), 3xx, 2xx without `ok` | 401, 403, 404, 410, 3xx |
+//!
+//! What the delivery worker does with each: a payload bug is sent once more in the minimal render,
+//! and refused again it goes to the route's fallback receivers (a dead letter when there are none),
+//! with a system alert either way. A broken destination opens its circuit. A transient failure is
+//! retried with backoff; when it is a connection failure (refused, DNS: `Outcome.unreachable`)
+//! and those last `circuit_after_secs` without an answer in between, the circuit opens as for a
+//! broken destination. A timeout stays transient: the receiver may be slow, not gone.
+//!
+//! 409 is transient because a receiver that honours `Idempotency-Key` answers 409 while a request
+//! with the same key (an earlier try that timed out on our side) is still being processed.
 //!
 //! Redirects are not followed: a webhook URL that redirects has moved, which is "broken".
 
@@ -25,7 +35,8 @@ pub enum Verdict {
     Throttled,
     /// Retry this message later with backoff, until its deadline.
     Transient,
-    /// The receiver refused the payload: retry once with the minimal render, then dead-letter.
+    /// The receiver refused the payload: retry once with the minimal render, then send to the
+    /// fallback receivers (dead-letter when there are none).
     PayloadBug,
     /// The URL is dead or unauthorised: open the circuit and reroute to the fallback.
     Broken,
@@ -116,6 +127,9 @@ pub struct Outcome {
     /// A short, single-line reason (Slack's error code, a body excerpt, the error kind). Never
     /// contains the URL.
     pub detail: String,
+    /// No connection could be made (refused, DNS failure, TLS handshake): the receiver never saw
+    /// the request. Transient, but when it lasts the worker opens the destination's circuit.
+    pub unreachable: bool,
 }
 
 impl Outcome {
@@ -126,6 +140,7 @@ impl Outcome {
             class: StatusClass::Ok2xx,
             retry_after: None,
             detail: String::new(),
+            unreachable: false,
         }
     }
 
@@ -141,6 +156,15 @@ impl Outcome {
             },
             retry_after: None,
             detail: detail.into(),
+            unreachable: false,
+        }
+    }
+
+    /// No connection to the receiver (refused, DNS failure): transient, with `unreachable` set.
+    pub fn unreachable(detail: impl Into<String>) -> Outcome {
+        Outcome {
+            unreachable: true,
+            ..Outcome::failed(false, detail)
         }
     }
 
@@ -186,7 +210,7 @@ pub fn classify(
         200..=299 => Verdict::Delivered,
         429 => Verdict::Throttled,
         503 if kind == SinkKind::Webhook && retry_after.is_some() => Verdict::Throttled,
-        408 | 500..=599 => Verdict::Transient,
+        408 | 409 | 500..=599 => Verdict::Transient,
         401 | 403 | 404 | 410 => Verdict::Broken,
         400..=499 => Verdict::PayloadBug,
         _ => Verdict::Broken,
@@ -206,6 +230,7 @@ pub fn classify(
         class: StatusClass::of(status),
         retry_after,
         detail,
+        unreachable: false,
     }
 }
 
@@ -254,6 +279,8 @@ mod tests {
             (Webhook, 503, ra, "", Throttled),
             (Webhook, 503, None, "", Transient),
             (Webhook, 408, None, "", Transient),
+            (Webhook, 409, None, "", Transient),
+            (Teams, 409, None, "", Transient),
             (Webhook, 422, None, "", PayloadBug),
             (Webhook, 413, None, "", PayloadBug),
             (Webhook, 401, None, "", Broken),

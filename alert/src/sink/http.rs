@@ -68,13 +68,12 @@ fn without_url(e: reqwest::Error) -> String {
 }
 
 fn request_error(e: reqwest::Error) -> Outcome {
-    let timeout = e.is_timeout();
-    let kind = if timeout {
-        "timeout"
+    // a connect timeout is also a connect error: it counts as a timeout (the host may be slow)
+    if e.is_timeout() {
+        Outcome::failed(true, format!("timeout: {}", without_url(e)))
     } else if e.is_connect() {
-        "connect"
+        Outcome::unreachable(format!("connect: {}", without_url(e)))
     } else {
-        "request"
-    };
-    Outcome::failed(timeout, format!("{kind}: {}", without_url(e)))
+        Outcome::failed(false, format!("request: {}", without_url(e)))
+    }
 }

@@ -38,6 +38,10 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// Real time to wait before answering (beyond the client's timeout: a hanging receiver).
     pub delay: Duration,
+    /// Wait until the test releases this name ([`Fake::release`]) before answering.
+    pub hold: Option<String>,
+    /// After the hold, close the connection without answering (a request that hung, then failed).
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -47,6 +51,17 @@ impl Reply {
             body: body.to_owned(),
             headers: Vec::new(),
             delay: Duration::ZERO,
+            hold: None,
+            hang_up: false,
+        }
+    }
+
+    /// Hangs until [`Fake::release`]`(name)`, then closes the connection without an answer.
+    pub fn hang(name: &str) -> Reply {
+        Reply {
+            hold: Some(name.to_owned()),
+            hang_up: true,
+            ..Reply::new(200, "")
         }
     }
 
@@ -77,6 +92,12 @@ impl Reply {
 
     pub fn delay(mut self, d: Duration) -> Reply {
         self.delay = d;
+        self
+    }
+
+    /// Answers only once the test calls [`Fake::release`]`(name)`.
+    pub fn held(mut self, name: &str) -> Reply {
+        self.hold = Some(name.to_owned());
         self
     }
 }
@@ -132,6 +153,8 @@ struct State {
     script: VecDeque<Reply>,
     default: Reply,
     received: Vec<Received>,
+    /// Names of held replies the test has released.
+    released: tokio::sync::watch::Sender<BTreeSet<String>>,
 }
 
 /// A scripted HTTP receiver on 127.0.0.1.
@@ -151,6 +174,7 @@ impl Fake {
             script: VecDeque::new(),
             default,
             received: Vec::new(),
+            released: tokio::sync::watch::Sender::new(BTreeSet::new()),
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -190,6 +214,21 @@ impl Fake {
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().received.len()
     }
+
+    /// Lets the requests held under `name` answer (or hang up).
+    pub fn release(&self, name: &str) {
+        self.state.lock().unwrap().released.send_modify(|r| {
+            r.insert(name.to_owned());
+        });
+    }
+
+    /// The requests in arrival order, by their `Idempotency-Key` (webhooks).
+    pub fn keys(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+            .collect()
+    }
 }
 
 impl Drop for Fake {
@@ -198,11 +237,13 @@ impl Drop for Fake {
     }
 }
 
+type ServiceError = Box<dyn std::error::Error + Send + Sync>;
+
 async fn answer(
     req: Request<hyper::body::Incoming>,
     state: Arc<Mutex<State>>,
     clock: Arc<dyn Clock>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+) -> Result<Response<Full<Bytes>>, ServiceError> {
     let at = clock.now();
     let headers = req
         .headers()
@@ -215,11 +256,20 @@ async fn answer(
         })
         .collect();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
-    let reply = {
+    let (reply, mut released) = {
         let mut s = state.lock().unwrap();
         s.received.push(Received { at, headers, body });
-        s.script.pop_front().unwrap_or_else(|| s.default.clone())
+        let reply = s.script.pop_front().unwrap_or_else(|| s.default.clone());
+        (reply, s.released.subscribe())
     };
+    if let Some(name) = &reply.hold {
+        // the sender lives as long as the fake
+        let _ = released.wait_for(|r| r.contains(name)).await;
+        if reply.hang_up {
+            // an error from the service makes hyper close the connection without a response
+            return Err(format!("{name}: hung up").into());
+        }
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
