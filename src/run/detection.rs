@@ -10,9 +10,9 @@ use entrawatch_alert::stage::{Routing, StageConfig};
 use entrawatch_ingest::source::Batch;
 use tokio::sync::{mpsc, oneshot};
 
-use entrawatch_admin::AdminState;
 use super::pipeline::Pipeline;
 use super::snapshot;
+use entrawatch_admin::AdminState;
 
 /// What the detection thread is asked to do besides batches.
 pub enum Input {

@@ -31,15 +31,15 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use entrawatch_admin::access::AdminAuth;
-use entrawatch_admin::connections::Throttle;
-use entrawatch_admin::{self as admin, AdminRequest, AdminState, Phase};
 use super::detection::{Input, Reloaded, Snapshots, detection_loop};
 use super::metrics::RuntimeMetrics;
 use super::pipeline::Pipeline;
 use super::snapshot;
 use crate::cli::RunArgs;
 use crate::config::{self, FileConfig, NO_DESTINATIONS};
+use entrawatch_admin::access::AdminAuth;
+use entrawatch_admin::connections::Throttle;
+use entrawatch_admin::{self as admin, AdminRequest, AdminState, Phase};
 
 pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
