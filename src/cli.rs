@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 /// Bad arguments, unreadable input paths or unwritable outputs.
 pub const EXIT_ERROR: u8 = 1;
-/// `--strict` and at least one record could not be parsed.
-pub const EXIT_PARSE_ERRORS: u8 = 2;
+/// Not all the input was read: under `replay --strict`, a record or file could not be parsed or a
+/// path could not be read; for `run`, a source stopped with an error or could not read what it was
+/// given.
+pub const EXIT_INCOMPLETE: u8 = 2;
 
 /// Watches Microsoft Entra ID sign-in, audit and risk logs and tells a SOC what CSP security best
 /// practices forbid or an attacker would do.
@@ -44,8 +46,9 @@ pub struct RunArgs {
     /// The config file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Exit (status 0) once every source has finished and the outbox has nothing left to send:
-    /// for one-shot backfills with `follow = false` file sources, and tests.
+    /// Exit once every source has finished and the outbox has nothing left to send: for one-shot
+    /// backfills with `follow = false` file sources, and tests. Status 0, or 2 when a source
+    /// stopped with an error or could not read all it was given (what it read is delivered).
     #[arg(long)]
     pub exit_when_done: bool,
 }
@@ -106,7 +109,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
 
-    /// Exit with status 2 when any record could not be parsed.
+    /// Exit with status 2 when any record could not be parsed or any path could not be read
+    /// (unreadable, or more than 32 folders deep); everything readable is still read.
     #[arg(long)]
     pub strict: bool,
 

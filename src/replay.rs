@@ -9,14 +9,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use chrono::Utc;
 use entrawatch_alert::AlertRecord;
 use entrawatch_alert::replay::{Replayed, replay_files};
 use entrawatch_detect::Severity;
-use entrawatch_ingest::{Event, IngestStats, ReadOptions, Rejected, collect_files, value::is_guid};
+use entrawatch_ingest::{Event, IngestStats, ReadOptions, Rejected, value::is_guid, walk};
 use serde::Serialize;
 
-use crate::cli::{EXIT_PARSE_ERRORS, ReplayArgs};
+use crate::cli::{EXIT_INCOMPLETE, ReplayArgs};
 use crate::progress::Progress;
 
 /// The run summary (`--summary-json`): what reading counted, then what detection made of it.
@@ -51,13 +50,29 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Some(path) => crate::config::load(path)?,
         None => crate::config::FileConfig::default(),
     };
-    let (files, ignored) = collect_files(&args.paths).context("cannot list the input paths")?;
-    if files.is_empty() {
+    // A path given that does not exist is a mistake in the command, not input to go on without.
+    for path in &args.paths {
+        if path.as_os_str() != "-"
+            && let Err(e) = std::fs::symlink_metadata(path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            bail!("{}: {e}", path.display());
+        }
+    }
+    let walked = walk(&args.paths);
+    if walked.files.is_empty() {
+        let errors: Vec<String> = walked.errors().map(ToString::to_string).collect();
         bail!(
-            "no log files (.json, .jsonl, .ndjson, .csv, .log) under {}",
-            display_paths(&args.paths)
+            "no log files (.json, .jsonl, .ndjson, .csv, .log) under {}{}",
+            display_paths(&args.paths),
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(":\n  {}", errors.join("\n  "))
+            }
         );
     }
+    let files = &walked.files;
     let mut alerts_out = open_output(args.alerts.as_deref())?;
     let mut events_out = match &args.events {
         Some(p) => Some(BufWriter::new(
@@ -75,7 +90,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let opts = ReadOptions {
         tenant,
         max_record_bytes: args.max_record_bytes,
-        ingest_time: Utc::now(),
     };
     let mut progress = Progress::new(args.quiet);
     let mut reject_error: Option<std::io::Error> = None;
@@ -96,7 +110,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     let replayed = replay_files(
-        &files,
+        files,
         &opts,
         &config.replay_config(),
         &mut |message| progress.update(message),
@@ -115,7 +129,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         out.flush().context("cannot write the events file")?;
     }
     write_alerts(&mut alerts_out, &replayed.alerts).context("cannot write alerts")?;
-    let summary = summarize(replayed, ignored, started.elapsed().as_secs_f64());
+    let mut summary = summarize(replayed, &walked.ignored, started.elapsed().as_secs_f64());
+    summary.read.count_walk(&walked);
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, text + "\n")
@@ -124,8 +139,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         eprint!("{}", render_summary(&summary));
     }
-    if args.strict && summary.read.parse_errors > 0 {
-        return Ok(ExitCode::from(EXIT_PARSE_ERRORS));
+    if args.strict && (summary.read.parse_errors > 0 || summary.read.path_errors > 0) {
+        return Ok(ExitCode::from(EXIT_INCOMPLETE));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -155,7 +170,7 @@ fn write_alerts(out: &mut Box<dyn Write>, alerts: &[AlertRecord]) -> std::io::Re
     out.flush()
 }
 
-fn summarize(replayed: Replayed, ignored: Vec<std::path::PathBuf>, elapsed: f64) -> Summary {
+fn summarize(replayed: Replayed, ignored: &[std::path::PathBuf], elapsed: f64) -> Summary {
     let mut alerts_by_rule = BTreeMap::new();
     let mut alerts_by_severity = BTreeMap::new();
     for a in &replayed.alerts {
@@ -216,13 +231,13 @@ fn render_summary(s: &Summary) -> String {
         );
     }
     out += &format!("  duplicates: {} dropped\n", s.duplicates);
-    if s.read.ingest_time_fallbacks > 0 {
+    out += &format!("  parse errors: {}\n", s.read.parse_errors);
+    if s.read.no_event_time > 0 {
         out += &format!(
-            "  no usable time in {} records: stamped with the time they were read\n",
-            s.read.ingest_time_fallbacks
+            "    {} of them with no event time (records, or CSV files with no time column)\n",
+            s.read.no_event_time
         );
     }
-    out += &format!("  parse errors: {}\n", s.read.parse_errors);
     for e in &s.read.first_errors {
         out += &format!("    {e}\n");
     }
@@ -231,6 +246,24 @@ fn render_summary(s: &Summary) -> String {
             "    ... and {} more (use --rejects FILE to keep them all)\n",
             s.read.parse_errors - s.read.first_errors.len() as u64
         );
+    }
+    if !s.read.paths_skipped.is_empty() {
+        out += &format!(
+            "  paths passed over: {}\n",
+            join_counts(&s.read.paths_skipped)
+        );
+    }
+    if s.read.path_errors > 0 {
+        out += &format!("  paths that could not be read: {}\n", s.read.path_errors);
+        for e in &s.read.first_path_errors {
+            out += &format!("    {e}\n");
+        }
+        if s.read.path_errors > s.read.first_path_errors.len() as u64 {
+            out += &format!(
+                "    ... and {} more\n",
+                s.read.path_errors - s.read.first_path_errors.len() as u64
+            );
+        }
     }
     if !s.ignored_files.is_empty() {
         out += &format!(

@@ -1,7 +1,10 @@
 //! `entrawatch replay` end to end: the real binary over real files on disk.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -22,14 +25,19 @@ struct Run {
     output: Output,
     summary: Value,
     alerts: Vec<Value>,
+    /// The alerts file as written.
+    alerts_bytes: Vec<u8>,
     events: Vec<Value>,
     rejects: Vec<Value>,
 }
 
+/// The replay must end: past this it is killed and the test fails.
+const REPLAY_LIMIT: Duration = Duration::from_secs(300);
+
 fn replay(dir: &Path, args: &[&str]) -> Run {
     let out = tempfile::tempdir().unwrap();
     let p = |n: &str| out.path().join(n);
-    let output = entrawatch()
+    let mut child = entrawatch()
         .arg("replay")
         .args(args)
         .arg("--summary-json")
@@ -42,8 +50,16 @@ fn replay(dir: &Path, args: &[&str]) -> Run {
         .arg(p("rejects.jsonl"))
         .current_dir(dir)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(p("stderr.txt")).unwrap())
+        .spawn()
         .unwrap();
+    let status = common::wait_bounded(&mut child, REPLAY_LIMIT);
+    let output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: std::fs::read(p("stderr.txt")).unwrap(),
+    };
     let lines = |n: &str| -> Vec<Value> {
         std::fs::read_to_string(p(n))
             .unwrap_or_default()
@@ -57,6 +73,7 @@ fn replay(dir: &Path, args: &[&str]) -> Run {
     Run {
         summary,
         alerts: lines("alerts.jsonl"),
+        alerts_bytes: std::fs::read(p("alerts.jsonl")).unwrap_or_default(),
         events: lines("events.jsonl"),
         rejects: lines("rejects.jsonl"),
         output,
@@ -321,15 +338,14 @@ fn bad_input_is_named_counted_kept_and_never_costs_the_good_records() {
         .iter()
         .map(|e| e["meta"]["id"].as_str().unwrap())
         .collect();
-    // t-3 was cut; the bad-time record is rejected; the timeless one is stamped with the read time (last).
+    // t-3 was cut; the bad-time record and the timeless one are rejected.
     assert_eq!(
         ids,
         vec![
             "t-1", "t-2", "h-1", "h-2", "c-1", "f-0", "f-1", "f-2", "f-3", "f-4", "f-5", "f-6",
-            "f-7", "n-1"
+            "f-7"
         ]
     );
-    assert_eq!(run.events.last().unwrap()["meta"]["time_source"], "ingest");
     let minutes: Vec<String> = run.events[5..13]
         .iter()
         .map(|e| e["meta"]["time"].as_str().unwrap()[11..16].to_owned())
@@ -342,8 +358,8 @@ fn bad_input_is_named_counted_kept_and_never_costs_the_good_records() {
     );
 
     let s = &run.summary;
-    assert_eq!(s["parse_errors"], 5, "{s:#}");
-    assert_eq!(s["ingest_time_fallbacks"], 1);
+    assert_eq!(s["parse_errors"], 6, "{s:#}");
+    assert_eq!(s["no_event_time"], 1);
     assert_eq!(s["empty_files"].as_array().unwrap().len(), 1);
     let reasons: Vec<String> = run
         .rejects
@@ -383,6 +399,13 @@ fn bad_input_is_named_counted_kept_and_never_costs_the_good_records() {
         "{reasons:#?}"
     );
     assert!(has("truncated.json", "truncated JSON"), "{reasons:#?}");
+    assert!(
+        has(
+            "times.json:1:\"createdDateTime\"",
+            "no event time: none of createdDateTime, time"
+        ),
+        "{reasons:#?}"
+    );
     // Rejected records are kept for inspection.
     let csv_reject = run
         .rejects
@@ -391,7 +414,7 @@ fn bad_input_is_named_counted_kept_and_never_costs_the_good_records() {
         .unwrap();
     assert!(csv_reject["raw"].as_str().unwrap().contains("c-2"));
     assert_eq!(csv_reject["record"], 2);
-    assert!(stderr(&run).contains("parse errors: 5"), "{}", stderr(&run));
+    assert!(stderr(&run).contains("parse errors: 6"), "{}", stderr(&run));
 
     // --strict turns any parse error into exit status 2.
     let strict = replay(d, &[".", "--strict"]);
@@ -535,4 +558,211 @@ fn the_bundled_demo_replays_cleanly_and_tells_its_stories() {
     let first = out(&args);
     assert!(!first.is_empty());
     assert_eq!(first, out(&args));
+}
+
+#[test]
+fn a_folder_with_a_link_loop_a_pipe_and_unreadable_paths_is_read_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let hazards = common::hazard_folder(dir.path());
+    let config = root().join("examples/entrawatch.toml");
+    let config = config.to_str().unwrap();
+
+    let run = replay(dir.path(), &["--config", config, "in"]);
+    assert!(run.output.status.success(), "{}", stderr(&run));
+    // Every readable record was read: the same as a replay of the readable files alone.
+    let clean = replay(dir.path(), &["--config", config, "readable"]);
+    assert!(clean.output.status.success(), "{}", stderr(&clean));
+    let s = &run.summary;
+    assert_eq!(s["records_read"], clean.summary["records_read"], "{s:#}");
+    assert_eq!(s["records_by_kind"], clean.summary["records_by_kind"]);
+    assert_eq!(s["parse_errors"], 0, "{s:#}");
+    assert_eq!(run.events.len(), clean.events.len());
+    assert_eq!(run.alerts, clean.alerts);
+    assert!(run.alerts.len() >= 8, "{:#?}", run.alerts);
+
+    // What was passed over is counted by reason; what could not be read is named.
+    assert_eq!(s["paths_skipped"]["fifo"], 1, "{s:#}");
+    assert_eq!(s["paths_skipped"]["already-walked"], 1, "{s:#}");
+    assert_eq!(s["paths_skipped"]["unreadable"], hazards.unreadable_paths());
+    assert_eq!(s["path_errors"], hazards.unreadable_paths());
+    let named: Vec<&str> = s["first_path_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        named
+            .iter()
+            .any(|e| e.starts_with("in/loop.json: cannot read: ")),
+        "{named:#?}"
+    );
+    if hazards.locked_unreadable {
+        assert!(
+            named
+                .iter()
+                .any(|e| e.starts_with("in/locked: cannot read: ")),
+            "{named:#?}"
+        );
+    }
+    let text = stderr(&run);
+    assert!(
+        text.contains(&format!(
+            "paths that could not be read: {}",
+            hazards.unreadable_paths()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("in/loop.json: cannot read: "), "{text}");
+    assert!(text.contains("fifo 1"), "{text}");
+
+    // --strict: the same work, and a failing exit status.
+    let strict = replay(dir.path(), &["--config", config, "--strict", "in"]);
+    assert_eq!(strict.output.status.code(), Some(2), "{}", stderr(&strict));
+    assert_eq!(strict.alerts, run.alerts);
+    // The readable files alone pass --strict.
+    let strict_clean = replay(dir.path(), &["--config", config, "--strict", "readable"]);
+    assert!(
+        strict_clean.output.status.success(),
+        "{}",
+        stderr(&strict_clean)
+    );
+
+    // A named pipe named explicitly is refused unopened, with a reason.
+    let pipe = replay(dir.path(), &["in/pipe.json"]);
+    assert_eq!(pipe.output.status.code(), Some(1));
+    assert!(stderr(&pipe).contains("named pipe"), "{}", stderr(&pipe));
+}
+
+/// A CSV cell holding `text` (quotes doubled).
+fn csv_cell(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+#[test]
+fn records_without_a_time_of_their_own_take_a_time_they_carry_or_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A Log Analytics sign-in export without TimeGenerated or CreatedDateTime: the authentication
+    // steps carry the time.
+    let steps = |times: &[&str]| {
+        let steps: Vec<Value> = times
+            .iter()
+            .map(|t| {
+                json!({"authenticationStepDateTime": t, "authenticationMethod": "Password",
+                       "succeeded": true, "authenticationStepRequirement": "Primary authentication"})
+            })
+            .collect();
+        csv_cell(&Value::Array(steps).to_string())
+    };
+    let status = csv_cell(&json!({"errorCode": 0}).to_string());
+    let row = |id: &str, upn: &str, details: &str| {
+        format!(
+            "{TENANT_A},SigninLogs,{id},{upn},uid-{upn},Azure Portal,192.0.2.9,TRUE,0,singleFactorAuthentication,{status},{details}\r\n"
+        )
+    };
+    let mut csv = "AADTenantId,Type,Id,UserPrincipalName,UserId,AppDisplayName,IPAddress,IsInteractive,ResultType,AuthenticationRequirement,Status_dynamic,AuthenticationDetails_dynamic\r\n".to_owned();
+    csv += &row(
+        "la-1",
+        "fay@contoso.com",
+        &steps(&["2026-10-01T10:05:10Z", "2026-10-01T10:04:30.5Z"]),
+    );
+    csv += &row(
+        "la-2",
+        "gil@contoso.com",
+        &steps(&["10/1/2026, 10:07:00.000 AM"]),
+    );
+    // No time anywhere in the row.
+    csv += &row("la-3", "hal@contoso.com", "");
+    write(&d.join("sentinel/signins-no-timegenerated.csv"), csv);
+    // A CSV whose header has no time column at all: rejected whole.
+    write(
+        &d.join("sentinel/no-time.csv"),
+        format!(
+            "AADTenantId,Type,Id,UserPrincipalName\r\n{TENANT_A},SigninLogs,la-9,ivy@contoso.com\r\n"
+        ),
+    );
+
+    let run = replay(d, &["sentinel"]);
+    assert!(run.output.status.success(), "{}", stderr(&run));
+    let times: Vec<(&str, &str, &str)> = run
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e["meta"]["id"].as_str().unwrap(),
+                e["meta"]["time"].as_str().unwrap(),
+                e["meta"]["time_source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        times,
+        vec![
+            ("la-1", "2026-10-01T10:04:30.500Z", "nested"),
+            ("la-2", "2026-10-01T10:07:00Z", "nested")
+        ]
+    );
+    let firsts: Vec<(&str, &str)> = run
+        .alerts
+        .iter()
+        .map(|a| {
+            (
+                a["principal"]["upn"].as_str().unwrap(),
+                a["first_seen"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![
+            ("fay@contoso.com", "2026-10-01T10:04:30Z"),
+            ("gil@contoso.com", "2026-10-01T10:07:00Z")
+        ]
+    );
+
+    // The rows with no time, and the file with no time column, are counted and kept, named.
+    let s = &run.summary;
+    assert_eq!(s["no_event_time"], 2, "{s:#}");
+    assert_eq!(s["parse_errors"], 2, "{s:#}");
+    let reject = |file: &str| {
+        run.rejects
+            .iter()
+            .find(|r| r["file"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("no reject for {file}: {:#?}", run.rejects))
+    };
+    let row_reject = reject("signins-no-timegenerated.csv");
+    assert_eq!(row_reject["record"], 3);
+    assert_eq!(row_reject["line"], 4);
+    assert_eq!(row_reject["field"], "createdDateTime");
+    let reason = row_reject["reason"].as_str().unwrap();
+    assert!(reason.starts_with("no event time"), "{reason}");
+    assert!(
+        reason.contains("TimeGenerated")
+            && reason.contains("authenticationDetails[].authenticationStepDateTime"),
+        "{reason}"
+    );
+    assert!(row_reject["raw"].as_str().unwrap().contains("la-3"));
+    let file_reject = reject("no-time.csv");
+    assert_eq!(file_reject["record"], Value::Null);
+    assert!(
+        file_reject["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no event time"),
+        "{file_reject}"
+    );
+    let text = stderr(&run);
+    assert!(
+        text.contains(
+            "signins-no-timegenerated.csv:4: record 3: field `createdDateTime`: no event time"
+        ),
+        "{text}"
+    );
+
+    // Nothing depends on when the replay runs: a second replay writes the same bytes.
+    let again = replay(d, &["sentinel"]);
+    assert!(!run.alerts_bytes.is_empty());
+    assert_eq!(run.alerts_bytes, again.alerts_bytes);
+    assert_eq!(again.summary["no_event_time"], 2);
 }

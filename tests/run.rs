@@ -33,6 +33,11 @@ const ADMIN_TOKEN: &str = "run-test-admin-token-0123456789";
 /// come from the environment (`EW_TEST_WEBHOOK_URL`, `EW_TEST_WEBHOOK_SECRET`), with the admin
 /// token in `EW_TEST_ADMIN_TOKEN`.
 fn demo_config(dir: &Path, follow: bool) -> std::path::PathBuf {
+    file_config(dir, &root().join("examples/demo"), follow)
+}
+
+/// [`demo_config`] with the file source reading `input`.
+fn file_config(dir: &Path, input: &Path, follow: bool) -> std::path::PathBuf {
     let text = format!(
         r#"
 [service]
@@ -60,8 +65,9 @@ group_wait_secs = 1
 group_interval_secs = 1
 "#,
         state = toml_path(&dir.join("state")),
-        demo = toml_path(&root().join("examples/demo")),
+        demo = toml_path(input),
     );
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("entrawatch.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -228,4 +234,84 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         !service.logs().contains(ADMIN_TOKEN),
         "the admin token reached the logs"
     );
+}
+
+#[test]
+fn a_file_source_over_a_folder_with_every_hazard_delivers_what_it_can_read_and_says_what_it_cannot()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let hazards = hazard_folder(dir.path());
+    let receiver = Receiver::ok();
+    let config = file_config(&dir.path().join("once"), &hazards.input, false);
+    let log = dir.path().join("once.log");
+    let mut service = Service::start_env(
+        &config,
+        free_port(),
+        &log,
+        &["--exit-when-done"],
+        &[
+            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
+            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+        ],
+    );
+    // It ends (no pipe waited on, no loop walked for ever), and says that not all was read.
+    let status = service.wait(Duration::from_secs(120));
+    let logs = service.logs();
+    assert_eq!(status.code(), Some(2), "exit {status}:\n{logs}");
+    assert!(logs.contains("input could not be read"), "{logs}");
+    assert!(logs.contains("loop.json: cannot read: "), "{logs}");
+    if hazards.locked_unreadable {
+        assert!(logs.contains("locked: cannot read: "), "{logs}");
+    }
+    assert!(
+        logs.lines().any(|l| l.contains("path passed over")
+            && l.contains("pipe.json")
+            && l.contains("fifo")),
+        "{logs}"
+    );
+    // Everything readable went through: the alerts a replay of the readable files raises.
+    let expected = replay_alert_ids(&root().join("examples/entrawatch.toml"), &hazards.readable);
+    assert!(expected.len() >= 8, "{expected:?}");
+    assert_eq!(delivered_alert_ids(&receiver.requests()), expected);
+
+    // Left running, the service shows the errors in its metrics; stopped, it exits with 2 too.
+    let receiver = Receiver::ok();
+    let config = file_config(&dir.path().join("running"), &hazards.input, false);
+    let mut service = Service::start_env(
+        &config,
+        free_port(),
+        &dir.path().join("running.log"),
+        &[],
+        &[
+            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
+            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+        ],
+    );
+    service.wait_ready(Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let (_, metrics) = http("GET", &service.admin, "/metrics", "").unwrap();
+        if metric(&metrics, "entrawatch_source_errors_total") >= hazards.unreadable_paths() as f64 {
+            break metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entrawatch_source_errors_total not reported:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains(&format!(
+            "entrawatch_source_errors_total{{reason=\"unreadable\",source=\"demo\"}} {}",
+            hazards.unreadable_paths()
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("entrawatch_source_paths_skipped_total{reason=\"fifo\",source=\"demo\"} 1"),
+        "{metrics}"
+    );
+    let status = service.terminate(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{}", service.logs());
 }

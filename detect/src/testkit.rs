@@ -436,7 +436,6 @@ pub fn snapshot(findings: &[Finding]) -> Value {
 pub fn fixture_events(name: &str, bytes: &[u8], tenant: &str) -> Vec<Event> {
     let opts = entrawatch_ingest::ReadOptions {
         tenant: Some(tenant.to_owned()),
-        ingest_time: at(0),
         ..Default::default()
     };
     let mut out = Vec::new();

@@ -256,14 +256,14 @@ impl Aligner {
         if let Some(c) = mark.complete_to {
             lane.complete_to = Some(lane.complete_to.map_or(c, |x| x.max(c)));
         }
-        // A time the record did not carry (the moment it was read, or a directory snapshot's
-        // "from the start") says nothing of how far the lane has got.
+        // A time the record did not carry (a directory snapshot's "from the start") says nothing
+        // of how far the lane has got.
         let carried = events
             .iter()
             .filter(|e| {
                 matches!(
                     e.meta.time_source,
-                    TimeSource::Record | TimeSource::Envelope
+                    TimeSource::Record | TimeSource::Envelope | TimeSource::Nested
                 )
             })
             .map(|e| e.meta.time)
@@ -631,12 +631,12 @@ mod tests {
         let mut a = Aligner::new(config(0));
         let mut late = Vec::new();
         let mut out = Vec::new();
-        let mut read_now = event("x", 10_000);
-        read_now.meta.time_source = TimeSource::Ingest;
+        let mut not_carried = event("x", 10_000);
+        not_carried.meta.time_source = TimeSource::Snapshot;
         a.offer(
             &src,
             &mark("p0", false),
-            vec![event("a", 1), read_now],
+            vec![event("a", 1), not_carried],
             now,
             &mut late,
         );

@@ -6,11 +6,15 @@
 //! with its tenant, its event time in UTC, the shape it came from, and a kind-specific [`Body`].
 //!
 //! The modules, in the order data meets them:
-//! - [`reader`]: files and folders to [`reader::Item`]s; detects the shape per file and per record,
-//!   names file, line and record in every error, and never lets one bad record cost another.
+//! - [`walk`]: paths given to the files to read: a folder walk that always ends (each file and
+//!   folder taken once, however many links lead to it; a depth limit; pipes, sockets and devices
+//!   never opened) and names every path it passed over, with why.
+//! - [`reader`]: files to [`reader::Item`]s; detects the shape per file and per record, names file,
+//!   line and record in every error, and never lets one bad record cost another.
 //! - [`framing`]: splits pages and envelopes into records without decoding the whole document.
 //! - [`normalize`]: one decoded record to one [`Event`], dispatching on Event Hub `category`, Log
-//!   Analytics `Type` or Graph `@odata.context`; resolves the tenant and the event time.
+//!   Analytics `Type` or Graph `@odata.context`; resolves the tenant and the event time (a record
+//!   with none is rejected: the time a record is read never stands in for when it happened).
 //! - [`value`] and [`time`]: tolerant field access and every timestamp form Entra writes.
 //! - [`model`]: the event model itself, with its field text in [`text`] ([`Text`]) and its open
 //!   enums in [`enums`]; [`stats`]: counts for summaries and metrics.
@@ -43,7 +47,9 @@ pub mod stats;
 pub mod text;
 pub mod time;
 pub mod value;
+pub mod walk;
 
 pub use model::{Body, Event, Kind, Meta, Shape, Text, TimeSource};
-pub use reader::{Item, Position, ReadOptions, Rejected, collect_files, read_bytes, read_file};
+pub use reader::{Item, Position, ReadOptions, Rejected, read_bytes, read_file};
 pub use stats::IngestStats;
+pub use walk::{SkipReason, SkippedPath, Walk, walk, walk_all};

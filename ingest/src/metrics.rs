@@ -14,6 +14,12 @@ pub struct SourceMetrics {
     pub records_rejected: IntCounterVec,
     /// `entrawatch_records_skipped_total{source}`: records of categories entrawatch does not read.
     pub records_skipped: IntCounterVec,
+    /// `entrawatch_source_errors_total{source,reason}`: input a source was given and could not
+    /// read, once per path (`unreadable`, `too-deep`).
+    pub source_errors: IntCounterVec,
+    /// `entrawatch_source_paths_skipped_total{source,reason}`: paths a file source's walk passed
+    /// over without an error, once per path (`already-walked`, `fifo`, `socket`, `device`).
+    pub paths_skipped: IntCounterVec,
     /// `entrawatch_source_requests_total{source,status}`: Graph requests / Kafka fetch errors by
     /// outcome (`ok`, `throttled`, `transient`, `unauthorized`, `unavailable`, `error`).
     pub requests: IntCounterVec,
@@ -43,6 +49,8 @@ impl SourceMetrics {
         registry.register(Box::new(m.events_received.clone()))?;
         registry.register(Box::new(m.records_rejected.clone()))?;
         registry.register(Box::new(m.records_skipped.clone()))?;
+        registry.register(Box::new(m.source_errors.clone()))?;
+        registry.register(Box::new(m.paths_skipped.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.stream_available.clone()))?;
         registry.register(Box::new(m.watermark_lag.clone()))?;
@@ -93,6 +101,16 @@ impl SourceMetrics {
                 "entrawatch_records_skipped_total",
                 "Records of log categories entrawatch does not read",
                 &["source"],
+            ),
+            source_errors: counter(
+                "entrawatch_source_errors_total",
+                "Input a source was given and could not read (each path once), by reason",
+                &["source", "reason"],
+            ),
+            paths_skipped: counter(
+                "entrawatch_source_paths_skipped_total",
+                "Paths a file source passed over without an error (each path once), by reason",
+                &["source", "reason"],
             ),
             requests: counter(
                 "entrawatch_source_requests_total",

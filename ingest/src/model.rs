@@ -31,7 +31,9 @@ pub struct Meta {
     pub shape: Shape,
 }
 
-/// Where an event's time came from, best first (FORMATS.md §7.4).
+/// Where an event's time came from, best first. Every one is a time the record carries (or, for a
+/// snapshot, "from the start"): a record with no time of its own is rejected, never stamped with
+/// the moment it was read, so replaying the same records always gives the same alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeSource {
@@ -39,10 +41,12 @@ pub enum TimeSource {
     Record,
     /// The Event Hub envelope's top-level `time`, or Log Analytics `TimeGenerated`.
     Envelope,
+    /// A time found deeper in a record whose own time field and envelope hold none: a sign-in's
+    /// earliest `authenticationDetails[].authenticationStepDateTime`, an audit's
+    /// `properties.activityDateTime`.
+    Nested,
     /// A directory-context snapshot with no time of its own: it applies from the start.
     Snapshot,
-    /// No usable time anywhere in the record: the time it was read.
-    Ingest,
 }
 
 /// The wire shapes entrawatch reads (FORMATS.md §1-§4).

@@ -25,7 +25,7 @@ mod record;
 mod typed;
 
 use kinds::{Flavor, audit, risk_detection, risky_user, role_grant, sign_in};
-pub use record::{Outcome, RecordContext, RecordError};
+pub use record::{NO_EVENT_TIME, Outcome, RecordContext, RecordError};
 
 /// Normalises one JSON record straight from its text when it is an Event Hub or Graph sign-in or
 /// audit in the producers' spelling; `None` for anything else (other kinds, Log Analytics, odd
@@ -130,7 +130,6 @@ fn event_hub_record(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, Reco
         event_type,
         tenant,
         envelope_time,
-        ctx,
     )
 }
 
@@ -195,7 +194,6 @@ fn log_analytics_row(
         event_type,
         tenant,
         envelope_time,
-        ctx,
     )
 }
 
@@ -300,7 +298,6 @@ fn graph_entity(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordEr
         event_type,
         tenant,
         None,
-        ctx,
     )
 }
 
@@ -333,7 +330,6 @@ fn build(
     event_type: Option<SignInEventType>,
     tenant_id: Text,
     envelope_time: Option<Text>,
-    ctx: &RecordContext<'_>,
 ) -> Result<Outcome, RecordError> {
     let (own_time_fields, body): (&[&str], Body) = match kind {
         Kind::SignIn => (
@@ -364,7 +360,17 @@ fn build(
     let id = p
         .str("id")
         .ok_or_else(|| RecordError::new("id", "missing or empty"))?;
-    let (time, time_source) = event_time(p, own_time_fields, envelope_time.as_deref(), kind, ctx)?;
+    let envelope = match flavor {
+        Flavor::EventHub => Some("time"),
+        Flavor::LogAnalytics => Some("TimeGenerated"),
+        Flavor::Graph => None,
+    };
+    let times = RecordTimes {
+        own: own_time_fields,
+        envelope: envelope.map(|name| (name, envelope_time.as_deref())),
+        nested: nested_time(p, &body),
+    };
+    let (time, time_source) = event_time(p, &times, kind)?;
     let meta = Meta {
         id,
         tenant_id,
@@ -375,17 +381,47 @@ fn build(
     Ok(Outcome::Event(Box::new(Event { meta, body })))
 }
 
-/// The record's own time, else the envelope's, else (context records) the epoch, else ingest time.
-/// A time field that is present but unreadable is an error naming the field.
+/// Where a record's time may be, in the order they are tried.
+struct RecordTimes<'a> {
+    /// The kind's own time fields.
+    own: &'a [&'a str],
+    /// The envelope's time field when the shape has one, with its text when the record has it.
+    envelope: Option<(&'a str, Option<&'a str>)>,
+    /// A time deeper in the record, and where it was looked for; `None` when the kind keeps none.
+    nested: Option<(Option<DateTime<Utc>>, &'static str)>,
+}
+
+/// The time hidden deeper in the record, for a record whose own time field and envelope are
+/// missing: a sign-in's earliest authentication step (the first step is when the sign-in began),
+/// an audit's `properties.activityDateTime` (exports that keep the Event Hub `properties` nested).
+fn nested_time(p: Obj<'_>, body: &Body) -> Option<(Option<DateTime<Utc>>, &'static str)> {
+    match body {
+        Body::SignIn(s) => Some((
+            s.authentication_details.iter().filter_map(|a| a.time).min(),
+            "authenticationDetails[].authenticationStepDateTime",
+        )),
+        Body::Audit(_) => Some((
+            p.object("properties").and_then(|m| {
+                Obj(&m)
+                    .str("activityDateTime")
+                    .and_then(|t| parse_timestamp(&t))
+            }),
+            "properties.activityDateTime",
+        )),
+        _ => None,
+    }
+}
+
+/// The record's own time, else the envelope's, else one found deeper in the record, else (context
+/// records) the epoch. A time field that is present but unreadable is an error naming the field;
+/// a record with no time at all is rejected with [`NO_EVENT_TIME`], naming the fields looked in.
 fn event_time(
     p: Obj<'_>,
-    fields: &[&str],
-    envelope: Option<&str>,
+    times: &RecordTimes<'_>,
     kind: Kind,
-    ctx: &RecordContext<'_>,
 ) -> Result<(DateTime<Utc>, TimeSource), RecordError> {
     let mut unreadable: Option<(String, String)> = None;
-    for field in fields {
+    for field in times.own {
         if let Some(raw) = p.str(field) {
             match parse_timestamp(&raw) {
                 Some(t) => return Ok((t, TimeSource::Record)),
@@ -395,11 +431,14 @@ fn event_time(
             }
         }
     }
-    if let Some(raw) = envelope {
+    if let Some((name, Some(raw))) = times.envelope {
         if let Some(t) = parse_timestamp(raw) {
             return Ok((t, TimeSource::Envelope));
         }
-        unreadable.get_or_insert(("time".to_owned(), raw.to_owned()));
+        unreadable.get_or_insert((name.to_owned(), raw.to_owned()));
+    }
+    if let Some((Some(t), _)) = times.nested {
+        return Ok((t, TimeSource::Nested));
     }
     if matches!(kind, Kind::RoleAssignment | Kind::RoleEligibility) {
         return Ok((DateTime::<Utc>::UNIX_EPOCH, TimeSource::Snapshot));
@@ -410,7 +449,21 @@ fn event_time(
             format!("unreadable timestamp {raw:?}"),
         ));
     }
-    Ok((ctx.ingest_time, TimeSource::Ingest))
+    let looked: Vec<&str> = times
+        .own
+        .iter()
+        .copied()
+        .chain(times.envelope.map(|(name, _)| name))
+        .chain(times.nested.map(|(_, name)| name))
+        .collect();
+    Err(RecordError::new(
+        times.own.first().copied().unwrap_or("time"),
+        format!(
+            "{NO_EVENT_TIME}: none of {} holds a time (the time a record is read is never used \
+             in its place)",
+            looked.join(", ")
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -422,7 +475,6 @@ mod tests {
         RecordContext {
             tenant_hint: None,
             graph_hint: None,
-            ingest_time: DateTime::<Utc>::UNIX_EPOCH,
             csv: false,
         }
     }
@@ -483,11 +535,41 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_any_time_takes_the_ingest_time() {
+    fn a_time_hidden_deeper_in_the_record_is_taken() {
+        let tenant = "4d3bac44-0230-4732-9e70-cc00736f0a97";
+        let e = event(json!({"id": "a", "userId": "u", "status": {"errorCode": 0},
+            "createdDateTime": null, "resourceTenantId": tenant,
+            "authenticationDetails": [
+                {"authenticationStepDateTime": "2021-01-01T00:00:09Z", "succeeded": true},
+                {"authenticationStepDateTime": "2021-01-01T00:00:05Z", "succeeded": true},
+                {"authenticationStepDateTime": null}]}));
+        assert_eq!(e.meta.time_source, TimeSource::Nested);
+        assert_eq!(e.meta.time.to_rfc3339(), "2021-01-01T00:00:05+00:00");
         let e = event(
-            json!({"id": "a", "userId": "u", "status": {"errorCode": 0}, "createdDateTime": null,
-                             "resourceTenantId": "4d3bac44-0230-4732-9e70-cc00736f0a97"}),
+            json!({"id": "b", "activityDisplayName": "Add member to role",
+            "tenantId": tenant, "properties": {"activityDateTime": "2021-01-02T00:00:00Z"}}),
         );
-        assert_eq!(e.meta.time_source, TimeSource::Ingest);
+        assert_eq!(e.meta.time_source, TimeSource::Nested);
+        assert_eq!(e.meta.time.to_rfc3339(), "2021-01-02T00:00:00+00:00");
+    }
+
+    #[test]
+    fn a_record_without_any_time_is_rejected_naming_what_was_looked_for() {
+        let err = normalize(
+            json!({"id": "a", "userId": "u", "status": {"errorCode": 0}, "createdDateTime": null,
+                   "resourceTenantId": "4d3bac44-0230-4732-9e70-cc00736f0a97",
+                   "authenticationDetails": [{"succeeded": true}]})
+            .as_object()
+            .unwrap(),
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "createdDateTime");
+        assert!(err.reason.starts_with(NO_EVENT_TIME), "{err}");
+        assert!(
+            err.reason
+                .contains("authenticationDetails[].authenticationStepDateTime"),
+            "{err}"
+        );
     }
 }

@@ -313,7 +313,8 @@ fn read_one(file: &Path, opts: &ReadOptions) -> FileRead {
         }
     });
     out.stats.files_read = 1;
-    out.stats.bytes_read = bytes;
+    // A file that cannot be read was handed out as a rejected file, counted above.
+    out.stats.bytes_read = bytes.unwrap_or(0);
     out
 }
 

@@ -8,15 +8,14 @@
 //! record normalised on its own, so a bad record costs only itself.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::framing::{ScanError, scan_document, skip_ws};
 use crate::model::Event;
 use crate::normalize::{
-    Outcome, RecordContext, graph_kind_from_context, normalize, normalize_fast,
+    NO_EVENT_TIME, Outcome, RecordContext, graph_kind_from_context, normalize, normalize_fast,
 };
 use crate::value::is_guid;
 
@@ -24,8 +23,6 @@ use crate::value::is_guid;
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 /// How much of a rejected record is kept for inspection.
 const MAX_KEPT_RAW_BYTES: usize = 64 * 1024;
-/// File extensions read when walking a folder (files named explicitly are always read).
-pub const LOG_EXTENSIONS: [&str; 5] = ["json", "jsonl", "ndjson", "csv", "log"];
 
 /// How to read.
 #[derive(Debug, Clone)]
@@ -33,8 +30,6 @@ pub struct ReadOptions {
     /// `--tenant`: the tenant of records that carry none (it wins over folder names).
     pub tenant: Option<String>,
     pub max_record_bytes: usize,
-    /// Used only for records with no usable time at all.
-    pub ingest_time: DateTime<Utc>,
 }
 
 impl Default for ReadOptions {
@@ -42,7 +37,6 @@ impl Default for ReadOptions {
         ReadOptions {
             tenant: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-            ingest_time: Utc::now(),
         }
     }
 }
@@ -102,58 +96,6 @@ pub enum Item {
     },
 }
 
-/// Expands paths (files and folders, recursively) into the files to read, sorted, plus the files
-/// passed over in folders because their extension is not a log extension.
-pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let mut files = Vec::new();
-    let mut ignored = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            files.push(path.clone());
-            continue;
-        }
-        let meta = std::fs::metadata(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        if meta.is_dir() {
-            walk(path, &mut files, &mut ignored)?;
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok((files, ignored))
-}
-
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, files, ignored)?;
-        } else {
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
-            if ext.as_deref().is_some_and(|e| LOG_EXTENSIONS.contains(&e)) {
-                files.push(path);
-            } else {
-                ignored.push(path);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The tenant a file's folder names: the nearest parent folder whose name is a tenant GUID.
 pub fn tenant_from_path(path: &Path) -> Option<String> {
     path.ancestors()
@@ -163,29 +105,35 @@ pub fn tenant_from_path(path: &Path) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// Reads one file (or `-` for stdin) and hands every item to `emit`. I/O errors are items too.
-pub fn read_file(path: &Path, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) -> u64 {
-    let name = if path.as_os_str() == "-" {
+/// Reads one file (or `-` for stdin) and hands every item to `emit`; returns the bytes read.
+///
+/// A file that cannot be read is handed out as a rejected file (so it is counted and kept like any
+/// other reject) and returned as the error, for callers that report unread input. Only regular
+/// files are opened: a named pipe, socket or device is refused unopened (opening a FIFO waits for
+/// a writer that may never come).
+pub fn read_file(
+    path: &Path,
+    opts: &ReadOptions,
+    emit: &mut dyn FnMut(Item),
+) -> std::io::Result<u64> {
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin {
         "<stdin>".to_owned()
     } else {
         path.display().to_string()
     };
-    let bytes = if path.as_os_str() == "-" {
+    let bytes = if stdin {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).map(|_| buf)
     } else {
-        std::fs::read(path)
+        regular_file(path).and_then(|()| std::fs::read(path))
     };
     match bytes {
         Ok(bytes) => {
-            let folder_tenant = if path.as_os_str() == "-" {
-                None
-            } else {
-                tenant_from_path(path)
-            };
+            let folder_tenant = if stdin { None } else { tenant_from_path(path) };
             let hint = opts.tenant.clone().or(folder_tenant);
             read_bytes(&name, &bytes, hint.as_deref(), opts, emit);
-            bytes.len() as u64
+            Ok(bytes.len() as u64)
         }
         Err(e) => {
             emit(Item::Rejected(Rejected {
@@ -198,9 +146,33 @@ pub fn read_file(path: &Path, opts: &ReadOptions, emit: &mut dyn FnMut(Item)) ->
                 reason: format!("cannot read file: {e}"),
                 raw: None,
             }));
-            0
+            Err(e)
         }
     }
+}
+
+/// `Ok` for a regular file (links followed); an error naming what else it is.
+fn regular_file(path: &Path) -> std::io::Result<()> {
+    let kind = std::fs::metadata(path)?.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_dir() {
+        "a folder"
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            "a named pipe (FIFO)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        }
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{what}, not a regular file: not opened"),
+    ))
 }
 
 /// Reads an in-memory file of any shape.
@@ -454,7 +426,6 @@ impl FileReader<'_, '_> {
         let ctx = RecordContext {
             tenant_hint: self.tenant_hint,
             graph_hint: hint,
-            ingest_time: self.opts.ingest_time,
             csv: false,
         };
         if self.fast
@@ -518,6 +489,16 @@ impl FileReader<'_, '_> {
                 return;
             }
         };
+        if !csv_header_has_time(&headers) {
+            // The file has content, judged as a whole: not an empty file.
+            self.any_record = true;
+            self.file_error(&format!(
+                "{NO_EVENT_TIME}: the CSV header has none of the columns an event time is taken \
+                 from ({}) and is no role listing: not a Log Analytics export entrawatch reads",
+                CSV_TIME_COLUMNS.join(", ")
+            ));
+            return;
+        }
         let mut record = csv::StringRecord::new();
         loop {
             // Where the next row starts (the reader's position is past the row read last).
@@ -579,12 +560,30 @@ impl FileReader<'_, '_> {
             let ctx = RecordContext {
                 tenant_hint: self.tenant_hint,
                 graph_hint: None,
-                ingest_time: self.opts.ingest_time,
                 csv: true,
             };
             self.finish(normalize(&map, &ctx), line, raw);
         }
     }
+}
+
+/// The columns of a Log Analytics export that an event time is taken from, for any kind.
+const CSV_TIME_COLUMNS: [&str; 8] = [
+    "TimeGenerated",
+    "CreatedDateTime",
+    "ActivityDateTime",
+    "AuthenticationDetails",
+    "Properties",
+    "DetectedDateTime",
+    "LastUpdatedDateTime",
+    "RiskLastUpdatedDateTime",
+];
+
+/// Whether a CSV header (normalised) can give its rows an event time: it has a time column, or it
+/// lists role grants (which apply from the start and need none).
+fn csv_header_has_time(headers: &[String]) -> bool {
+    let has = |name: &str| headers.iter().any(|h| h.eq_ignore_ascii_case(name));
+    CSV_TIME_COLUMNS.iter().any(|c| has(c)) || (has("roleDefinitionId") && has("principalId"))
 }
 
 /// `CreatedDateTime [UTC]` → `CreatedDateTime`; `DeviceDetail_dynamic` / `_string` → `DeviceDetail`.
@@ -611,16 +610,15 @@ fn describe_byte(b: u8) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use serde_json::json;
 
     use super::*;
 
     fn read(text: &[u8]) -> Vec<Item> {
         let mut items = Vec::new();
-        let opts = ReadOptions {
-            ingest_time: DateTime::<Utc>::UNIX_EPOCH,
-            ..ReadOptions::default()
-        };
+        let opts = ReadOptions::default();
         read_bytes(
             "t.json",
             text,
@@ -660,6 +658,20 @@ mod tests {
     }
 
     #[test]
+    fn a_csv_whose_header_has_no_time_column_is_rejected_whole() {
+        let items = read(b"AADTenantId,Type,Id,UserPrincipalName\r\n4d3bac44-0230-4732-9e70-cc00736f0a97,SigninLogs,a,ann@contoso.com\r\n");
+        let [Item::Rejected(r)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!((r.at.line, r.at.record), (0, None));
+        assert!(r.reason.starts_with(NO_EVENT_TIME), "{r}");
+        assert!(r.reason.contains("TimeGenerated"), "{r}");
+        // A role listing needs no time: its grants apply from the start.
+        let items = read(b"id,roleDefinitionId,principalId,directoryScopeId\r\ng-1,62e90394-69f5-4237-9190-012177145e10,u-1,/\r\n");
+        assert!(matches!(&items[..], [Item::Event(_)]), "{items:?}");
+    }
+
+    #[test]
     fn folder_names_give_the_tenant() {
         let p = Path::new("exports/11111111-AAAA-4aaa-8aaa-111111111111/graph/audits.json");
         assert_eq!(
@@ -677,10 +689,7 @@ mod tests {
     const TENANT: &str = "4d3bac44-0230-4732-9e70-cc00736f0a97";
 
     fn opts() -> ReadOptions {
-        ReadOptions {
-            ingest_time: DateTime::<Utc>::UNIX_EPOCH,
-            ..ReadOptions::default()
-        }
+        ReadOptions::default()
     }
 
     fn items(bytes: &[u8], hint: Option<&str>, fast: bool) -> Vec<String> {
@@ -745,7 +754,6 @@ mod tests {
                 let ctx = RecordContext {
                     tenant_hint: Some(TENANT),
                     graph_hint: None,
-                    ingest_time: DateTime::<Utc>::UNIX_EPOCH,
                     csv: false,
                 };
                 if std::str::from_utf8(raw).is_ok_and(|t| normalize_fast(t, &ctx).is_some()) {

@@ -90,6 +90,15 @@ pub enum SourceError {
     },
     #[error("source {0}: the pipeline closed")]
     Closed(String),
+    /// The source went through everything it was given but could not read all of it (an
+    /// unreadable file or folder, a folder too deep): what it could read went on, and each path
+    /// it could not was logged and counted in `entrawatch_source_errors_total`.
+    #[error("source {source_name}: {count} input paths could not be read (first: {first})")]
+    Incomplete {
+        source_name: String,
+        count: u64,
+        first: String,
+    },
 }
 
 /// A boxed future a source's task runs.

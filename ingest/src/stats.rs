@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{Kind, TimeSource};
+use crate::model::Kind;
+use crate::normalize::NO_EVENT_TIME;
 use crate::reader::{Item, Rejected};
+use crate::walk::Walk;
 
 /// How many first errors the summary keeps verbatim.
 pub const FIRST_ERRORS_KEPT: usize = 10;
@@ -26,9 +28,17 @@ pub struct IngestStats {
     pub parse_errors: u64,
     /// The first few errors, as `file:line: record N: field: reason`.
     pub first_errors: Vec<String>,
-    /// Records with no usable time, stamped with the time they were read.
-    pub ingest_time_fallbacks: u64,
+    /// Records rejected because they carry no event time, and CSV files rejected whole because
+    /// their header has no time column (all counted in `parse_errors` too).
+    pub no_event_time: u64,
     pub empty_files: Vec<String>,
+    /// Paths the walk passed over, by reason (`already-walked`, `fifo`, `socket`, `device`,
+    /// `too-deep`, `unreadable`).
+    pub paths_skipped: BTreeMap<String, u64>,
+    /// Paths passed over for an error (`too-deep`, `unreadable`): something given was not read.
+    pub path_errors: u64,
+    /// The first few of them, as `path: reason`.
+    pub first_path_errors: Vec<String>,
 }
 
 impl IngestStats {
@@ -45,9 +55,6 @@ impl IngestStats {
                     .records_by_shape
                     .entry(e.meta.shape.as_str().to_owned())
                     .or_default() += 1;
-                if e.meta.time_source == TimeSource::Ingest {
-                    self.ingest_time_fallbacks += 1;
-                }
             }
             Item::Skipped { category, .. } => {
                 self.records_read += 1;
@@ -66,8 +73,27 @@ impl IngestStats {
             self.records_read += 1;
         }
         self.parse_errors += 1;
+        if r.reason.starts_with(NO_EVENT_TIME) {
+            self.no_event_time += 1;
+        }
         if self.first_errors.len() < FIRST_ERRORS_KEPT {
             self.first_errors.push(r.to_string());
+        }
+    }
+
+    /// Counts what a walk passed over.
+    pub fn count_walk(&mut self, walk: &Walk) {
+        for skipped in &walk.skipped {
+            *self
+                .paths_skipped
+                .entry(skipped.reason.as_str().to_owned())
+                .or_default() += 1;
+            if skipped.reason.is_error() {
+                self.path_errors += 1;
+                if self.first_path_errors.len() < FIRST_ERRORS_KEPT {
+                    self.first_path_errors.push(skipped.to_string());
+                }
+            }
         }
     }
 
@@ -84,8 +110,11 @@ impl IngestStats {
             skipped_by_category,
             parse_errors,
             first_errors,
-            ingest_time_fallbacks,
+            no_event_time,
             empty_files,
+            paths_skipped,
+            path_errors,
+            first_path_errors,
         } = from;
         self.files_read += files_read;
         self.bytes_read += bytes_read;
@@ -94,6 +123,7 @@ impl IngestStats {
             (&mut self.records_by_kind, records_by_kind),
             (&mut self.records_by_shape, records_by_shape),
             (&mut self.skipped_by_category, skipped_by_category),
+            (&mut self.paths_skipped, paths_skipped),
         ] {
             for (k, v) in add {
                 *map.entry(k).or_default() += v;
@@ -103,8 +133,12 @@ impl IngestStats {
         let room = FIRST_ERRORS_KEPT.saturating_sub(self.first_errors.len());
         self.first_errors
             .extend(first_errors.into_iter().take(room));
-        self.ingest_time_fallbacks += ingest_time_fallbacks;
+        self.no_event_time += no_event_time;
         self.empty_files.extend(empty_files);
+        self.path_errors += path_errors;
+        let room = FIRST_ERRORS_KEPT.saturating_sub(self.first_path_errors.len());
+        self.first_path_errors
+            .extend(first_path_errors.into_iter().take(room));
     }
 }
 

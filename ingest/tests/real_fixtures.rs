@@ -434,8 +434,9 @@ fn event_hub_envelopes() {
 #[test]
 fn every_real_and_derived_fixture_reads_without_errors() {
     // Graph files without a tenant in their records get one, as `--tenant` would give it.
-    let (files, _) =
-        entrawatch_ingest::collect_files(&[fixture("real"), fixture("derived")]).unwrap();
+    let files = entrawatch_ingest::walk_all(&[fixture("real"), fixture("derived")])
+        .unwrap()
+        .files;
     assert_eq!(files.len(), 15, "{files:#?}");
     let mut total = 0;
     for f in &files {

@@ -19,8 +19,10 @@
 //! Stop (SIGTERM or SIGINT): "draining"; a snapshot is written at once and every snapshot after it
 //! acknowledges what came in; sources stop fetching and commit what is durable; the detection thread
 //! finishes what is queued and writes a final snapshot; delivery sends what is due and what is held
-//! for grouping until the outbox is empty or the grace period ends; exit 0. Undelivered rows stay in
-//! the outbox. SIGHUP or `POST /-/reload` (with the admin token, see [`entrawatch_admin`]) re-reads the config file, validates it, and swaps
+//! for grouping until the outbox is empty or the grace period ends; exit 0 (2 when a source stopped
+//! with an error or could not read all it was given). Undelivered rows stay in the outbox. SIGHUP
+//! or `POST /-/reload` (with the admin token, see [`entrawatch_admin`]) re-reads the config file,
+//! validates it, and swaps
 //! detection settings, routing, inhibition, tenant names and file silences; sources, destinations
 //! and `[service]` need a restart.
 

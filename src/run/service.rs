@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use entrawatch_detect::Engine;
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
 use entrawatch_ingest::reader::ReadOptions;
-use entrawatch_ingest::source::{Batch, SourceContext};
+use entrawatch_ingest::source::{Batch, SourceContext, SourceError};
 use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -35,7 +35,7 @@ use super::detection::{Input, Reloaded, Snapshots, detection_loop};
 use super::metrics::RuntimeMetrics;
 use super::pipeline::Pipeline;
 use super::snapshot;
-use crate::cli::RunArgs;
+use crate::cli::{EXIT_INCOMPLETE, RunArgs};
 use crate::config::{self, FileConfig, NO_DESTINATIONS};
 use entrawatch_admin::access::AdminAuth;
 use entrawatch_admin::connections::Throttle;
@@ -175,6 +175,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     // Sources, from the snapshot's positions.
     let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(service.channel_capacity);
     let mut source_tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
+    // Set when a source stops with an error or could not read all it was given: the exit status
+    // says so once the service ends.
+    let source_failed = Arc::new(AtomicBool::new(false));
     for (i, source_config) in config.sources.iter().enumerate() {
         let source = source_config
             .build()
@@ -198,10 +201,18 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         let kind = source.kind();
         tracing::info!(source = %name, kind, resume = ctx.resume.is_some(), "source starting");
         let task_name = name.to_string();
+        let failed = Arc::clone(&source_failed);
         let handle = tokio::spawn(async move {
             match source.run(ctx).await {
                 Ok(()) => tracing::info!(source = %task_name, "source finished"),
-                Err(e) => tracing::error!(source = %task_name, error = %e, "source stopped"),
+                // The pipeline closing is the service stopping, not the source failing.
+                Err(e @ SourceError::Closed(_)) => {
+                    tracing::info!(source = %task_name, reason = %e, "source stopped");
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    tracing::error!(source = %task_name, error = %e, "source stopped");
+                }
             }
         });
         source_tasks.push((name.to_string(), handle));
@@ -261,7 +272,14 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             }
             _ = idle_check.tick(), if sources_finished && args.exit_when_done => {
                 if outbox_idle(&outbox_path)? {
-                    tracing::info!("everything delivered: exiting");
+                    if source_failed.load(Ordering::Relaxed) {
+                        tracing::error!(
+                            "everything read was delivered, but a source could not read all it \
+                             was given: exiting with an error"
+                        );
+                    } else {
+                        tracing::info!("everything delivered: exiting");
+                    }
                     break;
                 }
             }
@@ -320,6 +338,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         uptime_secs = started.elapsed().as_secs(),
         "entrawatch stopped"
     );
+    if source_failed.load(Ordering::Relaxed) {
+        return Ok(ExitCode::from(EXIT_INCOMPLETE));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

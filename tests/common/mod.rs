@@ -564,3 +564,106 @@ pub fn event_time(record: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
         })
         .unwrap_or_else(|e| panic!("record time {raw:?}: {e}"))
 }
+
+/// A folder of real exports beside every hazard a walk can meet, and a folder of the same exports
+/// alone, to compare with.
+pub struct Hazards {
+    /// `in/`: a copy of the bundled demo under `demo/`, a link loop `self -> .`, a named pipe
+    /// `pipe.json`, a link to itself `loop.json` (unreadable whoever reads it) and a folder
+    /// `locked/` with mode 000 holding one more export.
+    pub input: PathBuf,
+    /// `readable/`: the demo copy under `demo/`, and `locked/`'s export when this user can read
+    /// it anyway.
+    pub readable: PathBuf,
+    /// Whether `locked/` is unreadable here (root reads it whatever its mode).
+    pub locked_unreadable: bool,
+}
+
+impl Hazards {
+    /// Paths that cannot be read under `input`.
+    pub fn unreadable_paths(&self) -> u64 {
+        1 + u64::from(self.locked_unreadable)
+    }
+}
+
+impl Drop for Hazards {
+    fn drop(&mut self) {
+        // Leave the tree removable.
+        set_mode(&self.input.join("locked"), 0o755);
+    }
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Builds [`Hazards`] in `dir`.
+pub fn hazard_folder(dir: &Path) -> Hazards {
+    let input = dir.join("in");
+    let readable = dir.join("readable");
+    for d in [&input, &readable] {
+        copy_tree(&root().join("examples/demo"), &d.join("demo"));
+    }
+    std::os::unix::fs::symlink(".", input.join("self")).unwrap();
+    std::os::unix::fs::symlink("loop.json", input.join("loop.json")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(input.join("pipe.json"))
+        .status()
+        .expect("mkfifo (coreutils) is needed");
+    assert!(made.success());
+    // One more export in the locked folder: a Contoso sign-in, so the folder holds real records.
+    let locked = input
+        .join("locked")
+        .join("11111111-aaaa-4aaa-8aaa-111111111111");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::copy(
+        root().join("ingest/tests/fixtures/real/entra-docs/eventhub_signinlogs_record.json"),
+        locked.join("record.json"),
+    )
+    .unwrap();
+    set_mode(&input.join("locked"), 0o000);
+    let locked_unreadable = std::fs::read_dir(input.join("locked")).is_err();
+    if !locked_unreadable {
+        eprintln!(
+            "note: a folder with mode 000 is readable here (running as root): the unreadable-folder \
+             part is not checked; the link that cannot be resolved (loop.json) still is"
+        );
+        copy_tree(&input.join("locked"), &readable.join("locked"));
+    }
+    Hazards {
+        input,
+        readable,
+        locked_unreadable,
+    }
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test past that (what is checked is
+/// that it ends, not how fast).
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("entrawatch did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -177,7 +177,6 @@ fn event_hub(o: &Rec<'_>, p: &Rec<'_>, ctx: &RecordContext<'_>) -> Fast<Box<Even
         event_type,
         tenant,
         envelope_time,
-        ctx,
     )
 }
 
@@ -200,7 +199,7 @@ fn graph(o: &Rec<'_>, ctx: &RecordContext<'_>) -> Fast<Box<Event>> {
     let tenant = first_guid([text(&o.tenant_id), text(&o.resource_tenant_id)])
         .or_else(|| ctx.tenant_hint.map(Text::from))
         .ok_or(Decline)?;
-    build(kind, o, None, Shape::Graph, event_type, tenant, None, ctx)
+    build(kind, o, None, Shape::Graph, event_type, tenant, None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -212,7 +211,6 @@ fn build(
     event_type: Option<SignInEventType>,
     tenant_id: Text,
     envelope_time: Option<Cow<'_, str>>,
-    ctx: &RecordContext<'_>,
 ) -> Fast<Box<Event>> {
     let (own_time, body) = match kind {
         Kind::SignIn => (
@@ -226,7 +224,7 @@ fn build(
         _ => return Err(Decline),
     };
     let id = owned(&p.id).ok_or(Decline)?;
-    let (time, time_source) = event_time(own_time, envelope_time.as_deref(), ctx)?;
+    let (time, time_source) = event_time(own_time, envelope_time.as_deref())?;
     let meta = Meta {
         id,
         tenant_id,
@@ -237,29 +235,20 @@ fn build(
     Ok(Box::new(Event { meta, body }))
 }
 
-/// `event_time` for sign-ins and audits; an unreadable time is an error, worded by the tolerant reader.
+/// `event_time` for sign-ins and audits from their own field or the envelope; anything else (an
+/// unreadable time, or none there, when the tolerant reader looks deeper or rejects the record) is
+/// left to the tolerant reader.
 fn event_time(
     own: &Option<Scalar<'_>>,
     envelope: Option<&str>,
-    ctx: &RecordContext<'_>,
 ) -> Fast<(DateTime<Utc>, TimeSource)> {
-    let mut unreadable = false;
-    if let Some(raw) = text(own) {
-        match parse_timestamp(&raw) {
-            Some(t) => return Ok((t, TimeSource::Record)),
-            None => unreadable = true,
-        }
+    if let Some(t) = text(own).and_then(|raw| parse_timestamp(&raw)) {
+        return Ok((t, TimeSource::Record));
     }
-    if let Some(raw) = envelope {
-        if let Some(t) = parse_timestamp(raw) {
-            return Ok((t, TimeSource::Envelope));
-        }
-        unreadable = true;
+    if let Some(t) = envelope.and_then(parse_timestamp) {
+        return Ok((t, TimeSource::Envelope));
     }
-    if unreadable {
-        return Err(Decline);
-    }
-    Ok((ctx.ingest_time, TimeSource::Ingest))
+    Err(Decline)
 }
 
 fn sign_in<'a>(

@@ -2,9 +2,11 @@
 //! knows beyond the record's own fields, the [`Outcome`] (an event, or a category skipped), and the
 //! [`RecordError`] naming the field at fault.
 
-use chrono::{DateTime, Utc};
-
 use crate::model::{Event, Kind};
+
+/// How the reason of a record rejected for carrying no event time begins (counted apart in
+/// [`crate::stats::IngestStats::no_event_time`]).
+pub const NO_EVENT_TIME: &str = "no event time";
 
 /// What a record turned into.
 #[derive(Debug)]
@@ -40,8 +42,6 @@ pub struct RecordContext<'a> {
     pub tenant_hint: Option<&'a str>,
     /// The entity type a Graph list's `@odata.context` names.
     pub graph_hint: Option<Kind>,
-    /// Used only when a record has no usable time at all.
-    pub ingest_time: DateTime<Utc>,
     /// Set by the CSV reader; JSON rows are recognised by their columns.
     pub csv: bool,
 }

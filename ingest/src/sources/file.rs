@@ -15,6 +15,12 @@
 //! With `follow = false` the source stops once everything present at start has been read and
 //! reported durable (tests, one-shot backfills); with `follow = true` (the default) it keeps
 //! scanning every `poll_secs`.
+//!
+//! The folder is walked with [`crate::walk`], so a link loop, a named pipe or a deep tree never
+//! stalls it. A file or folder that cannot be read is logged (once per path), counted in
+//! `entrawatch_source_errors_total{source,reason}`, and passed over while everything else is read;
+//! a `follow = false` source that met one ends with [`SourceError::Incomplete`], so the service
+//! can say the input was not all read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +35,7 @@ use crate::source::{
     Batch, CommitTracker, LaneMark, MAX_BATCH_ITEMS, Source, SourceContext, SourceError,
     SourceFuture, drain_commits,
 };
+use crate::walk::{SkippedPath, walk};
 
 /// A file whose size has not changed for this long is taken without waiting for a second scan.
 pub const SETTLE_SECS: u64 = 2;
@@ -131,6 +138,7 @@ async fn run(config: FileConfig, mut ctx: SourceContext) -> Result<(), SourceErr
     }
     let mut tracker = CommitTracker::default();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unread = Unread::default();
     let _ = ctx.ready.send(true);
     loop {
         if *ctx.shutdown.borrow() {
@@ -141,7 +149,14 @@ async fn run(config: FileConfig, mut ctx: SourceContext) -> Result<(), SourceErr
         }
         let (generation, unsettled) = match position.generation.take() {
             Some(g) => (Some(g), false),
-            None => next_generation(&config.path, &position.done, &mut sizes),
+            None => {
+                let (generation, unsettled, skipped) =
+                    next_generation(&config.path, &position.done, &mut sizes);
+                for s in &skipped {
+                    unread.skipped(&ctx, s);
+                }
+                (generation, unsettled)
+            }
         };
         let Some(generation) = generation else {
             if !config.follow && !unsettled {
@@ -154,8 +169,16 @@ async fn run(config: FileConfig, mut ctx: SourceContext) -> Result<(), SourceErr
             }
             continue;
         };
-        position =
-            emit_generation(&config, &mut ctx, &opts, position, generation, &mut tracker).await?;
+        position = emit_generation(
+            &config,
+            &mut ctx,
+            &opts,
+            position,
+            generation,
+            &mut tracker,
+            &mut unread,
+        )
+        .await?;
     }
     drain_commits(
         &mut tracker,
@@ -164,19 +187,86 @@ async fn run(config: FileConfig, mut ctx: SourceContext) -> Result<(), SourceErr
         |_| {},
     )
     .await;
-    Ok(())
+    // A source that keeps watching reports what it cannot read as it goes (log and metric); one
+    // that reads what it was given and ends says so in how it ends.
+    match unread.first {
+        Some(first) if !config.follow => Err(SourceError::Incomplete {
+            source_name: config.name.clone(),
+            count: unread.errors,
+            first,
+        }),
+        _ => Ok(()),
+    }
 }
 
-/// Files not read yet whose size has settled, up to [`MAX_GENERATION_BYTES`], and whether files
-/// not read yet are still settling.
+/// What the source passed over, each path logged and counted once.
+#[derive(Debug, Default)]
+struct Unread {
+    reported: BTreeSet<(String, &'static str)>,
+    /// Paths that could not be read.
+    errors: u64,
+    /// The first of them, as `path: reason`.
+    first: Option<String>,
+}
+
+impl Unread {
+    /// A path the walk passed over.
+    fn skipped(&mut self, ctx: &SourceContext, s: &SkippedPath) {
+        let reason = s.reason.as_str();
+        if !self.reported.insert((s.path.display().to_string(), reason)) {
+            return;
+        }
+        if s.reason.is_error() {
+            self.error(ctx, reason, s.to_string());
+        } else {
+            tracing::warn!(
+                source = %ctx.name,
+                path = %s.path.display(),
+                reason,
+                detail = %s.reason,
+                "path passed over"
+            );
+            ctx.metrics
+                .paths_skipped
+                .with_label_values(&[&ctx.name, reason])
+                .inc();
+        }
+    }
+
+    /// A file that could not be read (it is also handed on as a rejected file).
+    fn unreadable_file(&mut self, ctx: &SourceContext, path: &Path, e: &std::io::Error) {
+        if self
+            .reported
+            .insert((path.display().to_string(), "unreadable"))
+        {
+            self.error(
+                ctx,
+                "unreadable",
+                format!("{}: cannot read: {e}", path.display()),
+            );
+        }
+    }
+
+    fn error(&mut self, ctx: &SourceContext, reason: &'static str, message: String) {
+        tracing::error!(source = %ctx.name, reason, error = %message, "input could not be read");
+        ctx.metrics
+            .source_errors
+            .with_label_values(&[&ctx.name, reason])
+            .inc();
+        self.errors += 1;
+        self.first.get_or_insert(message);
+    }
+}
+
+/// Files not read yet whose size has settled, up to [`MAX_GENERATION_BYTES`], whether files not
+/// read yet are still settling, and the paths the walk passed over.
 fn next_generation(
     root: &Path,
     done: &BTreeSet<String>,
     sizes: &mut BTreeMap<String, u64>,
-) -> (Option<Generation>, bool) {
-    let Ok((files, _)) = reader::collect_files(&[root.to_path_buf()]) else {
-        return (None, false);
-    };
+) -> (Option<Generation>, bool, Vec<SkippedPath>) {
+    let walked = walk(&[root.to_path_buf()]);
+    let files = walked.files;
     let mut unsettled = false;
     let mut picked = Vec::new();
     let mut bytes = 0u64;
@@ -210,7 +300,7 @@ fn next_generation(
         files: picked,
         emitted: 0,
     });
-    (generation, unsettled)
+    (generation, unsettled, walked.skipped)
 }
 
 /// Reads a generation, orders it like `replay` does and sends what is past `emitted`.
@@ -221,16 +311,20 @@ async fn emit_generation(
     mut position: FilePosition,
     mut generation: Generation,
     tracker: &mut CommitTracker,
+    unread: &mut Unread,
 ) -> Result<FilePosition, SourceError> {
     let started = Instant::now();
     let files: Vec<PathBuf> = generation.files.iter().map(PathBuf::from).collect();
     let read_opts = opts.clone();
-    let items = tokio::task::spawn_blocking(move || read_in_order(&files, &read_opts))
+    let (items, failures) = tokio::task::spawn_blocking(move || read_in_order(&files, &read_opts))
         .await
         .map_err(|e| SourceError::Fatal {
             source_name: config.name.clone(),
             message: format!("reading files failed: {e}"),
         })?;
+    for (path, e) in &failures {
+        unread.unreadable_file(ctx, path, e);
+    }
     let total = items.len();
     tracing::info!(
         source = %ctx.name,
@@ -293,15 +387,19 @@ async fn emit_generation(
     Ok(position)
 }
 
+/// A file that could not be read, and why.
+type ReadFailure = (PathBuf, std::io::Error);
+
 /// Every item of `files`: rejects and skips first (in file order), then events in event-time
-/// order ([`crate::align::order`]). Deterministic, so a restart skips exactly what was sent.
-fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> Vec<Item> {
+/// order ([`crate::align::order`]). Deterministic, so a restart skips exactly what was sent. Also
+/// the files that could not be read (each is among the rejects too).
+fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> (Vec<Item>, Vec<ReadFailure>) {
     // Files are parsed on every core, then taken in file order: the result is the same as a
     // sequential read.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
-    let per_file: Vec<Vec<Item>> = std::thread::scope(|scope| {
+    let per_file: Vec<(Vec<Item>, Option<ReadFailure>)> = std::thread::scope(|scope| {
         let chunks: Vec<&[PathBuf]> = files.chunks(files.len().div_ceil(threads).max(1)).collect();
         let handles: Vec<_> = chunks
             .into_iter()
@@ -311,8 +409,8 @@ fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> Vec<Item> {
                         .iter()
                         .map(|file| {
                             let mut items = Vec::new();
-                            reader::read_file(file, opts, &mut |item| items.push(item));
-                            items
+                            let read = reader::read_file(file, opts, &mut |item| items.push(item));
+                            (items, read.err().map(|e| (file.clone(), e)))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -325,14 +423,18 @@ fn read_in_order(files: &[PathBuf], opts: &ReadOptions) -> Vec<Item> {
     });
     let mut other = Vec::new();
     let mut events = Vec::new();
-    for item in per_file.into_iter().flatten() {
-        match item {
-            Item::Event(e) => events.push(e),
-            other_item => other.push(other_item),
+    let mut failures = Vec::new();
+    for (items, failure) in per_file {
+        failures.extend(failure);
+        for item in items {
+            match item {
+                Item::Event(e) => events.push(e),
+                other_item => other.push(other_item),
+            }
         }
     }
     // Stable: exact repeats keep file order.
     events.sort_by(|a, b| crate::align::order(a, b));
     other.extend(events.into_iter().map(Item::Event));
-    other
+    (other, failures)
 }

@@ -11,14 +11,14 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use entrawatch_alert::AlertRecord;
 use entrawatch_detect::Severity;
-use entrawatch_ingest::{ReadOptions, collect_files, reader::DEFAULT_MAX_RECORD_BYTES};
+use entrawatch_ingest::{ReadOptions, reader::DEFAULT_MAX_RECORD_BYTES, walk_all};
 use serde_json::{Map, Value, json};
 
 use super::activity::Note;
 use super::attacks::{Attacks, Label, RULES};
 use super::render::iso_secs;
 use super::rng::{MIN, SEC, Ticks};
-use super::world::{END_UNIX_SECONDS, World};
+use super::world::World;
 use entrawatch_alert::replay::{ReplayConfig, replay_files};
 
 const SLACK: Ticks = 5 * MIN;
@@ -92,11 +92,10 @@ pub fn evaluate(
     dir: &Path,
     config: &ReplayConfig,
 ) -> anyhow::Result<Evaluation> {
-    let (files, _ignored) = collect_files(&[dir.to_path_buf()])?;
+    let files = walk_all(&[dir.to_path_buf()])?.files;
     let opts = ReadOptions {
         tenant: None,
         max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-        ingest_time: DateTime::from_timestamp(END_UNIX_SECONDS, 0).unwrap_or_default(),
     };
     let mut rejects: Vec<String> = Vec::new();
     let replayed = replay_files(

@@ -297,7 +297,7 @@ impl Batcher {
             Item::Event(e) => {
                 let (_, kind, id) = e.dedup_key();
                 let time = match e.meta.time_source {
-                    TimeSource::Record | TimeSource::Envelope => e.meta.time,
+                    TimeSource::Record | TimeSource::Envelope | TimeSource::Nested => e.meta.time,
                     _ => Utc::now(),
                 };
                 (

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use super::batcher::Msg;
@@ -87,10 +86,7 @@ impl Shared {
 
     /// Parses one page into items; the reader is CPU work, so big pages go to a blocking thread.
     pub async fn parse(&self, tenant: &TenantHandle, lane: Lane, body: Vec<u8>) -> Vec<Item> {
-        let opts = ReadOptions {
-            ingest_time: Utc::now(),
-            ..self.read.clone()
-        };
+        let opts = self.read.clone();
         if body.len() <= BLOCKING_PARSE_BYTES {
             return parse_page(&tenant.id, lane, &body, &opts);
         }

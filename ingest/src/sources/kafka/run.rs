@@ -303,7 +303,6 @@ impl MessageReader {
                 _ => return, // not (or no longer) ours
             }
         };
-        self.read.ingest_time = chrono::Utc::now();
         let payload = msg.payload().unwrap_or_default();
         let mut events = Vec::new();
         let mut rejected: Vec<Rejected> = Vec::new();

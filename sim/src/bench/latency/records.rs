@@ -227,7 +227,6 @@ mod tests {
         let opts = ReadOptions {
             tenant: None,
             max_record_bytes: entrawatch_ingest::reader::DEFAULT_MAX_RECORD_BYTES,
-            ingest_time: Utc::now(),
         };
         let mut out = Vec::new();
         read_bytes(
