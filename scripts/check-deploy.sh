@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of deploy/ (what CI runs; installs nothing):
 #   - hadolint on deploy/Dockerfile (DL3008, apt version pinning, ignored), shellcheck on the scripts
+#     (deploy/*.sh, scripts/*, .ci/run)
 #   - kubernetes-validate -k 1.30.0 --strict on deploy/k8s/*.yaml; the Prometheus Operator kinds it
 #     has no schema for (ServiceMonitor, PrometheusRule) against strict schemas written here, and
 #     cross-references (selectors, ports, names, secret keys) between the manifests
@@ -61,7 +62,7 @@ check() {
 }
 
 check "hadolint deploy/Dockerfile" hadolint --ignore DL3008 deploy/Dockerfile
-check "shellcheck" shellcheck deploy/build-image.sh deploy/healthcheck.sh scripts/check-deploy.sh
+check "shellcheck" shellcheck deploy/*.sh scripts/* .ci/run
 
 # Python checks: copies in sync (or --fix), custom resources, cross-references, rule tests coverage,
 # metric names, dashboard structure, compose structure, secrets. Writes the dashboard's queries as

@@ -28,7 +28,8 @@ pub enum Command {
     Rules(RulesArgs),
     /// Run the service: sources, detection, durable delivery, admin HTTP (metrics, health).
     Run(RunArgs),
-    /// Check a config file: every problem listed at once (exit 1), secrets and routes included.
+    /// Check a config file: every problem listed at once (exit 1), secrets and routes included;
+    /// a config without sources or destinations is checked as one for `replay`.
     Validate(ValidateArgs),
     /// Post a test message to one destination and report what it answered.
     SendTest(SendTestArgs),

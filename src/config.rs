@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use entrawatch_alert::destination::{self, DestinationConfig};
+use entrawatch_alert::destination::DestinationConfig;
 use entrawatch_alert::inhibit::InhibitRule;
 use entrawatch_alert::replay::ReplayConfig;
 use entrawatch_alert::route::RouteConfig;
@@ -15,6 +15,7 @@ use entrawatch_detect::DetectConfig;
 use entrawatch_ingest::secret::{Secret, SecretRef};
 use entrawatch_ingest::sources::SourceConfig;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// What `run` and `validate` say when no destination is configured.
 pub const NO_DESTINATIONS: &str = "destinations: none configured; `run` needs at least one ([[destinations]] type = \"stdout\" prints alerts)";
@@ -159,6 +160,21 @@ pub struct FileConfig {
     pub route: Option<RouteConfig>,
     pub silences: Vec<SilenceConfig>,
     pub inhibit_rules: Vec<InhibitRule>,
+    /// Where the entries of the arrays of tables stand in the file (not a key of the file).
+    #[serde(skip)]
+    entries: Entries,
+}
+
+/// Where the entries of the arrays of tables stood in the file. An entry that does not parse is
+/// left out of the config, so the entries after it sit at a lower index than in the file; problems
+/// name the position in the file.
+#[derive(Debug, Clone, Default)]
+struct Entries {
+    /// For each array of tables that had an entry left out, the file position of every entry kept.
+    kept: BTreeMap<&'static str, Vec<usize>>,
+    /// Names of the `[[destinations]]` entries that did not parse: a route to one of them is not
+    /// reported as going to an unknown destination on top of the entry's own problem.
+    unparsed_destinations: Vec<String>,
 }
 
 impl FileConfig {
@@ -199,36 +215,87 @@ impl FileConfig {
 
     /// The routing the alert stage runs with: route tree, inhibit rules, tenant names and labels.
     pub fn routing(&self) -> Result<Routing, Vec<String>> {
-        let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
         Routing::new(
             &self.route_config(),
-            &names,
+            &self.destination_names(),
             &self.inhibit_rules,
             self.tenant_names(),
             self.tenant_labels(),
         )
     }
 
-    /// Problems `validate` reports beyond the file itself: secrets that cannot be read, sources
-    /// that cannot start, routing.
+    /// `key[i]` with the position the `i`th entry kept of the array of tables `key` has in the
+    /// file (entries that did not parse are left out of the config, not of the numbering).
+    pub fn entry_path(&self, key: &str, i: usize) -> String {
+        let at = self
+            .entries
+            .kept
+            .get(key)
+            .and_then(|kept| kept.get(i).copied())
+            .unwrap_or(i);
+        format!("{key}[{at}]")
+    }
+
+    /// Whether an entry of the array of tables `key` did not parse.
+    fn left_out(&self, key: &str) -> bool {
+        self.entries.kept.contains_key(key)
+    }
+
+    /// The names of the destinations in the file, those that did not parse included.
+    fn destination_names(&self) -> Vec<&str> {
+        self.destinations
+            .iter()
+            .map(|d| d.name())
+            .chain(
+                self.entries
+                    .unparsed_destinations
+                    .iter()
+                    .map(String::as_str),
+            )
+            .collect()
+    }
+
+    /// No sources and no destinations: a config for `replay` (detection settings, tenant names),
+    /// which `run` refuses.
+    pub fn is_replay_only(&self) -> bool {
+        self.sources.is_empty()
+            && self.destinations.is_empty()
+            && !self.left_out("sources")
+            && !self.left_out("destinations")
+    }
+
+    /// Problems beyond the file itself, of the sections that parsed: secrets that cannot be read,
+    /// sources that cannot be built, routing; and sources with nowhere to send alerts.
     pub fn deep_check(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Err(p) = self.service.resolve_admin_token() {
             problems.push(p);
         }
-        if self.destinations.is_empty() {
+        if !self.sources.is_empty()
+            && self.destinations.is_empty()
+            && !self.left_out("destinations")
+        {
             problems.push(NO_DESTINATIONS.to_owned());
-            return problems;
         }
-        if let Err(p) = destination::resolve_all(&self.destinations) {
-            problems.extend(p);
+        for (i, d) in self.destinations.iter().enumerate() {
+            if let Err(p) = d.resolve(&self.entry_path("destinations", i)) {
+                problems.extend(p);
+            }
         }
         for (i, s) in self.sources.iter().enumerate() {
             if let Err(p) = s.build() {
-                problems.extend(p.into_iter().map(|m| format!("sources[{i}]: {m}")));
+                let path = self.entry_path("sources", i);
+                problems.extend(p.into_iter().map(|m| format!("{path}: {m}")));
             }
         }
-        if let Err(p) = self.routing() {
+        // Routes are checked when there is something to route (a config for `replay` has neither).
+        // Inhibit rules are numbered by their index here, which is their place in the file only
+        // when none was left out; `validate` has checked each of them with its own path anyway.
+        let routed = self.route.is_some() || !self.destination_names().is_empty();
+        if routed
+            && !self.left_out("inhibit_rules")
+            && let Err(p) = self.routing()
+        {
             problems.extend(p);
         }
         problems
@@ -236,10 +303,9 @@ impl FileConfig {
 
     /// The route tree: the configured one, or everything to every destination.
     pub fn route_config(&self) -> RouteConfig {
-        self.route.clone().unwrap_or_else(|| {
-            let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
-            RouteConfig::default_for(&names)
-        })
+        self.route
+            .clone()
+            .unwrap_or_else(|| RouteConfig::default_for(&self.destination_names()))
     }
 }
 
@@ -252,33 +318,92 @@ pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
 
 /// [`load`] with the environment passed in.
 pub fn load_with(path: &Path, env: &BTreeMap<String, String>) -> anyhow::Result<FileConfig> {
-    let raw = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config {}", path.display()))?;
-    parse(&raw, env).map_err(|problems| {
-        anyhow::anyhow!(
-            "config {} has {} problem(s):\n  {}",
-            path.display(),
-            problems.len(),
-            problems.join("\n  ")
-        )
-    })
+    parse(&read(path)?, env).map_err(|problems| report(path, &problems))
+}
+
+/// What `run` starts with: [`load`], then the deep checks ([`check`]), and a destination to send
+/// alerts to; every problem found is in the one error.
+pub fn load_for_run(path: &Path) -> anyhow::Result<FileConfig> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let Checked {
+        config,
+        mut problems,
+    } = check(&read(path)?, &env);
+    match config {
+        Some(config) if problems.is_empty() && !config.is_replay_only() => Ok(config),
+        Some(config) => {
+            if config.is_replay_only() {
+                problems.push(NO_DESTINATIONS.to_owned());
+            }
+            Err(report(path, &problems))
+        }
+        None => Err(report(path, &problems)),
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))
+}
+
+/// Every problem of the config at `path` in one error, one line each.
+pub fn report(path: &Path, problems: &[String]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "config {} has {} problem(s):\n  {}",
+        path.display(),
+        problems.len(),
+        problems.join("\n  ")
+    )
+}
+
+/// A config read as far as it goes, with every problem found on the way.
+#[derive(Debug)]
+pub struct Checked {
+    /// The sections that parsed, the others at their defaults and the entries of arrays of tables
+    /// that did not parse left out; `None` when the text is not TOML or a variable is unset.
+    pub config: Option<FileConfig>,
+    pub problems: Vec<String>,
+}
+
+/// What `validate` checks, in one list: the file's problems ([`parse`]), then the deep checks
+/// ([`FileConfig::deep_check`]) of every section that parsed, so a bad section hides neither the
+/// secrets nor the sources of the others.
+pub fn check(raw: &str, env: &BTreeMap<String, String>) -> Checked {
+    let (config, mut problems) = parse_partial(raw, env);
+    if let Some(config) = &config {
+        // Reading a destination's secrets validates it again: each problem is listed once.
+        for p in config.deep_check() {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
+    Checked { config, problems }
 }
 
 /// Text to a validated config: interpolation, TOML, `ENTRAWATCH_*` overrides, every section parsed
 /// on its own (so one bad section does not hide another's problems), then validation. Every problem
-/// found on the way is returned at once.
+/// found on the way is returned at once, each with the path of its key (`sources[0].poll_secs`).
 pub fn parse(raw: &str, env: &BTreeMap<String, String>) -> Result<FileConfig, Vec<String>> {
-    let text = interpolate(raw, &|name| env.get(name).cloned())?;
-    let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| vec![format!("toml: {}", e.to_string().trim_end())])?;
+    match parse_partial(raw, env) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// [`parse`], keeping what parsed next to the problems.
+fn parse_partial(raw: &str, env: &BTreeMap<String, String>) -> (Option<FileConfig>, Vec<String>) {
+    let text = match interpolate(raw, &|name| env.get(name).cloned()) {
+        Ok(text) => text,
+        Err(problems) => return (None, problems),
+    };
+    let mut table: toml::Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => return (None, vec![format!("toml: {}", e.to_string().trim_end())]),
+    };
     let mut problems = apply_overrides(&mut table, env);
     let config = sections(table, &mut problems);
     problems.extend(validate(&config));
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems)
-    }
+    (Some(config), problems)
 }
 
 /// `ENTRAWATCH_SERVICE__ADMIN_LISTEN=0.0.0.0:9898` sets `service.admin_listen`: the variable name
@@ -328,59 +453,88 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
 
 /// Deserialises each top-level section (and each element of the arrays of tables) separately.
 fn sections(mut table: toml::Table, problems: &mut Vec<String>) -> FileConfig {
-    fn one<T: serde::de::DeserializeOwned + Default>(
+    fn one<T: DeserializeOwned + Default>(
         table: &mut toml::Table,
         key: &str,
         problems: &mut Vec<String>,
     ) -> T {
         match table.remove(key) {
             None => T::default(),
-            Some(v) => T::deserialize(v).unwrap_or_else(|e| {
-                problems.push(format!("{key}: {}", e.to_string().trim_end()));
+            Some(v) => at_path(v, key).unwrap_or_else(|p| {
+                problems.push(p);
                 T::default()
             }),
         }
     }
-    fn many<T: serde::de::DeserializeOwned>(
+    fn many<T>(
         table: &mut toml::Table,
-        key: &str,
+        key: &'static str,
         problems: &mut Vec<String>,
+        entries: &mut Entries,
+        read: fn(toml::Value, &str) -> Result<T, String>,
     ) -> Vec<T> {
         match table.remove(key) {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, v)| {
-                    T::deserialize(v)
-                        .map_err(|e| {
-                            problems.push(format!("{key}[{i}]: {}", e.to_string().trim_end()))
-                        })
-                        .ok()
-                })
-                .collect(),
+            Some(toml::Value::Array(items)) => {
+                let total = items.len();
+                let mut out = Vec::new();
+                let mut kept = Vec::new();
+                for (i, v) in items.into_iter().enumerate() {
+                    let name = v.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+                    match read(v, &format!("{key}[{i}]")) {
+                        Ok(t) => {
+                            out.push(t);
+                            kept.push(i);
+                        }
+                        Err(p) => {
+                            problems.push(p);
+                            if key == "destinations" {
+                                entries.unparsed_destinations.extend(name);
+                            }
+                        }
+                    }
+                }
+                if kept.len() < total {
+                    entries.kept.insert(key, kept);
+                }
+                out
+            }
             Some(_) => {
                 problems.push(format!("{key}: must be an array of tables ([[{key}]])"));
+                entries.kept.insert(key, Vec::new());
                 Vec::new()
             }
         }
     }
-    let config = FileConfig {
+    let mut entries = Entries::default();
+    let mut config = FileConfig {
         service: one(&mut table, "service", problems),
-        tenants: many(&mut table, "tenants", problems),
+        tenants: many(&mut table, "tenants", problems, &mut entries, at_path),
         detect: one(&mut table, "detect", problems),
         alert: one(&mut table, "alert", problems),
-        sources: many(&mut table, "sources", problems),
-        destinations: many(&mut table, "destinations", problems),
+        sources: many(
+            &mut table,
+            "sources",
+            problems,
+            &mut entries,
+            tagged_at_path,
+        ),
+        destinations: many(
+            &mut table,
+            "destinations",
+            problems,
+            &mut entries,
+            tagged_at_path,
+        ),
         route: match table.remove("route") {
             None => None,
-            Some(v) => RouteConfig::deserialize(v)
-                .map_err(|e| problems.push(format!("route: {}", e.to_string().trim_end())))
-                .ok(),
+            Some(v) => at_path(v, "route").map_err(|p| problems.push(p)).ok(),
         },
-        silences: many(&mut table, "silences", problems),
-        inhibit_rules: many(&mut table, "inhibit_rules", problems),
+        silences: many(&mut table, "silences", problems, &mut entries, at_path),
+        inhibit_rules: many(&mut table, "inhibit_rules", problems, &mut entries, at_path),
+        entries: Entries::default(),
     };
+    config.entries = entries;
     for key in table.keys() {
         problems.push(format!(
             "{key}: unknown section (known: service, tenants, detect, alert, sources, destinations, route, silences, inhibit_rules)"
@@ -389,15 +543,108 @@ fn sections(mut table: toml::Table, problems: &mut Vec<String>) -> FileConfig {
     config
 }
 
+/// Deserialises `value`, found at `path`; the error names the key it is about:
+/// `sources[0].poll_secs: invalid type: string "5s", expected u64`.
+fn at_path<T: DeserializeOwned>(value: toml::Value, path: &str) -> Result<T, String> {
+    let mut track = serde_path_to_error::Track::new();
+    T::deserialize(serde_path_to_error::Deserializer::new(value, &mut track))
+        .map_err(|e| problem(path, &track.path(), &e.to_string()))
+}
+
+/// The entries the file selects by `type` (`[[sources]]`, `[[destinations]]`).
+trait Tagged: DeserializeOwned {
+    fn from_tagged<'de, D: serde::Deserializer<'de>>(
+        tag: &str,
+        rest: D,
+    ) -> Option<Result<Self, D::Error>>;
+}
+
+impl Tagged for SourceConfig {
+    fn from_tagged<'de, D: serde::Deserializer<'de>>(
+        tag: &str,
+        rest: D,
+    ) -> Option<Result<Self, D::Error>> {
+        SourceConfig::from_tagged(tag, rest)
+    }
+}
+
+impl Tagged for DestinationConfig {
+    fn from_tagged<'de, D: serde::Deserializer<'de>>(
+        tag: &str,
+        rest: D,
+    ) -> Option<Result<Self, D::Error>> {
+        DestinationConfig::from_tagged(tag, rest)
+    }
+}
+
+/// [`at_path`] for an entry selected by `type`: the variant is read from the rest of the table so
+/// the error's path reaches inside it (serde's own tagged enums read through a buffer that loses
+/// the path). A missing or unknown `type` gets the enum's own error.
+fn tagged_at_path<T: Tagged>(value: toml::Value, path: &str) -> Result<T, String> {
+    let toml::Value::Table(mut rest) = value.clone() else {
+        return at_path(value, path);
+    };
+    let Some(toml::Value::String(tag)) = rest.remove("type") else {
+        return at_path(value, path);
+    };
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(toml::Value::Table(rest), &mut track);
+    match T::from_tagged(&tag, de) {
+        Some(result) => result.map_err(|e| problem(path, &track.path(), &e.to_string())),
+        None => at_path(value, path),
+    }
+}
+
+/// `path` plus the keys `at` goes down, then the message. serde reports a missing key at the table
+/// that should hold it: the key is added to the path. toml's own note of the key (`in `key``, on a
+/// line of its own) is left out, the path says it.
+fn problem(path: &str, at: &serde_path_to_error::Path, message: &str) -> String {
+    use serde_path_to_error::Segment;
+    fn push_key(out: &mut String, key: &str) {
+        let bare = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if bare {
+            out.push('.');
+            out.push_str(key);
+        } else {
+            out.push_str(&format!(".{key:?}"));
+        }
+    }
+    let mut full = path.to_owned();
+    for segment in at.iter() {
+        match segment {
+            Segment::Seq { index } => full.push_str(&format!("[{index}]")),
+            Segment::Map { key } => push_key(&mut full, key),
+            Segment::Enum { variant } => push_key(&mut full, variant),
+            Segment::Unknown => full.push_str(".?"),
+        }
+    }
+    let message = match message.find("\nin `") {
+        Some(at) => &message[..at],
+        None => message,
+    }
+    .trim_end();
+    if let Some(key) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        push_key(&mut full, key);
+    }
+    format!("{full}: {message}")
+}
+
 /// Every problem in a parsed config.
 pub fn validate(config: &FileConfig) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, t) in config.tenants.iter().enumerate() {
+        let path = config.entry_path("tenants", i);
         if !entrawatch_ingest::value::is_guid(&t.id) {
-            problems.push(format!("tenants[{i}].id: {:?} is not a tenant GUID", t.id));
+            problems.push(format!("{path}.id: {:?} is not a tenant GUID", t.id));
         }
         if t.name.trim().is_empty() {
-            problems.push(format!("tenants[{i}].name: empty"));
+            problems.push(format!("{path}.name: empty"));
         }
     }
     let rules: Vec<&str> = entrawatch_detect::registry::all()
@@ -448,7 +695,7 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
     }
     let mut names = std::collections::BTreeSet::new();
     for (i, source) in config.sources.iter().enumerate() {
-        let path = format!("sources[{i}]");
+        let path = config.entry_path("sources", i);
         if !names.insert(source.name().to_owned()) {
             problems.push(format!("{path}.name: {:?} is used twice", source.name()));
         }
@@ -456,21 +703,21 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
     }
     let mut names = std::collections::BTreeSet::new();
     for (i, d) in config.destinations.iter().enumerate() {
-        let path = format!("destinations[{i}]");
+        let path = config.entry_path("destinations", i);
         if !names.insert(d.name().to_owned()) {
             problems.push(format!("{path}.name: {:?} is used twice", d.name()));
         }
         problems.extend(d.validate(&path));
     }
-    let known: Vec<&str> = config.destinations.iter().map(|d| d.name()).collect();
+    let known = config.destination_names();
     if config.route.is_some() || !known.is_empty() {
         problems.extend(config.route_config().validate("route", &known));
     }
     for (i, silence) in config.silences.iter().enumerate() {
-        problems.extend(silence.validate(&format!("silences[{i}]")));
+        problems.extend(silence.validate(&config.entry_path("silences", i)));
     }
     for (i, rule) in config.inhibit_rules.iter().enumerate() {
-        problems.extend(rule.validate(&format!("inhibit_rules[{i}]")));
+        problems.extend(rule.validate(&config.entry_path("inhibit_rules", i)));
     }
     problems
 }
@@ -615,8 +862,8 @@ mod tests {
         let problems = parse(text, &BTreeMap::new()).unwrap_err();
         let joined = problems.join("\n");
         for expected in [
-            "sources[1]: unknown variant `carrier-pigeon`",
-            "sources[2]: unknown field `colour`",
+            "sources[1].type: unknown variant `carrier-pigeon`",
+            "sources[2].colour: unknown field `colour`",
             "extra: unknown section",
             "service.admin_listen",
             "service.snapshot_interval_secs",
@@ -653,12 +900,192 @@ mod tests {
             &env(&[("ENTRAWATCH_SERVICE__SHUTDOWN_GRACE_SECS", "soon")]),
         )
         .unwrap_err();
-        assert!(err[0].starts_with("service:"), "{err:?}");
+        assert!(
+            err[0].starts_with("service.shutdown_grace_secs: invalid type"),
+            "{err:?}"
+        );
         let err = parse(text, &env(&[("ENTRAWATCH_SERVICE__ADMIN_LISTEN__X", "1")])).unwrap_err();
         assert!(
             err[0].contains("service.admin_listen is not a table"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn errors_of_parsing_name_their_key() {
+        let text = r#"
+            [service]
+            snapshot_interval_secs = "5s"
+            [[tenants]]
+            id = 5
+            [[sources]]
+            type = "kafka"
+            name = "hub"
+            brokers = "localhost:9092"
+            topics = ["signins"]
+            group_id = "entrawatch"
+            batch_wait_ms = "5s"
+            [[sources]]
+            type = "kafka"
+            name = "other"
+            brokers = "localhost:9092"
+            topics = ["signins"]
+            group_id = "entrawatch"
+            settings = { "fetch.wait.max.ms" = [1] }
+            [[sources]]
+            name = "no-type"
+            [[destinations]]
+            type = "webhook"
+            name = "soar"
+            [[destinations]]
+            type = "stdout"
+            name = "out"
+            colour = "blue"
+            [route]
+            group_wait_secs = "soon"
+            [[silences]]
+            matchers = 7
+        "#;
+        let problems = parse(text, &BTreeMap::new()).unwrap_err();
+        let paths: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(": ").next().unwrap())
+            .collect();
+        for path in [
+            "service.snapshot_interval_secs",
+            "tenants[0].id",
+            "sources[0].batch_wait_ms",
+            "sources[1].settings.\"fetch.wait.max.ms\"",
+            "sources[2].type",
+            "destinations[0].url",
+            "destinations[1].colour",
+            "route.group_wait_secs",
+        ] {
+            assert!(
+                paths.contains(&path),
+                "no {path:?} in:\n{}",
+                problems.join("\n")
+            );
+        }
+        assert!(
+            problems.iter().all(|p| !p.contains('\n')),
+            "one line each:\n{}",
+            problems.join("\n")
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("silences[0]")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn entries_after_one_that_does_not_parse_keep_their_place() {
+        let text = r#"
+            [[tenants]]
+            id = 5
+            [[tenants]]
+            id = "contoso"
+            name = "Contoso"
+            [[sources]]
+            type = "carrier-pigeon"
+            name = "a"
+            [[sources]]
+            type = "file"
+            name = "b"
+            path = "/no/such/folder"
+            [[destinations]]
+            type = "teams"
+            name = "soc"
+            [[destinations]]
+            type = "stdout"
+            name = ""
+            [route]
+            receivers = ["soc", "nowhere"]
+        "#;
+        let problems = parse(text, &BTreeMap::new()).unwrap_err();
+        let joined = problems.join("\n");
+        for expected in [
+            "tenants[1].id: \"contoso\" is not a tenant GUID",
+            "sources[1].path: /no/such/folder does not exist",
+            "destinations[1].name:",
+            "route.receivers[1]: unknown destination \"nowhere\"",
+        ] {
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in:\n{joined}"
+            );
+        }
+        // The destination that did not parse is still a known name for routes.
+        assert!(!joined.contains("unknown destination \"soc\""), "{joined}");
+    }
+
+    #[test]
+    fn a_bad_section_hides_neither_the_secrets_nor_the_sources_of_the_others() {
+        let text = r#"
+            [service]
+            snapshot_interval_secs = "5s"
+            [[sources]]
+            type = "file"
+            name = "drop"
+            path = "/no/such/folder"
+            [[destinations]]
+            type = "jsonl"
+            name = "archive"
+            path = 5
+            [[destinations]]
+            type = "teams"
+            name = "soc"
+            url = { env = "ENTRAWATCH_TEST_UNSET_TEAMS_URL" }
+        "#;
+        let Checked { config, problems } = check(text, &BTreeMap::new());
+        assert!(config.is_some());
+        let joined = problems.join("\n");
+        for expected in [
+            "service.snapshot_interval_secs: invalid type",
+            "destinations[0].path: invalid type",
+            "sources[0].path: /no/such/folder does not exist",
+            "destinations[1].url: environment variable ENTRAWATCH_TEST_UNSET_TEAMS_URL is not set",
+        ] {
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in:\n{joined}"
+            );
+        }
+        assert_eq!(
+            problems.len(),
+            problems
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            "a problem listed twice:\n{joined}"
+        );
+        // A source with no destination configured (a destination that did not parse counts).
+        assert!(!joined.contains(NO_DESTINATIONS), "{joined}");
+    }
+
+    #[test]
+    fn a_config_without_sources_and_destinations_is_for_replay() {
+        let tenants = "[[tenants]]\nid = \"33333333-cccc-4ccc-8ccc-333333333333\"\nname = \"N\"\n";
+        let Checked { config, problems } = check(tenants, &BTreeMap::new());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(config.unwrap().is_replay_only());
+
+        let source = format!("{tenants}[[sources]]\ntype = \"file\"\nname = \"d\"\npath = \"/\"\n");
+        let Checked { config, problems } = check(&source, &BTreeMap::new());
+        assert_eq!(problems, vec![NO_DESTINATIONS.to_owned()]);
+        assert!(!config.unwrap().is_replay_only());
+
+        let broken_source = format!("{tenants}[[sources]]\ntype = \"file\"\n");
+        let Checked { config, problems } = check(&broken_source, &BTreeMap::new());
+        assert!(!config.unwrap().is_replay_only(), "{problems:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<FileConfig>("[detect]\npartner_tenant = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `partner_tenant`"), "{err}");
     }
 
     #[test]
@@ -735,26 +1162,15 @@ mod tests {
                 .contains("cannot read")
         );
         // `validate` lists an unreadable token with the other problems.
-        let config = FileConfig {
-            service: missing.clone(),
-            ..FileConfig::default()
-        };
-        let problems = config.deep_check();
+        let text = format!(
+            "[service]\nadmin_token = {{ file = {:?} }}\n[[destinations]]\ntype = \"teams\"\nname = \"soc\"\nurl = {{ env = \"ENTRAWATCH_TEST_UNSET_TEAMS_URL\" }}\n",
+            dir.path().join("nope")
+        );
+        let Checked { problems, .. } = check(&text, &BTreeMap::new());
         assert!(
-            problems[0].starts_with("service.admin_token:"),
+            problems.iter().any(|p| p.starts_with("service.admin_token:"))
+                && problems.iter().any(|p| p.starts_with("destinations[0].url:")),
             "{problems:?}"
         );
-        assert!(
-            problems.iter().any(|p| p == NO_DESTINATIONS),
-            "{problems:?}"
-        );
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        let err = toml::from_str::<FileConfig>("[detect]\npartner_tenant = []\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown field `partner_tenant`"), "{err}");
     }
 }

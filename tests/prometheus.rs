@@ -1,4 +1,4 @@
-//! A real Prometheus server (Debian's `prometheus`; `.ci/run` installs it) scrapes the running
+//! A real Prometheus server (Debian's `prometheus`; `scripts/test` installs it) scrapes the running
 //! binary on loopback: the target is up and entrawatch's counters move.
 
 mod common;
@@ -69,7 +69,7 @@ fn prometheus_scrapes_the_running_service() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("prometheus is needed (Debian package prometheus; .ci/run installs it)");
+        .expect("prometheus is needed (Debian package prometheus; scripts/test installs it)");
 
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut up = None;
@@ -86,6 +86,20 @@ fn prometheus_scrapes_the_running_service() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The error counters the alerting rules watch exist from the start (at 0 when nothing failed),
+    // so the first error is an increase.
+    let render_errors = query(
+        &prom_addr,
+        "entrawatch_render_errors_total{job=\"entrawatch\", destination=\"file\"}",
+    )
+    .as_ref()
+    .and_then(value);
+    let rejected = query(
+        &prom_addr,
+        "entrawatch_records_rejected_total{job=\"entrawatch\", source=\"demo\"}",
+    )
+    .as_ref()
+    .and_then(value);
     let _ = prom.kill();
     let _ = prom.wait();
     assert_eq!(up, Some(1.0), "target not up:\n{}", service.logs());
@@ -93,5 +107,7 @@ fn prometheus_scrapes_the_running_service() {
         processed.is_some_and(|p| p > 0.0),
         "counters did not move: {processed:?}"
     );
+    assert_eq!(render_errors, Some(0.0), "render errors not born at 0");
+    assert!(rejected.is_some(), "rejected records not born at 0");
     assert!(service.terminate(Duration::from_secs(30)).success());
 }

@@ -204,7 +204,7 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool is needed (Debian package prometheus; .ci/run installs it)");
+        .expect("promtool is needed (Debian package prometheus; scripts/test installs it)");
     use std::io::Write as _;
     lint.stdin
         .take()
@@ -314,4 +314,67 @@ fn a_file_source_over_a_folder_with_every_hazard_delivers_what_it_can_read_and_s
     );
     let status = service.terminate(Duration::from_secs(30));
     assert_eq!(status.code(), Some(2), "{}", service.logs());
+}
+
+/// `validate` lists the problems of every section at once, the deep checks of the sections that
+/// parsed included; a config without sources and destinations is valid for `replay` only, and
+/// `run` refuses it.
+#[test]
+fn validate_lists_every_problem_and_recognises_a_replay_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let command = |args: &[&str], config: &Path| {
+        let out = entrawatch()
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .env_remove("EW_TEST_UNSET_TEAMS_URL")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    let replay = write("replay.toml", DEMO_TENANTS);
+    let (code, text) = command(&["validate"], &replay);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("valid for replay; `run` needs sources and destinations"),
+        "{text}"
+    );
+    let (code, text) = command(&["run"], &replay);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("destinations: none configured"), "{text}");
+
+    let bad = write(
+        "bad.toml",
+        &format!(
+            "[service]\nstate_dir = {}\nsnapshot_interval_secs = \"30s\"\n\
+             [[sources]]\ntype = \"file\"\nname = \"drop\"\npath = \"{}\"\npoll_secs = \"5s\"\n\
+             [[destinations]]\ntype = \"teams\"\nname = \"soc\"\nurl = {{ env = \"EW_TEST_UNSET_TEAMS_URL\" }}\n",
+            toml_path(&dir.path().join("state")),
+            dir.path().display(),
+        ),
+    );
+    let (code, text) = command(&["validate"], &bad);
+    assert_eq!(code, Some(1), "{text}");
+    for expected in [
+        "service.snapshot_interval_secs: invalid type: string \"30s\", expected u64",
+        "sources[0].poll_secs: invalid type: string \"5s\", expected u64",
+        "destinations[0].url: environment variable EW_TEST_UNSET_TEAMS_URL is not set",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        !dir.path().join("state").exists(),
+        "validate created the state folder"
+    );
 }

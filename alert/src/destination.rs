@@ -253,6 +253,25 @@ impl DestinationConfig {
         out
     }
 
+    /// The entry whose `type` is `tag`, from the rest of its table; `None` for an unknown type.
+    /// The same result as deserialising the whole table, but the variant's fields are read
+    /// straight from `rest`: serde reads an internally tagged enum through a buffer, which hides
+    /// from a path-tracking deserializer which key an error is at, and the config file's errors
+    /// name their key.
+    pub fn from_tagged<'de, D: serde::Deserializer<'de>>(
+        tag: &str,
+        rest: D,
+    ) -> Option<Result<DestinationConfig, D::Error>> {
+        Some(match tag {
+            "teams" => Deserialize::deserialize(rest).map(DestinationConfig::Teams),
+            "slack" => Deserialize::deserialize(rest).map(DestinationConfig::Slack),
+            "webhook" => Deserialize::deserialize(rest).map(DestinationConfig::Webhook),
+            "jsonl" => Deserialize::deserialize(rest).map(DestinationConfig::Jsonl),
+            "stdout" => Deserialize::deserialize(rest).map(DestinationConfig::Stdout),
+            _ => return None,
+        })
+    }
+
     /// Reads the secrets and checks what only their values show. Errors never contain a secret.
     pub fn resolve(&self, path: &str) -> Result<ResolvedDestination, Vec<String>> {
         self.resolve_with(path, &|name| std::env::var(name).ok())
@@ -529,6 +548,29 @@ mod tests {
         "KEY" => Some("hmac-key-SECRETSIG".into()),
         _ => None,
     }
+    }
+
+    #[test]
+    fn from_tagged_reads_what_the_tagged_table_reads() {
+        for entry in [
+            serde_json::json!({"type": "teams", "name": "t", "url": {"env": "TEAMS_OK"}}),
+            serde_json::json!({"type": "slack", "name": "s", "url": {"env": "SLACK_HTTP"}}),
+            serde_json::json!({"type": "webhook", "name": "w", "url": {"env": "LOCAL"}, "secret": {"env": "KEY"}}),
+            serde_json::json!({"type": "jsonl", "name": "j", "path": "alerts.jsonl"}),
+            serde_json::json!({"type": "stdout", "name": "o"}),
+        ] {
+            let whole = parse(entry.clone()).unwrap();
+            let mut rest = entry.as_object().unwrap().clone();
+            let tag = rest.remove("type").unwrap();
+            let tagged = DestinationConfig::from_tagged(
+                tag.as_str().unwrap(),
+                serde_json::Value::Object(rest),
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(tagged, whole);
+        }
+        assert!(DestinationConfig::from_tagged("pager", serde_json::json!({})).is_none());
     }
 
     #[test]

@@ -47,6 +47,14 @@ impl DeliveryMetrics {
         Ok(m)
     }
 
+    /// Creates the error counters of a configured destination at 0 (render errors, dead letters):
+    /// a counter that first appears at 1 shows Prometheus no increase, and the first error after a
+    /// start would go unalerted.
+    pub fn start_destination(&self, destination: &str) {
+        self.render_errors.with_label_values(&[destination]);
+        self.dead_letters.with_label_values(&[destination]);
+    }
+
     /// The same metrics, not registered anywhere (tests).
     pub fn unregistered() -> DeliveryMetrics {
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -145,5 +153,33 @@ mod tests {
         assert!(names.iter().all(|n| n.starts_with("entrawatch_")));
         assert!(DeliveryMetrics::register(&registry).is_err());
         assert_eq!(m.notifications_count("teams", "first", "delivered"), 1);
+    }
+
+    #[test]
+    fn error_counters_of_a_destination_are_born_at_zero() {
+        let registry = Registry::new();
+        let m = DeliveryMetrics::register(&registry).unwrap();
+        m.start_destination("slack-soc");
+        let zero = |name: &str| {
+            registry
+                .gather()
+                .iter()
+                .find(|f| f.name() == name)
+                .map(|f| {
+                    let metric = &f.get_metric()[0];
+                    (
+                        metric.get_label()[0].value().to_owned(),
+                        metric.get_counter().get_value(),
+                    )
+                })
+        };
+        assert_eq!(
+            zero("entrawatch_render_errors_total"),
+            Some(("slack-soc".to_owned(), 0.0))
+        );
+        assert_eq!(
+            zero("entrawatch_dead_letters_total"),
+            Some(("slack-soc".to_owned(), 0.0))
+        );
     }
 }

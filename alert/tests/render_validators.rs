@@ -5,8 +5,9 @@
 //! `check_blocks.py` (slack_sdk 3.48.0) the Slack bodies. Deliberately broken payloads must be
 //! rejected, which proves the validators are live.
 //!
-//! Needs `node` and the validators installed by `scripts/setup-validators.sh`; without them the test
-//! fails (it never skips) and says what to run. `ENTRAWATCH_VALIDATOR_PYTHON` may name a python that
+//! Needs `node` and the validators installed by `scripts/setup-validators.sh` (`scripts/test`, the
+//! test command, runs it when they are missing); without them the test fails (it never skips) and
+//! says what to run. `ENTRAWATCH_VALIDATOR_PYTHON` may name a python that
 //! has slack_sdk instead of the script's virtualenv; `ENTRAWATCH_CARDS_DIR` keeps the rendered
 //! payloads in that folder (`teams/`, `slack/`) instead of a temporary one.
 //!
@@ -23,7 +24,7 @@ use entrawatch_alert::{AlertRecord, Kind};
 use entrawatch_detect::{PrincipalKind, Severity};
 use serde_json::json;
 
-const SETUP: &str = "run scripts/setup-validators.sh (needs node >= 18, npm, python3 with venv)";
+const SETUP: &str = "run the tests with scripts/test, which installs them, or run scripts/setup-validators.sh (needs node >= 18, npm, python3 with venv)";
 
 fn validators() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validators")

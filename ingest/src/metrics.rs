@@ -62,6 +62,12 @@ impl SourceMetrics {
         Ok(m)
     }
 
+    /// Creates the rejected-records counter of a configured source at 0: a counter that first
+    /// appears with the first rejects shows Prometheus no increase, and they would go unalerted.
+    pub fn start_source(&self, source: &str) {
+        self.records_rejected.with_label_values(&[source]);
+    }
+
     /// Counts a batch's items: events by tenant and stream (the event kind), rejects, skips.
     pub fn count_items(&self, source: &str, items: &[crate::reader::Item]) {
         use crate::reader::Item;

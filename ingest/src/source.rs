@@ -158,3 +158,138 @@ pub async fn drain_commits(
     }
     true
 }
+
+/// Tells when each source has caught up with what was waiting for it, from the lanes of its
+/// batches: a source is behind while a lane of its latest batch has a backlog (a Kafka partition
+/// short of its high watermark, a Graph lane back-filling, a file generation partly sent) and
+/// catches up with the first batch after that whose lanes have none. Every source starts behind:
+/// its first catch-up is the end of what waited for it at start.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    sources: std::collections::HashMap<Arc<str>, Progress>,
+}
+
+#[derive(Debug)]
+struct Progress {
+    /// Records sent since the source fell behind.
+    records: u64,
+    /// When it fell behind; `None` while caught up.
+    behind_since: Option<Instant>,
+    caught_up_before: bool,
+}
+
+/// A source caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Records (events, rejects and skips) the source sent while it was behind, the last batch
+    /// included.
+    pub records: u64,
+    /// How long it was behind (from its first batch, for the first catch-up).
+    pub behind_for: std::time::Duration,
+    /// The first catch-up since the service started.
+    pub first: bool,
+}
+
+impl CatchUp {
+    /// Takes note of a batch of `records` records from `source` with these lanes; says when the
+    /// batch is the one that caught up.
+    pub fn observe(
+        &mut self,
+        source: &Arc<str>,
+        records: usize,
+        lanes: &[LaneMark],
+        now: Instant,
+    ) -> Option<CaughtUp> {
+        let p = self
+            .sources
+            .entry(Arc::clone(source))
+            .or_insert_with(|| Progress {
+                records: 0,
+                behind_since: Some(now),
+                caught_up_before: false,
+            });
+        let records = records as u64;
+        let backlog = lanes.iter().any(|l| l.backlog);
+        match (p.behind_since, backlog) {
+            (None, false) => None,
+            (None, true) => {
+                p.behind_since = Some(now);
+                p.records = records;
+                None
+            }
+            (Some(_), true) => {
+                p.records += records;
+                None
+            }
+            (Some(since), false) => {
+                p.behind_since = None;
+                let first = !p.caught_up_before;
+                p.caught_up_before = true;
+                Some(CaughtUp {
+                    records: std::mem::take(&mut p.records) + records,
+                    behind_for: now.saturating_duration_since(since),
+                    first,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn lane(backlog: bool) -> LaneMark {
+        LaneMark {
+            lane: "p0".to_owned(),
+            complete_to: None,
+            backlog,
+        }
+    }
+
+    #[test]
+    fn a_source_catches_up_once_per_backlog() {
+        let mut c = CatchUp::default();
+        let hub: Arc<str> = Arc::from("hub");
+        let files: Arc<str> = Arc::from("files");
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // The start: behind until a batch without backlog.
+        assert_eq!(
+            c.observe(&hub, 1000, &[lane(true), lane(false)], at(0)),
+            None
+        );
+        assert_eq!(c.observe(&hub, 1000, &[lane(true)], at(1)), None);
+        assert_eq!(
+            c.observe(&hub, 10, &[lane(false), lane(false)], at(3)),
+            Some(CaughtUp {
+                records: 2010,
+                behind_for: Duration::from_secs(3),
+                first: true
+            })
+        );
+        // Caught up: live batches say nothing.
+        assert_eq!(c.observe(&hub, 5, &[lane(false)], at(4)), None);
+        assert_eq!(c.observe(&hub, 5, &[], at(5)), None);
+        // Behind again, then caught up: the records of that backlog.
+        assert_eq!(c.observe(&hub, 700, &[lane(true)], at(100)), None);
+        assert_eq!(
+            c.observe(&hub, 300, &[lane(false)], at(190)),
+            Some(CaughtUp {
+                records: 1000,
+                behind_for: Duration::from_secs(90),
+                first: false
+            })
+        );
+        // Each source on its own; a first batch without backlog is the first catch-up.
+        assert_eq!(
+            c.observe(&files, 12, &[lane(false)], at(200)),
+            Some(CaughtUp {
+                records: 12,
+                behind_for: Duration::ZERO,
+                first: true
+            })
+        );
+    }
+}

@@ -28,7 +28,7 @@ use entrawatch_alert::outbox::Outbox;
 use entrawatch_detect::{Engine, Finding};
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::reader::{Item, Rejected};
-use entrawatch_ingest::source::{Batch, Committed};
+use entrawatch_ingest::source::{Batch, CatchUp, Committed};
 use entrawatch_ingest::{Event, Kind, TimeSource};
 use serde_json::Value;
 use std::time::Instant;
@@ -38,6 +38,11 @@ use super::metrics::RuntimeMetrics;
 
 /// Late events are logged at most this often per lane (all are counted).
 const LATE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A catch-up is logged at info when the source was behind this long (or it is its first since
+/// the start); shorter ones at debug: a Kafka partition a few messages short of the high watermark
+/// the last statistics reported catches up every few seconds under steady traffic.
+const CATCH_UP_INFO_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The detection stage.
 pub struct Pipeline {
@@ -60,6 +65,8 @@ pub struct Pipeline {
     /// Per `source/lane`: when a late event was last logged, and how many were not since.
     late_logged: HashMap<String, (Option<Instant>, u64)>,
     findings: Vec<Finding>,
+    /// When each source has caught up with what waited for it (logged).
+    catch_up: CatchUp,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -106,6 +113,7 @@ impl Pipeline {
             released: Vec::new(),
             late_logged: HashMap::new(),
             findings: Vec::new(),
+            catch_up: CatchUp::default(),
         }
     }
 
@@ -119,6 +127,7 @@ impl Pipeline {
         let mut rejects: Vec<Rejected> = Vec::new();
         let now = Utc::now();
         let wall = Instant::now();
+        self.log_catch_up(&batch, wall);
         let mut events = Vec::with_capacity(batch.items.len());
         for (i, item) in batch.items.into_iter().enumerate() {
             match item {
@@ -157,6 +166,24 @@ impl Pipeline {
             .pipeline_latency
             .observe(batch.received_at.elapsed().as_secs_f64());
         Ok(outcome)
+    }
+
+    /// Logs a source that has caught up: "read N records, caught up", once per catch-up.
+    fn log_catch_up(&mut self, batch: &Batch, now: Instant) {
+        let Some(c) = self
+            .catch_up
+            .observe(&batch.source, batch.items.len(), &batch.lanes, now)
+        else {
+            return;
+        };
+        let behind_secs = c.behind_for.as_secs();
+        if c.first || c.behind_for >= CATCH_UP_INFO_AFTER {
+            tracing::info!(source = %batch.source, records = c.records, behind_secs,
+                "read {} records, caught up", c.records);
+        } else {
+            tracing::debug!(source = %batch.source, records = c.records, behind_secs,
+                "read {} records, caught up", c.records);
+        }
     }
 
     /// Releases what lanes gone idle no longer hold back (called once a second).

@@ -183,6 +183,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             .build()
             .map_err(|p| anyhow::anyhow!("sources[{i}] cannot start:\n  {}", p.join("\n  ")))?;
         let name: Arc<str> = Arc::from(source_config.name());
+        source_metrics.start_source(&name);
         // Readiness of a source (a Kafka member with no partitions is healthy) does not gate
         // `/readyz`; sources report it for their logs and metrics.
         let (ready_tx, _) = watch::channel(false);

@@ -114,6 +114,9 @@ impl Delivery {
         if !orphans.is_empty() {
             tracing::warn!(destinations = ?orphans, "outbox has pending rows for destinations not configured");
         }
+        for d in &destinations {
+            metrics.start_destination(&d.name);
+        }
         let wakers: Arc<BTreeMap<String, Arc<Notify>>> = Arc::new(
             destinations
                 .iter()

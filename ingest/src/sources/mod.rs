@@ -71,6 +71,27 @@ impl SourceConfig {
         problems
     }
 
+    /// The entry whose `type` is `tag`, from the rest of its table; `None` for a type this build
+    /// does not know. The same result as deserialising the whole table, but the variant's fields
+    /// are read straight from `rest`: serde reads an internally tagged enum through a buffer, which
+    /// hides from a path-tracking deserializer which key an error is at, and the config file's
+    /// errors name their key.
+    pub fn from_tagged<'de, D: serde::Deserializer<'de>>(
+        tag: &str,
+        rest: D,
+    ) -> Option<Result<SourceConfig, D::Error>> {
+        Some(match tag {
+            "file" => Deserialize::deserialize(rest).map(SourceConfig::File),
+            #[cfg(feature = "kafka")]
+            "kafka" => Deserialize::deserialize(rest).map(SourceConfig::Kafka),
+            #[cfg(feature = "kafka")]
+            "eventhub" => Deserialize::deserialize(rest).map(SourceConfig::Eventhub),
+            #[cfg(feature = "graph")]
+            "graph" => Deserialize::deserialize(rest).map(SourceConfig::Graph),
+            _ => return None,
+        })
+    }
+
     /// The running source (secrets are read here).
     pub fn build(&self) -> Result<Box<dyn Source>, Vec<String>> {
         Ok(match self {

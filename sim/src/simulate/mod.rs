@@ -44,6 +44,13 @@ use world::{Kind, Sizes, World};
 /// need a week and a bit of history.
 const MIN_TENANTS: u32 = 6;
 const MIN_DAYS: u32 = 10;
+/// The largest world `simulate` accepts, range by range.
+const MAX_DAYS: u32 = 90;
+const MAX_TENANTS: u32 = 500;
+const MIN_USERS: u32 = 8;
+const MAX_USERS: u32 = 5000;
+const MAX_TECHNICIANS: u32 = 200;
+const MAX_ATTACKS: u32 = 20;
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -53,19 +60,19 @@ pub struct SimulateArgs {
     /// Random seed: the same seed and sizes give byte-identical output.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Days of activity.
+    /// Days of activity: 10 to 90 (baselines need a week of history before the stories).
     #[arg(long, default_value_t = 30)]
     pub days: u32,
-    /// Customer tenants.
+    /// Customer tenants: 6 to 500 (the fan-out story needs five customers and a spare).
     #[arg(long, default_value_t = 15)]
     pub tenants: u32,
-    /// Users per customer tenant (admins and guests included).
+    /// Users per customer tenant (admins and guests included): 8 to 5000.
     #[arg(long, default_value_t = 34)]
     pub users_per_tenant: u32,
-    /// Partner technicians.
+    /// Partner technicians: 0 to 200.
     #[arg(long, default_value_t = 4)]
     pub technicians: u32,
-    /// Injected attacks per detector.
+    /// Injected attacks per detector: 0 to 20.
     #[arg(long, default_value_t = 1)]
     pub attacks_per_rule: u32,
     /// After generating, replay the world in process and report recall and false positives per
@@ -103,24 +110,26 @@ pub fn run(args: SimulateArgs, load: &LoadConfig) -> anyhow::Result<ExitCode> {
 
 fn check(args: &SimulateArgs) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if args.days < MIN_DAYS || args.days > 90 {
+    if !(MIN_DAYS..=MAX_DAYS).contains(&args.days) {
         problems.push(format!(
-            "--days must be {MIN_DAYS} to 90 (baselines need a week of history before the stories)"
+            "--days must be {MIN_DAYS} to {MAX_DAYS} (baselines need a week of history before the stories)"
         ));
     }
-    if args.tenants < MIN_TENANTS || args.tenants > 500 {
+    if !(MIN_TENANTS..=MAX_TENANTS).contains(&args.tenants) {
         problems.push(format!(
-            "--tenants must be {MIN_TENANTS} to 500 (the fan-out story needs five customers)"
+            "--tenants must be {MIN_TENANTS} to {MAX_TENANTS} (the fan-out story needs five customers)"
         ));
     }
-    if args.users_per_tenant < 8 || args.users_per_tenant > 5000 {
-        problems.push("--users-per-tenant must be 8 to 5000".to_owned());
+    if !(MIN_USERS..=MAX_USERS).contains(&args.users_per_tenant) {
+        problems.push(format!(
+            "--users-per-tenant must be {MIN_USERS} to {MAX_USERS}"
+        ));
     }
-    if args.technicians > 200 {
-        problems.push("--technicians must be at most 200".to_owned());
+    if args.technicians > MAX_TECHNICIANS {
+        problems.push(format!("--technicians must be at most {MAX_TECHNICIANS}"));
     }
-    if args.attacks_per_rule > 20 {
-        problems.push("--attacks-per-rule must be at most 20".to_owned());
+    if args.attacks_per_rule > MAX_ATTACKS {
+        problems.push(format!("--attacks-per-rule must be at most {MAX_ATTACKS}"));
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
@@ -357,4 +366,47 @@ fn describe(
     m.insert("look_alikes_named".into(), json!(look_alikes));
     m.insert("attack_principals".into(), Value::Array(principals));
     write::tagged("World", m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_states_the_ranges_the_check_enforces() {
+        let mut command = SimulateArgs::augment_args(clap::Command::new("simulate"));
+        let help = command.render_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (arg, min, max) in [
+            ("--days", MIN_DAYS, MAX_DAYS),
+            ("--tenants", MIN_TENANTS, MAX_TENANTS),
+            ("--users-per-tenant", MIN_USERS, MAX_USERS),
+            ("--technicians", 0, MAX_TECHNICIANS),
+            ("--attacks-per-rule", 0, MAX_ATTACKS),
+        ] {
+            let doc = help
+                .split(arg)
+                .nth(1)
+                .and_then(|rest| rest.split(" --").next())
+                .unwrap_or_else(|| panic!("{arg} not in:\n{help}"));
+            assert!(
+                doc.contains(&format!("{min} to {max}")),
+                "{arg} does not say {min} to {max}:\n{help}"
+            );
+        }
+        let args = |days, tenants| SimulateArgs {
+            out: None,
+            seed: 1,
+            days,
+            tenants,
+            users_per_tenant: MIN_USERS,
+            technicians: MAX_TECHNICIANS,
+            attacks_per_rule: MAX_ATTACKS,
+            eval: false,
+        };
+        assert!(check(&args(MIN_DAYS, MIN_TENANTS)).is_ok());
+        assert!(check(&args(MAX_DAYS, MAX_TENANTS)).is_ok());
+        assert!(check(&args(MIN_DAYS - 1, MIN_TENANTS)).is_err());
+        assert!(check(&args(MIN_DAYS, MAX_TENANTS + 1)).is_err());
+    }
 }
