@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the Kafka source against a separate broker process: tansu 0.6.x with its
-# in-memory storage engine on 127.0.0.1 (TOOLING.md §2b).
+# in-memory storage engine on 127.0.0.1 (docs/tooling.md §2b).
 #
 #   1. start `tansu broker` on 127.0.0.1:$E2E_BROKER_PORT (default 19092), memory://tansu/
 #   2. create a 4-partition topic and produce $E2E_MESSAGES (default 2000) Event Hub envelopes

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the alert payload validators that `cargo test -p entrawatch-alert --test render_validators`
-# runs (TOOLING.md §5), for a developer and for CI alike:
+# runs (docs/tooling.md §5), for a developer and for CI alike:
 #   - the npm packages pinned in alert/tests/validators/package-lock.json (adaptivecards 3.0.6,
 #     adaptivecards-templating 2.3.1, adaptive-expressions 4.23.3, jsdom 26.1.0, markdown-it 14.1.0),
 #     with `npm ci` into alert/tests/validators/node_modules;

@@ -1,7 +1,7 @@
 //! entrawatch alert: findings in, alert records and delivered notifications out.
 //!
 //! What comes in: [`entrawatch_detect::Finding`]s in event-time order. What goes out:
-//! [`AlertRecord`]s exactly as DETECTORS.md defines them, with deterministic ids so a replay or a
+//! [`AlertRecord`]s exactly as docs/detectors.md defines them, with deterministic ids so a replay or a
 //! restart re-derives the same alerts and sinks can de-duplicate, and [`Notification`]s that the
 //! outbox keeps until each destination has them.
 //!

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::notify::Kind;
 use crate::record::AlertRecord;
 
-/// Default reminder interval (ALERTING.md §5.2).
+/// Default reminder interval (docs/alerting.md §5.2).
 pub const DEFAULT_REMINDER_HOURS: i64 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

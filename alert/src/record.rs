@@ -1,4 +1,4 @@
-//! The alert record (DETECTORS.md, "The alert record").
+//! The alert record (docs/detectors.md, "The alert record").
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entrawatch_detect::{Finding, Principal, Severity};

@@ -1,4 +1,4 @@
-//! Delivery against fake receivers (ALERTING.md §5.9 item 3): classification of every scripted
+//! Delivery against fake receivers (docs/alerting.md §5.9 item 3): classification of every scripted
 //! answer, signatures, destination-wide pauses, payload-bug retry, circuit and fallback,
 //! isolation, and the metrics they move. Time is a manual clock; receivers
 //! record the clock's time of each request, so "nothing before X" is checked on that clock.

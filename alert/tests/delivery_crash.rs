@@ -1,4 +1,4 @@
-//! Crash recovery and latency of delivery (ALERTING.md §5.9 item 1): rows committed before a
+//! Crash recovery and latency of delivery (docs/alerting.md §5.9 item 1): rows committed before a
 //! crash are all delivered after restart, with at most one duplicate per crash per row, whether the
 //! crash hits between commit and send or between send and mark. One test kills a real child
 //! process (`ENTRAWATCH_FAULT=exit-after-send:N`, exit status 137); another crashes in-process over

@@ -1,4 +1,4 @@
-//! Timelines of delivery on a manual clock (ALERTING.md §5.9 item 2): group wait and group
+//! Timelines of delivery on a manual clock (docs/alerting.md §5.9 item 2): group wait and group
 //! interval, coalescing under backlog, deadlines and dead letters, local sinks and shutdown.
 //! Receivers record the clock's time of each request, so "not before X" is checked on that clock.
 

@@ -1,4 +1,4 @@
-//! The renderers' output against the real validators (TOOLING.md §5): a spread of messages (every
+//! The renderers' output against the real validators (docs/tooling.md §5): a spread of messages (every
 //! severity, every rule of the catalogue with its evidence, a group, a truncated group of 200,
 //! reminders, hostile text, the minimal forms) is rendered into a temporary folder, then
 //! `validate_cards.js` (the Adaptive Cards SDK, adaptivecards 3.0.6) checks the Teams bodies and

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::keys::{KeyHash, caseless_hash};
 
-/// Role template ids of the privileged role catalogue (DETECTORS.md, "Privileged principal").
+/// Role template ids of the privileged role catalogue (docs/detectors.md, "Privileged principal").
 pub const PRIVILEGED_ROLE_TEMPLATES: [(&str, &str); 14] = [
     (
         "62e90394-69f5-4237-9190-012177145e10",
@@ -146,7 +146,7 @@ pub struct AllowList {
     pub ips: Vec<String>,
 }
 
-/// Thresholds, each with the default DETECTORS.md documents.
+/// Thresholds, each with the default docs/detectors.md documents.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {

@@ -93,7 +93,7 @@ fn remembered<K: Copy + PartialEq, T: Copy>(
 /// A rule of the catalogue. Detectors are pure: they decide from the context and the event, never
 /// read the clock, and do no I/O.
 pub trait Detector: Send + Sync + std::fmt::Debug {
-    /// The stable rule id (DETECTORS.md).
+    /// The stable rule id (docs/detectors.md).
     fn id(&self) -> &'static str;
 
     /// The documented default severity.

@@ -55,7 +55,7 @@ pub enum PrincipalKind {
     Tenant,
 }
 
-/// The principal of a finding (DETECTORS.md, "The alert record").
+/// The principal of a finding (docs/detectors.md, "The alert record").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Principal {
     pub kind: PrincipalKind,
@@ -70,7 +70,7 @@ pub struct Principal {
 /// One detector decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// The rule id (DETECTORS.md).
+    /// The rule id (docs/detectors.md).
     pub rule: &'static str,
     pub severity: Severity,
     /// The tenant the activity happened in (the partner's home tenant for partner-level rules).

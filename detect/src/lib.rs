@@ -2,7 +2,7 @@
 //!
 //! What comes in: [`entrawatch_ingest::Event`]s in event-time order (sign-ins, audits, risky users,
 //! risk detections, directory context). What goes out: [`Finding`]s, each naming a rule from the
-//! catalogue (DETECTORS.md), a severity, the tenant and principal, the evidence event ids and a title
+//! catalogue (docs/detectors.md), a severity, the tenant and principal, the evidence event ids and a title
 //! and summary an analyst can act on. Turning findings into alert records (ids, episodes) is the
 //! `alert` crate's job.
 //!

@@ -1,4 +1,4 @@
-//! The single list of detectors, in catalogue order (DETECTORS.md). Adding a detector: a file in
+//! The single list of detectors, in catalogue order (docs/detectors.md). Adding a detector: a file in
 //! `detectors/`, a `pub mod` line in `detectors/mod.rs`, a line here.
 
 use crate::detector::Detector;

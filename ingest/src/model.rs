@@ -1,6 +1,6 @@
 //! The normalised event model every wire shape is parsed into.
 //!
-//! Field names follow Graph beta (FORMATS.md §1-§2); every optional field is `Option` and an empty
+//! Field names follow Graph beta (docs/formats.md §1-§2); every optional field is `Option` and an empty
 //! string on the wire is `None`. Times are UTC. Enums that Entra evolves are open (`Unknown(String)`).
 
 use chrono::{DateTime, Utc};
@@ -49,7 +49,7 @@ pub enum TimeSource {
     Snapshot,
 }
 
-/// The wire shapes entrawatch reads (FORMATS.md §1-§4).
+/// The wire shapes entrawatch reads (docs/formats.md §1-§4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shape {

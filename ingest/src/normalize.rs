@@ -84,7 +84,7 @@ fn is_log_analytics_row(o: Obj<'_>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Event Hub
 
-/// Event Hub `category` → what entrawatch makes of it (FORMATS.md §3).
+/// Event Hub `category` → what entrawatch makes of it (docs/formats.md §3).
 fn event_hub_kind(category: &str) -> Option<(Kind, Option<SignInEventType>)> {
     let c = category.to_ascii_lowercase();
     Some(match c.as_str() {
@@ -174,7 +174,7 @@ fn log_analytics_row(
             .map_or_else(|| "(none)".into(), String::from);
         return Ok(Outcome::Skipped { category });
     };
-    // `TenantId` in Log Analytics is the workspace id, never the Entra tenant (FORMATS.md §4).
+    // `TenantId` in Log Analytics is the workspace id, never the Entra tenant (docs/formats.md §4).
     let tenant = first_guid([
         o.str("AADTenantId"),
         o.str("ResourceId")

@@ -1,4 +1,4 @@
-//! Timestamps in every form Entra writes them (FORMATS.md §7.4), always returned in UTC.
+//! Timestamps in every form Entra writes them (docs/formats.md §7.4), always returned in UTC.
 //!
 //! Accepted: ISO 8601 with any number of fractional digits (Graph: none, Event Hub: 7), `Z`, `+00:00`
 //! or any other offset, a space instead of `T`, non-padded hours (`2022-09-09T9:59:27.958Z`), no offset

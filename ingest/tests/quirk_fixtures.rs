@@ -1,4 +1,4 @@
-//! Hand-written quirk fixtures (tests/fixtures/quirks, see MANIFEST.md there): every FORMATS.md §7
+//! Hand-written quirk fixtures (tests/fixtures/quirks, see MANIFEST.md there): every docs/formats.md §7
 //! pitfall, read with zero errors, each record with the id, tenant and event time the manifest gives.
 
 mod common;

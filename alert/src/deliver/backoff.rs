@@ -26,7 +26,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// Base 2 s, cap 5 min (ALERTING.md §5.6).
+    /// Base 2 s, cap 5 min (docs/alerting.md §5.6).
     pub const DEFAULT: Backoff = Backoff {
         base: Duration::from_secs(2),
         cap: Duration::from_secs(300),

@@ -1,4 +1,4 @@
-//! Crash injection for the conservation tests (ALERTING.md §5.9): a [`FaultPlan`] makes a worker
+//! Crash injection for the conservation tests (docs/alerting.md §5.9): a [`FaultPlan`] makes a worker
 //! die at a step boundary, after leasing rows (before sending) or after sending (before marking).
 //!
 //! In production the plan is empty. `ENTRAWATCH_FAULT=exit-after-send:3` (or `exit-after-lease:N`)

@@ -1,7 +1,7 @@
 //! Delivery: outbox rows in, messages at Teams, Slack, webhooks and files out.
 //!
 //! [`Delivery::start`] runs one worker task per [`ResolvedDestination`], each with its own outbox
-//! connection, so a slow, throttled or broken destination never holds up another (ALERTING.md
+//! connection, so a slow, throttled or broken destination never holds up another (docs/alerting.md
 //! §5.6). A worker has up to `max_in_flight` requests out at once, so a request that hangs holds
 //! up neither its destination's other messages nor another destination. The runtime calls [`Delivery::wake`] after each outbox commit and
 //! [`Delivery::shutdown`] on SIGTERM. [`send_once`] sends one message without the outbox

@@ -1,4 +1,4 @@
-//! What a receiver's answer means (ALERTING.md §4.4): an HTTP status, a `Retry-After` header and
+//! What a receiver's answer means (docs/alerting.md §4.4): an HTTP status, a `Retry-After` header and
 //! a body in, an [`Outcome`] out. Pure, so the table is tested case by case.
 //!
 //! | verdict | Teams Workflows | Slack | generic webhook |

@@ -15,7 +15,7 @@
 //!   when the receiver rejects the full one as a payload bug (400/413/422).
 //! - [`http`] posts a payload and reads at most 8 KiB of the answer; [`local`] appends the records to
 //!   a `jsonl` file (fsynced) or prints them to standard output.
-//! - [`classify`] says what an answer means for each kind (the table of ALERTING.md §4.4).
+//! - [`classify`] says what an answer means for each kind (the table of docs/alerting.md §4.4).
 
 pub mod classify;
 pub mod http;

@@ -1,4 +1,4 @@
-//! Slack payloads: a [`Message`] in, the body of a Slack incoming-webhook post out (ALERTING.md §4.3).
+//! Slack payloads: a [`Message`] in, the body of a Slack incoming-webhook post out (docs/alerting.md §4.3).
 //!
 //! The body has `text` (always set, at most [`TEXT_MAX`] characters: the notification and fallback
 //! text), Block Kit `blocks`, and `unfurl_links`/`unfurl_media` off. The blocks say what the Teams
@@ -8,7 +8,7 @@
 //! Links are mrkdwn `<url|text>` (no buttons: they need an app with interactivity); user-provided
 //! text has `&`, `<`, `>` escaped.
 //!
-//! Limits kept (Block Kit and ALERTING.md §4.3): header ≤ 150 characters, section text ≤ 3000, ≤ 10
+//! Limits kept (Block Kit and docs/alerting.md §4.3): header ≤ 150 characters, section text ≤ 3000, ≤ 10
 //! fields of ≤ 2000, context ≤ 10 elements, ≤ 50 blocks, no empty text, and all block text together
 //! under [`BLOCK_TEXT_BUDGET`] bytes. As for Teams, the headline keeps as many evidence facts as fit
 //! on their own, then as many further alerts as fit are listed, the rest as "+N more".

@@ -1,6 +1,6 @@
 //! Teams payloads: a [`Message`] in, the body a Teams Workflows trigger ("When a Teams webhook
 //! request is received" + "Post card in a chat or channel") posts as one Adaptive Card, out
-//! (ALERTING.md §4.2).
+//! (docs/alerting.md §4.2).
 //!
 //! The body is `{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive",
 //! "contentUrl":null,"content":<AdaptiveCard 1.4>}]}` with exactly one attachment (the flow posts each
@@ -24,7 +24,7 @@ use super::view::{self, AlertView, CompactLine, Fact, FactValue};
 use super::{Message, Payload};
 use entrawatch_detect::Severity;
 
-/// The most bytes a rendered body may take (Teams' limit is about 28 KB; ALERTING.md §4.2 budgets 24).
+/// The most bytes a rendered body may take (Teams' limit is about 28 KB; docs/alerting.md §4.2 budgets 24).
 pub const BODY_BUDGET: usize = 24 * 1024;
 
 const SCHEMA: &str = "http://adaptivecards.io/schemas/adaptive-card.json";

@@ -1,5 +1,5 @@
 //! Generic webhook payloads: a [`Message`] in, a versioned JSON envelope with idempotency and
-//! signature headers out (ALERTING.md §5.6). Receivers verify with [`verify_signature`].
+//! signature headers out (docs/alerting.md §5.6). Receivers verify with [`verify_signature`].
 //!
 //! The envelope (`version` "1"; fields are only ever added within a version):
 //!
@@ -10,7 +10,7 @@
 //! | `kind` | `first`, `escalation`, `reminder`, `test`, `system` |
 //! | `since_last` | reminders only, when known: occurrences since the previous notification |
 //! | `sent_at` | when the body was rendered (RFC 3339, UTC); the timestamp header in seconds |
-//! | `alert_id`, `rule`, `severity`, `tenant_id`, `tenant_name`, `principal`, `title`, `summary`, `first_seen`, `last_seen`, `count`, `evidence`, `mitre`, `event_ids` | the headline alert (the group's most severe), as in the alert record (DETECTORS.md) |
+//! | `alert_id`, `rule`, `severity`, `tenant_id`, `tenant_name`, `principal`, `title`, `summary`, `first_seen`, `last_seen`, `count`, `evidence`, `mitre`, `event_ids` | the headline alert (the group's most severe), as in the alert record (docs/detectors.md) |
 //! | `alert_count` | how many alerts the message groups |
 //! | `notification_ids` | the notification id of every grouped alert (same order as the group), to de-duplicate per alert occasion |
 //! | `alerts` | the full records of the grouped alerts, headline first |

@@ -2,7 +2,7 @@
 //! script and recording every request), alert and notification builders, and bounded loops that
 //! drive a manual clock.
 //!
-//! The fakes follow the documented behaviour of the services (ALERTING.md §4): Teams Workflows
+//! The fakes follow the documented behaviour of the services (docs/alerting.md §4): Teams Workflows
 //! answers 202 with an empty body, Slack 200 `ok` or a plain-text error code, 429 with
 //! `Retry-After` and a JSON body.
 

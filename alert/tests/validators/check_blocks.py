@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """check_blocks.py DIR: validates every Slack incoming-webhook body (*.json) in DIR with slack_sdk
-3.48.0's Block Kit models (TOOLING.md section 5). Exit 0 when all pass; otherwise exit 1 with one line
+3.48.0's Block Kit models (docs/tooling.md §5). Exit 0 when all pass; otherwise exit 1 with one line
 per problem, "FILE: problem". Exit 2 on usage errors.
 
 Checks per body:
@@ -10,7 +10,7 @@ Checks per body:
     class means Slack would refuse an unknown type) and passes `validate_json()` (length and count
     limits); `to_dict()` of the parsed block equals the input (nothing dropped or unknown);
   - no buttons (they need an app with interactivity); no empty text objects; all block text
-    together under 8 KB (ALERTING.md 4.3).
+    together under 8 KB (docs/alerting.md §4.3).
 """
 
 import json

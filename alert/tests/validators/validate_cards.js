@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // validate_cards.js DIR: validates every Teams Workflows body (*.json) in DIR with the Adaptive Cards
-// SDK (adaptivecards 3.0.6, TOOLING.md §5). Exit 0 when all pass; otherwise exit 1 with one line per
+// SDK (adaptivecards 3.0.6, docs/tooling.md §5). Exit 0 when all pass; otherwise exit 1 with one line per
 // problem, "FILE: problem". Exit 2 on usage errors.
 //
 // Checks per body:

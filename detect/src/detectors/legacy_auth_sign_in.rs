@@ -56,7 +56,7 @@ authentication in Exchange Online", "Microsoft identity platform and OAuth 2.0 R
 Password Credentials", and the sign-in log schema (`clientAppUsed`, `authenticationProtocol`).
 "#;
 
-/// `clientAppUsed` values of legacy clients, lower case (DETECTORS.md).
+/// `clientAppUsed` values of legacy clients, lower case (docs/detectors.md).
 const LEGACY_CLIENTS: [&str; 13] = [
     "exchange activesync",
     "imap4",

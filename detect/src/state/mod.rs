@@ -37,7 +37,7 @@ use lists::kept_since;
 
 /// How long history is kept (event time).
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
-/// Password-check failure codes (DETECTORS.md: spray and brute force).
+/// Password-check failure codes (docs/detectors.md: spray and brute force).
 pub const PASSWORD_FAILURE_CODES: [i64; 4] = [50126, 50053, 50055, 50056];
 /// Account disabled.
 pub const DISABLED_ACCOUNT_CODE: i64 = 50057;

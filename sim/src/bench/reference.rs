@@ -4,7 +4,7 @@
 //! What comes in: the bytes of one record (framed by [`entrawatch_ingest::reader::for_each_json_record`],
 //! the replay's own framing). What goes out: a [`RefRecord`] borrowing its strings from the input,
 //! or an error. The struct covers one Event Hub envelope (`properties` holds the entity), a Graph
-//! sign-in and a directory audit: the ~60 fields the normaliser and detectors use (PERFORMANCE.md
+//! sign-in and a directory audit: the ~60 fields the normaliser and detectors use (docs/performance.md
 //! calls this "serde_json → typed borrowed struct"). Unknown fields are skipped unvalidated, as
 //! serde's derive does: this is the limit a typed parser reaches, not a tolerant reader.
 

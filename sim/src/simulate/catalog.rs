@@ -293,7 +293,7 @@ pub const USER_MOBILE_APPS: &[usize] = &[apps::OUTLOOK_MOBILE, apps::TEAMS_MOBIL
 pub const ADMIN_APPS: &[usize] = &[apps::AZURE_PORTAL, apps::ENTRA_ADMIN, apps::M365_ADMIN];
 pub const ADMIN_TOOL_APPS: &[usize] = &[apps::GRAPH_CLI, apps::AZURE_PORTAL_ARM];
 
-/// A directory role: template id, display name, well-known object name, privileged (DETECTORS.md).
+/// A directory role: template id, display name, well-known object name, privileged (docs/detectors.md).
 #[derive(Debug, Clone, Copy)]
 pub struct Role {
     pub template: &'static str,

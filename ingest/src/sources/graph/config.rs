@@ -272,7 +272,7 @@ fn default_request_timeout_secs() -> u64 {
     120
 }
 
-/// Minimum overlaps FORMATS.md §5 asks for.
+/// Minimum overlaps docs/formats.md §5 asks for.
 pub const MIN_OVERLAP_MINUTES: u64 = 30;
 pub const MIN_RISK_OVERLAP_HOURS: u64 = 48;
 

@@ -198,7 +198,7 @@ pub fn directory_urls(graph_url: &str) -> [String; 2] {
     ]
 }
 
-/// `2024-01-13T14:13:32Z`: unquoted, UTC, whole seconds (FORMATS.md §5).
+/// `2024-01-13T14:13:32Z`: unquoted, UTC, whole seconds (docs/formats.md §5).
 pub fn odata_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -89,7 +89,7 @@ pub const FORCED_SETTINGS: [(&str, &str); 4] = [
 
 /// Consumer defaults `settings` may override: librdkafka 2.x waits up to a second
 /// (`fetch.queue.backoff.ms`) after its local queue filled, which halves throughput of a consumer
-/// doing real work (PERFORMANCE.md §4); the prefetch queue is a memory budget, set explicitly.
+/// doing real work (docs/performance.md §4); the prefetch queue is a memory budget, set explicitly.
 pub const CONSUMER_DEFAULTS: [(&str, &str); 2] = [
     ("fetch.queue.backoff.ms", "10"),
     ("queued.max.messages.kbytes", "32768"),

@@ -1,6 +1,6 @@
 //! The Event Hub short form of the Kafka source (`[[sources]] type = "eventhub"`): namespace, hubs,
 //! consumer group and a connection string from a secret, expanded into a [`KafkaConfig`] with the
-//! Kafka-endpoint recipe of FORMATS.md §6 (SASL_SSL, PLAIN, `$ConnectionString`, the recommended
+//! Kafka-endpoint recipe of docs/formats.md §6 (SASL_SSL, PLAIN, `$ConnectionString`, the recommended
 //! timeouts).
 //!
 //! What comes in: the config table, later the resolved connection string. What goes out: the
@@ -49,7 +49,7 @@ pub struct EventHubConfig {
     pub tenant: Option<String>,
 }
 
-/// The Event Hubs Kafka-endpoint recipe (FORMATS.md §6); `settings` may override all but the
+/// The Event Hubs Kafka-endpoint recipe (docs/formats.md §6); `settings` may override all but the
 /// SASL keys.
 pub const EVENT_HUB_RECIPE: [(&str, &str); 10] = [
     ("security.protocol", "SASL_SSL"),
@@ -132,7 +132,7 @@ impl EventHubConfig {
         }
     }
 
-    /// The equivalent plain Kafka config: the FORMATS.md §6 recipe, then `settings` on top, the
+    /// The equivalent plain Kafka config: the docs/formats.md §6 recipe, then `settings` on top, the
     /// connection string as the SASL password.
     pub fn expand(&self) -> KafkaConfig {
         let mut settings: BTreeMap<String, String> = EVENT_HUB_RECIPE

@@ -7,7 +7,7 @@
 //! whose `position` is `{"<topic>/<partition>": next_offset, ...}`, dead letters for what cannot be
 //! parsed, offset commits, and the consumer-lag gauges.
 //!
-//! **Commit protocol** (ALERTING.md §5.5). Per partition the source keeps a contiguous durable
+//! **Commit protocol** (docs/alerting.md §5.5). Per partition the source keeps a contiguous durable
 //! watermark ([`tracker`]): an offset is committed only once it and every earlier offset of its
 //! partition went into batches the runtime reported [`Committed`]. `enable.auto.commit` is off;
 //! commits are explicit `TopicPartitionList`s, asynchronous about once a second and synchronous on

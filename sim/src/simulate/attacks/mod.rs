@@ -11,7 +11,7 @@ use super::records::Rec;
 use super::rng::{DAY, HOUR, MIN, Rng, Ticks, label};
 use super::world::{AcctId, Device, Kind, NetId, World};
 
-/// Every detector id, in catalogue order (DETECTORS.md).
+/// Every detector id, in catalogue order (docs/detectors.md).
 pub const RULES: [&str; 21] = [
     "mfa-not-satisfied",
     "legacy-auth-sign-in",

@@ -1,4 +1,4 @@
-//! Records to wire shapes: Event Hub diagnostic records (FORMATS.md §3: camelCase top level,
+//! Records to wire shapes: Event Hub diagnostic records (docs/formats.md §3: camelCase top level,
 //! `Level`, string `resultType`, keys omitted when false, 7-digit `+00:00` times, US-locale `time` on
 //! risk categories) and Graph beta entities (§1-§2: every key present, `false`/`""`/`null`, flags
 //! strings in Conditional Access results, `signInEventTypes`).
