@@ -1168,8 +1168,12 @@ mod tests {
         );
         let Checked { problems, .. } = check(&text, &BTreeMap::new());
         assert!(
-            problems.iter().any(|p| p.starts_with("service.admin_token:"))
-                && problems.iter().any(|p| p.starts_with("destinations[0].url:")),
+            problems
+                .iter()
+                .any(|p| p.starts_with("service.admin_token:"))
+                && problems
+                    .iter()
+                    .any(|p| p.starts_with("destinations[0].url:")),
             "{problems:?}"
         );
     }
