@@ -1,7 +1,6 @@
 //! The `entrawatch` binary: command line, wiring of ingest → detect → alert, and exit codes.
 
 mod cli;
-mod config;
 mod progress;
 mod replay;
 mod rules;
@@ -37,5 +36,5 @@ fn main() -> ExitCode {
 fn load_replay_config(
     path: &std::path::Path,
 ) -> anyhow::Result<entrawatch_alert::replay::ReplayConfig> {
-    Ok(config::load(path)?.replay_config())
+    Ok(entrawatch_config::load(path)?.replay_config())
 }

@@ -47,8 +47,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let config = match &args.config {
-        Some(path) => crate::config::load(path)?,
-        None => crate::config::FileConfig::default(),
+        Some(path) => entrawatch_config::load(path)?,
+        None => entrawatch_config::FileConfig::default(),
     };
     // A path given that does not exist is a mistake in the command, not input to go on without.
     for path in &args.paths {

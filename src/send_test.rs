@@ -47,7 +47,7 @@ pub fn test_alert() -> AlertRecord {
 }
 
 pub fn run(args: SendTestArgs) -> anyhow::Result<ExitCode> {
-    let config = crate::config::load(&args.config)?;
+    let config = entrawatch_config::load(&args.config)?;
     let Some((i, d)) = config
         .destinations
         .iter()

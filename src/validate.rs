@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::{EXIT_ERROR, ValidateArgs};
-use crate::config::{self, Checked, FileConfig};
+use entrawatch_config::{self as config, Checked, FileConfig};
 
 /// How long each online check may wait for a broker.
 const ONLINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -39,7 +39,7 @@ use std::process::ExitCode;
 use crate::cli::RunArgs;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = crate::config::load_for_run(&args.config)?;
+    let config = entrawatch_config::load_for_run(&args.config)?;
     telemetry::init(config.service.log_format, &config.service.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

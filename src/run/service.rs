@@ -21,7 +21,7 @@ use entrawatch_alert::metrics::DeliveryMetrics;
 use entrawatch_alert::outbox::Outbox;
 use entrawatch_alert::silence::Silences;
 use entrawatch_alert::silence_store::SilenceStore;
-use entrawatch_alert::stage::{AlertStage, Routing, StageState};
+use entrawatch_alert::stage::{AlertStage, StageState};
 use entrawatch_detect::Engine;
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
@@ -36,10 +36,10 @@ use super::metrics::RuntimeMetrics;
 use super::pipeline::Pipeline;
 use super::snapshot;
 use crate::cli::{EXIT_INCOMPLETE, RunArgs};
-use crate::config::{self, FileConfig, NO_DESTINATIONS};
 use entrawatch_admin::access::AdminAuth;
 use entrawatch_admin::connections::Throttle;
 use entrawatch_admin::{self as admin, AdminRequest, AdminState, Phase};
+use entrawatch_config::{self as config, FileConfig, NO_DESTINATIONS};
 
 pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -103,23 +103,14 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let (engine, alert_state, positions, aligner) = restore(&snapshot_path, &config)?;
     let snapshots = Snapshots::new(snapshot_path);
 
-    // The alert side: silences, destinations, routing, the stage, delivery.
+    // The alert side: routing, destinations, silences, the stage, delivery.
+    let routing = config
+        .routing()
+        .map_err(|p| anyhow::anyhow!("routing is invalid:\n  {}", p.join("\n  ")))?;
     let destinations = destination::resolve_all(&config.destinations)
         .map_err(|p| anyhow::anyhow!("destinations cannot be used:\n  {}", p.join("\n  ")))?;
     let silences = SilenceStore::open(&outbox_path, &config.silences)
         .map_err(|e| anyhow::anyhow!("cannot load silences: {e}"))?;
-    let routing = Routing::new(
-        &config.route_config(),
-        &config
-            .destinations
-            .iter()
-            .map(|d| d.name())
-            .collect::<Vec<_>>(),
-        &config.inhibit_rules,
-        config.tenant_names(),
-        config.tenant_labels(),
-    )
-    .map_err(|p| anyhow::anyhow!("routing is invalid:\n  {}", p.join("\n  ")))?;
     let outbox = Outbox::open(&outbox_path)
         .with_context(|| format!("cannot open the outbox {}", outbox_path.display()))?;
     let mut alerts = AlertStage::new(alert_state, routing, silences.shared());

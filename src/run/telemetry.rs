@@ -7,7 +7,7 @@ use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use entrawatch_config::LogFormat;
 
 /// Installs the global subscriber; `level` is a level or a full filter directive. `RUST_LOG`, when
 /// set, wins.
