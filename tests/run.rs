@@ -286,6 +286,7 @@ fn a_file_source_over_a_folder_with_every_hazard_delivers_what_it_can_read_and_s
         &[
             ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
             ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
         ],
     );
     service.wait_ready(Duration::from_secs(60));
