@@ -208,7 +208,7 @@ fn evaluate(seed: &str, extra: &[&str]) {
     assert_eq!(eval["replay"]["parse_errors"], 0, "{:#}", eval["replay"]);
     let mut problems = Vec::new();
     let rules = eval["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 21);
+    assert_eq!(rules.len(), 23);
     for r in rules {
         let rule = r["rule"].as_str().unwrap();
         assert!(

@@ -65,7 +65,7 @@ impl Stories {
         let at = self.when(w, rng, &[t], tz, (1, 5), 10 * MIN);
         let net = self.attacker_net(w, rng, w.tenants[t].hq);
         let code = w.tenants[t].code.to_ascii_lowercase();
-        let domain = if k % 2 == 0 {
+        let domain = if k.is_multiple_of(2) {
             format!("login.{code}.com")
         } else {
             format!("{code}-sso.net")
@@ -78,7 +78,7 @@ impl Stories {
                 net: Some(net),
             };
             let target = || (dom_id.clone(), Some(domain.clone()), "Other");
-            let steps: Vec<(&'static str, Vec<_>)> = if k % 2 == 0 {
+            let steps: Vec<(&'static str, Vec<_>)> = if k.is_multiple_of(2) {
                 vec![
                     (
                         "Set domain authentication",
@@ -115,7 +115,7 @@ impl Stories {
                 )));
             }
         });
-        let how = if k % 2 == 0 {
+        let how = if k.is_multiple_of(2) {
             "converts it from managed to federated and points it at an outside issuer"
         } else {
             "adds it and verifies it as federated"
@@ -149,7 +149,7 @@ impl Stories {
         let other = rng.guid().to_string();
         let partner = w.partner_tenant().id.to_string();
         let policy = rng.guid().to_string();
-        let widen = k % 2 == 0;
+        let widen = k.is_multiple_of(2);
         let plumbing = Actor::App {
             name: "Partner Customer Delegated Administration",
             sp: audits::service_sp(w, t, "gdap-pcda"),
