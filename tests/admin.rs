@@ -17,23 +17,6 @@ use common::*;
 /// The token the tests configure (through `EW_TEST_ADMIN_TOKEN`).
 const TOKEN: &str = "admin-test-token-0123456789abcdef";
 
-const TENANTS: &str = r#"
-[[tenants]]
-id = "11111111-aaaa-4aaa-8aaa-111111111111"
-name = "Contoso"
-[[tenants]]
-id = "22222222-bbbb-4bbb-8bbb-222222222222"
-name = "Fabrikam"
-[[tenants]]
-id = "44444444-dddd-4ddd-8ddd-444444444444"
-name = "Tailspin Toys"
-[[tenants]]
-id = "33333333-cccc-4ccc-8ccc-333333333333"
-name = "Northwind CSP"
-[detect]
-partner_tenants = ["33333333-cccc-4ccc-8ccc-333333333333"]
-"#;
-
 const STDOUT: &str = r#"
 [[destinations]]
 type = "stdout"
@@ -67,7 +50,7 @@ state_dir = {state}
 log_format = "json"
 snapshot_interval_secs = 1
 {service}
-{TENANTS}
+{DEMO_TENANTS}
 [[sources]]
 type = "file"
 name = "drop"
@@ -448,20 +431,6 @@ fn a_64_mib_body_gets_413_and_memory_stays_small() {
     assert_eq!(silences(&service).as_array().unwrap().len(), 1);
     assert_eq!(http("GET", &service.admin, "/readyz", "").unwrap().0, 200);
     assert!(service.terminate(Duration::from_secs(30)).success());
-}
-
-/// Copies folder `from` into `to` (created), recursively.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Whether the server closed `s` within `timeout` (end of stream or a reset, rather than nothing).

@@ -667,3 +667,21 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitSta
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The tenants of `examples/demo` and the partner tenant, as the demo config names them.
+pub const DEMO_TENANTS: &str = r#"
+[[tenants]]
+id = "11111111-aaaa-4aaa-8aaa-111111111111"
+name = "Contoso"
+[[tenants]]
+id = "22222222-bbbb-4bbb-8bbb-222222222222"
+name = "Fabrikam"
+[[tenants]]
+id = "44444444-dddd-4ddd-8ddd-444444444444"
+name = "Tailspin Toys"
+[[tenants]]
+id = "33333333-cccc-4ccc-8ccc-333333333333"
+name = "Northwind CSP"
+[detect]
+partner_tenants = ["33333333-cccc-4ccc-8ccc-333333333333"]
+"#;
