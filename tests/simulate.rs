@@ -159,7 +159,7 @@ fn the_world_parses_cleanly_with_its_own_config() {
     }
     // The metadata files are a category replay does not read, not errors.
     let skipped = &s["skipped_by_category"];
-    assert_eq!(skipped["EntrawatchSimulationLabel"], 21, "{s:#}");
+    assert_eq!(skipped["EntrawatchSimulationLabel"], 23, "{s:#}");
     assert_eq!(skipped["EntrawatchSimulationWorld"], 1, "{s:#}");
     assert!(
         s["duplicates"].as_u64().unwrap() > 0,
@@ -167,7 +167,7 @@ fn the_world_parses_cleanly_with_its_own_config() {
     );
 
     let labels = json_lines(&world.join("labels.jsonl"));
-    assert_eq!(labels.len(), 21);
+    assert_eq!(labels.len(), 23);
     for l in &labels {
         for key in [
             "rule",
@@ -208,7 +208,7 @@ fn evaluate(seed: &str, extra: &[&str]) {
     assert_eq!(eval["replay"]["parse_errors"], 0, "{:#}", eval["replay"]);
     let mut problems = Vec::new();
     let rules = eval["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 21);
+    assert_eq!(rules.len(), 23);
     for r in rules {
         let rule = r["rule"].as_str().unwrap();
         assert!(

@@ -229,6 +229,9 @@ pub struct DetectConfig {
     /// Rule ids to run; empty means all.
     pub enabled_rules: Vec<String>,
     pub thresholds: Thresholds,
+    /// `cross-tenant-access-changed` settings (`[detect.cross_tenant_access]`): the GDAP plumbing
+    /// apps whose changes never fire.
+    pub cross_tenant_access: crate::detectors::cross_tenant_access_changed::Settings,
     /// Per-rule allow lists, keyed by rule id.
     pub allow: BTreeMap<String, AllowList>,
 }
@@ -246,6 +249,7 @@ impl Default for DetectConfig {
             partner_access_groups: Vec::new(),
             enabled_rules: Vec::new(),
             thresholds: Thresholds::default(),
+            cross_tenant_access: Default::default(),
             allow: BTreeMap::new(),
         }
     }

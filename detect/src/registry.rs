@@ -26,6 +26,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(partner_created_account::PartnerCreatedAccount),
         Box::new(security_info_changed_privileged::SecurityInfoChangedPrivileged),
         Box::new(consent_grant_risky::ConsentGrantRisky),
+        Box::new(federation_settings_changed::FederationSettingsChanged),
+        Box::new(cross_tenant_access_changed::CrossTenantAccessChanged),
         Box::new(risky_user::RiskyUser),
         Box::new(log_source_silent::LogSourceSilent),
     ]

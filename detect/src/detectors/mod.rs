@@ -10,7 +10,9 @@ pub mod admin_collaboration_use;
 pub mod break_glass_account_used;
 pub mod brute_force;
 pub mod consent_grant_risky;
+pub mod cross_tenant_access_changed;
 pub mod disabled_account_sign_in;
+pub mod federation_settings_changed;
 pub mod impossible_travel;
 pub mod legacy_auth_sign_in;
 pub mod log_source_silent;
@@ -246,6 +248,77 @@ pub(crate) fn actor_ip(a: &Audit) -> Option<String> {
         .user
         .as_ref()
         .and_then(|u| u.ip_address.as_deref().map(str::to_owned))
+}
+
+/// The initiator of an audit as a finding's principal: the user (object id, else UPN), else the
+/// app (service principal object id, else app id, else name). Tenant-setting rules name the actor
+/// because the changed object (a domain, a policy) is not a principal.
+pub(crate) fn actor_principal(a: &Audit) -> Principal {
+    if let Some(u) = a.initiated_by.user.as_ref()
+        && let Some(id) = u.id.as_deref().or(u.user_principal_name.as_deref())
+    {
+        return Principal {
+            kind: PrincipalKind::User,
+            id: id.to_owned(),
+            upn: u.user_principal_name.as_deref().map(str::to_owned),
+            home_tenant_id: u.home_tenant_id.as_deref().map(str::to_owned),
+        };
+    }
+    let id = a
+        .initiated_by
+        .app
+        .as_ref()
+        .and_then(|p| {
+            p.service_principal_id
+                .as_deref()
+                .or(p.app_id.as_deref())
+                .or(p.display_name.as_deref())
+        })
+        .unwrap_or("(unknown)");
+    Principal {
+        kind: PrincipalKind::ServicePrincipal,
+        id: id.to_owned(),
+        upn: None,
+        home_tenant_id: None,
+    }
+}
+
+/// Every modified property of an audit as `{property, old, new}` (values longer than 256
+/// characters cut, as signing certificates are), for evidence.
+pub(crate) fn modified_list(a: &Audit) -> Vec<serde_json::Value> {
+    let cut = |v: Option<&str>| {
+        v.map(|v| match v.char_indices().nth(256) {
+            Some((i, _)) => format!("{}…", &v[..i]),
+            None => v.to_owned(),
+        })
+    };
+    a.target_resources
+        .iter()
+        .flat_map(|t| &t.modified_properties)
+        .map(|p| {
+            serde_json::json!({
+                "property": p.display_name.as_deref(),
+                "old": cut(p.old_value.as_deref()),
+                "new": cut(p.new_value.as_deref()),
+            })
+        })
+        .collect()
+}
+
+/// The old and new value of a modified property on any target (name matched in any casing).
+pub(crate) fn modified_pair<'a>(
+    a: &'a Audit,
+    name: &str,
+) -> Option<(Option<&'a str>, Option<&'a str>)> {
+    a.target_resources
+        .iter()
+        .flat_map(|t| &t.modified_properties)
+        .find(|p| {
+            p.display_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .map(|p| (p.old_value.as_deref(), p.new_value.as_deref()))
 }
 
 /// A successful audit (records without a result are taken as successful, as the state does).
