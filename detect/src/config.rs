@@ -231,7 +231,7 @@ pub struct DetectConfig {
     pub thresholds: Thresholds,
     /// `cross-tenant-access-changed` settings (`[detect.cross_tenant_access]`): the GDAP plumbing
     /// apps whose changes never fire.
-    pub cross_tenant_access: crate::detectors::cross_tenant_access_changed::Settings,
+    pub cross_tenant_access: CrossTenantAccess,
     /// Per-rule allow lists, keyed by rule id.
     pub allow: BTreeMap<String, AllowList>,
 }
@@ -460,6 +460,58 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+}
+
+/// `cross-tenant-access-changed`'s settings (`[detect.cross_tenant_access]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrossTenantAccess {
+    /// The GDAP plumbing: apps whose changes to cross-tenant access never fire, by app id,
+    /// service principal object id or service principal name; by display name only for records
+    /// that carry no app id (Entra often writes `appId: null` for app initiators).
+    pub plumbing_apps: Vec<String>,
+}
+
+impl Default for CrossTenantAccess {
+    fn default() -> Self {
+        CrossTenantAccess {
+            // The first-party service principals GDAP creates in a customer tenant ("GDAP
+            // frequently asked questions"), and the one that migrated DAP to GDAP.
+            plumbing_apps: [
+                "2832473f-ec63-45fb-976f-5d45a7d4bb91",
+                "Partner Customer Delegated Administration",
+                "a3475900-ccec-4a69-98f5-a65cd5dc5306",
+                "Partner Customer Delegated Admin Offline Processor",
+                "b39d63e7-7fa3-4b2b-94ea-ee256fdb8c2f",
+                "Partner Center Delegated Admin Migrate",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}
+
+impl CrossTenantAccess {
+    /// Whether the audit was initiated by a plumbing app (never by a user).
+    pub fn is_plumbing(&self, a: &entrawatch_ingest::model::Audit) -> bool {
+        let Some(app) = a.initiated_by.app.as_ref() else {
+            return false;
+        };
+        if a.initiated_by.user.as_ref().is_some_and(|u| u.id.is_some()) {
+            return false;
+        }
+        let listed = |v: Option<&str>| {
+            v.is_some_and(|v| {
+                self.plumbing_apps
+                    .iter()
+                    .any(|p| p.trim().eq_ignore_ascii_case(v.trim()))
+            })
+        };
+        listed(app.app_id.as_deref())
+            || listed(app.service_principal_id.as_deref())
+            || listed(app.service_principal_name.as_deref())
+            || (app.app_id.is_none() && listed(app.display_name.as_deref()))
     }
 }
 
