@@ -6,11 +6,14 @@ use std::collections::HashMap;
 
 use chrono::Duration;
 use entrawatch_detect::{Finding, PrincipalKind};
+use serde_json::{Map, Value};
 
 use crate::record::AlertRecord;
 
 /// How many evidence ids an alert keeps (the first ones, which opened it, and then the latest).
 pub const MAX_EVENT_IDS: usize = 50;
+/// How many items an alert keeps of a growing evidence list (see [`merge_evidence`]).
+pub const MAX_EVIDENCE_ITEMS: usize = 50;
 /// Default suppression window: repeats closer than this to the last one join the episode.
 pub const DEFAULT_WINDOW_HOURS: i64 = 24;
 
@@ -19,7 +22,8 @@ pub const DEFAULT_WINDOW_HOURS: i64 = 24;
 pub enum Update {
     /// A new alert, at this index of [`Episodes::alerts`].
     Opened(usize),
-    /// An existing alert moved (`count`, `last_seen`, maybe `severity`).
+    /// An existing alert moved (`count`, `last_seen`, `event_ids`, growing evidence lists, maybe
+    /// `severity`).
     Updated(usize),
 }
 
@@ -70,6 +74,39 @@ impl Default for Episodes {
     }
 }
 
+/// Folds a later finding's growing evidence into its alert's. A growing list is an array `K` that
+/// the finding gives together with a number `K_total` (the true count, e.g. `password-spray`'s
+/// `targeted_accounts` and `targeted_accounts_total`): the alert's `K` becomes the union, in order
+/// of first appearance and capped at [`MAX_EVIDENCE_ITEMS`], and its `K_total` the larger of the
+/// two. Every other evidence key stays as the opening finding gave it. The order depends only on
+/// the order of the findings, so a replay of the same input writes the same alert.
+pub fn merge_evidence(alert: &mut Map<String, Value>, finding: &Map<String, Value>) {
+    for (key, items) in finding {
+        let Value::Array(items) = items else {
+            continue;
+        };
+        let total_key = format!("{key}_total");
+        let Some(total) = finding.get(&total_key).and_then(Value::as_u64) else {
+            continue;
+        };
+        let list = alert
+            .entry(key.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = list {
+            for item in items {
+                if list.len() >= MAX_EVIDENCE_ITEMS {
+                    break;
+                }
+                if !list.contains(item) {
+                    list.push(item.clone());
+                }
+            }
+        }
+        let kept = alert.get(&total_key).and_then(Value::as_u64).unwrap_or(0);
+        alert.insert(total_key, Value::from(kept.max(total)));
+    }
+}
+
 impl Episodes {
     pub fn new(window: Duration) -> Episodes {
         Episodes {
@@ -102,6 +139,7 @@ impl Episodes {
                         alert.event_ids.push(id);
                     }
                 }
+                merge_evidence(&mut alert.evidence, &finding.evidence);
                 return Update::Updated(index);
             }
         }
@@ -157,7 +195,7 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
     use entrawatch_detect::{Principal, Severity};
-    use serde_json::Map;
+    use serde_json::json;
 
     fn finding(user: &str, minute: i64, severity: Severity, event: &str) -> Finding {
         Finding {
@@ -240,6 +278,91 @@ mod tests {
             back.add(finding("a", 10, Severity::High, "e3")),
             Update::Updated(0)
         );
+    }
+
+    /// A `password-spray`-shaped finding: its accounts, with the spray's true count.
+    fn spray(minute: i64, event: &str, accounts: &[&str], total: u64) -> Finding {
+        let mut f = finding("203.0.113.9", minute, Severity::Medium, event);
+        f.rule = "password-spray";
+        f.principal.kind = PrincipalKind::Ip;
+        f.evidence.insert("report".into(), json!(event));
+        f.evidence
+            .insert("targeted_accounts".into(), json!(accounts));
+        f.evidence
+            .insert("targeted_accounts_total".into(), json!(total));
+        f
+    }
+
+    #[test]
+    fn a_growing_spray_keeps_its_id_and_notifies_once() {
+        let opening = spray(0, "e10", &["u1", "u2"], 10);
+        let id = AlertRecord::open(opening.clone()).id;
+        let mut e = Episodes::default();
+        let mut o = crate::occasions::Occasions::new(Duration::hours(4));
+        let mut notices = Vec::new();
+        let mut add = |e: &mut Episodes, f: Finding| {
+            let (Update::Opened(i) | Update::Updated(i)) = e.add(f);
+            notices.extend(o.on_update(&e.alerts()[i]));
+        };
+        add(&mut e, opening);
+        for k in 11..=40 {
+            add(
+                &mut e,
+                spray(k, &format!("e{k}"), &[&format!("u{k}")], k as u64),
+            );
+        }
+        assert_eq!(notices, vec![(crate::notify::Kind::First, 0)]);
+        let a = &e.alerts()[0];
+        assert_eq!((e.alerts().len(), a.id.as_str()), (1, id.as_str()));
+        assert_eq!(a.count, 31);
+        assert_eq!(a.evidence["targeted_accounts_total"], json!(40));
+        assert_eq!(
+            a.evidence["targeted_accounts"].as_array().unwrap().len(),
+            32
+        );
+    }
+
+    #[test]
+    fn growing_evidence_lists_merge_capped_and_in_order() {
+        let mut e = Episodes::default();
+        e.add(spray(0, "e1", &["a", "b"], 2));
+        e.add(spray(1, "e2", &["c"], 3));
+        // A repeat of a known account, with an older total (out of order): nothing moves back.
+        e.add(spray(2, "e3", &["b"], 2));
+        for k in 0..60u64 {
+            e.add(spray(
+                3 + k as i64,
+                &format!("x{k}"),
+                &[&format!("u{k}")],
+                4 + k,
+            ));
+        }
+        let a = &e.alerts()[0];
+        assert_eq!(e.alerts().len(), 1);
+        assert_eq!(a.count, 63);
+        let names = a.evidence["targeted_accounts"].as_array().unwrap();
+        assert_eq!(names.len(), MAX_EVIDENCE_ITEMS);
+        assert_eq!(
+            names[..4],
+            [json!("a"), json!("b"), json!("c"), json!("u0")]
+        );
+        assert_eq!(a.evidence["targeted_accounts_total"], json!(63));
+        // Other evidence stays the opening finding's.
+        assert_eq!(a.evidence["report"], json!("e1"));
+        assert_eq!(a.event_ids.len(), MAX_EVENT_IDS);
+        assert_eq!(a.event_ids[..3], ["e1", "e2", "e3"]);
+    }
+
+    #[test]
+    fn evidence_without_a_total_is_not_merged() {
+        let mut one = finding("a", 0, Severity::Medium, "e1");
+        one.evidence.insert("countries".into(), json!(["NL"]));
+        let mut two = finding("a", 1, Severity::Medium, "e2");
+        two.evidence.insert("countries".into(), json!(["DE"]));
+        let mut e = Episodes::default();
+        e.add(one);
+        e.add(two);
+        assert_eq!(e.alerts()[0].evidence["countries"], json!(["NL"]));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct ConfigError {
 
 /// Version of the snapshot layout; a snapshot of another version is refused (and the service starts
 /// cold, saying so) rather than misread.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The engine's learned state as written into a snapshot (borrowed, so writing copies nothing).
 #[derive(Serialize)]

@@ -11,14 +11,22 @@ use crate::state::{IpState, PASSWORD_FAILURE_CODES};
 
 pub const ID: &str = "password-spray";
 
+/// How many account names one spray finding lists (`targeted_accounts`); the alert's episode
+/// keeps as many (alert/src/episodes.rs) and `targeted_accounts_total` has the true count.
+pub const MAX_TARGETED_ACCOUNTS: usize = 50;
+
 /// User documentation, printed by `entrawatch rules password-spray`.
 pub const DOC: &str = r#"## What it detects
 One source IP failing password checks (error codes 50126 invalid username or password, 50053
 locked by smart lockout, 50055 expired password, 50056 invalid or missing password) against at
 least `spray_min_users` distinct users (default 10) within `spray_window_minutes` (default 20),
-across all the tenants entrawatch watches. It reports when the threshold is crossed, then again
-only if the number of users in the window doubles or the IP reaches `spray_high_tenants` tenants
-(default 3), so a long spray is a handful of findings in one episode, not one per failure.
+across all the tenants entrawatch watches. It reports when the threshold is crossed, naming every
+account the window holds; then once for each further account the spray targets (not for repeats
+of an account it already tried), and when the number of users in the window doubles or the IP
+reaches `spray_high_tenants` tenants (default 3). These findings join one alert per tenant, whose
+`targeted_accounts` lists the accounts (at most 50, with the true number in
+`targeted_accounts_total`) and whose `event_ids` gain each failure's id; they notify only when the
+alert opens, escalates or is due a reminder.
 Severity is medium; high once the IP sprays `spray_high_tenants` or more tenants. A successful
 sign-in from the IP within an hour of its last spraying is reported high, once per user.
 
@@ -38,8 +46,8 @@ each failure, kept per IP by the engine for the spray window; successful sign-in
 
 ## Example
 Between 02:10 and 02:24, 198.51.100.7 fails 50126 for 12 users of Contoso and Fabrikam: this
-fires medium at the 10th user, principal `ip` 198.51.100.7. When it reaches a third customer
-tenant it fires high. At 02:41 `ann@contoso.com` signs in successfully from 198.51.100.7: this
+fires medium at the 10th user, principal `ip` 198.51.100.7, naming the 10 accounts; the 11th and
+12th users join that alert. When it reaches a third customer tenant it fires high. At 02:41 `ann@contoso.com` signs in successfully from 198.51.100.7: this
 fires high for that user: reset her password and revoke her sessions.
 
 ## Known false positives and tuning
@@ -65,7 +73,8 @@ fn ip_principal(ip: &str) -> Principal {
     }
 }
 
-/// A password-check failure: report the crossing, a doubling, or reaching many tenants.
+/// A password-check failure: report the crossing, each account newly targeted by the open spray, a
+/// doubling, or reaching many tenants.
 fn on_failure(
     ctx: &Context<'_>,
     event: &Event,
@@ -81,9 +90,12 @@ fn on_failure(
     let tenant = &event.meta.tenant_id;
     let (users, tenants) =
         history.spray_counts_with(now, window, user, ctx.state.tenants.get(tenant));
-    let Some(report) = history.spray_report(t, now, users, tenants) else {
+    let report = history.spray_report(t, now, users, tenants);
+    let opens = report.is_some_and(|r| r.opens);
+    let new_target = !opens && history.spray_target_is_new(now, window, user);
+    if report.is_none() && !new_target {
         return;
-    };
+    }
     // The facts of the window, this failure included.
     let recent: Vec<&(i64, u128, u32)> = history
         .failures
@@ -110,8 +122,13 @@ fn on_failure(
     } else {
         Severity::Medium
     };
-    let (what, headline) = if report.opens {
+    let (what, headline) = if opens {
         ("started", format!("Password spray from {ip}"))
+    } else if report.is_none() {
+        (
+            "targeted another account",
+            format!("Password spray from {ip} continues"),
+        )
     } else if reached_high && history.spray_reported.1 < t.spray_high_tenants {
         (
             "reached many tenants",
@@ -120,6 +137,35 @@ fn on_failure(
     } else {
         ("doubled", format!("Password spray from {ip} grew"))
     };
+    // The accounts and records this finding adds to the spray: at the crossing, every failure the
+    // spray window kept by name (this one first, so the alert id stays the crossing's); later,
+    // this account when it is new to the spray.
+    let mut event_ids = vec![event.meta.id.to_string()];
+    let mut targeted: Vec<String> = Vec::new();
+    let targeted_total = if opens {
+        for f in history
+            .named_failures
+            .iter()
+            .filter(|f| f.at > now - window)
+        {
+            if !event_ids.contains(&f.event_id) {
+                event_ids.push(f.event_id.clone());
+            }
+            if !targeted.contains(&f.name) {
+                targeted.push(f.name.clone());
+            }
+        }
+        if !targeted.contains(&who(s)) {
+            targeted.push(who(s));
+        }
+        users
+    } else {
+        if new_target {
+            targeted.push(who(s));
+        }
+        history.spray_users_total + u32::from(new_target)
+    };
+    targeted.truncate(MAX_TARGETED_ACCOUNTS);
     let title = format!(
         "{headline}: {} in {} failed password checks within {} minutes",
         plural(users, "user", "users"),
@@ -148,6 +194,8 @@ fn on_failure(
     evidence.insert("report".into(), json!(what));
     evidence.insert("distinct_users".into(), json!(users));
     evidence.insert("tenants".into(), json!(tenant_ids));
+    evidence.insert("targeted_accounts".into(), json!(targeted));
+    evidence.insert("targeted_accounts_total".into(), json!(targeted_total));
     evidence.insert("failures_in_window".into(), json!(recent.len() + 1));
     evidence.insert("window_minutes".into(), json!(t.spray_window_minutes));
     evidence.insert("first_failure_at".into(), json!(time_text(first)));
@@ -163,7 +211,7 @@ fn on_failure(
         tenant_id: tenant.to_string(),
         principal: ip_principal(ip),
         time: event.meta.time,
-        event_ids: vec![event.meta.id.to_string()],
+        event_ids,
         title,
         summary,
         evidence,
@@ -369,40 +417,155 @@ mod tests {
         );
 
         let found = run(ID, DetectConfig::default(), &events);
+        let mut expected = vec![("f10", Severity::Medium, "started")];
+        let more: Vec<String> = (11..=19).map(|u| format!("f{u}")).collect();
+        for id in &more {
+            expected.push((id.as_str(), Severity::Medium, "targeted another account"));
+        }
+        expected.extend([
+            ("f20", Severity::Medium, "doubled"),
+            ("ok3", Severity::High, "success after spray"),
+            ("ok99", Severity::High, "success after spray"),
+            ("g10", Severity::Medium, "started"),
+            ("g11", Severity::Medium, "targeted another account"),
+            ("g12", Severity::High, "reached many tenants"),
+            ("g13", Severity::High, "targeted another account"),
+        ]);
+        assert_eq!(brief(&found), expected);
+        assert!(found.iter().all(|f| f.principal.kind == PrincipalKind::Ip));
+        assert_eq!(found[0].principal.id, SPRAYER);
+        assert_eq!(found[0].evidence["distinct_users"], json!(10));
+        let f10 = &found[0];
+        assert_eq!(
+            f10.evidence["targeted_accounts"],
+            json!(
+                (1..=10)
+                    .map(|u| format!("user{u}@contoso.com"))
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(f10.evidence["targeted_accounts_total"], json!(10));
+        let f20 = &found[10];
+        assert_eq!(
+            f20.evidence["targeted_accounts"],
+            json!(["user20@contoso.com"])
+        );
+        assert_eq!(f20.evidence["targeted_accounts_total"], json!(20));
+        assert_eq!(found[11].evidence["user_was_targeted"], json!(true));
+        assert_eq!(found[12].evidence["user_was_targeted"], json!(false));
+        let g12 = &found[15];
+        assert_eq!(g12.evidence["tenants"], json!([TENANT, TENANT_B, TENANT_C]));
+        assert_eq!(g12.tenant_id, TENANT_C);
+        assert_eq!(found[14].tenant_id, TENANT_B);
+        // The snapshot: every finding but the plain "another account" ones after the first.
+        let shown: Vec<Finding> = found
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i == 1 || f.evidence["report"] != json!("targeted another account"))
+            .map(|(_, f)| f.clone())
+            .collect();
+        insta::assert_json_snapshot!("password_spray_fires", snapshot(&shown));
+    }
+
+    /// What an alert of the findings of one tenant holds once its episode folded them in
+    /// (alert/src/episodes.rs: event ids and `targeted_accounts` as unions in order, the largest
+    /// `targeted_accounts_total`, one more `count` per finding).
+    fn folded(found: &[Finding]) -> (usize, Vec<String>, Vec<Value>, u64) {
+        let mut ids: Vec<String> = Vec::new();
+        let mut names: Vec<Value> = Vec::new();
+        let mut total = 0;
+        for f in found {
+            for id in &f.event_ids {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+            for n in f.evidence["targeted_accounts"].as_array().unwrap() {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            total = total.max(f.evidence["targeted_accounts_total"].as_u64().unwrap());
+        }
+        (found.len(), ids, names, total)
+    }
+
+    #[test]
+    fn a_spray_of_12_users_names_all_12_and_keeps_every_event_id() {
+        // Two failures for user 3 before the crossing, one repeat for user 5 after it.
+        let mut events: Vec<Event> = (1..=12)
+            .map(|u| failure(&format!("f{u}"), u, u as i64, SPRAYER, 50126))
+            .collect();
+        events.insert(3, failure("f3b", 3, 4, SPRAYER, 50053));
+        events.push(failure("f5b", 5, 13, SPRAYER, 50126));
+        let found = run(ID, DetectConfig::default(), &events);
         assert_eq!(
             brief(&found),
             vec![
                 ("f10", Severity::Medium, "started"),
-                ("f20", Severity::Medium, "doubled"),
-                ("ok3", Severity::High, "success after spray"),
-                ("ok99", Severity::High, "success after spray"),
-                ("g10", Severity::Medium, "started"),
-                ("g12", Severity::High, "reached many tenants"),
+                ("f11", Severity::Medium, "targeted another account"),
+                ("f12", Severity::Medium, "targeted another account"),
             ]
         );
-        assert!(found.iter().all(|f| f.principal.kind == PrincipalKind::Ip));
-        assert_eq!(found[0].principal.id, SPRAYER);
-        assert_eq!(found[0].evidence["distinct_users"], json!(10));
-        assert_eq!(found[2].evidence["user_was_targeted"], json!(true));
-        assert_eq!(found[3].evidence["user_was_targeted"], json!(false));
+        let (count, ids, names, total) = folded(&found);
+        assert_eq!(count, 3);
+        assert_eq!(total, 12);
         assert_eq!(
-            found[5].evidence["tenants"],
-            json!([TENANT, TENANT_B, TENANT_C])
+            names,
+            (1..=12)
+                .map(|u| json!(format!("user{u}@contoso.com")))
+                .collect::<Vec<_>>()
         );
-        assert_eq!(found[5].tenant_id, TENANT_C);
-        insta::assert_json_snapshot!("password_spray_fires", snapshot(&found));
+        // The crossing's own record first (the alert id is derived from it), then the window's.
+        let mut want = vec![
+            "f10", "f1", "f2", "f3", "f3b", "f4", "f5", "f6", "f7", "f8", "f9",
+        ];
+        want.extend(["f11", "f12"]);
+        assert_eq!(ids, want);
+        assert_eq!(found[2].evidence["targeted_accounts_total"], json!(12));
+        assert_eq!(found[2].evidence["distinct_users"], json!(12));
     }
 
     #[test]
-    fn a_slow_steady_spray_reports_once() {
+    fn a_spray_of_exactly_the_threshold_is_one_finding_opened_as_before() {
+        let events: Vec<Event> = (1..=10)
+            .map(|u| failure(&format!("f{u}"), u, u as i64, SPRAYER, 50126))
+            .collect();
+        let found = run(ID, DetectConfig::default(), &events);
+        assert_eq!(brief(&found), vec![("f10", Severity::Medium, "started")]);
+        // What the alert id is derived from (alert/src/record.rs) is what it was: the rule, the
+        // tenant, the principal, the finding's time and its first event id.
+        let f = &found[0];
+        assert_eq!(
+            (
+                f.rule,
+                f.tenant_id.as_str(),
+                f.principal.kind,
+                f.principal.id.as_str()
+            ),
+            (ID, TENANT, PrincipalKind::Ip, SPRAYER)
+        );
+        assert_eq!(f.time, events[9].meta.time);
+        assert_eq!(f.event_ids[0], "f10");
+        assert_eq!(f.event_ids.len(), 10);
+        assert_eq!(f.evidence["targeted_accounts_total"], json!(10));
+    }
+
+    #[test]
+    fn a_slow_steady_spray_opens_once_then_names_each_new_account() {
         // A new user every two minutes for two hours keeps exactly 10 users in the window.
         let events: Vec<Event> = (0..60)
             .map(|u| failure(&format!("s{u}"), u, 2 * u as i64, SPRAYER, 50126))
             .collect();
-        assert_eq!(
-            brief(&run(ID, DetectConfig::default(), &events)),
-            vec![("s9", Severity::Medium, "started")]
-        );
+        let found = run(ID, DetectConfig::default(), &events);
+        let more: Vec<String> = (10..60).map(|u| format!("s{u}")).collect();
+        let mut expected = vec![("s9", Severity::Medium, "started")];
+        for id in &more {
+            expected.push((id.as_str(), Severity::Medium, "targeted another account"));
+        }
+        assert_eq!(brief(&found), expected);
+        let (_, ids, names, total) = folded(&found);
+        assert_eq!((ids.len(), names.len(), total), (60, 60, 60));
     }
 
     #[test]
@@ -475,10 +638,13 @@ mod tests {
         let events: Vec<Event> = (1..=4)
             .map(|u| failure(&format!("t{u}"), u, 2 * u as i64, SPRAYER, 50126))
             .collect();
-        // At t3 the window (5 minutes) holds t1..t3; t4 drops t1 and is no news.
+        // At t3 the window (5 minutes) holds t1..t3; t4 drops t1, no doubling, but a new account.
         assert_eq!(
             brief(&run(ID, config, &events)),
-            vec![("t3", Severity::Medium, "started")]
+            vec![
+                ("t3", Severity::Medium, "started"),
+                ("t4", Severity::Medium, "targeted another account"),
+            ]
         );
     }
 }

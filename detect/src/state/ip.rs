@@ -13,6 +13,23 @@ pub const SPRAY_SUCCESS_SECS: i64 = 3600;
 /// address without bound.
 const MAX_SPRAY_HITS: usize = 16;
 
+/// Cap on the named failures an IP keeps for its spray window ([`IpState::named_failures`]): the
+/// accounts and event ids a spray's opening finding names.
+pub const MAX_NAMED_FAILURES: usize = 50;
+
+/// Cap on the accounts an open spray remembers as reported ([`IpState::spray_users`]); past it the
+/// spray reports no further accounts one by one (doublings and reaching many tenants still report).
+pub const MAX_SPRAY_USERS: usize = 1024;
+
+/// One password-check failure with what an alert names: when, whose (key and name), which record.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedFailure {
+    pub at: i64,
+    pub user: u128,
+    pub name: String,
+    pub event_id: String,
+}
+
 /// A source IP.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct IpState {
@@ -25,6 +42,13 @@ pub struct IpState {
     pub spray_reported: (u32, u32),
     /// Users whose success from this IP after the current spray was reported (capped).
     pub spray_hits: Vec<u128>,
+    /// The latest password-check failures in the spray window with the account's name and the
+    /// record id, oldest first (capped at [`MAX_NAMED_FAILURES`]).
+    pub named_failures: Vec<NamedFailure>,
+    /// The accounts reported in the current spray (capped at [`MAX_SPRAY_USERS`]).
+    pub spray_users: Vec<u128>,
+    /// How many distinct accounts the current spray has targeted (the true count, not capped).
+    pub spray_users_total: u32,
     /// Service-provider sign-ins from this IP: (tenant, last time).
     pub partner_tenants: Vec<(u32, i64)>,
 }
@@ -78,6 +102,29 @@ impl IpState {
             tenants: tenants.max(reported_tenants),
             opens: false,
         })
+    }
+
+    /// Whether a failure by `user` at `now` is a newly targeted account of the spray already open
+    /// at this IP (`password-spray` reports each one, until [`MAX_SPRAY_USERS`]).
+    pub fn spray_target_is_new(&self, now: i64, window_secs: i64, user: u128) -> bool {
+        self.spray_at.is_some_and(|at| at > now - window_secs)
+            && self.spray_users.len() < MAX_SPRAY_USERS
+            && !self.spray_users.contains(&user)
+    }
+
+    /// The distinct users failing in the window ending at `now` (keys), in order of first failure,
+    /// `user` last when it is not among them.
+    pub fn window_users(&self, now: i64, window_secs: i64, user: u128) -> Vec<u128> {
+        let mut users: Vec<u128> = Vec::new();
+        for (_, u, _) in self.failures.iter().filter(|f| f.0 > now - window_secs) {
+            if !users.contains(u) {
+                users.push(*u);
+            }
+        }
+        if !users.contains(&user) {
+            users.push(user);
+        }
+        users
     }
 
     /// Whether a successful sign-in by `user` from this IP is news for `password-spray`: the IP

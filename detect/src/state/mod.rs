@@ -27,7 +27,9 @@ mod technician;
 mod tenants;
 mod update;
 
-pub use ip::{IpState, SPRAY_SUCCESS_SECS, SprayReport};
+pub use ip::{
+    IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
+};
 pub use principal::{Fix, PrincipalState, valid_coordinates};
 pub use stream::{Stream, StreamState};
 pub use technician::TechnicianState;

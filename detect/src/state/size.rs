@@ -35,6 +35,12 @@ impl State {
                 heap(i.failures.capacity() * size_of::<(i64, u128, u32)>())
                     + heap(i.partner_tenants.capacity() * size_of::<(u32, i64)>())
                     + heap(i.spray_hits.capacity() * size_of::<u128>())
+                    + heap(i.spray_users.capacity() * size_of::<u128>())
+                    + heap(i.named_failures.capacity() * size_of::<super::NamedFailure>())
+                    + i.named_failures
+                        .iter()
+                        .map(|f| heap(f.name.capacity()) + heap(f.event_id.capacity()))
+                        .sum::<usize>()
             })
             .sum();
         principals

@@ -6,8 +6,9 @@ use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
 
 use super::lists::{push_capped, touch_tenant};
 use super::{
-    DISABLED_ACCOUNT_CODE, Fix, PASSWORD_FAILURE_CODES, PrincipalState, State, Stream, StreamState,
-    TechnicianState, valid_coordinates,
+    DISABLED_ACCOUNT_CODE, Fix, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure,
+    PASSWORD_FAILURE_CODES, PrincipalState, State, Stream, StreamState, TechnicianState,
+    valid_coordinates,
 };
 use crate::config::DetectConfig;
 use crate::keys::{SignInKeys, country_code, key128};
@@ -202,10 +203,22 @@ impl State {
             {
                 let window = t.spray_window_minutes * 60;
                 let (users, tenants) = entry.spray_counts_with(now, window, user, Some(tenant));
-                if let Some(report) = entry.spray_report(t, now, users, tenants) {
-                    if report.opens {
-                        entry.spray_hits.clear();
-                    }
+                if entry.spray_at.is_none_or(|at| at <= now - window) {
+                    // No spray open: the accounts of the last one are of no more use.
+                    entry.spray_users = Vec::new();
+                }
+                let report = entry.spray_report(t, now, users, tenants);
+                if report.is_some_and(|r| r.opens) {
+                    // A new spray: the accounts in the window are the ones its opening names.
+                    entry.spray_hits.clear();
+                    entry.spray_users = entry.window_users(now, window, user);
+                    entry.spray_users_total = entry.spray_users.len() as u32;
+                    entry.spray_users.truncate(MAX_SPRAY_USERS);
+                } else if entry.spray_target_is_new(now, window, user) {
+                    entry.spray_users.push(user);
+                    entry.spray_users_total = entry.spray_users_total.saturating_add(1);
+                }
+                if let Some(report) = report {
                     entry.spray_reported = (report.users, report.tenants);
                 }
                 if users >= t.spray_min_users {
@@ -218,6 +231,21 @@ impl State {
                     MAX_IP_FAILURES,
                     |(at, _, _)| *at,
                 );
+                entry.named_failures.retain(|f| f.at > now - window);
+                if entry.named_failures.len() >= MAX_NAMED_FAILURES {
+                    // Oldest first: the list is in event order.
+                    entry.named_failures.remove(0);
+                }
+                if entry.named_failures.capacity() == 0 {
+                    // Most addresses fail once or twice: room for one, not the default four.
+                    entry.named_failures.reserve_exact(1);
+                }
+                entry.named_failures.push(NamedFailure {
+                    at: now,
+                    user,
+                    name: crate::detectors::who(s),
+                    event_id: event_id.to_owned(),
+                });
             }
             if let Some(user) = id.filter(|_| s.is_success() && s.is_user())
                 && entry.spray_hit_is_new(now, user)
