@@ -121,18 +121,29 @@ group_interval_secs = 1
     path
 }
 
+/// How long the caught-up state must hold before it is believed: longer than the second in which
+/// delivery refreshes its pending gauge from the outbox.
+const STEADY: Duration = Duration::from_millis(1200);
+
 /// Waits until the service has committed `messages` offsets, has nothing left to send and (with
-/// `drained`) holds nothing in its aligner; returns the metrics text.
+/// `drained`) holds nothing in its aligner, on every scrape for [`STEADY`]; returns the metrics
+/// text.
 fn wait_caught_up(service: &Service, messages: usize, drained: bool, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
+    let mut since: Option<Instant> = None;
     while Instant::now() < deadline {
         if let Some((200, text)) = http("GET", &service.admin, "/metrics", "") {
             let committed = metric(&text, "entrawatch_kafka_committed_offset");
             let pending = metric(&text, "entrawatch_outbox_pending");
             let buffered = metric(&text, "entrawatch_aligner_buffered_events");
             if committed >= messages as f64 && pending == 0.0 && (!drained || buffered == 0.0) {
-                return text;
+                let start = *since.get_or_insert_with(Instant::now);
+                if start.elapsed() >= STEADY {
+                    return text;
+                }
+            } else {
+                since = None;
             }
             last =
                 format!("committed {committed}/{messages}, pending {pending}, buffered {buffered}");

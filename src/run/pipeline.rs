@@ -67,6 +67,10 @@ pub struct Pipeline {
     findings: Vec<Finding>,
     /// When each source has caught up with what waited for it (logged).
     catch_up: CatchUp,
+    /// Delivery's `entrawatch_outbox_pending` gauge, raised here as soon as rows are committed:
+    /// delivery refreshes it once a second, and a scrape between the commit and that refresh
+    /// would otherwise see the aligner empty and nothing pending while rows wait to be sent.
+    pub outbox_pending: Option<prometheus::IntGaugeVec>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -114,6 +118,7 @@ impl Pipeline {
             late_logged: HashMap::new(),
             findings: Vec::new(),
             catch_up: CatchUp::default(),
+            outbox_pending: None,
         }
     }
 
@@ -218,6 +223,7 @@ impl Pipeline {
         if outcome.events > 0 || !rows.is_empty() || !checkpoint.is_empty() {
             outcome.inserted = self.outbox.commit(rows, checkpoint)?;
             if outcome.inserted > 0 {
+                self.raise_pending(rows);
                 self.wake_delivery.notify_one();
             }
             self.alerts.evict_closed();
@@ -234,6 +240,24 @@ impl Pipeline {
             .aligner_forced
             .inc_by(forced.saturating_sub(self.metrics.aligner_forced.get()));
         Ok(())
+    }
+
+    /// Sets the pending gauge of every destination `rows` go to from the outbox, before the
+    /// aligner gauge says the events behind them have left it.
+    fn raise_pending(&self, rows: &[Notification]) {
+        let Some(gauge) = &self.outbox_pending else {
+            return;
+        };
+        let destinations: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r.destination.as_str()).collect();
+        for d in destinations {
+            match self.outbox.pending_of(d) {
+                Ok((n, _)) => gauge.with_label_values(&[d]).set(n as i64),
+                Err(e) => {
+                    tracing::warn!(destination = d, error = %e, "reading pending rows failed")
+                }
+            }
+        }
     }
 
     /// Tells every source that its batches up to the newest one taken are durable: called once a

@@ -70,6 +70,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     let registry = Registry::new_custom(None, None)?;
     let source_metrics = SourceMetrics::register(&registry)?;
     let delivery_metrics = DeliveryMetrics::register(&registry)?;
+    let pending_gauge = delivery_metrics.pending.clone();
     let metrics = RuntimeMetrics::register(&registry)?;
     let (admin_tx, mut admin_rx) = mpsc::channel::<AdminRequest>(8);
     let admin_state = Arc::new(AdminState {
@@ -148,6 +149,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         wake,
         aligner,
     );
+    pipeline.outbox_pending = Some(pending_gauge);
     let mut committed = BTreeMap::new();
     for source_config in &config.sources {
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();

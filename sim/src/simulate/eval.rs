@@ -15,7 +15,7 @@ use entrawatch_ingest::{ReadOptions, reader::DEFAULT_MAX_RECORD_BYTES, walk_all}
 use serde_json::{Map, Value, json};
 
 use super::activity::Note;
-use super::attacks::{Attacks, Label, RULES};
+use super::attacks::{Attacks, Label};
 use super::render::iso_secs;
 use super::rng::{MIN, SEC, Ticks};
 use super::world::World;
@@ -116,7 +116,7 @@ pub fn evaluate(
         .map(|(_, id)| id.to_ascii_lowercase())
         .collect();
     let mut rules = Vec::new();
-    for rule in RULES {
+    for rule in super::attacks::rules() {
         let labels: Vec<&Label> = attacks.labels.iter().filter(|l| l.rule == rule).collect();
         let mut detected = 0;
         let mut missed = Vec::new();
