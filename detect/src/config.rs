@@ -172,8 +172,29 @@ pub struct Thresholds {
     pub fanout_window_minutes: i64,
     /// A risky sign-in this recent makes a security-info change critical.
     pub security_info_risky_hours: i64,
+    /// `log-source-silent`: no silence of a sign-in (audit) stream shorter than this is reported.
     pub silent_sign_ins_hours: i64,
     pub silent_audits_hours: i64,
+    /// `log-source-silent`: a silence is reported once its chance under the stream's own rates by
+    /// hour of the week falls below this.
+    pub silent_probability: f64,
+    /// `log-source-silent`: a silence this long is reported whatever the stream's rates.
+    pub silent_max_hours: i64,
+}
+
+impl Thresholds {
+    /// When a silence of `stream` is reported (`log-source-silent`).
+    pub fn silence(&self, stream: crate::state::Stream) -> crate::state::SilencePolicy {
+        let floor_hours = match stream {
+            crate::state::Stream::SignIns => self.silent_sign_ins_hours,
+            crate::state::Stream::Audits => self.silent_audits_hours,
+        };
+        crate::state::SilencePolicy {
+            floor_secs: floor_hours.saturating_mul(3600),
+            ceiling_secs: self.silent_max_hours.saturating_mul(3600),
+            probability: self.silent_probability,
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -205,8 +226,10 @@ impl Default for Thresholds {
             fanout_min_tenants: 5,
             fanout_window_minutes: 60,
             security_info_risky_hours: 6,
-            silent_sign_ins_hours: 6,
-            silent_audits_hours: 24,
+            silent_sign_ins_hours: 1,
+            silent_audits_hours: 1,
+            silent_probability: 0.000_001,
+            silent_max_hours: 168,
         }
     }
 }
@@ -370,7 +393,7 @@ impl DetectConfig {
             }
         }
         let t = &self.thresholds;
-        let positive: [(&str, f64); 17] = [
+        let positive: [(&str, f64); 18] = [
             ("learning_days", t.learning_days as f64 + 1.0),
             ("learning_sign_ins", f64::from(t.learning_sign_ins) + 1.0),
             ("travel_min_km", t.travel_min_km),
@@ -400,6 +423,7 @@ impl DetectConfig {
             ),
             ("silent_sign_ins_hours", t.silent_sign_ins_hours as f64),
             ("silent_audits_hours", t.silent_audits_hours as f64),
+            ("silent_max_hours", t.silent_max_hours as f64),
         ];
         for (name, value) in positive {
             if value.is_nan() || value <= 0.0 {
@@ -407,6 +431,20 @@ impl DetectConfig {
                     "detect.thresholds.{name}: must be greater than zero"
                 ));
             }
+        }
+        if !(t.silent_probability > 0.0 && t.silent_probability < 0.5) {
+            problems.push(format!(
+                "detect.thresholds.silent_probability: must be between 0 and 0.5 (got {})",
+                t.silent_probability
+            ));
+        }
+        let floor = t.silent_sign_ins_hours.max(t.silent_audits_hours);
+        if t.silent_max_hours < floor || t.silent_max_hours > 720 {
+            problems.push(format!(
+                "detect.thresholds.silent_max_hours: must be between the silence floors \
+                 (silent_sign_ins_hours, silent_audits_hours: {floor}) and 720 (30 days); got {}",
+                t.silent_max_hours
+            ));
         }
         problems
     }

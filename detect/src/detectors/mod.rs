@@ -151,12 +151,16 @@ pub(crate) fn actor(name: String, partner: bool, privileged: bool) -> String {
 
 /// Who, for titles: the UPN, else the display name, else the object id.
 pub(crate) fn who(s: &SignIn) -> String {
+    who_str(s).to_owned()
+}
+
+/// [`who`], borrowed.
+pub(crate) fn who_str(s: &SignIn) -> &str {
     s.user_principal_name
         .as_deref()
         .or(s.user_display_name.as_deref())
         .or(s.user_id.as_deref())
         .unwrap_or("an unknown user")
-        .to_owned()
 }
 
 /// Why an audit's initiator looks like a partner technician acting in a customer tenant.

@@ -31,7 +31,7 @@ pub use ip::{
     IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
 };
 pub use principal::{Fix, PrincipalState, valid_coordinates};
-pub use stream::{Stream, StreamState};
+pub use stream::{RING_HOURS, SilencePolicy, Stream, StreamState};
 pub use technician::TechnicianState;
 pub use tenants::Tenants;
 

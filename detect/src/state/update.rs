@@ -33,25 +33,11 @@ impl State {
         let tenant = self.tenants.intern(&event.meta.tenant_id);
         match &event.body {
             Body::SignIn(s) => {
-                let t = &config.thresholds;
-                self.touch_stream(
-                    tenant,
-                    Stream::SignIns,
-                    now,
-                    t.silent_sign_ins_hours,
-                    t.learning_days,
-                );
+                self.touch_stream(config, tenant, Stream::SignIns, now);
                 self.update_sign_in(config, tenant, s, keys, &event.meta.id, now);
             }
             Body::Audit(a) => {
-                let t = &config.thresholds;
-                self.touch_stream(
-                    tenant,
-                    Stream::Audits,
-                    now,
-                    t.silent_audits_hours,
-                    t.learning_days,
-                );
+                self.touch_stream(config, tenant, Stream::Audits, now);
                 let succeeded = a.result.as_ref().is_none_or(|r| *r == AuditResult::Success);
                 if succeeded
                     && a.activity_display_name
@@ -69,29 +55,12 @@ impl State {
         }
     }
 
-    /// Counts an event of a stream. During the learning period every gap is learned as the stream's
-    /// rhythm; after it, a gap long enough to have been reported silent is an outage and is not.
-    fn touch_stream(
-        &mut self,
-        tenant: u32,
-        stream: Stream,
-        now: i64,
-        silent_hours: i64,
-        learning_days: i64,
-    ) {
-        let s = self.streams.entry((tenant, stream)).or_insert(StreamState {
-            first: now,
-            last: now,
-            ..StreamState::default()
-        });
-        s.events += 1;
-        let gap = now - s.last;
-        let learning = now - s.first < learning_days * 86_400;
-        if learning || gap < s.silence_limit(silent_hours) {
-            s.longest_gap = s.longest_gap.max(gap);
-        }
-        s.last = s.last.max(now);
-        s.first = s.first.min(now);
+    /// Counts an event of a stream ([`StreamState::touch`]).
+    fn touch_stream(&mut self, config: &DetectConfig, tenant: u32, stream: Stream, now: i64) {
+        self.streams
+            .entry((tenant, stream))
+            .or_insert_with(|| StreamState::new(now))
+            .touch(now, &config.thresholds.silence(stream));
     }
 
     fn principal_mut(&mut self, tenant: u32, key: u128, now: i64) -> &mut PrincipalState {
@@ -231,21 +200,30 @@ impl State {
                     MAX_IP_FAILURES,
                     |(at, _, _)| *at,
                 );
-                entry.named_failures.retain(|f| f.at > now - window);
-                if entry.named_failures.len() >= MAX_NAMED_FAILURES {
-                    // Oldest first: the list is in event order.
-                    entry.named_failures.remove(0);
-                }
-                if entry.named_failures.capacity() == 0 {
+                // The oldest entry (the list is in event order) makes room when it has left the
+                // window or the list is full, and its text buffers are reused: a mistyped
+                // password from an address that failed before allocates nothing.
+                let named = &mut entry.named_failures;
+                let recycle = named
+                    .first()
+                    .is_some_and(|f| f.at <= now - window || named.len() >= MAX_NAMED_FAILURES);
+                let mut slot = if recycle {
+                    named.remove(0)
+                } else {
+                    NamedFailure::default()
+                };
+                named.retain(|f| f.at > now - window);
+                if named.capacity() == 0 {
                     // Most addresses fail once or twice: room for one, not the default four.
-                    entry.named_failures.reserve_exact(1);
+                    named.reserve_exact(1);
                 }
-                entry.named_failures.push(NamedFailure {
-                    at: now,
-                    user,
-                    name: crate::detectors::who(s),
-                    event_id: event_id.to_owned(),
-                });
+                slot.at = now;
+                slot.user = user;
+                slot.name.clear();
+                slot.name.push_str(crate::detectors::who_str(s));
+                slot.event_id.clear();
+                slot.event_id.push_str(event_id);
+                named.push(slot);
             }
             if let Some(user) = id.filter(|_| s.is_success() && s.is_user())
                 && entry.spray_hit_is_new(now, user)

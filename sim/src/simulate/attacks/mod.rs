@@ -392,9 +392,9 @@ impl Stories {
             to,
         });
         let what = if audits {
-            "audit log stops for 30 hours (threshold 24 h)"
+            "audit log stops for 30 hours, working hours included"
         } else {
-            "sign-in stream (all categories) stops for 8 hours while the other tenants continue (threshold 6 h)"
+            "sign-in stream (all categories) stops for 8 hours of the working day while the other tenants continue"
         };
         self.label(Label {
             rule: "log-source-silent",
