@@ -149,6 +149,18 @@ pub(crate) fn actor(name: String, partner: bool, privileged: bool) -> String {
     }
 }
 
+/// The span of history a novelty rule speaks for: "30 days" once the history covers the retention
+/// window, else the days it does cover ("the 9 days watched"), so an alert never claims more
+/// history than entrawatch has.
+pub(crate) fn history_span(now: i64, first_seen: i64) -> String {
+    let days = (now - first_seen).max(0) / 86_400;
+    if days >= crate::state::RETENTION_SECS / 86_400 {
+        "30 days".to_owned()
+    } else {
+        format!("the {} watched", plural(days as u32, "day", "days"))
+    }
+}
+
 /// Who, for titles: the UPN, else the display name, else the object id.
 pub(crate) fn who(s: &SignIn) -> String {
     who_str(s).to_owned()

@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, actor, app_name, place, who};
+use super::{about_sign_in, actor, app_name, history_span, place, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::keys::{country_code, country_text};
@@ -18,7 +18,9 @@ A successful interactive user sign-in from a country this user has not signed in
 (interactively, successfully) in the previous 30 days. The rule only judges users with a
 baseline: by default 7 days of history and 10 successful sign-ins (`learning_days`,
 `learning_sign_ins`), with at least one country seen in the last 30 days. New accounts and the
-first week after deployment stay quiet.
+first week after deployment stay quiet. The alert says what history it speaks for: "not seen for
+this account in 30 days" once the account has 30 days of history, "in the 9 days watched" before
+(`history_days` in the evidence).
 
 ## Why it matters
 A password or session stolen by phishing is usually replayed from the attacker's own
@@ -115,12 +117,13 @@ impl Detector for NewCountrySignIn {
             .ip_address
             .clone()
             .unwrap_or_else(|| "an unknown IP".into());
+        let span = history_span(now, history.first_seen);
         let title = format!(
-            "{actor} signed in from {new_country}, a country not seen for this account in 30 days"
+            "{actor} signed in from {new_country}, a country not seen for this account in {span}"
         );
         let summary = format!(
-            "{actor} signed in successfully and interactively to {app} from {ip} ({}); in the last \
-             30 days this account signed in only from {}. Ask the user whether they are in \
+            "{actor} signed in successfully and interactively to {app} from {ip} ({}); in {span} \
+             this account signed in only from {}. Ask the user whether they are in \
              {new_country} or on a VPN there; if not, revoke sessions, reset the password and check \
              for newly registered MFA methods and inbox rules.",
             place(s),

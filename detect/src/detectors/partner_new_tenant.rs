@@ -4,7 +4,7 @@ use entrawatch_ingest::model::Event;
 use serde_json::{Map, Value, json};
 
 use super::app_name;
-use super::{place, sign_in_principal, who};
+use super::{history_span, place, sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -26,7 +26,9 @@ signs in successfully to a customer tenant they did not reach in the previous 30
 
 Both wait until entrawatch has watched the customer's sign-in log for `learning_days`, so a
 newly onboarded customer, or the first week after a restart, does not make every technician look
-new.
+new. The medium alert says what history it speaks for: "for the first time in 30 days" once the
+technician has 30 days of history, "in the 12 days watched" before (`history_days` in the
+evidence).
 
 ## Why it matters
 GDAP gives a partner's technicians admin roles in every customer that accepted the relationship.
@@ -141,6 +143,8 @@ impl Detector for PartnerNewTenant {
             })
             .unwrap_or_default();
         usual.sort_unstable();
+        // What the technician's history covers (it reaches this rule only once learned).
+        let span = history_span(now, tech.map_or(now, |x| x.first_seen));
         let (title, summary) = if partner_new {
             (
                 format!(
@@ -161,12 +165,12 @@ impl Detector for PartnerNewTenant {
         } else {
             (
                 format!(
-                    "Partner technician {} ({partner}) reached customer tenant {customer} for the first time in 30 days",
+                    "Partner technician {} ({partner}) reached customer tenant {customer} for the first time in {span}",
                     who(s)
                 ),
                 format!(
                     "Technician {} of partner tenant {partner_full} signed in successfully to customer tenant \
-                     {customer} through {app} from {ip} ({}), which they had not reached in the previous 30 days \
+                     {customer} through {app} from {ip} ({}), which they had not reached in {span} \
                      ({} other customer tenant(s) in that time, listed in the evidence). Check the partner's ticket for this customer with the partner; if nobody \
                      asked for it, treat the technician account as compromised: ask the partner to revoke its \
                      sessions and review this tenant's audit log.",
@@ -193,6 +197,10 @@ impl Detector for PartnerNewTenant {
             json!(tech.map_or(0, |x| x.sign_ins)),
         );
         evidence.insert("tenants_in_previous_30_days".into(), json!(usual));
+        evidence.insert(
+            "history_days".into(),
+            json!(tech.map_or(0, |x| (now - x.first_seen) / 86_400)),
+        );
         evidence.insert("app".into(), json!(app));
         evidence.insert("resource".into(), json!(s.resource_display_name));
         evidence.insert("ip_address".into(), json!(s.ip_address));
