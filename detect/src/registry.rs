@@ -28,6 +28,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(consent_grant_risky::ConsentGrantRisky),
         Box::new(federation_settings_changed::FederationSettingsChanged),
         Box::new(cross_tenant_access_changed::CrossTenantAccessChanged),
+        Box::new(conditional_access_weakened::ConditionalAccessWeakened),
         Box::new(risky_user::RiskyUser),
         Box::new(log_source_silent::LogSourceSilent),
     ]

@@ -9,6 +9,7 @@ pub mod admin_agents_membership_changed;
 pub mod admin_collaboration_use;
 pub mod break_glass_account_used;
 pub mod brute_force;
+pub mod conditional_access_weakened;
 pub mod consent_grant_risky;
 pub mod cross_tenant_access_changed;
 pub mod disabled_account_sign_in;

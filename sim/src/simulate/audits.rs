@@ -722,3 +722,112 @@ pub fn update_device(w: &World, rng: &mut Rng, t: Ticks, tenant: usize, device: 
     }];
     a
 }
+
+/// A Conditional Access policy as Graph's `conditionalAccessPolicy` resource: the shape the
+/// `ConditionalAccessPolicy` modified property of a Conditional Access audit carries, old and new
+/// (Microsoft Learn "Use audit logs to troubleshoot Conditional Access policy changes").
+#[derive(Debug, Clone)]
+pub struct CaPolicy {
+    pub id: Guid,
+    pub name: String,
+    /// `enabled`, `disabled` or `enabledForReportingButNotEnforced`.
+    pub state: &'static str,
+    pub include_users: Vec<String>,
+    /// Role template ids.
+    pub include_roles: Vec<String>,
+    pub exclude_users: Vec<String>,
+    pub exclude_groups: Vec<String>,
+    /// `OR` or `AND`.
+    pub operator: &'static str,
+    pub controls: Vec<&'static str>,
+    pub created: Ticks,
+    pub modified: Ticks,
+}
+
+impl CaPolicy {
+    /// The policy as the audit's JSON text.
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "displayName": self.name,
+            "createdDateTime": super::render::iso7(self.created, "+00:00"),
+            "modifiedDateTime": super::render::iso7(self.modified, "+00:00"),
+            "state": self.state,
+            "conditions": {
+                "applications": {
+                    "includeApplications": ["All"],
+                    "excludeApplications": [],
+                    "includeUserActions": [],
+                    "includeAuthenticationContextClassReferences": [],
+                    "applicationFilter": null
+                },
+                "users": {
+                    "includeUsers": self.include_users,
+                    "excludeUsers": self.exclude_users,
+                    "includeGroups": [],
+                    "excludeGroups": self.exclude_groups,
+                    "includeRoles": self.include_roles,
+                    "excludeRoles": [],
+                    "includeGuestsOrExternalUsers": null,
+                    "excludeGuestsOrExternalUsers": null
+                },
+                "platforms": null,
+                "locations": null,
+                "userRiskLevels": [],
+                "signInRiskLevels": [],
+                "clientAppTypes": ["all"],
+                "servicePrincipalRiskLevels": []
+            },
+            "grantControls": {
+                "operator": self.operator,
+                "builtInControls": self.controls,
+                "customAuthenticationFactors": [],
+                "termsOfUse": [],
+                "authenticationStrength": null
+            },
+            "sessionControls": null
+        })
+        .to_string()
+    }
+}
+
+/// A Conditional Access audit (service Conditional Access, category Policy): `Update
+/// Conditional Access policy` with the policy before and after, or `Delete ...` with the old
+/// value only, as the service writes them (lower-case activity names, the policy as the target).
+pub fn ca_policy(
+    rng: &mut Rng,
+    t: Ticks,
+    tenant: usize,
+    actor: Actor,
+    old: &CaPolicy,
+    new: Option<&CaPolicy>,
+) -> Audit {
+    let (activity, op) = match new {
+        Some(_) => ("Update conditional access policy", "Update"),
+        None => ("Delete conditional access policy", "Delete"),
+    };
+    let mut a = Audit::new(
+        rng,
+        t,
+        tenant,
+        actor,
+        activity,
+        "Policy",
+        "Conditional Access",
+        op,
+    );
+    let shown = new.unwrap_or(old);
+    a.targets = vec![Target {
+        id: shown.id.to_string(),
+        display: Some(shown.name.clone()),
+        kind: "Policy",
+        upn: None,
+        props: vec![prop(
+            "ConditionalAccessPolicy",
+            Some(old.json()),
+            new.map(CaPolicy::json),
+        )],
+    }];
+    a.details = vec![("Category", "Conditional Access".to_owned())];
+    a
+}

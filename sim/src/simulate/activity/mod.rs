@@ -64,6 +64,7 @@ pub fn background(w: &World) -> (Vec<Rec>, Vec<Note>) {
         if w.tenants[t].monitored {
             g.connector(t);
             g.tenant_audits(t);
+            g.ca_upkeep(t);
             g.tenant_risk(t);
         }
     }

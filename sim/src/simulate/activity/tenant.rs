@@ -4,12 +4,12 @@
 //! alert.
 
 use super::{Gen, usual_auth, weekday};
-use crate::simulate::audits::{self, Consent, UserChange};
+use crate::simulate::audits::{self, CaPolicy, Consent, UserChange};
 use crate::simulate::catalog::{self, CITIES, ROLES, apps, roles};
 use crate::simulate::records::{
     Actor, Auth, Cat, Client, Detection, Rec, Risk, RiskyUser, SignIn, Who,
 };
-use crate::simulate::rng::{HOUR, MIN, Rng, SEC, Ticks};
+use crate::simulate::rng::{DAY, HOUR, MIN, Rng, SEC, Ticks};
 use crate::simulate::world::{AcctId, Kind, Mode};
 
 impl Gen<'_> {
@@ -269,6 +269,93 @@ impl Gen<'_> {
                 );
             }
         }
+    }
+
+    /// The tenant's admin keeping Conditional Access in order from the office, on its own random
+    /// stream: a policy renamed (nothing else changed), and the report-only legacy-authentication
+    /// block enforced with a leftover exclusion removed (tightening). `conditional-access-weakened` must stay below medium on both.
+    pub(super) fn ca_upkeep(&mut self, t: usize) {
+        let w = self.w;
+        let admins = w.members_of(t, |a| matches!(a.kind, Kind::Admin { .. }) && !a.attack);
+        let Some(&admin) = admins.first() else { return };
+        let mut rng = w.stream("ca-upkeep", w.tenants[t].id.0);
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let days = i64::from(w.days);
+        let actor = || Actor::User {
+            account: admin,
+            net: Some(w.tenants[t].office_net),
+        };
+        let created = w.start - rng.range(60 * DAY, 400 * DAY);
+        let mfa = CaPolicy {
+            id: rng.guid(),
+            name: "MFA all users".into(),
+            state: "enabled",
+            include_users: vec!["All".into()],
+            include_roles: Vec::new(),
+            exclude_users: Vec::new(),
+            exclude_groups: vec![rng.guid().to_string()],
+            operator: "OR",
+            controls: vec!["mfa"],
+            created,
+            modified: created + DAY,
+        };
+        let day = rng.range(1, days - 1);
+        let when = w.local_midnight(day, tz) + rng.range(10 * HOUR, 16 * HOUR);
+        let mut renamed = mfa.clone();
+        renamed.name = "CA001 - Require MFA for all users".into();
+        renamed.modified = when;
+        self.out.push(Rec::Audit(audits::ca_policy(
+            &mut rng,
+            when,
+            t,
+            actor(),
+            &mfa,
+            Some(&renamed),
+        )));
+        self.note(
+            "conditional-access-weakened",
+            t,
+            w.accounts[admin].id.to_string(),
+            when,
+            when,
+            "the tenant's admin renames a Conditional Access policy (nothing else changes)".into(),
+        );
+        let legacy = CaPolicy {
+            id: rng.guid(),
+            name: "Block legacy authentication".into(),
+            state: "enabledForReportingButNotEnforced",
+            include_users: vec!["All".into()],
+            include_roles: Vec::new(),
+            exclude_users: vec![w.accounts[admin].id.to_string()],
+            exclude_groups: Vec::new(),
+            operator: "OR",
+            controls: vec!["block"],
+            created,
+            modified: created + DAY,
+        };
+        let day = rng.range(1, days - 1);
+        let when = w.local_midnight(day, tz) + rng.range(10 * HOUR, 16 * HOUR);
+        let mut enforced = legacy.clone();
+        enforced.state = "enabled";
+        enforced.exclude_users.clear();
+        enforced.modified = when;
+        self.out.push(Rec::Audit(audits::ca_policy(
+            &mut rng,
+            when,
+            t,
+            actor(),
+            &legacy,
+            Some(&enforced),
+        )));
+        self.note(
+            "conditional-access-weakened",
+            t,
+            w.accounts[admin].id.to_string(),
+            when,
+            when,
+            "the tenant's admin enforces a report-only policy and removes an exclusion (tightening)"
+                .into(),
+        );
     }
 
     /// Identity Protection noise that must not alert: low risk still at risk, medium risk the user

@@ -22,7 +22,11 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 2] = ["federation-settings-changed", "cross-tenant-access-changed"];
+const ADDED_LATER: [&str; 3] = [
+    "federation-settings-changed",
+    "cross-tenant-access-changed",
+    "conditional-access-weakened",
+];
 
 /// One injected attack: the alert that must come of it.
 #[derive(Debug, Clone)]
@@ -365,6 +369,7 @@ impl Stories {
             "consent-grant-risky" => self.consent(w, rng, k, t),
             "federation-settings-changed" => self.federation(w, rng, k, t),
             "cross-tenant-access-changed" => self.cross_tenant(w, rng, k, t),
+            "conditional-access-weakened" => self.conditional_access(w, rng, k, t),
             "risky-user" => self.risky_user_story(w, rng, k, t),
             // A rule without a story tells none; the test below names it.
             _ => {}

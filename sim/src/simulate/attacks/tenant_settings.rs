@@ -1,13 +1,15 @@
 //! Tenant-settings stories: a domain made federated to an identity provider the attacker holds,
-//! and another tenant added to cross-tenant access with its MFA and device claims trusted. Record
-//! shapes follow Microsoft Learn "Microsoft Entra audit log activity reference"
-//! (DirectoryManagement and CrossTenantAccessSettings categories).
+//! another tenant added to cross-tenant access with its MFA and device claims trusted, and a
+//! Conditional Access policy weakened. Record shapes follow Microsoft Learn "Microsoft Entra audit
+//! log activity reference" (DirectoryManagement, CrossTenantAccessSettings, and Policy for the
+//! Conditional Access service) and "Use audit logs to troubleshoot Conditional Access policy
+//! changes".
 
 use super::{Stories, user_label};
-use crate::simulate::audits::{self, q};
-use crate::simulate::catalog::{CITIES, roles};
+use crate::simulate::audits::{self, CaPolicy, q};
+use crate::simulate::catalog::{CITIES, ROLES, roles};
 use crate::simulate::records::{Actor, Audit, Rec, Target};
-use crate::simulate::rng::{MIN, Rng, Ticks};
+use crate::simulate::rng::{DAY, MIN, Rng, Ticks};
 use crate::simulate::world::World;
 
 /// A record on one target (a domain or the cross-tenant access policy) with its modified
@@ -223,6 +225,83 @@ impl Stories {
             at + 5 * MIN,
             story,
         );
+        self.label(l);
+    }
+
+    /// `conditional-access-weakened`: an admin signing in from an attacker's network weakens the
+    /// tenant's Conditional Access. Variant 0 sets "Require MFA for admins" (which targets the
+    /// Global and Privileged Role Administrator roles) to report-only; variant 1 excludes the
+    /// admin's own account from "Require MFA for all users".
+    pub(super) fn conditional_access(&mut self, w: &mut World, rng: &mut Rng, k: u32, t: usize) {
+        let actor = Self::victim_admin(w, t, roles::GLOBAL_ADMIN);
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let at = self.when(w, rng, &[t], tz, (1, 5), 10 * MIN);
+        let net = self.attacker_net(w, rng, w.tenants[t].hq);
+        let report_only = k.is_multiple_of(2);
+        let created = w.start - rng.range(60 * DAY, 400 * DAY);
+        let old = if report_only {
+            CaPolicy {
+                id: rng.guid(),
+                name: "Require MFA for admins".into(),
+                state: "enabled",
+                include_users: Vec::new(),
+                include_roles: [roles::GLOBAL_ADMIN, roles::PRIVILEGED_ROLE_ADMIN]
+                    .iter()
+                    .map(|&r| ROLES[r].template.to_owned())
+                    .collect(),
+                exclude_users: Vec::new(),
+                exclude_groups: vec![rng.guid().to_string()],
+                operator: "OR",
+                controls: vec!["mfa"],
+                created,
+                modified: created + DAY,
+            }
+        } else {
+            CaPolicy {
+                id: rng.guid(),
+                name: "Require MFA for all users".into(),
+                state: "enabled",
+                include_users: vec!["All".into()],
+                include_roles: Vec::new(),
+                exclude_users: Vec::new(),
+                exclude_groups: vec![rng.guid().to_string()],
+                operator: "OR",
+                controls: vec!["mfa"],
+                created,
+                modified: created + DAY,
+            }
+        };
+        let mut new = old.clone();
+        new.modified = at;
+        if report_only {
+            new.state = "enabledForReportingButNotEnforced";
+        } else {
+            new.exclude_users.push(w.accounts[actor].id.to_string());
+        }
+        self.emit(w, |g| {
+            let me = Actor::User {
+                account: actor,
+                net: Some(net),
+            };
+            g.out.push(Rec::Audit(audits::ca_policy(
+                rng,
+                at,
+                t,
+                me,
+                &old,
+                Some(&new),
+            )));
+        });
+        let what = if report_only {
+            format!("sets \"{}\" to report-only", old.name)
+        } else {
+            format!("excludes their own account from \"{}\"", old.name)
+        };
+        let story = format!(
+            "a Global Administrator signing in from {} {what}",
+            w.nets[net].ip
+        );
+        let l = user_label(w, "conditional-access-weakened", k, actor, t, at, at, story);
         self.label(l);
     }
 }

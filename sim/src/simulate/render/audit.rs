@@ -125,6 +125,7 @@ fn audit_prefix(service: &str) -> &'static str {
         "PIM" => "PIM",
         "Authentication Methods" => "UserManagement",
         "Invited Users" => "B2B",
+        "Conditional Access" => "IPCGraph",
         _ => "Directory",
     }
 }
