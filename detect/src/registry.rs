@@ -24,6 +24,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(privileged_role_assigned::PrivilegedRoleAssigned),
         Box::new(admin_agents_membership_changed::AdminAgentsMembershipChanged),
         Box::new(partner_created_account::PartnerCreatedAccount),
+        Box::new(partner_sensitive_change::PartnerSensitiveChange),
         Box::new(security_info_changed_privileged::SecurityInfoChangedPrivileged),
         Box::new(consent_grant_risky::ConsentGrantRisky),
         Box::new(federation_settings_changed::FederationSettingsChanged),

@@ -21,6 +21,7 @@ pub mod mfa_not_satisfied;
 pub mod new_country_sign_in;
 pub mod partner_created_account;
 pub mod partner_new_tenant;
+pub mod partner_sensitive_change;
 pub mod partner_tenant_fanout;
 pub mod password_spray;
 pub mod privileged_role_assigned;

@@ -468,6 +468,77 @@ impl Stories {
         self.label(l);
     }
 
+    /// `partner-sensitive-change`: a GDAP technician, signed in to a customer as a service
+    /// provider, resets the password of one of the customer's User Administrators (even
+    /// variants) or makes one of them a Global Administrator (odd variants: critical).
+    pub(super) fn partner_sensitive(&mut self, w: &mut World, rng: &mut Rng, k: u32, t: usize) {
+        let tech = Self::technician(w, rng, &[t], 2);
+        w.accounts[tech].usual.push(t);
+        let victim = Self::victim_admin(w, t, roles::USER_ADMIN);
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let at = self.when(w, rng, &[t], tz, (10, 17), HOUR);
+        let (net, laptop) = (w.accounts[tech].home_net, w.accounts[tech].laptop);
+        self.attacks.ips.push(w.nets[net].ip.clone());
+        let grant = k % 2 == 1;
+        self.emit(w, |g| {
+            g.sign_in(
+                at,
+                t,
+                tech,
+                Cat::Interactive,
+                apps::ENTRA_ADMIN,
+                net,
+                Some(laptop),
+                Auth::Passwordless(Method::Fido2),
+                0,
+                rng,
+            );
+            let actor = Actor::User {
+                account: tech,
+                net: Some(net),
+            };
+            let rec = if grant {
+                audits::role_member(
+                    g.w,
+                    rng,
+                    at + 7 * MIN,
+                    t,
+                    actor,
+                    audits::user_target(g.w, victim),
+                    roles::GLOBAL_ADMIN,
+                    "Add member to role",
+                )
+            } else {
+                audits::reset_password(g.w, rng, at + 7 * MIN, t, actor, victim)
+            };
+            g.out.push(Rec::Audit(rec));
+        });
+        let victim_upn = w.accounts[victim].upn.clone();
+        let story = if grant {
+            format!(
+                "GDAP technician makes {victim_upn} a Global Administrator of {}",
+                w.tenants[t].name
+            )
+        } else {
+            format!(
+                "GDAP technician resets the password of User Administrator {victim_upn} in {}",
+                w.tenants[t].name
+            )
+        };
+        let mut l = user_label(
+            w,
+            "partner-sensitive-change",
+            k,
+            tech,
+            t,
+            at + 7 * MIN,
+            at + 7 * MIN,
+            story,
+        );
+        l.alt_tenants = vec![w.partner];
+        self.label(l);
+    }
+
     pub(super) fn security_info(&mut self, w: &mut World, rng: &mut Rng, k: u32, t: usize) {
         let target = Self::victim_admin(w, t, roles::SECURITY_ADMIN);
         let other = (!k.is_multiple_of(3)).then(|| Self::victim_admin(w, t, roles::USER_ADMIN));

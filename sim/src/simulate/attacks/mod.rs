@@ -22,10 +22,11 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 3] = [
+const ADDED_LATER: [&str; 4] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
+    "partner-sensitive-change",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -365,6 +366,7 @@ impl Stories {
             "privileged-role-assigned" => self.privileged_role(w, rng, k, t),
             "admin-agents-membership-changed" => self.admin_agents(w, rng, k),
             "partner-created-account" => self.partner_created(w, rng, k, t),
+            "partner-sensitive-change" => self.partner_sensitive(w, rng, k, t),
             "security-info-changed-privileged" => self.security_info(w, rng, k, t),
             "consent-grant-risky" => self.consent(w, rng, k, t),
             "federation-settings-changed" => self.federation(w, rng, k, t),
