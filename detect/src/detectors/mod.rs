@@ -16,6 +16,7 @@ pub mod federation_settings_changed;
 pub mod impossible_travel;
 pub mod legacy_auth_sign_in;
 pub mod log_source_silent;
+pub mod mfa_fatigue;
 pub mod mfa_not_satisfied;
 pub mod new_country_sign_in;
 pub mod partner_created_account;

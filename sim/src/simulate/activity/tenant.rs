@@ -611,4 +611,57 @@ impl Gen<'_> {
                 .into(),
         );
     }
+
+    /// One user denies an MFA prompt by mistake (a mis-tap on "No, it's not me"), then signs in
+    /// with an approved push a minute later: not MFA fatigue.
+    pub(super) fn mfa_mis_tap(&mut self, t: usize) {
+        let w = self.w;
+        let mut rng = w.stream("mfa-mis-tap", w.tenants[t].id.0);
+        let office = w.members_of(t, |a| {
+            a.kind == Kind::Regular && !a.attack && a.leaver_at.is_none() && a.mode == Mode::Office
+        });
+        let Some(&a) = office.get(4).or(office.first()) else {
+            return;
+        };
+        let Some(day) = (4..i64::from(w.days)).find(|&d| weekday(w, d) == 1) else {
+            return;
+        };
+        let at =
+            w.local_midnight(day, CITIES[w.tenants[t].hq].tz) + 10 * HOUR + rng.range(0, 30) * MIN;
+        let net = w.tenants[t].office_net;
+        let acc = &w.accounts[a];
+        self.sign_in(
+            at,
+            t,
+            a,
+            Cat::Interactive,
+            apps::OFFICE_HOME,
+            net,
+            Some(acc.laptop),
+            Auth::MfaDenied(catalog::Method::MobileApp),
+            500121,
+            &mut rng,
+        );
+        let back = at + rng.range(40, 90) * SEC;
+        self.sign_in(
+            back,
+            t,
+            a,
+            Cat::Interactive,
+            apps::OFFICE_HOME,
+            net,
+            Some(acc.laptop),
+            Auth::Mfa(catalog::Method::MobileApp),
+            0,
+            &mut rng,
+        );
+        self.note(
+            "mfa-fatigue",
+            t,
+            acc.id.to_string(),
+            at,
+            back,
+            "a user denies one MFA push by mistake, then approves the next a minute later".into(),
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! Variants cycle with the story number, so larger counts exercise more of each rule.
 
 mod directory;
+mod sign_in_flows;
 mod sign_ins;
 mod tenant_settings;
 
@@ -22,7 +23,11 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 2] = ["federation-settings-changed", "cross-tenant-access-changed"];
+const ADDED_LATER: [&str; 3] = [
+    "federation-settings-changed",
+    "cross-tenant-access-changed",
+    "mfa-fatigue",
+];
 
 /// One injected attack: the alert that must come of it.
 #[derive(Debug, Clone)]
@@ -353,6 +358,7 @@ impl Stories {
             "impossible-travel" => self.impossible_travel(w, rng, k, t),
             "password-spray" => self.password_spray(w, rng, k, t),
             "brute-force" => self.brute_force(w, rng, k, t),
+            "mfa-fatigue" => self.mfa_fatigue(w, rng, k, t),
             "disabled-account-sign-in" => self.disabled_account_sign_in(w, rng, k, t),
             "admin-collaboration-use" => self.admin_collaboration_use(w, rng, k, t),
             "partner-new-tenant" => self.partner_new_tenant(w, rng, k, t),

@@ -197,6 +197,18 @@ fn steps(s: &SignIn, graph: bool) -> Vec<Value> {
         Auth::ClaimMfa => vec![claim_first(), claim_mfa()],
         Auth::Refresh => vec![claim_first()],
         Auth::PasswordOnly | Auth::MfaRequired => vec![password(true)],
+        Auth::MfaDenied(m) => vec![
+            password(true),
+            step(
+                graph,
+                t,
+                m.log_name(),
+                Some(m.detail()),
+                false,
+                catalog::failure_details(500121).unwrap_or_default(),
+                "Multi-factor authentication",
+            ),
+        ],
         Auth::PasswordFail => vec![password(false)],
         Auth::None => Vec::new(),
     };
