@@ -11,6 +11,7 @@ pub mod break_glass_account_used;
 pub mod brute_force;
 pub mod consent_grant_risky;
 pub mod cross_tenant_access_changed;
+pub mod device_code_sign_in;
 pub mod disabled_account_sign_in;
 pub mod federation_settings_changed;
 pub mod impossible_travel;

@@ -23,10 +23,11 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 3] = [
+const ADDED_LATER: [&str; 4] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "mfa-fatigue",
+    "device-code-sign-in",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -359,6 +360,7 @@ impl Stories {
             "password-spray" => self.password_spray(w, rng, k, t),
             "brute-force" => self.brute_force(w, rng, k, t),
             "mfa-fatigue" => self.mfa_fatigue(w, rng, k, t),
+            "device-code-sign-in" => self.device_code(w, rng, k, t),
             "disabled-account-sign-in" => self.disabled_account_sign_in(w, rng, k, t),
             "admin-collaboration-use" => self.admin_collaboration_use(w, rng, k, t),
             "partner-new-tenant" => self.partner_new_tenant(w, rng, k, t),

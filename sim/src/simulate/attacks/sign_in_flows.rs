@@ -3,7 +3,7 @@
 
 use super::{Stories, user_label};
 use crate::simulate::catalog::{CITIES, Method, apps};
-use crate::simulate::records::{Auth, Cat};
+use crate::simulate::records::{Auth, Cat, SignIn, Who};
 use crate::simulate::rng::{HOUR, Rng, SEC};
 use crate::simulate::world::World;
 
@@ -57,5 +57,42 @@ impl Stories {
             denials * 100 / 60 + 1
         );
         self.label(user_label(w, rule, k, v, t, at, last, story));
+    }
+
+    /// Device code phishing: the user enters a code an attacker sent, and the sign-in (the
+    /// attacker's session, from the attacker's network abroad) completes with the user's MFA.
+    pub(super) fn device_code(&mut self, w: &mut World, rng: &mut Rng, k: u32, t: usize) {
+        let rule = "device-code-sign-in";
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let v = Self::victim(w, t);
+        let net = self.attacker_net(w, rng, w.tenants[t].hq);
+        let dev = Self::attacker_device(w);
+        let at = self.when(w, rng, &[t], tz, (9, 17), HOUR);
+        let app = if k.is_multiple_of(2) {
+            apps::OFFICE_HOME
+        } else {
+            apps::TEAMS_WEB
+        };
+        self.emit(w, |g| {
+            let mut s = SignIn::new(
+                rng,
+                at,
+                t,
+                Who::User(v),
+                Cat::Interactive,
+                app,
+                net,
+                Some(dev),
+            );
+            s.auth = Auth::Mfa(Method::MobileApp);
+            s.protocol = "deviceCode";
+            g.push(s);
+        });
+        let story = format!(
+            "the user enters a phished device code; the sign-in completes from {} ({}), a country \
+             the user never signs in from",
+            w.nets[net].ip, CITIES[w.nets[net].city].name
+        );
+        self.label(user_label(w, rule, k, v, t, at, at, story));
     }
 }

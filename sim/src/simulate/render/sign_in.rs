@@ -262,7 +262,9 @@ fn device(w: &World, s: &SignIn, graph: bool) -> Value {
         "deviceId".into(),
         json!(d.id.map(|g| g.to_string()).unwrap_or_default()),
     );
-    if graph {
+    // The simulator's Event Hub records name only the shared meeting-room device (as Teams
+    // Rooms sign-ins show it); the personal devices keep their historical shape.
+    if graph || d.name.starts_with("MTR-") {
         m.insert("displayName".into(), json!(d.name));
     }
     m.insert("operatingSystem".into(), json!(d.os));
@@ -464,6 +466,9 @@ fn sign_in_props(w: &World, s: &SignIn, graph: bool) -> Map<String, Value> {
         }),
     );
     put("authenticationProtocol", json!(s.protocol));
+    if s.protocol == "deviceCode" {
+        put("originalTransferMethod", json!("deviceCodeFlow"));
+    }
     put(
         "incomingTokenType",
         json!(if s.cat == Cat::NonInteractive && windows_pc {
