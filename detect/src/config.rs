@@ -165,6 +165,12 @@ pub struct Thresholds {
     pub brute_force_window_minutes: i64,
     /// A success this soon after a burst raises brute force to high.
     pub brute_force_success_minutes: i64,
+    /// `mfa-fatigue`: this many MFA denials or unanswered prompts (500121) for one user...
+    pub mfa_fatigue_min_denials: u32,
+    /// ...within this many minutes make a burst...
+    pub mfa_fatigue_window_minutes: i64,
+    /// ...and an interactive success this soon after its last denial raises it to high.
+    pub mfa_fatigue_success_minutes: i64,
     pub disabled_min_attempts: u32,
     pub disabled_min_ips: u32,
     pub disabled_window_hours: i64,
@@ -220,6 +226,9 @@ impl Default for Thresholds {
             brute_force_min_failures: 10,
             brute_force_window_minutes: 10,
             brute_force_success_minutes: 60,
+            mfa_fatigue_min_denials: 3,
+            mfa_fatigue_window_minutes: 10,
+            mfa_fatigue_success_minutes: 30,
             disabled_min_attempts: 3,
             disabled_min_ips: 2,
             disabled_window_hours: 24,
@@ -393,7 +402,7 @@ impl DetectConfig {
             }
         }
         let t = &self.thresholds;
-        let positive: [(&str, f64); 18] = [
+        let positive: [(&str, f64); 21] = [
             ("learning_days", t.learning_days as f64 + 1.0),
             ("learning_sign_ins", f64::from(t.learning_sign_ins) + 1.0),
             ("travel_min_km", t.travel_min_km),
@@ -412,6 +421,18 @@ impl DetectConfig {
             (
                 "brute_force_success_minutes",
                 t.brute_force_success_minutes as f64,
+            ),
+            (
+                "mfa_fatigue_min_denials",
+                f64::from(t.mfa_fatigue_min_denials),
+            ),
+            (
+                "mfa_fatigue_window_minutes",
+                t.mfa_fatigue_window_minutes as f64,
+            ),
+            (
+                "mfa_fatigue_success_minutes",
+                t.mfa_fatigue_success_minutes as f64,
             ),
             ("disabled_min_attempts", f64::from(t.disabled_min_attempts)),
             ("disabled_window_hours", t.disabled_window_hours as f64),
@@ -665,6 +686,43 @@ mod tests {
                 .iter()
                 .any(|p| p.starts_with("detect.thresholds.spray_min_users"))
         );
+    }
+
+    #[test]
+    fn mfa_fatigue_thresholds_default_and_are_validated() {
+        let t = Thresholds::default();
+        assert_eq!(
+            (
+                t.mfa_fatigue_min_denials,
+                t.mfa_fatigue_window_minutes,
+                t.mfa_fatigue_success_minutes
+            ),
+            (3, 10, 30)
+        );
+        let parsed: Thresholds = serde_json::from_value(serde_json::json!({
+            "mfa_fatigue_min_denials": 5, "mfa_fatigue_window_minutes": 15
+        }))
+        .unwrap();
+        assert_eq!(parsed.mfa_fatigue_min_denials, 5);
+        assert_eq!(parsed.mfa_fatigue_window_minutes, 15);
+        assert_eq!(parsed.mfa_fatigue_success_minutes, 30);
+        let mut c = DetectConfig::default();
+        c.thresholds.mfa_fatigue_min_denials = 0;
+        c.thresholds.mfa_fatigue_window_minutes = -1;
+        c.thresholds.mfa_fatigue_success_minutes = 0;
+        let problems = c.validate(&[]);
+        for name in [
+            "mfa_fatigue_min_denials",
+            "mfa_fatigue_window_minutes",
+            "mfa_fatigue_success_minutes",
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("detect.thresholds.{name}:"))),
+                "{problems:#?}"
+            );
+        }
     }
 
     #[test]

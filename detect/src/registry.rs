@@ -16,6 +16,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(impossible_travel::ImpossibleTravel),
         Box::new(password_spray::PasswordSpray),
         Box::new(brute_force::BruteForce),
+        Box::new(mfa_fatigue::MfaFatigue),
+        Box::new(device_code_sign_in::DeviceCodeSignIn),
         Box::new(disabled_account_sign_in::DisabledAccountSignIn),
         Box::new(admin_collaboration_use::AdminCollaborationUse),
         Box::new(partner_new_tenant::PartnerNewTenant),

@@ -191,9 +191,15 @@ pub struct SignIn {
     /// `status.errorCode`; 0 is success.
     pub error_code: Option<i64>,
     pub failure_reason: Option<Text>,
+    /// `status.additionalDetails`: the detail behind the error code (`MFA denied; user declined
+    /// the authentication`, `MFA denied; Phone App Reported Fraud`, ...). Free text.
+    pub additional_details: Option<Text>,
     pub conditional_access_status: Option<ConditionalAccessStatus>,
     pub authentication_requirement: Option<AuthenticationRequirement>,
     pub authentication_protocol: Option<AuthenticationProtocol>,
+    /// `originalTransferMethod` (beta): how the session was first transferred to this client,
+    /// `deviceCodeFlow` or `authenticationTransfer` (`none` otherwise). Free text.
+    pub original_transfer_method: Option<Text>,
     pub authentication_details: Vec<AuthenticationStep>,
     pub authentication_methods_used: Vec<Text>,
     pub risk_level_aggregated: Option<RiskLevel>,
@@ -246,6 +252,17 @@ impl SignIn {
     /// A CSP / GDAP partner technician acting in a customer tenant.
     pub fn is_service_provider(&self) -> bool {
         self.cross_tenant_access_type == Some(CrossTenantAccessType::ServiceProvider)
+    }
+
+    /// Whether the sign-in went through the OAuth device authorization grant: the
+    /// `authenticationProtocol` `deviceCode`, or an `originalTransferMethod` of `deviceCodeFlow`
+    /// (the session began with a device code).
+    pub fn is_device_code(&self) -> bool {
+        self.authentication_protocol == Some(AuthenticationProtocol::DeviceCode)
+            || self
+                .original_transfer_method
+                .as_deref()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("deviceCodeFlow"))
     }
 
     /// Whether any step completed a second factor (a fresh prompt or a claim in the token).

@@ -500,6 +500,67 @@ mod tests {
         assert_eq!(e.meta.time_source, TimeSource::Record);
     }
 
+    /// `status.additionalDetails`, `authenticationProtocol` and `originalTransferMethod` are read
+    /// from every shape: a Graph beta entity, an Event Hub record and a Log Analytics row (whose
+    /// `Status` column is a JSON string in exports), by the tolerant and the fast reader alike.
+    #[test]
+    fn mfa_details_and_the_device_code_flow_are_read_from_every_shape() {
+        let tenant = "11111111-aaaa-4aaa-8aaa-111111111111";
+        let graph = json!({
+            "id": "g1", "createdDateTime": "2026-10-01T08:29:40Z", "userId": "u1",
+            "userPrincipalName": "ann@contoso.com", "resourceTenantId": tenant,
+            "status": {"errorCode": 500121,
+                "failureReason": "Authentication failed during strong authentication request.",
+                "additionalDetails": "MFA denied; user declined the authentication"},
+            "authenticationProtocol": "deviceCode", "originalTransferMethod": "deviceCodeFlow"
+        });
+        let event_hub = json!({
+            "time": "2026-10-01T08:29:40.1234567Z", "category": "SignInLogs", "tenantId": tenant,
+            "resultType": "500121",
+            "resultDescription": "Authentication failed during strong authentication request.",
+            "properties": {"id": "e1", "createdDateTime": "2026-10-01T08:29:40.1234567+00:00",
+                "userId": "u1", "userPrincipalName": "ann@contoso.com",
+                "status": {"errorCode": 500121,
+                    "additionalDetails": "MFA denied; user declined the authentication"},
+                "authenticationProtocol": "deviceCode", "originalTransferMethod": "deviceCodeFlow"}
+        });
+        let log_analytics = json!({
+            "TenantId": "9c4d2e7a-5b1f-4e38-a6d0-7f2b8c1e4a95", "Type": "SigninLogs",
+            "AADTenantId": tenant, "TimeGenerated": "2026-10-01T08:29:41Z",
+            "CreatedDateTime": "2026-10-01T08:29:40Z", "Id": "l1", "UserId": "u1",
+            "UserPrincipalName": "ann@contoso.com", "ResultType": "500121",
+            "ResultDescription": "Authentication failed during strong authentication request.",
+            "Status": "{\"errorCode\":500121,\"additionalDetails\":\"MFA denied; user declined the authentication\"}",
+            "AuthenticationProtocol": "deviceCode", "OriginalTransferMethod": "deviceCodeFlow"
+        });
+        for record in [graph, event_hub, log_analytics] {
+            let mut events = vec![event(record.clone())];
+            if let Some(fast) = normalize_fast(&record.to_string(), &ctx()) {
+                events.push(*fast);
+            }
+            for e in events {
+                let s = e.as_sign_in().unwrap();
+                assert_eq!(s.error_code, Some(500121), "{record}");
+                assert_eq!(
+                    s.additional_details.as_deref(),
+                    Some("MFA denied; user declined the authentication"),
+                    "{record}"
+                );
+                assert_eq!(
+                    s.authentication_protocol,
+                    Some(crate::model::AuthenticationProtocol::DeviceCode),
+                    "{record}"
+                );
+                assert_eq!(
+                    s.original_transfer_method.as_deref(),
+                    Some("deviceCodeFlow"),
+                    "{record}"
+                );
+                assert!(s.is_device_code());
+            }
+        }
+    }
+
     #[test]
     fn unknown_categories_are_skipped() {
         let out = normalize(

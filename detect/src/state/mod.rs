@@ -43,6 +43,9 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 pub const PASSWORD_FAILURE_CODES: [i64; 4] = [50126, 50053, 50055, 50056];
 /// Account disabled.
 pub const DISABLED_ACCOUNT_CODE: i64 = 50057;
+/// Authentication failed during strong authentication request: an MFA prompt denied, left
+/// unanswered, or reported as fraud (`mfa-fatigue`).
+pub const MFA_DENIED_CODE: i64 = 500121;
 
 /// Everything the detectors may read.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -56,6 +59,9 @@ pub struct State {
     pub streams: HashMap<(u32, Stream), StreamState, KeyHash>,
     /// Partner home tenants seen acting in each customer tenant.
     pub partners_of: HashMap<u32, Vec<u32>, KeyHash>,
+    /// When each tenant last had a successful device-code sign-in (`device-code-sign-in`),
+    /// forgotten after the retention.
+    pub device_code_tenants: HashMap<u32, i64, KeyHash>,
     /// No time that [`State::evict`] compares is older than this (a lower bound), so an eviction
     /// with its horizon at or below it has nothing to remove and skips the tables. Lowered by
     /// every update, raised by each eviction that scans; the tables change only through those
@@ -78,6 +84,12 @@ impl State {
     pub fn principal_by_key(&self, tenant: &str, key: u128) -> Option<&PrincipalState> {
         let t = self.tenants.get(tenant)?;
         self.principals.get(&(t, key))
+    }
+
+    /// When tenant `tenant` last had a successful device-code sign-in, if it had one kept.
+    pub fn tenant_device_code_at(&self, tenant: &str) -> Option<i64> {
+        let t = self.tenants.get(tenant)?;
+        self.device_code_tenants.get(&t).copied()
     }
 
     pub fn technician(&self, home_tenant: &str, user_id: &str) -> Option<&TechnicianState> {
@@ -128,8 +140,26 @@ impl State {
             return;
         }
         let mut floor = i64::MAX;
-        self.principals
-            .retain(|_, p| kept_since(horizon, p.last_seen, &mut p.countries, &mut floor));
+        self.principals.retain(|_, p| {
+            p.mfa_denials.retain(|at| *at >= horizon);
+            if p.device_code_at.is_some_and(|at| at < horizon) {
+                p.device_code_at = None;
+            }
+            let keep = kept_since(horizon, p.last_seen, &mut p.countries, &mut floor);
+            if keep {
+                floor = (p.mfa_denials.iter().copied())
+                    .chain(p.device_code_at)
+                    .fold(floor, i64::min);
+            }
+            keep
+        });
+        self.device_code_tenants.retain(|_, at| {
+            let keep = *at >= horizon;
+            if keep {
+                floor = floor.min(*at);
+            }
+            keep
+        });
         self.technicians
             .retain(|_, t| kept_since(horizon, t.last_seen, &mut t.tenants, &mut floor));
         self.ips.retain(|_, i| {

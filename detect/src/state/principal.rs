@@ -88,12 +88,25 @@ pub struct PrincipalState {
     pub disabled_at: Option<i64>,
     /// When this principal last had a risky sign-in (medium or high risk, at risk).
     pub risky_sign_in_at: Option<i64>,
+    /// Times of recent MFA denials and unanswered prompts (500121), pruned to the `mfa-fatigue`
+    /// window and capped.
+    pub mfa_denials: Vec<i64>,
+    /// The last denial of an `mfa-fatigue` burst (the threshold met); cleared by the first
+    /// interactive success after it.
+    pub mfa_fatigue_at: Option<i64>,
+    /// When this principal last signed in successfully through the device-code flow.
+    pub device_code_at: Option<i64>,
 }
 
 impl PrincipalState {
     /// Whether the principal has a baseline: `days` of history and `sign_ins` successes.
     pub fn has_baseline(&self, now: i64, days: i64, sign_ins: u32) -> bool {
         now - self.first_seen >= days * 86_400 && self.successes >= sign_ins
+    }
+
+    /// MFA denials (500121) at or after `since`.
+    pub fn mfa_denials_since(&self, since: i64) -> usize {
+        self.mfa_denials.iter().filter(|t| **t >= since).count()
     }
 
     pub fn failures_since(&self, since: i64) -> usize {

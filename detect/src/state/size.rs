@@ -17,6 +17,7 @@ impl State {
                 heap(p.countries.capacity() * size_of::<(u16, i64)>())
                     + heap(p.failures.capacity() * size_of::<i64>())
                     + heap(p.disabled_attempts.capacity() * size_of::<(i64, u128)>())
+                    + heap(p.mfa_denials.capacity() * size_of::<i64>())
                     + p.last_fix.as_ref().map_or(0, |f| {
                         heap(f.event_id.capacity())
                             + f.city.as_ref().map_or(0, |c| heap(c.capacity()))
@@ -55,6 +56,7 @@ impl State {
             )
             + ips
             + table(self.ips.capacity(), size_of::<(u128, IpState)>())
+            + table(self.device_code_tenants.capacity(), size_of::<(u32, i64)>())
     }
 }
 

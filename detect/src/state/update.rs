@@ -6,7 +6,7 @@ use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
 
 use super::lists::{push_capped, touch_tenant};
 use super::{
-    DISABLED_ACCOUNT_CODE, Fix, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure,
+    DISABLED_ACCOUNT_CODE, Fix, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, MFA_DENIED_CODE, NamedFailure,
     PASSWORD_FAILURE_CODES, PrincipalState, State, Stream, StreamState, TechnicianState,
     valid_coordinates,
 };
@@ -93,6 +93,13 @@ impl State {
             match s.error_code {
                 Some(0) => {
                     p.successes = p.successes.saturating_add(1);
+                    if s.is_interactive() {
+                        // `mfa-fatigue` reports the first interactive success after a burst.
+                        p.mfa_fatigue_at = None;
+                    }
+                    if s.is_device_code() && s.is_user() {
+                        p.device_code_at = Some(p.device_code_at.map_or(now, |at| at.max(now)));
+                    }
                     if p.disabled_at.is_some_and(|d| now >= d) {
                         p.disabled_at = None;
                     }
@@ -131,6 +138,15 @@ impl State {
                         p.brute_force_at = Some(now);
                     }
                 }
+                Some(MFA_DENIED_CODE) if s.is_user() => {
+                    let window = t.mfa_fatigue_window_minutes * 60;
+                    p.mfa_denials.retain(|at| *at > now - window);
+                    let cap = MAX_FAILURES.max(t.mfa_fatigue_min_denials as usize);
+                    push_capped(&mut p.mfa_denials, now, cap, |at| *at);
+                    if p.mfa_denials.len() as u32 >= t.mfa_fatigue_min_denials {
+                        p.mfa_fatigue_at = Some(now);
+                    }
+                }
                 Some(DISABLED_ACCOUNT_CODE) => {
                     let window = t.disabled_window_hours * 3600;
                     let counts = p.disabled_counts(now - window + 1, Some(ip.unwrap_or(0)));
@@ -163,6 +179,10 @@ impl State {
             if risky {
                 p.risky_sign_in_at = Some(now);
             }
+        }
+        if s.is_success() && s.is_user() && s.is_device_code() {
+            let at = self.device_code_tenants.entry(tenant).or_insert(now);
+            *at = (*at).max(now);
         }
         if let Some(ip) = ip {
             let entry = self.ips.entry(ip).or_default();

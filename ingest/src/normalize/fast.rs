@@ -267,6 +267,7 @@ fn sign_in<'a>(
         .and_then(|s| owned(&s.failure_reason))
         .or_else(|| owned(&p.result_description))
         .or_else(|| outer_text(|o| &o.result_description));
+    let additional_details = status.and_then(|s| owned(&s.additional_details));
     let place = match object(&p.location_details)? {
         Some(place) => Some(place),
         None => object(&p.location)?,
@@ -301,12 +302,14 @@ fn sign_in<'a>(
         original_request_id: owned(&p.original_request_id),
         error_code,
         failure_reason,
+        additional_details,
         conditional_access_status: text(&p.conditional_access_status)
             .map(|s| ConditionalAccessStatus::parse(&s)),
         authentication_requirement: text(&p.authentication_requirement)
             .map(|s| AuthenticationRequirement::parse(&s)),
         authentication_protocol: text(&p.authentication_protocol)
             .map(|s| AuthenticationProtocol::parse(&s)),
+        original_transfer_method: owned(&p.original_transfer_method),
         authentication_details: array(&p.authentication_details)?
             .iter()
             .map(authentication_step)

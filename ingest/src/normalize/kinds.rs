@@ -40,6 +40,7 @@ pub(super) fn sign_in(
         .and_then(|s| s.str("failureReason"))
         .or_else(|| p.str("ResultDescription"))
         .or_else(|| outer_str("resultDescription"));
+    let additional_details = status.and_then(|s| s.str("additionalDetails"));
     // Log Analytics: `ResourceId` is the Azure path; the resource app id is `ResourceIdentity`.
     let resource_id = match flavor {
         Flavor::LogAnalytics => p.str("ResourceIdentity"),
@@ -81,6 +82,7 @@ pub(super) fn sign_in(
         original_request_id: p.str("originalRequestId"),
         error_code,
         failure_reason,
+        additional_details,
         conditional_access_status: p
             .str("conditionalAccessStatus")
             .map(|s| ConditionalAccessStatus::parse(&s)),
@@ -90,6 +92,7 @@ pub(super) fn sign_in(
         authentication_protocol: p
             .str("authenticationProtocol")
             .map(|s| AuthenticationProtocol::parse(&s)),
+        original_transfer_method: p.str("originalTransferMethod"),
         authentication_details: p
             .array("authenticationDetails")
             .iter()

@@ -388,6 +388,7 @@ record! {
         "conditionalAccessStatus" => conditional_access_status: Scalar<'a>,
         "authenticationRequirement" => authentication_requirement: Scalar<'a>,
         "authenticationProtocol" => authentication_protocol: Scalar<'a>,
+        "originalTransferMethod" => original_transfer_method: Scalar<'a>,
         "authenticationDetails" => authentication_details: ListField<'a, AuthStep<'a>>,
         "authenticationMethodsUsed" => authentication_methods_used: ListField<'a, Scalar<'a>>,
         "riskLevelAggregated" => risk_level_aggregated: Scalar<'a>,
@@ -424,6 +425,7 @@ record! {
     Status<'a> {
         "errorCode" => error_code: Scalar<'a>,
         "failureReason" => failure_reason: Scalar<'a>,
+        "additionalDetails" => additional_details: Scalar<'a>,
     }
     decline []
 }

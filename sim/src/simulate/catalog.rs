@@ -589,6 +589,7 @@ pub fn failure_reason(code: u32) -> &'static str {
         53003 => {
             "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."
         }
+        500121 => "Authentication failed during strong authentication request.",
         _ => "Other.",
     }
 }
@@ -601,6 +602,7 @@ pub fn failure_details(code: u32) -> Option<&'static str> {
         ),
         50074 => Some("MFA required"),
         50140 => Some("The user was presented the 'Keep me signed in' prompt."),
+        500121 => Some("MFA denied; user declined the authentication"),
         _ => None,
     }
 }

@@ -32,6 +32,8 @@ pub enum Auth {
     PasswordFail,
     /// Password right, then MFA required (the 50074 interrupt).
     MfaRequired,
+    /// Password right, then this MFA prompt denied or unanswered (error 500121).
+    MfaDenied(Method),
     /// No user authentication (service principals, disabled accounts).
     None,
 }

@@ -75,6 +75,8 @@ pub fn background(w: &World) -> (Vec<Rec>, Vec<Note>) {
         .max_by_key(|&t| (w.tenants[t].members.len(), std::cmp::Reverse(t)))
     {
         g.typo_morning(c);
+        g.mfa_mis_tap(c);
+        g.meeting_room(c);
     }
     // While the traveller is flying or away, only the trip's own sign-ins (hotel Wi-Fi) exist,
     // whichever part of the world generated the others.

@@ -698,4 +698,107 @@ impl Gen<'_> {
                 .into(),
         );
     }
+
+    /// One user denies an MFA prompt by mistake (a mis-tap on "No, it's not me"), then signs in
+    /// with an approved push a minute later: not MFA fatigue.
+    pub(super) fn mfa_mis_tap(&mut self, t: usize) {
+        let w = self.w;
+        let mut rng = w.stream("mfa-mis-tap", w.tenants[t].id.0);
+        let office = w.members_of(t, |a| {
+            a.kind == Kind::Regular && !a.attack && a.leaver_at.is_none() && a.mode == Mode::Office
+        });
+        let Some(&a) = office.get(4).or(office.first()) else {
+            return;
+        };
+        let Some(day) = (4..i64::from(w.days)).find(|&d| weekday(w, d) == 1) else {
+            return;
+        };
+        let at =
+            w.local_midnight(day, CITIES[w.tenants[t].hq].tz) + 10 * HOUR + rng.range(0, 30) * MIN;
+        let net = w.tenants[t].office_net;
+        let acc = &w.accounts[a];
+        self.sign_in(
+            at,
+            t,
+            a,
+            Cat::Interactive,
+            apps::OFFICE_HOME,
+            net,
+            Some(acc.laptop),
+            Auth::MfaDenied(catalog::Method::MobileApp),
+            500121,
+            &mut rng,
+        );
+        let back = at + rng.range(40, 90) * SEC;
+        self.sign_in(
+            back,
+            t,
+            a,
+            Cat::Interactive,
+            apps::OFFICE_HOME,
+            net,
+            Some(acc.laptop),
+            Auth::Mfa(catalog::Method::MobileApp),
+            0,
+            &mut rng,
+        );
+        self.note(
+            "mfa-fatigue",
+            t,
+            acc.id.to_string(),
+            at,
+            back,
+            "a user denies one MFA push by mistake, then approves the next a minute later".into(),
+        );
+    }
+
+    /// A meeting room's Teams Rooms device signing in by device code each working morning with
+    /// a user's account: a shared device, low at most.
+    pub(super) fn meeting_room(&mut self, t: usize) {
+        let w = self.w;
+        let mut rng = w.stream("meeting-room", w.tenants[t].id.0);
+        let Some(room) = w.devices.iter().position(|d| d.name.starts_with("MTR-")) else {
+            return;
+        };
+        let office = w.members_of(t, |a| {
+            a.kind == Kind::Regular && !a.attack && a.leaver_at.is_none() && a.mode == Mode::Office
+        });
+        let Some(&a) = office.get(5).or(office.last()) else {
+            return;
+        };
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let net = w.tenants[t].office_net;
+        let (mut first, mut last) = (None, 0);
+        for day in 0..i64::from(w.days) {
+            if weekday(w, day) >= 5 {
+                continue;
+            }
+            let at = w.local_midnight(day, tz) + 8 * HOUR + rng.range(30, 55) * MIN;
+            let mut s = SignIn::new(
+                &mut rng,
+                at,
+                t,
+                Who::User(a),
+                Cat::Interactive,
+                apps::TEAMS_DESKTOP,
+                net,
+                Some(room),
+            );
+            s.auth = Auth::Mfa(catalog::Method::MobileApp);
+            s.protocol = "deviceCode";
+            self.push(s);
+            first.get_or_insert(at);
+            last = at;
+        }
+        if let Some(first) = first {
+            self.note(
+                "device-code-sign-in",
+                t,
+                w.accounts[a].id.to_string(),
+                first,
+                last,
+                "a meeting room's Teams Rooms device (MTR-Boardroom-01) signs in by device code every working morning (low at most)".into(),
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! Variants cycle with the story number, so larger counts exercise more of each rule.
 
 mod directory;
+mod sign_in_flows;
 mod sign_ins;
 mod tenant_settings;
 
@@ -22,11 +23,13 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 4] = [
+const ADDED_LATER: [&str; 6] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
     "partner-sensitive-change",
+    "mfa-fatigue",
+    "device-code-sign-in",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -358,6 +361,8 @@ impl Stories {
             "impossible-travel" => self.impossible_travel(w, rng, k, t),
             "password-spray" => self.password_spray(w, rng, k, t),
             "brute-force" => self.brute_force(w, rng, k, t),
+            "mfa-fatigue" => self.mfa_fatigue(w, rng, k, t),
+            "device-code-sign-in" => self.device_code(w, rng, k, t),
             "disabled-account-sign-in" => self.disabled_account_sign_in(w, rng, k, t),
             "admin-collaboration-use" => self.admin_collaboration_use(w, rng, k, t),
             "partner-new-tenant" => self.partner_new_tenant(w, rng, k, t),

@@ -197,6 +197,18 @@ fn steps(s: &SignIn, graph: bool) -> Vec<Value> {
         Auth::ClaimMfa => vec![claim_first(), claim_mfa()],
         Auth::Refresh => vec![claim_first()],
         Auth::PasswordOnly | Auth::MfaRequired => vec![password(true)],
+        Auth::MfaDenied(m) => vec![
+            password(true),
+            step(
+                graph,
+                t,
+                m.log_name(),
+                Some(m.detail()),
+                false,
+                catalog::failure_details(500121).unwrap_or_default(),
+                "Multi-factor authentication",
+            ),
+        ],
         Auth::PasswordFail => vec![password(false)],
         Auth::None => Vec::new(),
     };
@@ -250,7 +262,9 @@ fn device(w: &World, s: &SignIn, graph: bool) -> Value {
         "deviceId".into(),
         json!(d.id.map(|g| g.to_string()).unwrap_or_default()),
     );
-    if graph {
+    // The simulator's Event Hub records name only the shared meeting-room device (as Teams
+    // Rooms sign-ins show it); the personal devices keep their historical shape.
+    if graph || d.name.starts_with("MTR-") {
         m.insert("displayName".into(), json!(d.name));
     }
     m.insert("operatingSystem".into(), json!(d.os));
@@ -452,6 +466,9 @@ fn sign_in_props(w: &World, s: &SignIn, graph: bool) -> Map<String, Value> {
         }),
     );
     put("authenticationProtocol", json!(s.protocol));
+    if s.protocol == "deviceCode" {
+        put("originalTransferMethod", json!("deviceCodeFlow"));
+    }
     put(
         "incomingTokenType",
         json!(if s.cat == Cat::NonInteractive && windows_pc {

@@ -8,8 +8,8 @@
 use std::net::Ipv6Addr;
 
 use super::{
-    END_UNIX_SECONDS, Format, Grant, Group, GroupKind, Kind, Mode, Net, NetId, ServicePrincipal,
-    Sizes, Tenant, Trip, World,
+    Device, END_UNIX_SECONDS, Format, Grant, Group, GroupKind, Kind, Mode, Net, NetId,
+    ServicePrincipal, Sizes, Tenant, Trip, World,
 };
 use crate::simulate::catalog::{self, CITIES, Method, roles};
 use crate::simulate::rng::{DAY, HOUR, Rng, SEC, label};
@@ -121,6 +121,18 @@ impl World {
         let served: Vec<usize> = w.customers.iter().copied().skip(1).take(2).collect();
         w.add_technician_of(w.second_partner, served, false);
         w.plan_trip();
+        // A Teams Rooms device in a meeting room, signed in by device code each morning (a benign
+        // look-alike of device code phishing). Its id comes from its own stream, so the world
+        // stream is untouched.
+        let id = Rng::derive(seed, &[label("room-device")]).guid();
+        w.add_device(Device {
+            id: Some(id),
+            name: "MTR-Boardroom-01".into(),
+            os: "Android",
+            browser: "",
+            managed: true,
+            trust: "Azure AD registered",
+        });
         w
     }
 
