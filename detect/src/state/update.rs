@@ -53,6 +53,9 @@ impl State {
                     t.learning_days,
                 );
                 let succeeded = a.result.as_ref().is_none_or(|r| *r == AuditResult::Success);
+                if succeeded {
+                    self.learn_app(config, tenant, a, now);
+                }
                 if succeeded
                     && a.activity_display_name
                         .eq_ignore_ascii_case("Disable account")
