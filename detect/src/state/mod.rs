@@ -28,7 +28,7 @@ mod technician;
 mod tenants;
 mod update;
 
-pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS};
+pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS, actor_key};
 pub use ip::{
     IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
 };
