@@ -2,6 +2,7 @@
 //! on principals created for it (marked `attack`, so their alerts never count as false positives).
 //! Variants cycle with the story number, so larger counts exercise more of each rule.
 
+mod applications;
 mod directory;
 mod sign_ins;
 mod tenant_settings;
@@ -22,7 +23,11 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 2] = ["federation-settings-changed", "cross-tenant-access-changed"];
+const ADDED_LATER: [&str; 3] = [
+    "federation-settings-changed",
+    "cross-tenant-access-changed",
+    "app-credential-added",
+];
 
 /// One injected attack: the alert that must come of it.
 #[derive(Debug, Clone)]
@@ -363,6 +368,7 @@ impl Stories {
             "partner-created-account" => self.partner_created(w, rng, k, t),
             "security-info-changed-privileged" => self.security_info(w, rng, k, t),
             "consent-grant-risky" => self.consent(w, rng, k, t),
+            "app-credential-added" => self.app_credential(w, rng, k, t),
             "federation-settings-changed" => self.federation(w, rng, k, t),
             "cross-tenant-access-changed" => self.cross_tenant(w, rng, k, t),
             "risky-user" => self.risky_user_story(w, rng, k, t),
