@@ -17,22 +17,31 @@ use entrawatch_ingest::model::{Audit, TargetResource};
 
 use crate::detectors::modified_pair;
 
-/// Activity names as compared here: lower case, any dash (`–`, `—`, `-`) as `-`, runs of
-/// whitespace as one space.
+/// An activity name as compared here, without allocating (every audit is asked): lower case, any
+/// dash (`–`, `—`, `-`) as `-`, runs of whitespace as one space, no space at either end.
+fn normalized_chars(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.split_whitespace().enumerate().flat_map(|(i, word)| {
+        (i > 0)
+            .then_some(' ')
+            .into_iter()
+            .chain(word.chars().flat_map(|c| {
+                let c = match c {
+                    '\u{2010}'..='\u{2015}' | '\u{2212}' => '-',
+                    c => c,
+                };
+                c.to_lowercase()
+            }))
+    })
+}
+
+/// [`normalized_chars`] as a string.
 pub fn normalized_activity(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for word in name.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        for c in word.chars() {
-            match c {
-                '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
-                c => out.extend(c.to_lowercase()),
-            }
-        }
-    }
-    out
+    normalized_chars(name).collect()
+}
+
+/// Whether an activity name is `expected` (given normalized) with any dash, casing and spacing.
+pub fn activity_is(name: &str, expected: &str) -> bool {
+    normalized_chars(name).eq(expected.chars())
 }
 
 /// Which grant an audit is.
@@ -313,12 +322,18 @@ fn key_id(key: &str) -> &str {
 /// new key: a removal is logged under the same name), `Update application` and `Update service
 /// principal` only when `KeyDescription` gains a key.
 pub fn credential_added(a: &Audit) -> Option<CredentialChange> {
-    let name = normalized_activity(&a.activity_display_name);
-    let explicit = match name.as_str() {
-        "update application - certificates and secrets management"
-        | "add service principal credentials" => true,
-        "update application" | "update service principal" => false,
-        _ => return None,
+    let name = &a.activity_display_name;
+    let is = |expected| activity_is(name, expected);
+    let (explicit, on_sp) = if is("update application - certificates and secrets management") {
+        (true, false)
+    } else if is("add service principal credentials") {
+        (true, true)
+    } else if is("update application") {
+        (false, false)
+    } else if is("update service principal") {
+        (false, true)
+    } else {
+        return None;
     };
     let pair = modified_pair(a, "KeyDescription");
     let (old, new) = pair.unwrap_or_default();
@@ -336,10 +351,11 @@ pub fn credential_added(a: &Audit) -> Option<CredentialChange> {
         })
         .collect();
     let key_list_seen = pair.is_some_and(|(_, new)| new.is_some());
-    if !(added.len() > 0 || (explicit && !key_list_seen)) {
+    // Fires when a key is new, or on an explicit credential activity whose key list is not recorded.
+    if added.is_empty() && (key_list_seen || !explicit) {
         return None;
     }
-    let kind = if name.contains("service principal") {
+    let kind = if on_sp {
         "ServicePrincipal"
     } else {
         "Application"
@@ -414,6 +430,10 @@ mod tests {
                 normalized_activity(n),
                 "update application - certificates and secrets management"
             );
+            assert!(activity_is(
+                n,
+                "update application - certificates and secrets management"
+            ));
         }
     }
 
