@@ -4,10 +4,10 @@
 use super::{AppState, IpState, PrincipalState, State, TechnicianState};
 
 impl State {
-    /// Approximate bytes of the per-principal, per-technician, per-IP and per-application state, as the process
-    /// holds them: each table's bucket array at its capacity (entries plus a control byte, at
-    /// hashbrown's 7/8 load), and every list and string at its capacity plus the allocator's
-    /// per-block cost. `entrawatch bench` compares it with the growth of resident memory.
+    /// Approximate bytes of the per-principal, per-technician, per-IP and per-application state,
+    /// as the process holds them: each table's bucket array at its capacity (entries plus a
+    /// control byte, at hashbrown's 7/8 load), and every list and string at its capacity plus the
+    /// allocator's per-block cost. `entrawatch bench` compares it with the growth of resident memory.
     pub fn approx_bytes(&self) -> usize {
         use std::mem::size_of;
         let principals: usize = self
