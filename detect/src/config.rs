@@ -264,6 +264,9 @@ pub struct DetectConfig {
     /// `cross-tenant-access-changed` settings (`[detect.cross_tenant_access]`): the GDAP plumbing
     /// apps whose changes never fire.
     pub cross_tenant_access: CrossTenantAccess,
+    /// Application settings (`[detect.applications]`): the high-impact permissions shared by
+    /// `consent-grant-risky` and `app-credential-added`, and the credential rotation identities.
+    pub applications: Applications,
     /// Per-rule allow lists, keyed by rule id.
     pub allow: BTreeMap<String, AllowList>,
 }
@@ -282,6 +285,7 @@ impl Default for DetectConfig {
             enabled_rules: Vec::new(),
             thresholds: Thresholds::default(),
             cross_tenant_access: Default::default(),
+            applications: Applications::default(),
             allow: BTreeMap::new(),
         }
     }
@@ -401,6 +405,7 @@ impl DetectConfig {
                 }
             }
         }
+        problems.extend(self.applications.validate());
         let t = &self.thresholds;
         let positive: [(&str, f64); 21] = [
             ("learning_days", t.learning_days as f64 + 1.0),
@@ -574,9 +579,140 @@ impl CrossTenantAccess {
     }
 }
 
+/// Application settings (`[detect.applications]`), for `consent-grant-risky` and
+/// `app-credential-added`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Applications {
+    /// Delegated scopes and application roles (by value, or by app role id) that let an app read
+    /// mail and files or take over the directory. Matched in any casing; an entry ending in `*`
+    /// matches every permission starting with what precedes it (`Mail.*`).
+    pub high_impact_permissions: Vec<String>,
+    /// Identities that rotate application credentials as their job (automation accounts, pipeline
+    /// service principals), by user object id or UPN, or by service principal object id, app id
+    /// or name: a credential they add is reported low.
+    pub rotation_identities: Vec<String>,
+}
+
+impl Default for Applications {
+    fn default() -> Self {
+        Applications {
+            high_impact_permissions: [
+                "Mail.*",
+                "MailboxSettings.ReadWrite",
+                "Files.ReadWrite.All",
+                "Sites.*",
+                "Directory.*",
+                "RoleManagement.*",
+                "AppRoleAssignment.ReadWrite.All",
+                "Application.ReadWrite.All",
+                "full_access_as_app",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            rotation_identities: Vec::new(),
+        }
+    }
+}
+
+impl Applications {
+    /// Whether a scope or app role is in [`Applications::high_impact_permissions`].
+    pub fn is_high_impact(&self, permission: &str) -> bool {
+        let p = permission.trim();
+        !p.is_empty()
+            && self.high_impact_permissions.iter().any(|e| {
+                let e = e.trim();
+                match e.strip_suffix('*') {
+                    Some(prefix) => p
+                        .get(..prefix.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(prefix)),
+                    None => e.eq_ignore_ascii_case(p),
+                }
+            })
+    }
+
+    /// Whether any of an actor's ids is a configured rotation identity.
+    pub fn is_rotation_identity(&self, ids: &[&str]) -> bool {
+        self.rotation_identities.iter().any(|r| {
+            let r = r.trim();
+            ids.iter().any(|id| id.trim().eq_ignore_ascii_case(r))
+        })
+    }
+
+    fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, p) in self.high_impact_permissions.iter().enumerate() {
+            let p = p.trim();
+            if p.is_empty() || p == "*" {
+                problems.push(format!(
+                    "detect.applications.high_impact_permissions[{i}]: {p:?} names no permission"
+                ));
+            } else if p.trim_end_matches('*').contains('*') || p.ends_with("**") {
+                problems.push(format!(
+                    "detect.applications.high_impact_permissions[{i}]: {p:?}: `*` only at the end"
+                ));
+            }
+        }
+        for (i, r) in self.rotation_identities.iter().enumerate() {
+            if r.trim().is_empty() {
+                problems.push(format!(
+                    "detect.applications.rotation_identities[{i}]: empty"
+                ));
+            }
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn application_settings_match_and_validate() {
+        let a = Applications::default();
+        for p in [
+            "Mail.ReadWrite",
+            "mail.read",
+            "Mail.Send",
+            "Files.ReadWrite.All",
+            "Sites.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "RoleManagement.ReadWrite.Directory",
+            "AppRoleAssignment.ReadWrite.All",
+            "Application.ReadWrite.All",
+            "full_access_as_app",
+        ] {
+            assert!(a.is_high_impact(p), "{p}");
+        }
+        for p in [
+            "User.Read",
+            "Files.Read",
+            "MailboxSettings.Read",
+            "Mail",
+            "",
+        ] {
+            assert!(!a.is_high_impact(p), "{p}");
+        }
+        let c: DetectConfig = serde_json::from_value(serde_json::json!({
+            "applications": {
+                "high_impact_permissions": ["Calendars.ReadWrite", "Notes.*", "", "Ma*il"],
+                "rotation_identities": ["automation@contoso.com", " "]
+            }
+        }))
+        .unwrap();
+        assert!(c.applications.is_high_impact("notes.read.all"));
+        assert!(!c.applications.is_high_impact("Mail.Read"));
+        assert!(
+            c.applications
+                .is_rotation_identity(&["uid-1", "Automation@Contoso.com"])
+        );
+        let problems = c.validate(&[]);
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].starts_with("detect.applications.high_impact_permissions[2]"));
+        assert!(problems[1].starts_with("detect.applications.high_impact_permissions[3]"));
+        assert!(problems[2].starts_with("detect.applications.rotation_identities[1]"));
+    }
 
     #[test]
     fn a_principal_list_finds_exactly_what_a_scan_of_its_entries_finds() {

@@ -22,6 +22,7 @@
 //! - [`config`]: the [`DetectConfig`]: thresholds, partner tenants, break-glass accounts, extra
 //!   privileged principals, enabled rules and allow lists.
 
+pub mod apps;
 pub mod config;
 pub mod detector;
 pub mod detectors;

@@ -29,6 +29,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(partner_sensitive_change::PartnerSensitiveChange),
         Box::new(security_info_changed_privileged::SecurityInfoChangedPrivileged),
         Box::new(consent_grant_risky::ConsentGrantRisky),
+        Box::new(app_credential_added::AppCredentialAdded),
         Box::new(federation_settings_changed::FederationSettingsChanged),
         Box::new(cross_tenant_access_changed::CrossTenantAccessChanged),
         Box::new(conditional_access_weakened::ConditionalAccessWeakened),

@@ -4,87 +4,80 @@ use entrawatch_ingest::model::{Audit, Body, Event};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, succeeded};
+use crate::apps::{self, Grant, GrantKind, scopes_in};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
 pub const ID: &str = "consent-grant-risky";
 
-/// Scope prefixes (lower case) that are high-risk whatever follows: `Mail.*`, `Sites.*`, ...
-const RISKY_PREFIXES: [&str; 4] = ["mail.", "sites.", "directory.", "rolemanagement."];
-/// Exact high-risk scopes (lower case).
-const RISKY_SCOPES: [&str; 4] = [
-    "mailboxsettings.readwrite",
-    "files.readwrite.all",
-    "application.readwrite.all",
-    "full_access_as_app",
-];
-
 /// User documentation, printed by `entrawatch rules consent-grant-risky`.
 pub const DOC: &str = r#"## What it detects
-A successful `Consent to application` audit that grants an application high-risk permissions:
+A successful audit that gives an application high-impact permissions (the list
+`detect.applications.high_impact_permissions`, shared with `app-credential-added`; by default
 `Mail.*`, `MailboxSettings.ReadWrite`, `Files.ReadWrite.All`, `Sites.*`, `Directory.*`,
-`RoleManagement.*`, `Application.ReadWrite.All` or `full_access_as_app` (medium); high when the
-consent is an admin consent (`ConsentContext.IsAdminConsent`), on behalf of all users
-(`ConsentContext.OnBehalfOfAll`, or `ConsentType: AllPrincipals`) or for app-only permissions
-(`ConsentContext.IsAppOnly`). An admin consent on behalf of all users with no high-risk scope
-fires medium.
+`RoleManagement.*`, `AppRoleAssignment.ReadWrite.All`, `Application.ReadWrite.All` and
+`full_access_as_app`):
 
-Scopes are read from `ConsentAction.Permissions`, whose text is `[<grants before>] => [<grants
-after>]` with `Scope: <space-separated scopes>` in each grant; only scopes that are new after the
-arrow count, so re-consenting to the same permissions does not fire again.
+- `Consent to application` granting a high-impact scope: medium; high when the consent is an
+  admin consent (`ConsentContext.IsAdminConsent`), on behalf of all users
+  (`ConsentContext.OnBehalfOfAll`, or `ConsentType: AllPrincipals`) or for app-only permissions
+  (`ConsentContext.IsAppOnly`). An admin consent on behalf of all users with no high-impact scope
+  fires medium.
+- `Add delegated permission grant` whose `DelegatedPermissionGrant.Scope` gains a high-impact
+  scope: medium; high when the grant is for all users
+  (`DelegatedPermissionGrant.ConsentType: AllPrincipals`) or an application, not a person, made it.
+- `Add app role assignment to service principal` of a high-impact application permission
+  (`AppRole.Value`, else `AppRole.Id`: list app role ids too if your records lack the value):
+  high; critical when the application granted the role to itself.
+
+Scopes of a consent are read from `ConsentAction.Permissions`, whose text is `[<grants before>] =>
+[<grants after>]` with `Scope: <space-separated scopes>` in each grant; only scopes that are new
+after the arrow count, so re-consenting to the same permissions does not fire again; likewise only
+scopes new in `DelegatedPermissionGrant.Scope` count. A consent writes its delegated grant (and,
+for application permissions, its app role assignment) as records of its own: they raise the same
+rule on the same application, which the alert stage joins into one episode.
 
 ## Why it matters
 Illicit consent grants hand an attacker's app a token that reads mail and files, and survives
 password resets and MFA, because the app, not the user, holds the access. Tenant-wide or app-only
-consent does it for every mailbox at once. MITRE ATT&CK T1528 (Steal Application Access Token).
+permissions do it for every mailbox at once, and an app that holds `AppRoleAssignment.ReadWrite.All`
+can grant itself anything without an admin consent. MITRE ATT&CK T1528 (Steal Application Access
+Token) and T1098.003 (Additional Cloud Roles).
 
 ## Signals used
-`activityDisplayName`, `result`, the `ServicePrincipal` target (the app), the modified
-properties `ConsentAction.Permissions`, `ConsentContext.IsAdminConsent`,
-`ConsentContext.OnBehalfOfAll` and `ConsentContext.IsAppOnly`, `additionalDetails` (`AppId`,
-`User-Agent`), and `initiatedBy` with its `ipAddress`.
+`activityDisplayName`, `result`, the `ServicePrincipal` targets (the app; for grants and role
+assignments the resource API first, then the client), the modified properties
+`ConsentAction.Permissions`, `ConsentContext.IsAdminConsent`, `ConsentContext.OnBehalfOfAll`,
+`ConsentContext.IsAppOnly`, `DelegatedPermissionGrant.Scope`, `DelegatedPermissionGrant.ConsentType`,
+`AppRole.Value`, `AppRole.Id`, `ServicePrincipal.ObjectID`, `ServicePrincipal.AppId`,
+`ServicePrincipal.DisplayName`, `additionalDetails` (`AppId`, `User-Agent`), and `initiatedBy`
+(user or app) with its `ipAddress`.
 
 ## Example
 `marek.horvath@fabrikam.com` grants "Fabrikam Mail Archiver" `Mail.Read Files.ReadWrite.All
 User.Read offline_access` as an admin consent for the whole organisation: this fires high with
-the app as the principal and `Mail.Read` and `Files.ReadWrite.All` as the risky scopes.
+the app as the principal and `Mail.Read` and `Files.ReadWrite.All` as the risky scopes. An app
+"LegacyTestOAuthApp" assigning itself `full_access_as_app` on Office 365 Exchange Online fires
+critical.
 
 ## Known false positives and tuning
-Onboarding of legitimate mail archivers, backup and e-discovery tools. Verify the publisher and
-the app's reply URLs in Enterprise applications before trusting it; allow-list a vetted app by
-its service principal object id under `[detect.allow.consent-grant-risky]`. Restricting user
-consent to verified publishers and low-risk permissions removes most user-consent alerts.
+Onboarding of legitimate mail archivers, backup and e-discovery tools, and deployment pipelines
+that assign app roles to the apps they create. Verify the publisher and the app's reply URLs in
+Enterprise applications before trusting it; allow-list a vetted app by its service principal
+object id under `[detect.allow.consent-grant-risky]`. Tune what counts as high impact with
+`detect.applications.high_impact_permissions` (an entry ending in `*` is a prefix). Restricting
+user consent to verified publishers and low-risk permissions removes most user-consent alerts.
 
 ## References
 Microsoft Learn: "Detect and remediate illicit consent grants", "Microsoft Graph permissions
-reference", "Configure how users consent to applications", and "Audit activity reference"
-(ApplicationManagement, `Consent to application`).
+reference", "Configure how users consent to applications", "oAuth2PermissionGrant resource type",
+"appRoleAssignment resource type" and "Audit activity reference" (ApplicationManagement:
+`Consent to application`, `Add delegated permission grant`, `Add app role assignment to service
+principal`).
 "#;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConsentGrantRisky;
-
-/// The scopes in a `ConsentAction.Permissions` half: every `Scope:` list up to its `,` or `]`.
-fn scopes_in(text: &str) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("Scope:") {
-        rest = &rest[i + "Scope:".len()..];
-        let end = rest.find([',', ']']).unwrap_or(rest.len());
-        for scope in rest[..end].split_whitespace() {
-            if !out.contains(&scope) {
-                out.push(scope);
-            }
-        }
-        rest = &rest[end..];
-    }
-    out
-}
-
-fn is_risky_scope(scope: &str) -> bool {
-    let s = scope.to_ascii_lowercase();
-    RISKY_PREFIXES.iter().any(|p| s.starts_with(p)) || RISKY_SCOPES.contains(&s.as_str())
-}
 
 fn flag(a: &Audit, name: &str) -> bool {
     a.modified_new_value(name)
@@ -104,14 +97,16 @@ impl Detector for ConsentGrantRisky {
         Severity::Medium
     }
 
-    fn observe(&self, _ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
+    fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
         let Body::Audit(a) = &event.body else { return };
-        if !a
-            .activity_display_name
-            .trim()
-            .eq_ignore_ascii_case("Consent to application")
-            || !succeeded(a)
-        {
+        let Some(kind) = GrantKind::of(a) else { return };
+        if !succeeded(a) {
+            return;
+        }
+        if kind != GrantKind::Consent {
+            if let Some(g) = apps::grant(a) {
+                observe_grant(ctx, event, a, &g, out);
+            }
             return;
         }
         let permissions = a
@@ -126,7 +121,7 @@ impl Detector for ConsentGrantRisky {
         let risky: Vec<&str> = granted
             .iter()
             .copied()
-            .filter(|s| is_risky_scope(s))
+            .filter(|s| ctx.config.applications.is_high_impact(s))
             .collect();
         let admin = flag(a, "ConsentContext.IsAdminConsent");
         let all_users =
@@ -234,6 +229,121 @@ impl Detector for ConsentGrantRisky {
             ip: actor_ip(a),
         });
     }
+}
+
+/// A delegated permission grant or an app role assignment giving an application high-impact
+/// permissions. Delegated: medium, high for all users or when an application made it. App role
+/// (application permission, tenant-wide by nature): high, critical when the app granted it to
+/// itself.
+fn observe_grant(ctx: &Context<'_>, event: &Event, a: &Audit, g: &Grant, out: &mut Vec<Finding>) {
+    let apps_config = &ctx.config.applications;
+    let risky: Vec<&str> = g
+        .permissions
+        .iter()
+        .map(String::as_str)
+        .filter(|p| apps_config.is_high_impact(p))
+        .collect();
+    if risky.is_empty() {
+        return;
+    }
+    let by_user = a
+        .initiated_by
+        .user
+        .as_ref()
+        .is_some_and(|u| u.id.is_some() || u.user_principal_name.is_some());
+    let initiator = a.initiated_by.app.as_ref().filter(|_| !by_user);
+    let same = |x: Option<&str>, y: Option<&str>| matches!((x, y), (Some(x), Some(y)) if x.trim().eq_ignore_ascii_case(y.trim()));
+    let self_grant = initiator.is_some_and(|p| {
+        same(
+            p.service_principal_id.as_deref(),
+            g.client.object_id.as_deref(),
+        ) || same(p.app_id.as_deref(), g.client.app_id.as_deref())
+    });
+    let (severity, what, reach) = match g.kind {
+        GrantKind::AppRole => (
+            if self_grant {
+                Severity::Critical
+            } else {
+                Severity::High
+            },
+            "app role assignment",
+            "as an application permission (no signed-in user needed, every mailbox or site)",
+        ),
+        _ => (
+            if g.all_principals || initiator.is_some() {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            "delegated permission grant",
+            if g.all_principals {
+                "for all users"
+            } else {
+                "for one user"
+            },
+        ),
+    };
+    let app_name = g.client.label();
+    let tenant = &event.meta.tenant_id;
+    let actor = actor_name(a);
+    let from = actor_ip(a)
+        .map(|ip| format!(" from {ip}"))
+        .unwrap_or_default();
+    let by_app = if self_grant {
+        " (the application granted itself)"
+    } else if initiator.is_some() {
+        " (made by an application, not a person)"
+    } else {
+        ""
+    };
+    let title = format!("{actor} granted {app_name} {} {reach}", risky.join(", "));
+    let summary = format!(
+        "{actor}{from} made a {what} in tenant {tenant}{by_app}: the application {app_name} may now use \
+         {} on {} (high-impact: {}). An application holding these keeps the access without any user's password or MFA. \
+         Check who owns the app and why it needs them; if it is not a known, vetted app, remove the \
+         grant, disable the service principal, and review its sign-ins and credentials.",
+        g.permissions.join(" "),
+        g.resource.as_deref().unwrap_or("its API"),
+        risky.join(", "),
+    );
+    let mut evidence = Map::new();
+    evidence.insert("activity".into(), json!(a.activity_display_name.as_ref()));
+    evidence.insert("app".into(), json!(app_name));
+    evidence.insert("app_id".into(), json!(g.client.app_id));
+    evidence.insert("service_principal_id".into(), json!(g.client.object_id));
+    evidence.insert("resource".into(), json!(g.resource));
+    evidence.insert("permissions_granted".into(), json!(g.permissions));
+    evidence.insert("risky_scopes".into(), json!(risky));
+    evidence.insert("on_behalf_of_all".into(), Value::Bool(g.all_principals));
+    evidence.insert("app_only".into(), Value::Bool(g.kind == GrantKind::AppRole));
+    evidence.insert("initiated_by_app".into(), Value::Bool(initiator.is_some()));
+    evidence.insert("self_grant".into(), Value::Bool(self_grant));
+    evidence.insert("actor".into(), json!(actor));
+    evidence.insert("ip_address".into(), json!(actor_ip(a)));
+    evidence.insert("correlation_id".into(), json!(a.correlation_id));
+    out.push(Finding {
+        rule: ID,
+        severity,
+        tenant_id: tenant.to_string(),
+        principal: Principal {
+            kind: PrincipalKind::ServicePrincipal,
+            id: g
+                .client
+                .object_id
+                .clone()
+                .or_else(|| g.client.app_id.clone())
+                .unwrap_or_else(|| app_name.clone()),
+            upn: None,
+            home_tenant_id: None,
+        },
+        time: event.meta.time,
+        event_ids: vec![event.meta.id.to_string()],
+        title,
+        summary,
+        evidence,
+        mitre: &["T1528", "T1098.003"],
+        ip: actor_ip(a),
+    });
 }
 
 #[cfg(test)]
@@ -424,12 +534,13 @@ mod tests {
             )
             .failed()
             .build(),
+            // A delegated grant of harmless scopes (the consent's own record stays quiet too).
             audit("q5", "Add delegated permission grant", 4)
-                .target("ServicePrincipal", "sp-x", "Evil Mail App")
+                .target("ServicePrincipal", "sp-x", "Team Calendar")
                 .modified(
                     "DelegatedPermissionGrant.Scope",
                     None,
-                    Some("Mail.ReadWrite"),
+                    Some(" User.Read Calendars.Read"),
                 )
                 .build(),
         ];
@@ -456,11 +567,190 @@ mod tests {
             found.iter().map(|f| f.severity).collect::<Vec<_>>(),
             vec![Severity::High]
         );
+        let apps = DetectConfig::default().applications;
         assert!(
-            is_risky_scope("RoleManagement.ReadWrite.Directory")
-                && is_risky_scope("sites.fullcontrol.all")
+            apps.is_high_impact("RoleManagement.ReadWrite.Directory")
+                && apps.is_high_impact("sites.fullcontrol.all")
         );
-        assert!(!is_risky_scope("Files.Read") && !is_risky_scope("MailboxSettings.Read"));
+        assert!(!apps.is_high_impact("Files.Read") && !apps.is_high_impact("MailboxSettings.Read"));
+    }
+
+    /// `Add delegated permission grant` as Entra writes it: the resource (Microsoft Graph) with the
+    /// grant's properties, then the client.
+    fn delegated(
+        id: &str,
+        minute: i64,
+        client: &str,
+        old: Option<&str>,
+        new: &str,
+        all: bool,
+    ) -> AuditB {
+        audit(id, "Add delegated permission grant", minute)
+            .category("ApplicationManagement")
+            .by_user("marek.horvath@fabrikam.com")
+            .target(
+                "ServicePrincipal",
+                "6c1a0f2e-93b1-4f0b-8f4e-0d2b6a1c9e11",
+                "Microsoft Graph",
+            )
+            .modified("DelegatedPermissionGrant.Scope", old, Some(new))
+            .modified(
+                "DelegatedPermissionGrant.ConsentType",
+                None,
+                Some(if all { "AllPrincipals" } else { "Principal" }),
+            )
+            .target("ServicePrincipal", &format!("sp-{client}"), "")
+            .with(|a| a.target_resources[1].display_name = None)
+    }
+
+    /// `Add app role assignment to service principal` as in the public Splunk attack data sample
+    /// (an app assigning itself `full_access_as_app`): the resource first, the client in its
+    /// modified properties.
+    fn app_role(id: &str, minute: i64, client_sp: &str, role: &str) -> AuditB {
+        audit(id, "Add app role assignment to service principal", minute)
+            .category("ApplicationManagement")
+            .target(
+                "ServicePrincipal",
+                "8429eb5c-faeb-4ade-8eac-acc003790769",
+                "Office 365 Exchange Online",
+            )
+            .modified(
+                "AppRole.Id",
+                None,
+                Some("dc890d15-9560-4a4c-9b7f-a736ec74ec40"),
+            )
+            .modified("AppRole.Value", None, Some(role))
+            .modified(
+                "AppRole.DisplayName",
+                None,
+                Some("Use Exchange Web Services with full access to all mailboxes"),
+            )
+            .modified("ServicePrincipal.ObjectID", None, Some(client_sp))
+            .modified(
+                "ServicePrincipal.DisplayName",
+                None,
+                Some("LegacyTestOAuthApp"),
+            )
+            .modified(
+                "ServicePrincipal.AppId",
+                None,
+                Some("0d4c2f1e-7a51-4b8e-9a5d-3c1f6e2b8a40"),
+            )
+    }
+
+    #[test]
+    fn fires_on_delegated_grants_and_app_role_assignments_of_high_impact_permissions() {
+        let events = vec![
+            delegated(
+                "d1",
+                0,
+                "pdf",
+                None,
+                " openid Mail.ReadWrite offline_access",
+                false,
+            )
+            .build(),
+            delegated(
+                "d2",
+                1,
+                "arch",
+                Some(" User.Read"),
+                " User.Read Files.ReadWrite.All",
+                true,
+            )
+            .build(),
+            app_role(
+                "r1",
+                2,
+                "fc8c8125-bc0c-499d-8344-e53c6e3caa81",
+                "full_access_as_app",
+            )
+            .by_user("marek.horvath@fabrikam.com")
+            .build(),
+            app_role(
+                "r2",
+                3,
+                "fc8c8125-bc0c-499d-8344-e53c6e3caa81",
+                "full_access_as_app",
+            )
+            .with(|a| {
+                a.initiated_by.user = None;
+                a.initiated_by.app = Some(entrawatch_ingest::model::AuditApp {
+                    display_name: Some("LegacyTestOAuthApp".into()),
+                    service_principal_id: Some("fc8c8125-bc0c-499d-8344-e53c6e3caa81".into()),
+                    ..Default::default()
+                })
+            })
+            .build(),
+        ];
+        let found = run(ID, DetectConfig::default(), &events);
+        let brief: Vec<(&str, Severity, &str)> = found
+            .iter()
+            .map(|f| (f.event_ids[0].as_str(), f.severity, f.principal.id.as_str()))
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("d1", Severity::Medium, "sp-pdf"),
+                ("d2", Severity::High, "sp-arch"),
+                ("r1", Severity::High, "fc8c8125-bc0c-499d-8344-e53c6e3caa81"),
+                (
+                    "r2",
+                    Severity::Critical,
+                    "fc8c8125-bc0c-499d-8344-e53c6e3caa81"
+                ),
+            ]
+        );
+        assert_eq!(
+            found[1].evidence["risky_scopes"],
+            json!(["Files.ReadWrite.All"])
+        );
+        assert_eq!(found[1].evidence["resource"], json!("Microsoft Graph"));
+        assert_eq!(found[3].evidence["self_grant"], json!(true));
+        assert!(
+            found[3].title.contains("full_access_as_app"),
+            "{}",
+            found[3].title
+        );
+    }
+
+    #[test]
+    fn stays_quiet_on_harmless_or_repeated_grants_and_failures() {
+        let mut custom = DetectConfig::default();
+        custom.applications.high_impact_permissions = vec!["Calendars.ReadWrite".into()];
+        let events = vec![
+            delegated("e1", 0, "cal", None, " User.Read Calendars.Read", true).build(),
+            // Mail.Read was already granted: nothing new.
+            delegated(
+                "e2",
+                1,
+                "pdf",
+                Some(" Mail.Read"),
+                " Mail.Read User.Read",
+                false,
+            )
+            .build(),
+            app_role("e3", 2, "sp-sync", "User.Read.All").build(),
+            app_role("e4", 3, "sp-sync", "full_access_as_app")
+                .failed()
+                .build(),
+            app_role("e5", 4, "sp-sync", "full_access_as_app")
+                .with(|a| {
+                    a.activity_display_name =
+                        "Remove app role assignment from service principal".into()
+                })
+                .build(),
+        ];
+        let found = run(ID, DetectConfig::default(), &events);
+        assert!(found.is_empty(), "{:#?}", snapshot(&found));
+        // The shared list decides: without Mail.* nothing fires on mail.
+        let events = vec![
+            delegated("f1", 0, "pdf", None, " Mail.ReadWrite", true).build(),
+            delegated("f2", 1, "cal", None, " Calendars.ReadWrite", false).build(),
+        ];
+        let found = run(ID, custom, &events);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].event_ids, vec!["f2"]);
     }
 
     #[test]

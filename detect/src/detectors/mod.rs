@@ -7,6 +7,7 @@
 
 pub mod admin_agents_membership_changed;
 pub mod admin_collaboration_use;
+pub mod app_credential_added;
 pub mod break_glass_account_used;
 pub mod brute_force;
 pub mod conditional_access_weakened;

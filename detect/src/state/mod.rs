@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyHash, key128};
 
+mod apps;
 mod ip;
 mod lists;
 mod principal;
@@ -27,6 +28,7 @@ mod technician;
 mod tenants;
 mod update;
 
+pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS, actor_key};
 pub use ip::{
     IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
 };
@@ -62,6 +64,8 @@ pub struct State {
     /// When each tenant last had a successful device-code sign-in (`device-code-sign-in`),
     /// forgotten after the retention.
     pub device_code_tenants: HashMap<u32, i64, KeyHash>,
+    /// Applications per tenant, under each of their ids (`app-credential-added`).
+    pub apps: HashMap<(u32, u128), AppState, KeyHash>,
     /// No time that [`State::evict`] compares is older than this (a lower bound), so an eviction
     /// with its horizon at or below it has nothing to remove and skips the tables. Lowered by
     /// every update, raised by each eviction that scans; the tables change only through those
@@ -162,6 +166,14 @@ impl State {
         });
         self.technicians
             .retain(|_, t| kept_since(horizon, t.last_seen, &mut t.tenants, &mut floor));
+        self.apps.retain(|_, s| {
+            s.managers.retain(|(_, at)| *at >= horizon);
+            let keep = kept_since(horizon, s.last_seen, &mut s.permissions, &mut floor);
+            if keep {
+                floor = s.managers.iter().fold(floor, |f, (_, at)| f.min(*at));
+            }
+            keep
+        });
         self.ips.retain(|_, i| {
             let keep = i.last_seen >= horizon;
             if keep {

@@ -1,13 +1,13 @@
 //! What the state costs in memory ([`State::approx_bytes`]), estimated from the capacities of its
 //! tables, lists and strings the way the process holds them.
 
-use super::{IpState, PrincipalState, State, TechnicianState};
+use super::{AppState, IpState, PrincipalState, State, TechnicianState};
 
 impl State {
-    /// Approximate bytes of the per-principal, per-technician and per-IP state, as the process
-    /// holds them: each table's bucket array at its capacity (entries plus a control byte, at
-    /// hashbrown's 7/8 load), and every list and string at its capacity plus the allocator's
-    /// per-block cost. `entrawatch bench` compares it with the growth of resident memory.
+    /// Approximate bytes of the per-principal, per-technician, per-IP and per-application state,
+    /// as the process holds them: each table's bucket array at its capacity (entries plus a
+    /// control byte, at hashbrown's 7/8 load), and every list and string at its capacity plus the
+    /// allocator's per-block cost. `entrawatch bench` compares it with the growth of resident memory.
     pub fn approx_bytes(&self) -> usize {
         use std::mem::size_of;
         let principals: usize = self
@@ -44,7 +44,21 @@ impl State {
                         .sum::<usize>()
             })
             .sum();
+        let apps: usize = self
+            .apps
+            .values()
+            .map(|s| {
+                heap(s.permissions.capacity() * size_of::<(String, i64)>())
+                    + s.permissions
+                        .iter()
+                        .map(|(p, _)| heap(p.capacity()))
+                        .sum::<usize>()
+                    + heap(s.managers.capacity() * size_of::<(u128, i64)>())
+            })
+            .sum();
         principals
+            + apps
+            + table(self.apps.capacity(), size_of::<((u32, u128), AppState)>())
             + table(
                 self.principals.capacity(),
                 size_of::<((u32, u128), PrincipalState)>(),

@@ -39,6 +39,9 @@ impl State {
             Body::Audit(a) => {
                 self.touch_stream(config, tenant, Stream::Audits, now);
                 let succeeded = a.result.as_ref().is_none_or(|r| *r == AuditResult::Success);
+                if succeeded {
+                    self.learn_app(config, tenant, a, now);
+                }
                 if succeeded
                     && a.activity_display_name
                         .eq_ignore_ascii_case("Disable account")

@@ -831,3 +831,72 @@ pub fn ca_policy(
     a.details = vec![("Category", "Conditional Access".to_owned())];
     a
 }
+
+
+/// A `KeyDescription` entry: one password (client secret) credential.
+pub fn secret_key(rng: &mut Rng, name: &str) -> String {
+    format!(
+        "[KeyIdentifier={},KeyType=Password,KeyUsage=Verify,DisplayName={name}]",
+        rng.guid()
+    )
+}
+
+/// A credential added to (or removed from) an application or service principal, as the Core
+/// Directory writes it: `Update application – Certificates and secrets management` on the
+/// application object, or `Add service principal credentials` / `Remove service principal
+/// credentials` on the service principal, with the key list before and after in
+/// `KeyDescription` and the app id in `additionalDetails`.
+#[allow(clippy::too_many_arguments)]
+pub fn app_credentials(
+    rng: &mut Rng,
+    t: Ticks,
+    tenant: usize,
+    actor: Actor,
+    activity: &'static str,
+    (object_id, app_id, name): (Guid, Guid, &str),
+    old: &[String],
+    new: &[String],
+) -> Audit {
+    let on_sp = activity.contains("service principal");
+    let op = if activity.starts_with("Remove") {
+        "Delete"
+    } else if activity.starts_with("Add") {
+        "Add"
+    } else {
+        "Update"
+    };
+    let mut a = Audit::new(
+        rng,
+        t,
+        tenant,
+        actor,
+        activity,
+        "ApplicationManagement",
+        "Core Directory",
+        op,
+    );
+    let list = |keys: &[String]| serde_json::to_string(keys).unwrap_or_default();
+    a.targets = vec![Target {
+        id: object_id.to_string(),
+        display: Some(name.to_owned()),
+        kind: if on_sp {
+            "ServicePrincipal"
+        } else {
+            "Application"
+        },
+        upn: None,
+        props: vec![
+            prop("KeyDescription", Some(list(old)), Some(list(new))),
+            prop(
+                "Included Updated Properties",
+                None,
+                Some(q("KeyDescription")),
+            ),
+        ],
+    }];
+    a.details = vec![
+        ("User-Agent", ua::EDGE_WIN.to_owned()),
+        ("AppId", app_id.to_string()),
+    ];
+    a
+}

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::activity::Note;
 use super::attacks::{Attacks, Label};
 use super::catalog::ROLES;
-use super::records::{Cat, Rec};
+use super::records::{Actor, Cat, Rec};
 use super::render::{self, iso_secs};
 use super::rng::{Guid, Rng, label};
 use super::world::{Format, GroupKind, Kind, World};
@@ -571,6 +571,16 @@ pub fn config_toml(w: &World, command: &str) -> String {
             }
         }
     }
+    let rotation: Vec<String> = (0..w.tenants.len())
+        .filter(|&t| w.tenants[t].monitored)
+        .filter_map(|t| match super::activity::rotation_actor(w, t) {
+            Actor::App { sp, .. } => Some(toml_str(&sp.to_string())),
+            _ => None,
+        })
+        .collect();
+    s += "[detect.applications]\n";
+    s += "# The automation that rotates application secrets in each tenant (its service principal).\n";
+    s += &format!("rotation_identities = [{}]\n\n", rotation.join(", "));
     s
 }
 

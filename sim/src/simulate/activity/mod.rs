@@ -6,6 +6,8 @@
 mod partners;
 mod tenant;
 
+pub use tenant::rotation_actor;
+
 use super::audits::{self, UserChange};
 use super::catalog::{self, CITIES, Method, apps};
 use super::records::{Actor, Auth, Cat, Rec, Risk, SignIn, Who};
@@ -65,6 +67,7 @@ pub fn background(w: &World) -> (Vec<Rec>, Vec<Note>) {
             g.connector(t);
             g.tenant_audits(t);
             g.ca_upkeep(t);
+            g.secret_rotation(t);
             g.tenant_risk(t);
         }
     }

@@ -802,3 +802,71 @@ impl Gen<'_> {
         }
     }
 }
+
+/// The automation that rotates application secrets in a tenant (`app-credential-added`'s
+/// rotation identity in the world's config).
+pub fn rotation_actor(w: &crate::simulate::world::World, t: usize) -> Actor {
+    Actor::App {
+        name: "Secret Rotation Runbook",
+        sp: audits::service_sp(w, t, "secret-rotation"),
+    }
+}
+
+impl Gen<'_> {
+    /// The weekly secret rotation of the tenant's payroll connector by an automation identity:
+    /// a new secret added, the old one removed an hour later. A benign look-alike of
+    /// `app-credential-added` that must stay below medium (the automation is a configured
+    /// rotation identity).
+    pub(super) fn secret_rotation(&mut self, t: usize) {
+        let w = self.w;
+        let mut rng = w.stream("payroll-connector-rotation", w.tenants[t].id.0);
+        let app_object = rng.guid();
+        let app_id = rng.guid();
+        let app = (app_object, app_id, "Payroll Connector");
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let mut keys = vec![audits::secret_key(&mut rng, "rotation-0")];
+        let mut day = rng.range(0, 7);
+        let mut n = 1;
+        while day < i64::from(w.days) {
+            let at = w.local_midnight(day, tz) + rng.range(2 * HOUR, 4 * HOUR);
+            if at + HOUR >= w.end {
+                break;
+            }
+            let old = keys.clone();
+            keys.push(audits::secret_key(&mut rng, &format!("rotation-{n}")));
+            self.out.push(Rec::Audit(audits::app_credentials(
+                &mut rng,
+                at,
+                t,
+                rotation_actor(w, t),
+                "Update application – Certificates and secrets management",
+                app,
+                &old,
+                &keys,
+            )));
+            let added = keys.clone();
+            keys.remove(0);
+            self.out.push(Rec::Audit(audits::app_credentials(
+                &mut rng,
+                at + HOUR,
+                t,
+                rotation_actor(w, t),
+                "Update application – Certificates and secrets management",
+                app,
+                &added,
+                &keys,
+            )));
+            self.note(
+                "app-credential-added",
+                t,
+                app_object.to_string(),
+                at,
+                at + HOUR,
+                "the rotation automation adds the weekly secret of the payroll connector and removes the old one"
+                    .into(),
+            );
+            day += 7;
+            n += 1;
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! on principals created for it (marked `attack`, so their alerts never count as false positives).
 //! Variants cycle with the story number, so larger counts exercise more of each rule.
 
+mod applications;
 mod directory;
 mod sign_in_flows;
 mod sign_ins;
@@ -23,13 +24,14 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 6] = [
+const ADDED_LATER: [&str; 7] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
     "partner-sensitive-change",
     "mfa-fatigue",
     "device-code-sign-in",
+    "app-credential-added",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -374,6 +376,7 @@ impl Stories {
             "partner-sensitive-change" => self.partner_sensitive(w, rng, k, t),
             "security-info-changed-privileged" => self.security_info(w, rng, k, t),
             "consent-grant-risky" => self.consent(w, rng, k, t),
+            "app-credential-added" => self.app_credential(w, rng, k, t),
             "federation-settings-changed" => self.federation(w, rng, k, t),
             "cross-tenant-access-changed" => self.cross_tenant(w, rng, k, t),
             "conditional-access-weakened" => self.conditional_access(w, rng, k, t),
