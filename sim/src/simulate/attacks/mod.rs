@@ -22,7 +22,11 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 2] = ["federation-settings-changed", "cross-tenant-access-changed"];
+const ADDED_LATER: [&str; 3] = [
+    "federation-settings-changed",
+    "cross-tenant-access-changed",
+    "sign-in-after-account-disabled",
+];
 
 /// One injected attack: the alert that must come of it.
 #[derive(Debug, Clone)]
@@ -354,6 +358,7 @@ impl Stories {
             "password-spray" => self.password_spray(w, rng, k, t),
             "brute-force" => self.brute_force(w, rng, k, t),
             "disabled-account-sign-in" => self.disabled_account_sign_in(w, rng, k, t),
+            "sign-in-after-account-disabled" => self.sign_in_after_account_disabled(w, rng, k, t),
             "admin-collaboration-use" => self.admin_collaboration_use(w, rng, k, t),
             "partner-new-tenant" => self.partner_new_tenant(w, rng, k, t),
             "partner-tenant-fanout" => self.partner_fanout(w, rng, k, t),
