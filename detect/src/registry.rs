@@ -19,6 +19,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(mfa_fatigue::MfaFatigue),
         Box::new(device_code_sign_in::DeviceCodeSignIn),
         Box::new(disabled_account_sign_in::DisabledAccountSignIn),
+        Box::new(sign_in_after_account_disabled::SignInAfterAccountDisabled),
         Box::new(admin_collaboration_use::AdminCollaborationUse),
         Box::new(partner_new_tenant::PartnerNewTenant),
         Box::new(partner_tenant_fanout::PartnerTenantFanout),

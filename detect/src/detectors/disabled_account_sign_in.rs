@@ -1,7 +1,7 @@
 //! `disabled-account-sign-in`: see [`DOC`] for what it detects and why.
 
 use entrawatch_ingest::model::{Event, SignIn};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::{about_sign_in, app_name, place, plural, time_text, who};
 use crate::detector::{Context, Detector};
@@ -13,47 +13,37 @@ pub const ID: &str = "disabled-account-sign-in";
 
 /// User documentation, printed by `entrawatch rules disabled-account-sign-in`.
 pub const DOC: &str = r#"## What it detects
-Two things about accounts that were switched off:
-- attempts at a disabled account (error code 50057): `disabled_min_attempts` (default 3) or more
-  attempts, or attempts from `disabled_min_ips` (default 2) or more IP addresses, within
-  `disabled_window_hours` (default 24). Low; once per run of attempts, again only after a full
-  quiet window.
-- a successful sign-in by a user after a successful `Disable account` audit of that user: high,
-  once per disable (the first success after it).
+Attempts at a disabled account (error code 50057): `disabled_min_attempts` (default 3) or more
+attempts, or attempts from `disabled_min_ips` (default 2) or more IP addresses, within
+`disabled_window_hours` (default 24). Low; once per run of attempts, again only after a full quiet
+window. A *successful* sign-in after the account was disabled is `sign-in-after-account-disabled`.
 
 ## Why it matters
 Disabled accounts are leavers, suspended staff and accounts an admin shut after a compromise.
 Attempts at them come from devices and scripts that still hold the credentials, or from someone
-replaying a leaked password list. A success after the disable means the account was re-enabled,
-or the disable did not take effect: either is worth a look, and an attacker re-enabling a
-dormant account to persist is a known technique. MITRE ATT&CK T1078.004 (Valid Accounts: Cloud
-Accounts); re-enabling is T1098 (Account Manipulation).
+replaying a leaked password list. MITRE ATT&CK T1078.004 (Valid Accounts: Cloud Accounts).
 
 ## Signals used
-`status.errorCode` (50057 or 0), the user (`userId`, else `userPrincipalName`), `ipAddress`,
+`status.errorCode` (50057), the user (`userId`, else `userPrincipalName`), `ipAddress`,
 `location`, app, client app and user agent (to find the device), and the engine's per-user
-history: recent 50057 attempts with their source IPs, and the time of the last successful
-`Disable account` audit (its target id is the user's object id). Failures with other codes,
-interrupts and failed `Disable account` audits are ignored.
+history: recent 50057 attempts with their source IPs, and the time the account was disabled
+(evidence `disabled_at`, when a `Disable account` or `Delete user` audit was seen). Failures with
+other codes, interrupts and successes are ignored.
 
 ## Example
 `jo@contoso.com` left on Friday and was disabled. On Monday her old phone's mail app tries
-three times from 198.51.100.40: this fires low, with the user agent to find the phone. On
-Tuesday a sign-in for Jo succeeds from 203.0.113.66: this fires high. Check for an
-`Enable account` audit on Jo; if nobody re-enabled her on purpose, disable her again and
-investigate.
+three times from 198.51.100.40: this fires low, with the user agent to find the phone.
 
 ## Known false positives and tuning
-Leavers' phones, mail clients and scheduled scripts keep trying for weeks: the low findings
-group into one episode per account, and fixing or wiping the device stops them. Rehired staff
-and accounts re-enabled after a mistaken disable fire high once, at their first sign-in after
-the disable. Raise `disabled_min_attempts` to quieten the low findings, or allow-list known
-service accounts (`allow.disabled-account-sign-in.principals`).
+Leavers' phones, mail clients and scheduled scripts keep trying for weeks: the findings group
+into one episode per account, and fixing or wiping the device stops them. Raise
+`disabled_min_attempts` to quieten them, or allow-list known service accounts
+(`allow.disabled-account-sign-in.principals`).
 
 ## References
 Microsoft Learn: "Microsoft Entra authentication and authorization error codes" (AADSTS50057,
-user account is disabled); "Audit log activities" (`Disable account`, `Enable account` in
-UserManagement); "Revoke user access in Microsoft Entra ID"; MITRE ATT&CK T1078.004, T1098.
+user account is disabled); "Audit log activities" (`Disable account` in UserManagement);
+"Revoke user access in Microsoft Entra ID"; MITRE ATT&CK T1078.004.
 "#;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,16 +64,12 @@ impl Detector for DisabledAccountSignIn {
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
         let Some(s) = event.as_sign_in() else { return };
-        if sign_in_key(s).is_none() {
+        if s.error_code != Some(DISABLED_ACCOUNT_CODE) || sign_in_key(s).is_none() {
             return;
         }
         let fresh = PrincipalState::default();
         let history = ctx.sign_in_history(event).unwrap_or(&fresh);
-        match s.error_code {
-            Some(DISABLED_ACCOUNT_CODE) => on_attempt(ctx, event, s, history, out),
-            Some(0) => on_success(event, s, history, out),
-            _ => {}
-        }
+        on_attempt(ctx, event, s, history, out);
     }
 }
 
@@ -171,52 +157,6 @@ fn on_attempt(
     });
 }
 
-/// The first successful sign-in after a `Disable account` audit of the user: high.
-fn on_success(event: &Event, s: &SignIn, history: &PrincipalState, out: &mut Vec<Finding>) {
-    let now = event.meta.time.timestamp();
-    let Some(disabled_at) = history.disabled_at.filter(|at| now >= *at) else {
-        return;
-    };
-    let hours = (now - disabled_at) as f64 / 3600.0;
-    let ip = s.ip_address.clone();
-    let title = format!(
-        "{} signed in successfully after the account was disabled",
-        who(s)
-    );
-    let summary = format!(
-        "{} signed in successfully to {} from {} ({}) {hours:.1} hours after a `Disable account` \
-         audit at {}. Look for an `Enable account` audit on this user: if nobody re-enabled it on \
-         purpose, disable it again, revoke its sessions, reset the password and find out who \
-         re-enabled it.",
-        who(s),
-        app_name(s),
-        ip.as_deref().unwrap_or("an unknown IP"),
-        place(s),
-        time_text(disabled_at),
-    );
-    let mut evidence = Map::new();
-    evidence.insert("disabled_at".into(), json!(time_text(disabled_at)));
-    evidence.insert(
-        "hours_since_disable".into(),
-        json!((hours * 10.0).round() / 10.0),
-    );
-    evidence.insert("ip_address".into(), json!(ip));
-    evidence.insert("location".into(), json!(place(s)));
-    evidence.insert("app".into(), json!(app_name(s)));
-    evidence.insert("interactive".into(), Value::Bool(s.is_interactive()));
-    evidence.insert("client_app_used".into(), json!(s.client_app_used));
-    evidence.insert("user_agent".into(), json!(s.user_agent));
-    out.push(Finding {
-        rule: ID,
-        severity: Severity::High,
-        title,
-        summary,
-        evidence,
-        mitre: &["T1078.004", "T1098"],
-        ..about_sign_in(event, s)
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn fires_on_repeated_attempts_many_ips_and_a_success_after_disable() {
+    fn fires_on_repeated_attempts_and_many_ips_but_not_on_a_success_after_disable() {
         let events = vec![
             attempt("o1", "old@contoso.com", 0, "198.51.100.40"),
             attempt("o2", "old@contoso.com", 60, "198.51.100.40"),
@@ -259,7 +199,7 @@ mod tests {
             sign_in("back", "leaver@contoso.com", 400)
                 .ip("203.0.113.66")
                 .build(),
-            // Reported once per disable: later sign-ins and token refreshes are the same story.
+            // Successes after the disable are `sign-in-after-account-disabled`'s, not this rule's.
             sign_in("back2", "leaver@contoso.com", 410)
                 .ip("203.0.113.66")
                 .build(),
@@ -271,19 +211,10 @@ mod tests {
         let found = run(ID, DetectConfig::default(), &events);
         assert_eq!(
             brief(&found),
-            vec![
-                ("o3", Severity::Low),
-                ("g2", Severity::Low),
-                ("back", Severity::High)
-            ]
+            vec![("o3", Severity::Low), ("g2", Severity::Low)]
         );
         assert_eq!(found[0].evidence["attempts_in_window"], json!(3));
         assert_eq!(found[1].evidence["distinct_ips"], json!(2));
-        assert_eq!(
-            found[2].evidence["disabled_at"],
-            json!("2026-10-01T05:00:00Z")
-        );
-        assert_eq!(found[2].ip.as_deref(), Some("203.0.113.66"));
         insta::assert_json_snapshot!("disabled_account_sign_in_fires", snapshot(&found));
     }
 

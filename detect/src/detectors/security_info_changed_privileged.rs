@@ -40,8 +40,11 @@ role of the privileged catalogue, active or eligible, or a principal configured 
 - `User registered security info` (and `... all required security info`), `User changed default
   security info`, `User deleted security info`, `Admin registered security info`, `Admin
   updated security info`, `Admin deleted security info`, `Disable Strong Authentication`;
-- a Temporary Access Pass created (an activity or result reason naming a temporary access pass,
-  such as "Admin registered temporary access pass method for user").
+- a Temporary Access Pass issued to the user: Entra writes `Admin registered security info`
+  (category UserManagement, service Authentication Methods) with the result reason `Admin
+  registered temporary access pass method for user`; any activity or result reason naming a
+  temporary access pass that was registered, added or created counts (evidence `change`:
+  `Temporary Access Pass created`). Deleting a pass is `Admin deleted security info`.
 
 High; critical when another user made the change (an admin or helpdesk acting on the account),
 when the actor is a partner technician, or when the target had a risky sign-in (medium or high,
@@ -64,12 +67,14 @@ directory, and the target's last risky sign-in from entrawatch's 30-day state.
 ## Example
 Two hours after a high-risk sign-in from an anonymising proxy, Global Administrator
 `megan@contoso.com` "registers" a new Microsoft Authenticator: this fires critical. A helpdesk
-admin adding a phone number to the same account would also be critical (actor is not the
-target); Megan adding a FIDO2 key on an ordinary day is high.
+admin adding a phone number to the same account, or issuing Megan a Temporary Access Pass, would
+also be critical (actor is not the target); Megan adding a FIDO2 key on an ordinary day is high.
+A pass issued to a regular user by the helpdesk stays quiet.
 
 ## Known false positives and tuning
-Admins replacing phones, and onboarding of new admins, fire high; one registration writes several
-audits, which group into one alert per admin. Confirm with the admin through a channel that does
+Admins replacing phones, and onboarding of new admins (often with a Temporary Access Pass from the
+helpdesk, critical), fire; one registration writes several audits, which group into one alert per
+admin. A pass issued by an onboarding app stays high. Confirm with the admin through a channel that does
 not use the new method. Allow-list a helpdesk identity-verification service by object id under
 `[detect.allow.security-info-changed-privileged]`; tune `security_info_risky_hours`.
 
@@ -454,6 +459,60 @@ mod tests {
                 "bob@contoso.com",
             )
             .build(),
+        ];
+        let found = run(ID, DetectConfig::default(), &events);
+        assert!(found.is_empty(), "{:#?}", snapshot(&found));
+    }
+
+    /// A Temporary Access Pass issued by `by` to `target`, as Entra writes it.
+    fn tap(id: &str, minute: i64, by: &str, target: &str) -> AuditB {
+        methods(id, "Admin registered security info", minute, by, target).with(|a| {
+            a.result_reason = Some("Admin registered temporary access pass method for user".into());
+            a.initiated_by.user.as_mut().unwrap().ip_address = Some("198.51.100.50".into());
+        })
+    }
+
+    #[test]
+    fn fires_on_a_temporary_access_pass_for_a_privileged_user() {
+        let events = vec![
+            role_grant(TENANT, MEGAN, GLOBAL_ADMIN),
+            // The helpdesk issues Megan a pass: critical (another user made it).
+            tap("t1", 0, HELPDESK, MEGAN).build(),
+            // An onboarding app issues one through Microsoft Graph: high.
+            tap("t2", 60, HELPDESK, MEGAN)
+                .by_app("Contoso Onboarding")
+                .build(),
+        ];
+        let found = run(ID, DetectConfig::default(), &events);
+        let brief: Vec<(&str, Severity)> = found
+            .iter()
+            .map(|f| (f.event_ids[0].as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            brief,
+            vec![("t1", Severity::Critical), ("t2", Severity::High)]
+        );
+        assert_eq!(
+            found[0].evidence["change"],
+            json!("Temporary Access Pass created")
+        );
+        assert_eq!(
+            found[0].evidence["result_reason"],
+            json!("Admin registered temporary access pass method for user")
+        );
+        assert_eq!(found[0].evidence["actor"], json!(HELPDESK));
+        assert_eq!(found[0].ip.as_deref(), Some("198.51.100.50"));
+        assert!(found[0].title.contains("Temporary Access Pass created"));
+        assert_eq!(found[1].evidence["actor"], json!("Contoso Onboarding"));
+    }
+
+    #[test]
+    fn stays_quiet_on_a_temporary_access_pass_for_a_regular_user() {
+        let events = vec![
+            role_grant(TENANT, MEGAN, GLOBAL_ADMIN),
+            tap("t1", 0, HELPDESK, "bob@contoso.com").build(),
+            // A failed issue for Megan changes nothing.
+            tap("t2", 1, HELPDESK, MEGAN).failed().build(),
         ];
         let found = run(ID, DetectConfig::default(), &events);
         assert!(found.is_empty(), "{:#?}", snapshot(&found));

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyHash, key128};
 
+mod account;
 mod apps;
 mod ip;
 mod lists;
@@ -28,11 +29,12 @@ mod technician;
 mod tenants;
 mod update;
 
+pub use account::{AccountChange, account_change, account_ids};
 pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS, actor_key};
 pub use ip::{
     IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
 };
-pub use principal::{Fix, PrincipalState, valid_coordinates};
+pub use principal::{AfterDisable, DISABLE_GRACE_SECS, Fix, PrincipalState, valid_coordinates};
 pub use stream::{RING_HOURS, SilencePolicy, Stream, StreamState};
 pub use technician::TechnicianState;
 pub use tenants::Tenants;

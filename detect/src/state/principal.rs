@@ -83,9 +83,14 @@ pub struct PrincipalState {
     pub disabled_attempts: Vec<(i64, u128)>,
     /// When attempts at the disabled account last met the `disabled-account-sign-in` threshold.
     pub disabled_burst_at: Option<i64>,
-    /// When a successful `Disable account` audit targeted this user; cleared by the first successful
-    /// sign-in after it (the one `disabled-account-sign-in` reports).
+    /// When the account was closed: the first successful `Disable account`, `Delete user` or `Hard
+    /// Delete user` audit (or `Update user` turning `AccountEnabled` off) since it was last open.
+    /// Cleared when an audit reopens it ([`super::account_change`]).
     pub disabled_at: Option<i64>,
+    /// The [`AfterDisable`] level of the sign-ins after `disabled_at` that
+    /// `sign-in-after-account-disabled` has reported (0 none), so each level fires once per close.
+    #[serde(default)]
+    pub disabled_reported: u8,
     /// When this principal last had a risky sign-in (medium or high risk, at risk).
     pub risky_sign_in_at: Option<i64>,
     /// Times of recent MFA denials and unanswered prompts (500121), pruned to the `mfa-fatigue`
@@ -98,7 +103,37 @@ pub struct PrincipalState {
     pub device_code_at: Option<i64>,
 }
 
+/// How long after an account was closed a successful sign-in may still be the disable reaching
+/// every replica, or a token issued just before it: 5 minutes.
+pub const DISABLE_GRACE_SECS: i64 = 300;
+
+/// A successful sign-in after the account was closed (`sign-in-after-account-disabled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterDisable {
+    pub disabled_at: i64,
+    /// Within [`DISABLE_GRACE_SECS`] of the close.
+    pub in_grace: bool,
+}
+
+impl AfterDisable {
+    /// 1 within the grace, 2 after it: each level is reported once per close.
+    pub fn level(self) -> u8 {
+        if self.in_grace { 1 } else { 2 }
+    }
+}
+
 impl PrincipalState {
+    /// A successful sign-in at `now` after the account was closed and not reopened, unless one of
+    /// its level was already reported for this close.
+    pub fn after_disable(&self, now: i64) -> Option<AfterDisable> {
+        let disabled_at = self.disabled_at.filter(|at| now >= *at)?;
+        let found = AfterDisable {
+            disabled_at,
+            in_grace: now - disabled_at <= DISABLE_GRACE_SECS,
+        };
+        (found.level() > self.disabled_reported).then_some(found)
+    }
+
     /// Whether the principal has a baseline: `days` of history and `sign_ins` successes.
     pub fn has_baseline(&self, now: i64, days: i64, sign_ins: u32) -> bool {
         now - self.first_seen >= days * 86_400 && self.successes >= sign_ins

@@ -1,14 +1,14 @@
 //! How the state learns from one event ([`State::update`]), after the detectors have decided on
 //! it: a sign-in updates its principal, its source address, its stream and, for a partner
-//! technician, the technician; a `Disable account` audit marks its targets.
+//! technician, the technician; an audit closing or reopening accounts marks its targets.
 
 use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
 
 use super::lists::{push_capped, touch_tenant};
 use super::{
-    DISABLED_ACCOUNT_CODE, Fix, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, MFA_DENIED_CODE, NamedFailure,
-    PASSWORD_FAILURE_CODES, PrincipalState, State, Stream, StreamState, TechnicianState,
-    valid_coordinates,
+    AccountChange, DISABLED_ACCOUNT_CODE, Fix, MAX_NAMED_FAILURES, MAX_SPRAY_USERS,
+    MFA_DENIED_CODE, NamedFailure, PASSWORD_FAILURE_CODES, PrincipalState, State, Stream,
+    StreamState, TechnicianState, account_change, account_ids, valid_coordinates,
 };
 use crate::config::DetectConfig;
 use crate::keys::{SignInKeys, country_code, key128};
@@ -42,14 +42,24 @@ impl State {
                 if succeeded {
                     self.learn_app(config, tenant, a, now);
                 }
-                if succeeded
-                    && a.activity_display_name
-                        .eq_ignore_ascii_case("Disable account")
-                {
-                    for target in &a.target_resources {
-                        if let Some(id) = &target.id {
-                            let p = self.principal_mut(tenant, key128(id), now);
-                            p.disabled_at = Some(now);
+                if let Some(change) = account_change(a) {
+                    for id in a.target_resources.iter().flat_map(account_ids) {
+                        let key = key128(id);
+                        match change {
+                            AccountChange::Closed => {
+                                let p = self.principal_mut(tenant, key, now);
+                                // Closed again while closed: the account has been shut since the first.
+                                if p.disabled_at.is_none_or(|at| at > now) {
+                                    p.disabled_at = Some(now);
+                                    p.disabled_reported = 0;
+                                }
+                            }
+                            AccountChange::Reopened => {
+                                if let Some(p) = self.principals.get_mut(&(tenant, key)) {
+                                    p.disabled_at = None;
+                                    p.disabled_reported = 0;
+                                }
+                            }
                         }
                     }
                 }
@@ -103,8 +113,10 @@ impl State {
                     if s.is_device_code() && s.is_user() {
                         p.device_code_at = Some(p.device_code_at.map_or(now, |at| at.max(now)));
                     }
-                    if p.disabled_at.is_some_and(|d| now >= d) {
-                        p.disabled_at = None;
+                    if s.is_user()
+                        && let Some(after) = p.after_disable(now)
+                    {
+                        p.disabled_reported = after.level();
                     }
                     if s.is_interactive() {
                         let country = country_code(s.location.country_or_region.as_deref());

@@ -406,6 +406,67 @@ pub fn disable_account(
     a
 }
 
+/// `Enable account`: an admin turns a disabled account back on (`AccountEnabled` false → true).
+pub fn enable_account(
+    w: &World,
+    rng: &mut Rng,
+    t: Ticks,
+    tenant: usize,
+    actor: Actor,
+    target: AcctId,
+) -> Audit {
+    let mut a = Audit::new(
+        rng,
+        t,
+        tenant,
+        actor,
+        "Enable account",
+        "UserManagement",
+        "Core Directory",
+        "Update",
+    );
+    let mut tg = user_target(w, target);
+    tg.props = vec![
+        prop(
+            "AccountEnabled",
+            Some("[false]".into()),
+            Some("[true]".into()),
+        ),
+        prop(
+            "Included Updated Properties",
+            None,
+            Some(q("AccountEnabled")),
+        ),
+    ];
+    a.targets = vec![tg];
+    a
+}
+
+/// `Delete user` (a soft delete: `Is Hard Deleted` false), as the Event Hub record of one shows.
+pub fn delete_user(
+    w: &World,
+    rng: &mut Rng,
+    t: Ticks,
+    tenant: usize,
+    actor: Actor,
+    target: AcctId,
+) -> Audit {
+    let mut a = Audit::new(
+        rng,
+        t,
+        tenant,
+        actor,
+        "Delete user",
+        "UserManagement",
+        "Core Directory",
+        "Delete",
+    );
+    let mut tg = user_target(w, target);
+    tg.props = vec![prop("Is Hard Deleted", None, Some(q("False")))];
+    a.targets = vec![tg];
+    a
+}
+
 pub fn reset_password(
     w: &World,
     rng: &mut Rng,
@@ -831,7 +892,6 @@ pub fn ca_policy(
     a.details = vec![("Category", "Conditional Access".to_owned())];
     a
 }
-
 
 /// A `KeyDescription` entry: one password (client secret) credential.
 pub fn secret_key(rng: &mut Rng, name: &str) -> String {

@@ -81,6 +81,18 @@ pub fn background(w: &World) -> (Vec<Rec>, Vec<Note>) {
         g.mfa_mis_tap(c);
         g.meeting_room(c);
     }
+    // While an account is disabled by mistake (until its re-enable), it does not sign in.
+    let paused: std::collections::HashMap<AcctId, (Ticks, Ticks)> = (0..w.tenants.len())
+        .filter(|&t| w.tenants[t].monitored)
+        .filter_map(|t| tenant::mistaken_disable(w, t))
+        .map(|(a, from, to)| (a, (from, to)))
+        .collect();
+    if !paused.is_empty() {
+        g.out.retain(|r| {
+            !matches!(r, Rec::SignIn(s) if matches!(s.who, Who::User(a)
+                if paused.get(&a).is_some_and(|&(from, to)| s.t >= from && s.t < to)))
+        });
+    }
     // While the traveller is flying or away, only the trip's own sign-ins (hotel Wi-Fi) exist,
     // whichever part of the world generated the others.
     if let Some(tr) = w.trip {

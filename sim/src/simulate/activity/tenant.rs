@@ -10,7 +10,7 @@ use crate::simulate::records::{
     Actor, Auth, Cat, Client, Detection, Rec, Risk, RiskyUser, SignIn, Who,
 };
 use crate::simulate::rng::{DAY, HOUR, MIN, Rng, SEC, Ticks};
-use crate::simulate::world::{AcctId, Kind, Mode};
+use crate::simulate::world::{AcctId, Kind, Mode, World};
 
 impl Gen<'_> {
     /// The tenant's backup connector: a service principal signing in about hourly, day and night.
@@ -143,6 +143,37 @@ impl Gen<'_> {
                 self.note("disabled-account-sign-in", t, acc.id.to_string(), left, when, format!(
                     "leaver's phone tries the disabled account {n} time(s) from one IP (under 3 attempts and 2 IPs)"));
             }
+        }
+        if let Some((a, from, to)) = mistaken_disable(w, t) {
+            let actor = || Actor::User {
+                account: admin,
+                net: Some(admin_net),
+            };
+            let mut rng = w.stream("mistaken-disable-audits", w.tenants[t].id.0);
+            self.out.push(Rec::Audit(audits::disable_account(
+                w,
+                &mut rng,
+                from,
+                t,
+                actor(),
+                a,
+            )));
+            self.out.push(Rec::Audit(audits::enable_account(
+                w,
+                &mut rng,
+                to,
+                t,
+                actor(),
+                a,
+            )));
+            self.note(
+                "sign-in-after-account-disabled",
+                t,
+                w.accounts[a].id.to_string(),
+                from,
+                to + 8 * HOUR,
+                "an ordinary user disabled by mistake and enabled again within two hours, then signing in as usual".into(),
+            );
         }
         let regular = w.members_of(t, |a| {
             a.kind == Kind::Regular && !a.attack && a.leaver_at.is_none()
@@ -869,4 +900,28 @@ impl Gen<'_> {
             n += 1;
         }
     }
+}
+
+/// The benign trap of `sign-in-after-account-disabled` in tenant `t`: an ordinary user disabled by
+/// mistake on a working day around midday and enabled again 20 minutes to 2 hours later
+/// (`Disable account`, then `Enable account`). The user signs in as usual before and after, never
+/// in between ([`super::background`] drops those sign-ins). Drawn from its own stream, so the rest
+/// of the world is as it was without it.
+pub(super) fn mistaken_disable(w: &World, t: usize) -> Option<(AcctId, Ticks, Ticks)> {
+    let mut rng = w.stream("mistaken-disable", w.tenants[t].id.0);
+    let users = w.members_of(t, |a| {
+        a.kind == Kind::Regular && !a.attack && a.leaver_at.is_none()
+    });
+    if users.is_empty() || w.days < 3 {
+        return None;
+    }
+    let a = *rng.pick(&users);
+    let tz = CITIES[w.tenants[t].hq].tz;
+    let mut day = rng.range(1, i64::from(w.days) - 1);
+    while weekday(w, day) >= 5 && day > 1 {
+        day -= 1;
+    }
+    let from = w.local_midnight(day, tz) + rng.range(10 * HOUR, 13 * HOUR);
+    let to = from + rng.range(20 * MIN, 2 * HOUR);
+    (from > w.start && to < w.end).then_some((a, from, to))
 }

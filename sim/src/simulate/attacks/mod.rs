@@ -24,7 +24,7 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 7] = [
+const ADDED_LATER: [&str; 8] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
@@ -32,6 +32,7 @@ const ADDED_LATER: [&str; 7] = [
     "mfa-fatigue",
     "device-code-sign-in",
     "app-credential-added",
+    "sign-in-after-account-disabled",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -366,6 +367,7 @@ impl Stories {
             "mfa-fatigue" => self.mfa_fatigue(w, rng, k, t),
             "device-code-sign-in" => self.device_code(w, rng, k, t),
             "disabled-account-sign-in" => self.disabled_account_sign_in(w, rng, k, t),
+            "sign-in-after-account-disabled" => self.sign_in_after_account_disabled(w, rng, k, t),
             "admin-collaboration-use" => self.admin_collaboration_use(w, rng, k, t),
             "partner-new-tenant" => self.partner_new_tenant(w, rng, k, t),
             "partner-tenant-fanout" => self.partner_fanout(w, rng, k, t),

@@ -460,50 +460,101 @@ impl Stories {
             g.out.push(Rec::Audit(audits::disable_account(
                 g.w, rng, at, t, actor, v,
             )));
-            if k % 3 != 1 {
-                // Four attempts from two IPs; or (third stories) three from one IP.
-                let nets = if k.is_multiple_of(3) {
-                    vec![net, home, net, net]
-                } else {
-                    vec![net; 3]
-                };
-                for (i, n) in nets.into_iter().enumerate() {
-                    last = at + 2 * HOUR + i as i64 * 40 * MIN;
-                    g.sign_in(
-                        last,
-                        t,
-                        v,
-                        Cat::Interactive,
-                        apps::OFFICE_HOME,
-                        n,
-                        Some(dev),
-                        Auth::PasswordOnly,
-                        50057,
-                        rng,
-                    );
-                }
-            } else {
-                last = at + 3 * HOUR;
+            // Four attempts from two IPs; two from two IPs (second stories); or (third) three
+            // from one IP. A success after the disable is `sign-in-after-account-disabled`'s.
+            let nets = match k % 3 {
+                0 => vec![net, home, net, net],
+                1 => vec![home, net],
+                _ => vec![net; 3],
+            };
+            for (i, n) in nets.into_iter().enumerate() {
+                last = at + 2 * HOUR + i as i64 * 40 * MIN;
                 g.sign_in(
                     last,
                     t,
                     v,
                     Cat::Interactive,
                     apps::OFFICE_HOME,
-                    net,
+                    n,
                     Some(dev),
-                    Auth::Mfa(Method::MobileApp),
-                    0,
+                    Auth::PasswordOnly,
+                    50057,
                     rng,
                 );
             }
         });
         let story = match k % 3 {
             0 => "leaver's account disabled; 4 attempts (50057) from 2 IPs in the next 4 hours",
-            1 => "account disabled, then a successful sign-in 3 hours later",
+            1 => {
+                "account disabled; 2 attempts (50057), from home and from an unknown network, 2 hours later"
+            }
             _ => "leaver's account disabled; 3 attempts (50057) from one IP within 2 hours",
         };
         self.label(user_label(w, rule, k, v, t, at, last, story.to_owned()));
+    }
+
+    /// A closed account whose refresh token keeps working: `Disable account` (or, second stories,
+    /// `Delete user`) by the tenant's admin, then an hour later successful non-interactive
+    /// sign-ins (token refreshes for Outlook on the web) from an attacker's network, every 20 to
+    /// 40 minutes for a few hours.
+    pub(super) fn sign_in_after_account_disabled(
+        &mut self,
+        w: &mut World,
+        rng: &mut Rng,
+        k: u32,
+        t: usize,
+    ) {
+        let rule = "sign-in-after-account-disabled";
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let v = Self::victim(w, t);
+        let net = self.attacker_net(w, rng, w.tenants[t].hq);
+        let dev = Self::attacker_device(w);
+        let at = self.when(w, rng, &[t], tz, (9, 16), 6 * HOUR);
+        w.accounts[v].leaver_at = Some(at);
+        let Some(admin) = Self::tenant_admin(w, t) else {
+            return;
+        };
+        let deleted = k % 2 == 1;
+        let mut last = at;
+        self.emit(w, |g| {
+            let actor = Actor::User {
+                account: admin,
+                net: Some(g.w.tenants[t].office_net),
+            };
+            let close = if deleted {
+                audits::delete_user(g.w, rng, at, t, actor, v)
+            } else {
+                audits::disable_account(g.w, rng, at, t, actor, v)
+            };
+            g.out.push(Rec::Audit(close));
+            let mut when = at + HOUR + rng.range(0, 10 * MIN);
+            for _ in 0..rng.range(3, 7) {
+                last = when;
+                g.sign_in(
+                    when,
+                    t,
+                    v,
+                    Cat::NonInteractive,
+                    apps::OUTLOOK_WEB,
+                    net,
+                    Some(dev),
+                    Auth::None,
+                    0,
+                    rng,
+                );
+                when += rng.range(20 * MIN, 40 * MIN);
+            }
+        });
+        let story = format!(
+            "account {} by an admin; an hour later its refresh token keeps working: successful \
+             non-interactive sign-ins to Outlook on the web from an attacker's network",
+            if deleted {
+                "deleted (Delete user)"
+            } else {
+                "disabled (Disable account)"
+            }
+        );
+        self.label(user_label(w, rule, k, v, t, at, last, story));
     }
 
     /// A privileged principal reads mail or chats: an active admin in Outlook on the web, a
