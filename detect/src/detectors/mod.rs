@@ -31,6 +31,7 @@ pub mod privileged_role_assigned;
 pub mod risky_sign_in;
 pub mod risky_user;
 pub mod security_info_changed_privileged;
+pub mod session_token_replay;
 pub mod unmanaged_device_privileged;
 pub mod weak_mfa_privileged;
 

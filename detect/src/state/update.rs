@@ -103,6 +103,12 @@ impl State {
                     if s.is_device_code() && s.is_user() {
                         p.device_code_at = Some(p.device_code_at.map_or(now, |at| at.max(now)));
                     }
+                    if s.is_user()
+                        && let Some(session) = s.session_id.as_deref()
+                        && !session.trim().is_empty()
+                    {
+                        p.learn_session(s, key128(session), ip.unwrap_or(0), now);
+                    }
                     if p.disabled_at.is_some_and(|d| now >= d) {
                         p.disabled_at = None;
                     }
