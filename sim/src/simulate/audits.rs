@@ -832,7 +832,6 @@ pub fn ca_policy(
     a
 }
 
-
 /// A `KeyDescription` entry: one password (client secret) credential.
 pub fn secret_key(rng: &mut Rng, name: &str) -> String {
     format!(

@@ -80,6 +80,7 @@ pub fn background(w: &World) -> (Vec<Rec>, Vec<Note>) {
         g.typo_morning(c);
         g.mfa_mis_tap(c);
         g.meeting_room(c);
+        g.office_dual_stack(c);
     }
     // While the traveller is flying or away, only the trip's own sign-ins (hotel Wi-Fi) exist,
     // whichever part of the world generated the others.
