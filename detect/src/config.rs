@@ -171,6 +171,9 @@ pub struct Thresholds {
     pub mfa_fatigue_window_minutes: i64,
     /// ...and an interactive success this soon after its last denial raises it to high.
     pub mfa_fatigue_success_minutes: i64,
+    /// `session-token-replay`: one session used from another country (or an anonymising network)
+    /// within this many minutes of its last use from where it began.
+    pub session_replay_window_minutes: i64,
     pub disabled_min_attempts: u32,
     pub disabled_min_ips: u32,
     pub disabled_window_hours: i64,
@@ -229,6 +232,7 @@ impl Default for Thresholds {
             mfa_fatigue_min_denials: 3,
             mfa_fatigue_window_minutes: 10,
             mfa_fatigue_success_minutes: 30,
+            session_replay_window_minutes: 60,
             disabled_min_attempts: 3,
             disabled_min_ips: 2,
             disabled_window_hours: 24,
@@ -407,7 +411,7 @@ impl DetectConfig {
         }
         problems.extend(self.applications.validate());
         let t = &self.thresholds;
-        let positive: [(&str, f64); 21] = [
+        let positive: [(&str, f64); 22] = [
             ("learning_days", t.learning_days as f64 + 1.0),
             ("learning_sign_ins", f64::from(t.learning_sign_ins) + 1.0),
             ("travel_min_km", t.travel_min_km),
@@ -438,6 +442,10 @@ impl DetectConfig {
             (
                 "mfa_fatigue_success_minutes",
                 t.mfa_fatigue_success_minutes as f64,
+            ),
+            (
+                "session_replay_window_minutes",
+                t.session_replay_window_minutes as f64,
             ),
             ("disabled_min_attempts", f64::from(t.disabled_min_attempts)),
             ("disabled_window_hours", t.disabled_window_hours as f64),
@@ -859,6 +867,25 @@ mod tests {
                 "{problems:#?}"
             );
         }
+    }
+
+    #[test]
+    fn the_session_replay_window_defaults_and_is_validated() {
+        assert_eq!(Thresholds::default().session_replay_window_minutes, 60);
+        let parsed: Thresholds = serde_json::from_value(serde_json::json!({
+            "session_replay_window_minutes": 30
+        }))
+        .unwrap();
+        assert_eq!(parsed.session_replay_window_minutes, 30);
+        let mut c = DetectConfig::default();
+        c.thresholds.session_replay_window_minutes = 0;
+        let problems = c.validate(&[]);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("detect.thresholds.session_replay_window_minutes:")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

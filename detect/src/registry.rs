@@ -14,6 +14,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(risky_sign_in::RiskySignIn),
         Box::new(new_country_sign_in::NewCountrySignIn),
         Box::new(impossible_travel::ImpossibleTravel),
+        Box::new(session_token_replay::SessionTokenReplay),
         Box::new(password_spray::PasswordSpray),
         Box::new(brute_force::BruteForce),
         Box::new(mfa_fatigue::MfaFatigue),

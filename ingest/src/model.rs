@@ -200,6 +200,9 @@ pub struct SignIn {
     /// `originalTransferMethod` (beta): how the session was first transferred to this client,
     /// `deviceCodeFlow` or `authenticationTransfer` (`none` otherwise). Free text.
     pub original_transfer_method: Option<Text>,
+    /// `sessionId` (beta; Log Analytics `SessionId`): the id of the sign-in session, shared by every
+    /// sign-in that session's cookies and tokens make (interactive and token refreshes alike).
+    pub session_id: Option<Text>,
     pub authentication_details: Vec<AuthenticationStep>,
     pub authentication_methods_used: Vec<Text>,
     pub risk_level_aggregated: Option<RiskLevel>,
@@ -263,6 +266,20 @@ impl SignIn {
                 .original_transfer_method
                 .as_deref()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("deviceCodeFlow"))
+    }
+
+    /// Whether MFA was satisfied by a claim in the token the client presented (a step's result
+    /// `MFA requirement satisfied by claim in the token`), not by a prompt in this sign-in: what
+    /// a replayed session cookie or token shows.
+    pub fn mfa_by_claim(&self) -> bool {
+        const CLAIM: &[u8] = b"mfa requirement satisfied by claim";
+        self.authentication_details.iter().any(|s| {
+            s.result_detail.as_deref().is_some_and(|d| {
+                d.as_bytes()
+                    .windows(CLAIM.len())
+                    .any(|w| w.eq_ignore_ascii_case(CLAIM))
+            })
+        })
     }
 
     /// Whether any step completed a second factor (a fresh prompt or a claim in the token).

@@ -561,6 +561,53 @@ mod tests {
         }
     }
 
+    /// `sessionId` (Graph beta, Event Hub `properties.sessionId`) and the Log Analytics
+    /// `SessionId` column are read by the tolerant and the fast reader alike; a record without
+    /// one has none.
+    #[test]
+    fn the_session_id_is_read_from_every_shape() {
+        let tenant = "11111111-aaaa-4aaa-8aaa-111111111111";
+        let session = "00a1b2c3-d4e5-4f60-8718-293a4b5c6d7e";
+        let graph = json!({
+            "id": "g1", "createdDateTime": "2026-10-01T08:29:40Z", "userId": "u1",
+            "userPrincipalName": "ann@contoso.com", "resourceTenantId": tenant,
+            "status": {"errorCode": 0}, "sessionId": session
+        });
+        let event_hub = json!({
+            "time": "2026-10-01T08:29:40.1234567Z", "category": "NonInteractiveUserSignInLogs",
+            "tenantId": tenant, "resultType": "0",
+            "properties": {"id": "e1", "createdDateTime": "2026-10-01T08:29:40.1234567+00:00",
+                "userId": "u1", "userPrincipalName": "ann@contoso.com",
+                "status": {"errorCode": 0}, "sessionId": session}
+        });
+        let log_analytics = json!({
+            "TenantId": "9c4d2e7a-5b1f-4e38-a6d0-7f2b8c1e4a95", "Type": "SigninLogs",
+            "AADTenantId": tenant, "TimeGenerated": "2026-10-01T08:29:41Z",
+            "CreatedDateTime": "2026-10-01T08:29:40Z", "Id": "l1", "UserId": "u1",
+            "UserPrincipalName": "ann@contoso.com", "ResultType": "0",
+            "Status": "{\"errorCode\":0}", "SessionId": session
+        });
+        for record in [graph, event_hub, log_analytics] {
+            let mut events = vec![event(record.clone())];
+            if let Some(fast) = normalize_fast(&record.to_string(), &ctx()) {
+                events.push(*fast);
+            }
+            for e in events {
+                let s = e.as_sign_in().unwrap();
+                assert_eq!(s.session_id.as_deref(), Some(session), "{record}");
+            }
+            let mut without = record.clone();
+            for o in [without.as_object_mut(), None].into_iter().flatten() {
+                o.remove("sessionId");
+                o.remove("SessionId");
+                if let Some(p) = o.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                    p.remove("sessionId");
+                }
+            }
+            assert_eq!(event(without).as_sign_in().unwrap().session_id, None);
+        }
+    }
+
     #[test]
     fn unknown_categories_are_skipped() {
         let out = normalize(

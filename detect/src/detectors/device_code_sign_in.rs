@@ -9,7 +9,9 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, json};
 
-use super::{about_sign_in, app_name, place, time_text, who, with_ascii_lowercase};
+use super::{
+    about_sign_in, app_name, hostile_network, place, time_text, who, with_ascii_lowercase,
+};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::keys::country_code;
@@ -93,14 +95,6 @@ fn shared_device(s: &SignIn) -> bool {
     .into_iter()
     .flatten()
     .any(|name| with_ascii_lowercase(name, |n| SHARED_DEVICE_WORDS.iter().any(|w| n.contains(w))))
-}
-
-/// The risk event type that marks the source network as anonymising or malicious, if any.
-fn hostile_network(s: &SignIn) -> Option<&str> {
-    s.risk_event_types
-        .iter()
-        .map(|t| t.as_str())
-        .find(|t| with_ascii_lowercase(t, |t| t.contains("anonymi") || t.contains("maliciousip")))
 }
 
 impl Detector for DeviceCodeSignIn {

@@ -31,6 +31,7 @@ pub mod privileged_role_assigned;
 pub mod risky_sign_in;
 pub mod risky_user;
 pub mod security_info_changed_privileged;
+pub mod session_token_replay;
 pub mod sign_in_after_account_disabled;
 pub mod unmanaged_device_privileged;
 pub mod weak_mfa_privileged;
@@ -165,6 +166,15 @@ pub(crate) fn history_span(now: i64, first_seen: i64) -> String {
     } else {
         format!("the {} watched", plural(days as u32, "day", "days"))
     }
+}
+
+/// Whether ID Protection flagged the sign-in's network as anonymising (Tor, anonymous proxies) or
+/// malicious: the flag's name when it did (`device-code-sign-in`, `session-token-replay`).
+pub(crate) fn hostile_network(s: &SignIn) -> Option<&str> {
+    s.risk_event_types
+        .iter()
+        .map(|t| t.as_str())
+        .find(|t| with_ascii_lowercase(t, |t| t.contains("anonymi") || t.contains("maliciousip")))
 }
 
 /// Who, for titles: the UPN, else the display name, else the object id.

@@ -34,7 +34,10 @@ pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS, acto
 pub use ip::{
     IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
 };
-pub use principal::{AfterDisable, DISABLE_GRACE_SECS, Fix, PrincipalState, valid_coordinates};
+pub use principal::{
+    AfterDisable, DISABLE_GRACE_SECS, Fix, MAX_SESSIONS, PrincipalState, SessionUse, city_key,
+    valid_coordinates,
+};
 pub use stream::{RING_HOURS, SilencePolicy, Stream, StreamState};
 pub use technician::TechnicianState;
 pub use tenants::Tenants;
@@ -151,10 +154,12 @@ impl State {
             if p.device_code_at.is_some_and(|at| at < horizon) {
                 p.device_code_at = None;
             }
+            p.sessions.retain(|u| u.at >= horizon);
             let keep = kept_since(horizon, p.last_seen, &mut p.countries, &mut floor);
             if keep {
                 floor = (p.mfa_denials.iter().copied())
                     .chain(p.device_code_at)
+                    .chain(p.sessions.iter().map(|u| u.at))
                     .fold(floor, i64::min);
             }
             keep

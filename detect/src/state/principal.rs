@@ -65,6 +65,47 @@ fn parse_addr(s: &SignIn) -> Option<IpAddr> {
     s.ip_address.as_deref().and_then(|a| a.trim().parse().ok())
 }
 
+/// Cap on the sessions a principal keeps for `session-token-replay` (the oldest makes room).
+pub const MAX_SESSIONS: usize = 4;
+
+/// A recent sign-in session of a principal (`sessionId`), for `session-token-replay`: where it
+/// began (the first successful sign-in seen with it) and when it was last used from there.
+/// Plain values only: a session seen again is updated in place, a new one reuses the oldest slot.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUse {
+    /// [`crate::keys::key128`] of the session id.
+    pub session: u128,
+    /// The last use from the place the session began.
+    pub at: i64,
+    pub country: u16,
+    /// [`crate::keys::key128`] of the city (0 when none).
+    pub city: u128,
+    /// The source address's key (0 when none), and the address, for the alert.
+    pub ip: u128,
+    pub addr: Option<IpAddr>,
+    /// ID Protection flagged the origin's network as anonymising or malicious.
+    pub hostile: bool,
+}
+
+impl SessionUse {
+    /// Whether `s` is from the place this session began: the same country and city (an office's
+    /// IPv4 and IPv6 addresses), or the same address.
+    pub fn same_place(&self, s: &SignIn, ip: u128) -> bool {
+        (ip != 0 && ip == self.ip)
+            || (country_code(s.location.country_or_region.as_deref()) == self.country
+                && city_key(s) == self.city)
+    }
+}
+
+/// [`crate::keys::key128`] of a sign-in's city, 0 when none.
+pub fn city_key(s: &SignIn) -> u128 {
+    s.location
+        .city
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .map_or(0, crate::keys::key128)
+}
+
 /// One user or service principal in one tenant.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct PrincipalState {
@@ -101,6 +142,10 @@ pub struct PrincipalState {
     pub mfa_fatigue_at: Option<i64>,
     /// When this principal last signed in successfully through the device-code flow.
     pub device_code_at: Option<i64>,
+    /// Recent sessions of successful user sign-ins ([`SessionUse`]), at most [`MAX_SESSIONS`],
+    /// forgotten 30 days after their last use from where they began.
+    #[serde(default)]
+    pub sessions: Vec<SessionUse>,
 }
 
 /// How long after an account was closed a successful sign-in may still be the disable reaching
@@ -137,6 +182,41 @@ impl PrincipalState {
     /// Whether the principal has a baseline: `days` of history and `sign_ins` successes.
     pub fn has_baseline(&self, now: i64, days: i64, sign_ins: u32) -> bool {
         now - self.first_seen >= days * 86_400 && self.successes >= sign_ins
+    }
+
+    /// The session `key` ([`crate::keys::key128`] of a `sessionId`), when kept.
+    pub fn session(&self, key: u128) -> Option<&SessionUse> {
+        self.sessions.iter().find(|u| u.session == key)
+    }
+
+    /// Learns a successful user sign-in `s` of session `key` from address key `ip` at `now`: a
+    /// session seen from where it began is touched; a session seen elsewhere keeps its origin; a
+    /// new session takes a free slot, else the least recently used one. Allocates only when the
+    /// list grows (a principal's first session).
+    pub fn learn_session(&mut self, s: &SignIn, key: u128, ip: u128, now: i64) {
+        if let Some(u) = self.sessions.iter_mut().find(|u| u.session == key) {
+            if u.same_place(s, ip) {
+                u.at = u.at.max(now);
+            }
+            return;
+        }
+        let new = SessionUse {
+            session: key,
+            at: now,
+            country: country_code(s.location.country_or_region.as_deref()),
+            city: city_key(s),
+            ip,
+            addr: parse_addr(s),
+            hostile: crate::detectors::hostile_network(s).is_some(),
+        };
+        if self.sessions.len() < MAX_SESSIONS {
+            if self.sessions.capacity() == 0 {
+                self.sessions.reserve_exact(MAX_SESSIONS);
+            }
+            self.sessions.push(new);
+        } else if let Some(oldest) = self.sessions.iter_mut().min_by_key(|u| u.at) {
+            *oldest = new;
+        }
     }
 
     /// MFA denials (500121) at or after `since`.

@@ -18,6 +18,7 @@ impl State {
                     + heap(p.failures.capacity() * size_of::<i64>())
                     + heap(p.disabled_attempts.capacity() * size_of::<(i64, u128)>())
                     + heap(p.mfa_denials.capacity() * size_of::<i64>())
+                    + heap(p.sessions.capacity() * size_of::<super::SessionUse>())
                     + p.last_fix.as_ref().map_or(0, |f| {
                         heap(f.event_id.capacity())
                             + f.city.as_ref().map_or(0, |c| heap(c.capacity()))

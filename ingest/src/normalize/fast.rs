@@ -310,6 +310,7 @@ fn sign_in<'a>(
         authentication_protocol: text(&p.authentication_protocol)
             .map(|s| AuthenticationProtocol::parse(&s)),
         original_transfer_method: owned(&p.original_transfer_method),
+        session_id: owned(&p.session_id),
         authentication_details: array(&p.authentication_details)?
             .iter()
             .map(authentication_step)

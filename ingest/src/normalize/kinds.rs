@@ -93,6 +93,7 @@ pub(super) fn sign_in(
             .str("authenticationProtocol")
             .map(|s| AuthenticationProtocol::parse(&s)),
         original_transfer_method: p.str("originalTransferMethod"),
+        session_id: p.str("sessionId"),
         authentication_details: p
             .array("authenticationDetails")
             .iter()

@@ -389,6 +389,7 @@ record! {
         "authenticationRequirement" => authentication_requirement: Scalar<'a>,
         "authenticationProtocol" => authentication_protocol: Scalar<'a>,
         "originalTransferMethod" => original_transfer_method: Scalar<'a>,
+        "sessionId" => session_id: Scalar<'a>,
         "authenticationDetails" => authentication_details: ListField<'a, AuthStep<'a>>,
         "authenticationMethodsUsed" => authentication_methods_used: ListField<'a, Scalar<'a>>,
         "riskLevelAggregated" => risk_level_aggregated: Scalar<'a>,

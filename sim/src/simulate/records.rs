@@ -115,6 +115,9 @@ pub struct SignIn {
     pub corr: Guid,
     /// Milliseconds of processing (cosmetic).
     pub ms: u32,
+    /// The `sessionId` to render; `None` for the user's session of the day
+    /// ([`crate::simulate::world::World::session_of`]).
+    pub session: Option<Guid>,
 }
 
 impl SignIn {
@@ -156,6 +159,7 @@ impl SignIn {
             id: rng.guid(),
             corr: rng.guid(),
             ms: rng.range(20, 400) as u32,
+            session: None,
         }
     }
 }

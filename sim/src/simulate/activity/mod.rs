@@ -80,6 +80,7 @@ pub fn background(w: &World) -> (Vec<Rec>, Vec<Note>) {
         g.typo_morning(c);
         g.mfa_mis_tap(c);
         g.meeting_room(c);
+        g.office_dual_stack(c);
     }
     // While an account is disabled by mistake (until its re-enable), it does not sign in.
     let paused: std::collections::HashMap<AcctId, (Ticks, Ticks)> = (0..w.tenants.len())

@@ -900,6 +900,74 @@ impl Gen<'_> {
             n += 1;
         }
     }
+
+    /// One session over the office's IPv4 and IPv6 addresses: a user signs in at the office over
+    /// IPv4 and the desktop apps refresh over IPv6 minutes later (same country, same city), on a
+    /// few working mornings: `session-token-replay` stays quiet.
+    pub(super) fn office_dual_stack(&mut self, t: usize) {
+        let w = self.w;
+        let Some(v6) = w.tenants[t].office_v6_net else {
+            return;
+        };
+        let mut rng = w.stream("office-dual-stack", w.tenants[t].id.0);
+        let office = w.members_of(t, |a| {
+            a.kind == Kind::Regular && !a.attack && a.leaver_at.is_none() && a.mode == Mode::Office
+        });
+        let Some(&a) = office.get(3).or(office.last()) else {
+            return;
+        };
+        let acc = &w.accounts[a];
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let v4 = w.tenants[t].office_net;
+        let (mut first, mut last) = (None, 0);
+        for day in (1..i64::from(w.days)).step_by(3) {
+            if weekday(w, day) >= 5 {
+                continue;
+            }
+            let at = w.local_midnight(day, tz) + 7 * HOUR + rng.range(30, 55) * MIN;
+            let auth = usual_auth(&mut rng, acc.method);
+            self.sign_in(
+                at,
+                t,
+                a,
+                Cat::Interactive,
+                apps::OFFICE_HOME,
+                v4,
+                Some(acc.laptop),
+                auth,
+                0,
+                &mut rng,
+            );
+            let refresh = at + rng.range(3, 20) * MIN;
+            self.sign_in(
+                refresh,
+                t,
+                a,
+                Cat::NonInteractive,
+                apps::OFFICE_DESKTOP,
+                v6,
+                Some(acc.laptop),
+                Auth::Refresh,
+                0,
+                &mut rng,
+            );
+            first.get_or_insert(at);
+            last = refresh;
+        }
+        if let Some(first) = first {
+            self.note(
+                "session-token-replay",
+                t,
+                acc.id.to_string(),
+                first,
+                last,
+                format!(
+                    "one session over the office's IPv4 ({}) and IPv6 ({}) addresses minutes apart",
+                    w.nets[v4].ip, w.nets[v6].ip
+                ),
+            );
+        }
+    }
 }
 
 /// The benign trap of `sign-in-after-account-disabled` in tenant `t`: an ordinary user disabled by

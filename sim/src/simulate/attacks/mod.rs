@@ -4,6 +4,7 @@
 
 mod applications;
 mod directory;
+mod session_replay;
 mod sign_in_flows;
 mod sign_ins;
 mod tenant_settings;
@@ -24,7 +25,7 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 8] = [
+const ADDED_LATER: [&str; 9] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
@@ -33,6 +34,7 @@ const ADDED_LATER: [&str; 8] = [
     "device-code-sign-in",
     "app-credential-added",
     "sign-in-after-account-disabled",
+    "session-token-replay",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -366,6 +368,7 @@ impl Stories {
             "brute-force" => self.brute_force(w, rng, k, t),
             "mfa-fatigue" => self.mfa_fatigue(w, rng, k, t),
             "device-code-sign-in" => self.device_code(w, rng, k, t),
+            "session-token-replay" => self.session_replay(w, rng, k, t),
             "disabled-account-sign-in" => self.disabled_account_sign_in(w, rng, k, t),
             "sign-in-after-account-disabled" => self.sign_in_after_account_disabled(w, rng, k, t),
             "admin-collaboration-use" => self.admin_collaboration_use(w, rng, k, t),

@@ -426,6 +426,12 @@ fn sign_in_props(w: &World, s: &SignIn, graph: bool) -> Map<String, Value> {
     put("appliedConditionalAccessPolicies", Value::Array(policies));
     put("originalRequestId", json!(s.id.to_string()));
     put("isInteractive", json!(s.cat == Cat::Interactive));
+    if let Who::User(a) = s.who {
+        let session = s
+            .session
+            .unwrap_or_else(|| w.session_of(s.tenant, a, s.t, s.net));
+        put("sessionId", json!(session.to_string()));
+    }
     put(
         "authenticationProcessingDetails",
         json!([{"key": "Is CAE Token", "value": "False"}]),

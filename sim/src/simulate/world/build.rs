@@ -121,6 +121,17 @@ impl World {
         let served: Vec<usize> = w.customers.iter().copied().skip(1).take(2).collect();
         w.add_technician_of(w.second_partner, served, false);
         w.plan_trip();
+        // Each customer office's IPv6 address, placed where its IPv4 address is; made without the
+        // world stream, so everything else stays as it was.
+        for t in w.customers.clone() {
+            let v4 = w.tenants[t].office_net;
+            let net = Net {
+                ip: format!("2001:db8:a1:{:x}::{:x}", w.tenants[t].hq, t + 1),
+                ..w.nets[v4].clone()
+            };
+            w.nets.push(net);
+            w.tenants[t].office_v6_net = Some(w.nets.len() - 1);
+        }
         // A Teams Rooms device in a meeting room, signed in by device code each morning (a benign
         // look-alike of device code phishing). Its id comes from its own stream, so the world
         // stream is untouched.
@@ -191,6 +202,7 @@ impl World {
             office_net,
             branch_net,
             cloud_net,
+            office_v6_net: None,
             members: Vec::new(),
             connector,
             graph_sp,

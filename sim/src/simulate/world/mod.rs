@@ -50,6 +50,8 @@ pub struct Tenant {
     pub office_net: NetId,
     pub branch_net: NetId,
     pub cloud_net: NetId,
+    /// The office's IPv6 address (a customer's; the same place as `office_net`).
+    pub office_v6_net: Option<NetId>,
     pub members: Vec<AcctId>,
     pub connector: ServicePrincipal,
     /// The Microsoft Graph service principal's object id in this tenant (consent records name it).
@@ -259,6 +261,32 @@ impl World {
     }
 
     /// A stream of random numbers for one purpose and one object.
+    /// The session id of account `a`'s sign-ins in tenant `tenant` on the UTC day of `t` from
+    /// network `net`: one session per user and day over every benign network (office, home,
+    /// phone, an office's IPv4 and IPv6 addresses), and a separate one from each attacker network,
+    /// where an attacker signing in with the password starts a session of their own. Derived, so
+    /// it draws nothing from the activity's streams.
+    pub fn session_of(&self, tenant: usize, a: AcctId, t: Ticks, net: NetId) -> Guid {
+        let id = self.accounts[a].id.0;
+        let from = if self.attacker_nets.contains(&net) {
+            net as u64 + 1
+        } else {
+            0
+        };
+        Rng::derive(
+            self.seed,
+            &[
+                label("session"),
+                tenant as u64,
+                id as u64,
+                (id >> 64) as u64,
+                t.div_euclid(DAY) as u64,
+                from,
+            ],
+        )
+        .guid()
+    }
+
     pub fn stream(&self, purpose: &str, id: u128) -> Rng {
         Rng::derive(self.seed, &[label(purpose), id as u64, (id >> 64) as u64])
     }
