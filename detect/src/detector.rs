@@ -152,6 +152,7 @@ mod tests {
                     SignInKeys {
                         principal: Some(key128(sign_in_key(s).unwrap())),
                         ip: Some(key128(s.ip_address.as_deref().unwrap())),
+                        session: None,
                     }
                 );
             }

@@ -98,6 +98,8 @@ pub struct SignInKeys {
     pub principal: Option<u128>,
     /// [`key128`] of the source IP address.
     pub ip: Option<u128>,
+    /// [`key128`] of the session id (`session-token-replay` and the state's sessions).
+    pub session: Option<u128>,
 }
 
 impl SignInKeys {
@@ -105,6 +107,11 @@ impl SignInKeys {
         SignInKeys {
             principal: sign_in_key(s).map(key128),
             ip: s.ip_address.as_deref().map(key128),
+            session: s
+                .session_id
+                .as_deref()
+                .filter(|x| !x.trim().is_empty())
+                .map(key128),
         }
     }
 

@@ -13,7 +13,7 @@ use super::hostile_network;
 use super::{about_sign_in, app_name, place, sign_in_principal, time_text, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::keys::{country_code, country_text, key128};
+use crate::keys::{country_code, country_text};
 use crate::state::SessionUse;
 
 pub const ID: &str = "session-token-replay";
@@ -114,10 +114,11 @@ impl Detector for SessionTokenReplay {
         if history.sessions.is_empty() {
             return;
         }
-        let Some(origin) = history.session(key128(session)) else {
+        let keys = ctx.sign_in_keys(event);
+        let Some(origin) = keys.session.and_then(|k| history.session(k)) else {
             return;
         };
-        let ip = ctx.sign_in_keys(event).ip.unwrap_or(0);
+        let ip = keys.ip.unwrap_or(0);
         if origin.same_place(s, ip) {
             return;
         }
@@ -229,6 +230,7 @@ impl Detector for SessionTokenReplay {
 mod tests {
     use super::*;
     use crate::config::DetectConfig;
+    use crate::keys::key128;
     use crate::testkit::*;
     use entrawatch_ingest::model::AuthenticationStep;
 

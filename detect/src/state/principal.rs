@@ -73,27 +73,28 @@ pub const MAX_SESSIONS: usize = 4;
 /// Plain values only: a session seen again is updated in place, a new one reuses the oldest slot.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionUse {
-    /// [`crate::keys::key128`] of the session id.
-    pub session: u128,
+    /// The low 64 bits of [`crate::keys::key128`] of the session id (one principal keeps a few
+    /// sessions: 64 bits tell them apart).
+    pub session: u64,
     /// The last use from the place the session began.
     pub at: i64,
-    pub country: u16,
-    /// [`crate::keys::key128`] of the city (0 when none).
-    pub city: u128,
-    /// The source address's key (0 when none), and the address, for the alert.
-    pub ip: u128,
+    /// The low 64 bits of the city's key (0 when none) and of the source address's key (0 when
+    /// none); the address itself, for the alert.
+    pub city: u64,
+    pub ip: u64,
     pub addr: Option<IpAddr>,
+    pub country: u16,
     /// ID Protection flagged the origin's network as anonymising or malicious.
     pub hostile: bool,
 }
 
 impl SessionUse {
     /// Whether `s` is from the place this session began: the same country and city (an office's
-    /// IPv4 and IPv6 addresses), or the same address.
+    /// IPv4 and IPv6 addresses), or the same address (`ip`, its [`crate::keys::key128`]).
     pub fn same_place(&self, s: &SignIn, ip: u128) -> bool {
-        (ip != 0 && ip == self.ip)
+        (ip != 0 && ip as u64 == self.ip)
             || (country_code(s.location.country_or_region.as_deref()) == self.country
-                && city_key(s) == self.city)
+                && city_key(s) as u64 == self.city)
     }
 }
 
@@ -186,7 +187,7 @@ impl PrincipalState {
 
     /// The session `key` ([`crate::keys::key128`] of a `sessionId`), when kept.
     pub fn session(&self, key: u128) -> Option<&SessionUse> {
-        self.sessions.iter().find(|u| u.session == key)
+        self.sessions.iter().find(|u| u.session == key as u64)
     }
 
     /// Learns a successful user sign-in `s` of session `key` from address key `ip` at `now`: a
@@ -194,18 +195,18 @@ impl PrincipalState {
     /// new session takes a free slot, else the least recently used one. Allocates only when the
     /// list grows (a principal's first session).
     pub fn learn_session(&mut self, s: &SignIn, key: u128, ip: u128, now: i64) {
-        if let Some(u) = self.sessions.iter_mut().find(|u| u.session == key) {
+        if let Some(u) = self.sessions.iter_mut().find(|u| u.session == key as u64) {
             if u.same_place(s, ip) {
                 u.at = u.at.max(now);
             }
             return;
         }
         let new = SessionUse {
-            session: key,
+            session: key as u64,
             at: now,
             country: country_code(s.location.country_or_region.as_deref()),
-            city: city_key(s),
-            ip,
+            city: city_key(s) as u64,
+            ip: ip as u64,
             addr: parse_addr(s),
             hostile: crate::detectors::hostile_network(s).is_some(),
         };

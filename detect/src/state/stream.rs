@@ -67,8 +67,12 @@ pub struct StreamState {
     /// By hour of the week: the mean active minutes.
     rates: Vec<f32>,
     /// How clumped the stream's activity is (the shape `k` of a negative binomial; infinite for
-    /// independent minutes), fitted so the hours seen are predicted empty as often as they were.
+    /// independent minutes), fitted so the hours seen are predicted empty as often as they were;
+    /// refitted once a day of the stream's time (the fit costs a few thousand powers, the rates
+    /// that use it are recomputed every hour).
     clumping: f32,
+    /// The day (hours since the epoch / 24) of the last fit.
+    fitted_day: i64,
     /// When the silence after `last` becomes reportable (seconds), set with every event.
     pub due: i64,
 }
@@ -84,6 +88,7 @@ impl StreamState {
             active: vec![0; RING_HOURS as usize],
             empty: vec![1.0; WEEK_HOURS as usize],
             clumping: f32::INFINITY,
+            fitted_day: i64::MIN,
             rates: vec![0.0; WEEK_HOURS as usize],
             ..StreamState::default()
         }
@@ -145,31 +150,11 @@ impl StreamState {
                 minutes[w] as f32 / seen[w] as f32
             };
         }
-        // The burstiness that makes the hours seen empty as often as they were.
-        let observed: f64 = empty.iter().map(|e| f64::from(*e)).sum();
-        let predicted = |k: f64| -> f64 {
-            (0..WEEK_HOURS as usize)
-                .map(|w| f64::from(seen[w]) * empty_chance(f64::from(self.rates[w]), k))
-                .sum()
-        };
-        self.clumping = if all_seen == 0 || observed <= predicted(f64::INFINITY) {
-            f32::INFINITY
-        } else {
-            // predicted() falls as k grows: bisect ln k over [1e-3, 1e3].
-            let (mut lo, mut hi) = (
-                -3.0f64 * std::f64::consts::LN_10,
-                3.0 * std::f64::consts::LN_10,
-            );
-            for _ in 0..40 {
-                let mid = (lo + hi) / 2.0;
-                if predicted(mid.exp()) > observed {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            ((lo + hi) / 2.0).exp() as f32
-        };
+        let day = self.newest_hour.div_euclid(24);
+        if day != self.fitted_day {
+            self.fitted_day = day;
+            self.clumping = fit_clumping(&self.rates, &seen, &empty);
+        }
         for w in 0..WEEK_HOURS as usize {
             self.empty[w] = empty_chance(f64::from(self.rates[w]), f64::from(self.clumping)) as f32;
         }
@@ -236,6 +221,44 @@ impl StreamState {
         }
         improbable.max(last + policy.floor_secs).min(ceiling)
     }
+}
+
+/// The clumping (negative-binomial shape) that makes the hours `seen` of each hour of the week,
+/// at their `rates`, empty as often as they were (`empty`): infinite (independent minutes) when
+/// they were empty no more often than that.
+fn fit_clumping(rates: &[f32], seen: &[u32], empty: &[u32]) -> f32 {
+    let observed: f64 = empty.iter().map(|e| f64::from(*e)).sum();
+    let predicted = |k: f64| -> f64 {
+        rates
+            .iter()
+            .zip(seen)
+            .filter(|(r, n)| **n > 0 && **r > 0.0)
+            .map(|(r, n)| f64::from(*n) * empty_chance(f64::from(*r), k))
+            .sum::<f64>()
+            + rates
+                .iter()
+                .zip(seen)
+                .filter(|(r, n)| **n > 0 && **r <= 0.0)
+                .map(|(_, n)| f64::from(*n))
+                .sum::<f64>()
+    };
+    if seen.iter().all(|n| *n == 0) || observed <= predicted(f64::INFINITY) {
+        return f32::INFINITY;
+    }
+    // predicted() falls as k grows: bisect ln k over [1e-3, 1e3] (to 1e-8 of the range).
+    let (mut lo, mut hi) = (
+        -3.0f64 * std::f64::consts::LN_10,
+        3.0 * std::f64::consts::LN_10,
+    );
+    for _ in 0..30 {
+        let mid = (lo + hi) / 2.0;
+        if predicted(mid.exp()) > observed {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    ((lo + hi) / 2.0).exp() as f32
 }
 
 /// The chance of an hour with no active minute when the hour usually has `rate` of them and

@@ -114,10 +114,9 @@ impl State {
                         p.device_code_at = Some(p.device_code_at.map_or(now, |at| at.max(now)));
                     }
                     if s.is_user()
-                        && let Some(session) = s.session_id.as_deref()
-                        && !session.trim().is_empty()
+                        && let Some(session) = keys.session
                     {
-                        p.learn_session(s, key128(session), ip.unwrap_or(0), now);
+                        p.learn_session(s, session, ip.unwrap_or(0), now);
                     }
                     if s.is_user()
                         && let Some(after) = p.after_disable(now)
