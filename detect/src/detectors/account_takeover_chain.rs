@@ -321,7 +321,11 @@ mod tests {
 
     /// Every rule enabled; the chain findings only.
     fn chains(events: &[Event]) -> Vec<Finding> {
-        let mut engine = Engine::new(DetectConfig::default()).unwrap();
+        chains_with(DetectConfig::default(), events)
+    }
+
+    fn chains_with(config: DetectConfig, events: &[Event]) -> Vec<Finding> {
+        let mut engine = Engine::new(config).unwrap();
         let mut out = Vec::new();
         for e in events {
             engine.process(e, &mut out);
@@ -622,6 +626,16 @@ mod tests {
             )],
         ]);
         assert!(found.is_empty(), "{found:#?}");
+        // A member dropped by its allow list does not join.
+        let mut config = DetectConfig::default();
+        config.allow.insert(
+            "new-country-sign-in".into(),
+            crate::config::AllowList {
+                principals: vec![MEGAN.into()],
+                ips: Vec::new(),
+            },
+        );
+        assert!(chains_with(config, &takeover()).is_empty());
         // Without the other rules' findings (only this rule enabled) nothing happens.
         assert!(run(ID, DetectConfig::default(), &takeover()).is_empty());
     }

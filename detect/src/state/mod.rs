@@ -7,7 +7,9 @@
 //! bounded whatever the input.
 //!
 //! [`State`] holds one record per key, each in its own file: [`PrincipalState`] (with its [`Fix`]),
-//! [`TechnicianState`], [`IpState`] and [`StreamState`], with tenants interned by [`Tenants`].
+//! [`TechnicianState`], [`IpState`], [`StreamState`] and [`ChainState`] (the recent findings of a
+//! user, for `account-takeover-chain`, learnt from findings rather than events), with tenants
+//! interned by [`Tenants`].
 //! `update` is how an event changes the state, `lists` how the records' lists stay bounded, and
 //! `size` what the state costs in memory. This file holds [`State`] itself: its lookups and
 //! eviction.
