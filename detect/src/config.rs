@@ -181,6 +181,8 @@ pub struct Thresholds {
     pub fanout_window_minutes: i64,
     /// A risky sign-in this recent makes a security-info change critical.
     pub security_info_risky_hours: i64,
+    /// `account-takeover-chain`: the findings of one user within this many hours make a chain.
+    pub chain_window_hours: i64,
     /// `log-source-silent`: no silence of a sign-in (audit) stream shorter than this is reported.
     pub silent_sign_ins_hours: i64,
     pub silent_audits_hours: i64,
@@ -239,6 +241,7 @@ impl Default for Thresholds {
             fanout_min_tenants: 5,
             fanout_window_minutes: 60,
             security_info_risky_hours: 6,
+            chain_window_hours: 6,
             silent_sign_ins_hours: 1,
             silent_audits_hours: 1,
             silent_probability: 0.000_001,
@@ -411,7 +414,7 @@ impl DetectConfig {
         }
         problems.extend(self.applications.validate());
         let t = &self.thresholds;
-        let positive: [(&str, f64); 22] = [
+        let positive: [(&str, f64); 23] = [
             ("learning_days", t.learning_days as f64 + 1.0),
             ("learning_sign_ins", f64::from(t.learning_sign_ins) + 1.0),
             ("travel_min_km", t.travel_min_km),
@@ -455,6 +458,7 @@ impl DetectConfig {
                 "security_info_risky_hours",
                 t.security_info_risky_hours as f64,
             ),
+            ("chain_window_hours", t.chain_window_hours as f64),
             ("silent_sign_ins_hours", t.silent_sign_ins_hours as f64),
             ("silent_audits_hours", t.silent_audits_hours as f64),
             ("silent_max_hours", t.silent_max_hours as f64),
@@ -884,6 +888,25 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.starts_with("detect.thresholds.session_replay_window_minutes:")),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn the_chain_window_defaults_and_is_validated() {
+        assert_eq!(Thresholds::default().chain_window_hours, 6);
+        let parsed: Thresholds = serde_json::from_value(serde_json::json!({
+            "chain_window_hours": 12
+        }))
+        .unwrap();
+        assert_eq!(parsed.chain_window_hours, 12);
+        let mut c = DetectConfig::default();
+        c.thresholds.chain_window_hours = 0;
+        let problems = c.validate(&[]);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("detect.thresholds.chain_window_hours:")),
             "{problems:#?}"
         );
     }

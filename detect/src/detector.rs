@@ -109,6 +109,19 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// Called when the pipeline's event-time clock passes a whole minute, before the event that moved
     /// it is observed; `now` is the new clock in seconds. For rules about absence (silent sources).
     fn on_tick(&self, _ctx: &Context<'_>, _now: i64, _out: &mut Vec<Finding>) {}
+
+    /// Called after every detector has decided on `event` and allow lists have dropped what the
+    /// config exempts, with the findings kept for it (`findings`, never empty), before the state
+    /// learns from the event. For rules about other rules' findings (`account-takeover-chain`);
+    /// what it adds to `out` goes through the allow lists too.
+    fn on_findings(
+        &self,
+        _ctx: &Context<'_>,
+        _event: &Event,
+        _findings: &[Finding],
+        _out: &mut Vec<Finding>,
+    ) {
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! Per event: (1) if the event-time clock passes whole minutes, `on_tick` hooks run; (2) every enabled
 //! detector decides on the event against the state *before* it; (3) allow lists drop what the config
-//! exempts; (4) the state and the privileged directory learn from the event. Once per hour of event
+//! exempts; (4) when findings are left, `on_findings` hooks see them (rules about other rules'
+//! findings), their findings pass the allow lists too, and the state remembers the findings;
+//! (5) the state and the privileged directory learn from the event. Once per hour of event
 //! time, history older than 30 days is evicted.
 
 use std::collections::BTreeMap;
@@ -177,6 +179,23 @@ impl Engine {
         }
         let keys = ctx.sign_in_keys(event);
         self.filter_allowed(out, before);
+        if out.len() > before {
+            let ctx = Context::new(&self.config, &self.directory, &self.state);
+            let mut more = Vec::new();
+            for detector in &self.detectors {
+                detector.on_findings(&ctx, event, &out[before..], &mut more);
+            }
+            if !more.is_empty() {
+                let from = out.len();
+                out.append(&mut more);
+                self.filter_allowed(out, from);
+            }
+            if (self.detectors.iter())
+                .any(|d| d.id() == crate::detectors::account_takeover_chain::ID)
+            {
+                self.state.record_findings(&self.config, &out[before..]);
+            }
+        }
         for finding in &out[before..] {
             *self.findings_by_rule.entry(finding.rule).or_default() += 1;
         }

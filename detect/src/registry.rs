@@ -37,5 +37,6 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(conditional_access_weakened::ConditionalAccessWeakened),
         Box::new(risky_user::RiskyUser),
         Box::new(log_source_silent::LogSourceSilent),
+        Box::new(account_takeover_chain::AccountTakeoverChain),
     ]
 }

@@ -5,6 +5,7 @@
 //! who initiated one (`actor_name`, `actor_ip`), whether it succeeded (`succeeded`), and the
 //! evidence that its initiator is a partner technician (`partner_initiator`).
 
+pub mod account_takeover_chain;
 pub mod admin_agents_membership_changed;
 pub mod admin_collaboration_use;
 pub mod app_credential_added;

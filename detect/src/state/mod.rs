@@ -7,7 +7,9 @@
 //! bounded whatever the input.
 //!
 //! [`State`] holds one record per key, each in its own file: [`PrincipalState`] (with its [`Fix`]),
-//! [`TechnicianState`], [`IpState`] and [`StreamState`], with tenants interned by [`Tenants`].
+//! [`TechnicianState`], [`IpState`], [`StreamState`] and [`ChainState`] (the recent findings of a
+//! user, for `account-takeover-chain`, learnt from findings rather than events), with tenants
+//! interned by [`Tenants`].
 //! `update` is how an event changes the state, `lists` how the records' lists stay bounded, and
 //! `size` what the state costs in memory. This file holds [`State`] itself: its lookups and
 //! eviction.
@@ -20,6 +22,7 @@ use crate::keys::{KeyHash, key128};
 
 mod account;
 mod apps;
+mod chain;
 mod ip;
 mod lists;
 mod principal;
@@ -31,6 +34,7 @@ mod update;
 
 pub use account::{AccountChange, account_change, account_ids};
 pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS, actor_key};
+pub use chain::{ChainMember, ChainState, MAX_CHAIN_MEMBERS};
 pub use ip::{
     IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
 };
@@ -71,6 +75,8 @@ pub struct State {
     pub device_code_tenants: HashMap<u32, i64, KeyHash>,
     /// Applications per tenant, under each of their ids (`app-credential-added`).
     pub apps: HashMap<(u32, u128), AppState, KeyHash>,
+    /// Recent findings per user, by (the finding's tenant, user id) (`account-takeover-chain`).
+    pub chains: HashMap<(u32, u128), ChainState, KeyHash>,
     /// No time that [`State::evict`] compares is older than this (a lower bound), so an eviction
     /// with its horizon at or below it has nothing to remove and skips the tables. Lowered by
     /// every update, raised by each eviction that scans; the tables change only through those
@@ -180,6 +186,16 @@ impl State {
                 floor = s.managers.iter().fold(floor, |f, (_, at)| f.min(*at));
             }
             keep
+        });
+        self.chains.retain(|_, c| {
+            c.members.retain(|m| m.at >= horizon);
+            if c.reported_at.is_some_and(|at| at < horizon) {
+                c.reported_at = None;
+            }
+            floor = (c.members.iter().map(|m| m.at))
+                .chain(c.reported_at)
+                .fold(floor, i64::min);
+            !c.members.is_empty() || c.reported_at.is_some()
         });
         self.ips.retain(|_, i| {
             let keep = i.last_seen >= horizon;

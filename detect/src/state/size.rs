@@ -1,7 +1,7 @@
 //! What the state costs in memory ([`State::approx_bytes`]), estimated from the capacities of its
 //! tables, lists and strings the way the process holds them.
 
-use super::{AppState, IpState, PrincipalState, State, TechnicianState};
+use super::{AppState, ChainState, IpState, PrincipalState, State, TechnicianState};
 
 impl State {
     /// Approximate bytes of the per-principal, per-technician, per-IP and per-application state,
@@ -57,7 +57,27 @@ impl State {
                     + heap(s.managers.capacity() * size_of::<(u128, i64)>())
             })
             .sum();
+        let chains: usize = self
+            .chains
+            .values()
+            .map(|c| {
+                heap(c.members.capacity() * size_of::<super::ChainMember>())
+                    + c.members
+                        .iter()
+                        .map(|m| {
+                            heap(m.rule.capacity())
+                                + heap(m.event_id.capacity())
+                                + heap(m.title.capacity())
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
         principals
+            + chains
+            + table(
+                self.chains.capacity(),
+                size_of::<((u32, u128), ChainState)>(),
+            )
             + apps
             + table(self.apps.capacity(), size_of::<((u32, u128), AppState)>())
             + table(

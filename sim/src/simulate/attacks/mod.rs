@@ -7,6 +7,7 @@ mod directory;
 mod session_replay;
 mod sign_in_flows;
 mod sign_ins;
+mod takeover;
 mod tenant_settings;
 
 use super::activity::{Gen, weekday};
@@ -25,7 +26,7 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 9] = [
+const ADDED_LATER: [&str; 10] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
@@ -35,6 +36,7 @@ const ADDED_LATER: [&str; 9] = [
     "app-credential-added",
     "sign-in-after-account-disabled",
     "session-token-replay",
+    "account-takeover-chain",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -386,6 +388,7 @@ impl Stories {
             "cross-tenant-access-changed" => self.cross_tenant(w, rng, k, t),
             "conditional-access-weakened" => self.conditional_access(w, rng, k, t),
             "risky-user" => self.risky_user_story(w, rng, k, t),
+            "account-takeover-chain" => self.takeover_chain(w, rng, k, t),
             // A rule without a story tells none; the test below names it.
             _ => {}
         }
