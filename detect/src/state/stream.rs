@@ -75,6 +75,11 @@ pub struct StreamState {
     fitted_day: i64,
     /// When the silence after `last` becomes reportable (seconds), set with every event.
     pub due: i64,
+    /// The hour the last [`StreamState::improbable_after_hour`] was worked out for, with the
+    /// policy's probability (bits) and ceiling, and its answer: every event of that hour shares
+    /// it, so most events set `due` without walking the hours. Not kept in snapshots.
+    #[serde(skip)]
+    improbable: Option<(i64, u64, i64, i64)>,
 }
 
 impl StreamState {
@@ -117,7 +122,19 @@ impl StreamState {
         }
         if now >= self.last {
             self.last = now;
-            self.due = self.silent_from(now, policy);
+            let hour = now.div_euclid(3600);
+            let key = (hour, policy.probability.to_bits(), policy.ceiling_secs);
+            let improbable = match self.improbable {
+                Some((h, p, c, at)) if (h, p, c) == key => at,
+                _ => {
+                    let at = self.improbable_after_hour(hour, policy);
+                    self.improbable = Some((key.0, key.1, key.2, at));
+                    at
+                }
+            };
+            self.due = improbable
+                .max(now + policy.floor_secs)
+                .min(now + policy.ceiling_secs);
         }
     }
 
@@ -193,14 +210,16 @@ impl StreamState {
         acc
     }
 
-    /// When a silence starting at `last` becomes reportable: the first moment its chance falls
-    /// below the policy's probability, not before the floor, and at the ceiling at the latest.
-    fn silent_from(&self, last: i64, policy: &SilencePolicy) -> i64 {
+    /// When a silence after an event of `hour` becomes improbable: the first moment the product
+    /// of the empty chances of the hours after it falls below the policy's probability, or the
+    /// ceiling counted from the end of `hour` when it never does. The caller applies the floor and
+    /// the ceiling from the event itself.
+    fn improbable_after_hour(&self, hour: i64, policy: &SilencePolicy) -> i64 {
         let need = policy.probability.ln();
-        let ceiling = last + policy.ceiling_secs;
+        let start = (hour + 1) * 3600;
+        let ceiling = start + policy.ceiling_secs;
         let mut log_chance = 0.0;
-        let mut t = (last.div_euclid(3600) + 1) * 3600;
-        let mut improbable = ceiling;
+        let mut t = start;
         while t < ceiling {
             let hour = t.div_euclid(3600);
             let end = ((hour + 1) * 3600).min(ceiling);
@@ -213,13 +232,12 @@ impl StreamState {
                 } else {
                     0
                 };
-                improbable = (t + secs).min(end);
-                break;
+                return (t + secs).min(end);
             }
             log_chance += adds;
             t = end;
         }
-        improbable.max(last + policy.floor_secs).min(ceiling)
+        ceiling
     }
 }
 
