@@ -39,9 +39,10 @@ pub fn normalized_activity(name: &str) -> String {
     normalized_chars(name).collect()
 }
 
-/// Whether an activity name is `expected` (given normalized) with any dash, casing and spacing.
+/// Whether an activity name is `expected` with any dash, casing and spacing (both sides
+/// normalized, so `expected` may be written as Microsoft's reference spells it).
 pub fn activity_is(name: &str, expected: &str) -> bool {
-    normalized_chars(name).eq(expected.chars())
+    normalized_chars(name).eq(normalized_chars(expected))
 }
 
 /// Which grant an audit is.

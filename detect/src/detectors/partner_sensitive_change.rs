@@ -11,6 +11,7 @@ use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, json};
 
 use super::{actor_ip, actor_name, names_of_roles, partner_initiator, succeeded};
+use crate::apps::activity_is;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 use crate::privileged::audit_role_template;
@@ -109,7 +110,7 @@ impl Area {
     }
 }
 
-/// The sensitive activities, by area (matched case-insensitively, any dash as `-`).
+/// The sensitive activities, by area (matched by [`activity_is`]).
 const SENSITIVE: &[(&str, Area)] = &[
     ("Add member to role", Area::Roles),
     ("Add eligible member to role", Area::Roles),
@@ -177,21 +178,12 @@ const TIER_0: [&str; 8] = [
     "158c047a-c907-4556-b7ef-446551a6b5f7", // Cloud Application Administrator
 ];
 
-/// The area of a sensitive activity (checked on every audit: no allocation).
+/// The area of a sensitive activity ([`activity_is`]: any dash, casing and spacing, without
+/// allocating; every audit is asked).
 fn area_of(activity: &str) -> Option<Area> {
-    let activity = activity.trim();
-    let dash = |c: char| {
-        if matches!(c, '–' | '—') {
-            '-'
-        } else {
-            c.to_ascii_lowercase()
-        }
-    };
     SENSITIVE
         .iter()
-        .find(|(name, _)| {
-            name.len() <= activity.len() && name.chars().map(dash).eq(activity.chars().map(dash))
-        })
+        .find(|(name, _)| activity_is(activity, name))
         .map(|(_, area)| *area)
 }
 

@@ -42,7 +42,7 @@ pub use principal::{
     AfterDisable, DISABLE_GRACE_SECS, Fix, MAX_SESSIONS, PrincipalState, SessionUse, city_key,
     valid_coordinates,
 };
-pub use stream::{RING_HOURS, SilencePolicy, Stream, StreamState};
+pub use stream::{SilencePolicy, Stream, StreamState};
 pub use technician::TechnicianState;
 pub use tenants::Tenants;
 

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Hours of history the rates are learned from (30 days).
-pub const RING_HOURS: i64 = 30 * 24;
+const RING_HOURS: i64 = 30 * 24;
 /// Hours in a week: the rhythm the rates follow.
 const WEEK_HOURS: i64 = 7 * 24;
 
