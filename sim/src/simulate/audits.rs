@@ -379,31 +379,7 @@ pub fn disable_account(
     actor: Actor,
     target: AcctId,
 ) -> Audit {
-    let mut a = Audit::new(
-        rng,
-        t,
-        tenant,
-        actor,
-        "Disable account",
-        "UserManagement",
-        "Core Directory",
-        "Update",
-    );
-    let mut tg = user_target(w, target);
-    tg.props = vec![
-        prop(
-            "AccountEnabled",
-            Some("[true]".into()),
-            Some("[false]".into()),
-        ),
-        prop(
-            "Included Updated Properties",
-            None,
-            Some(q("AccountEnabled")),
-        ),
-    ];
-    a.targets = vec![tg];
-    a
+    account_enabled(w, rng, t, tenant, actor, target, false)
 }
 
 /// `Enable account`: an admin turns a disabled account back on (`AccountEnabled` false → true).
@@ -415,12 +391,30 @@ pub fn enable_account(
     actor: Actor,
     target: AcctId,
 ) -> Audit {
+    account_enabled(w, rng, t, tenant, actor, target, true)
+}
+
+/// `Disable account` / `Enable account`: `AccountEnabled` turned to `enabled`.
+fn account_enabled(
+    w: &World,
+    rng: &mut Rng,
+    t: Ticks,
+    tenant: usize,
+    actor: Actor,
+    target: AcctId,
+    enabled: bool,
+) -> Audit {
+    let activity = if enabled {
+        "Enable account"
+    } else {
+        "Disable account"
+    };
     let mut a = Audit::new(
         rng,
         t,
         tenant,
         actor,
-        "Enable account",
+        activity,
         "UserManagement",
         "Core Directory",
         "Update",
@@ -429,8 +423,8 @@ pub fn enable_account(
     tg.props = vec![
         prop(
             "AccountEnabled",
-            Some("[false]".into()),
-            Some("[true]".into()),
+            Some(format!("[{}]", !enabled)),
+            Some(format!("[{enabled}]")),
         ),
         prop(
             "Included Updated Properties",
