@@ -39,10 +39,39 @@ pub fn normalized_activity(name: &str) -> String {
     normalized_chars(name).collect()
 }
 
+/// Calls `f` with [`normalized_activity`] of `name`, made on the stack for the usual name (ASCII,
+/// at most 128 bytes): a byte at a time, instead of the char-by-char walk every audit would pay.
+pub fn with_activity<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 128];
+    let (mut len, mut space) = (0, false);
+    for &b in name.as_bytes() {
+        if !b.is_ascii() {
+            return f(&normalized_activity(name));
+        }
+        // `char::is_whitespace` of an ASCII byte: tab to carriage return, and space.
+        if matches!(b, b'\t'..=b'\r' | b' ') {
+            space = len > 0;
+            continue;
+        }
+        if len + usize::from(space) >= buf.len() {
+            return f(&normalized_activity(name));
+        }
+        if space {
+            buf[len] = b' ';
+            len += 1;
+            space = false;
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    // ASCII bytes only, so always UTF-8.
+    f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
 /// Whether an activity name is `expected` with any dash, casing and spacing (both sides
 /// normalized, so `expected` may be written as Microsoft's reference spells it).
 pub fn activity_is(name: &str, expected: &str) -> bool {
-    normalized_chars(name).eq(normalized_chars(expected))
+    with_activity(name, |n| with_activity(expected, |e| n == e))
 }
 
 /// Which grant an audit is.
@@ -323,19 +352,14 @@ fn key_id(key: &str) -> &str {
 /// new key: a removal is logged under the same name), `Update application` and `Update service
 /// principal` only when `KeyDescription` gains a key.
 pub fn credential_added(a: &Audit) -> Option<CredentialChange> {
-    let name = &a.activity_display_name;
-    let is = |expected| activity_is(name, expected);
-    let (explicit, on_sp) = if is("update application - certificates and secrets management") {
-        (true, false)
-    } else if is("add service principal credentials") {
-        (true, true)
-    } else if is("update application") {
-        (false, false)
-    } else if is("update service principal") {
-        (false, true)
-    } else {
-        return None;
-    };
+    // The names as normalized (lower case, one `-` for any dash).
+    let (explicit, on_sp) = with_activity(&a.activity_display_name, |name| match name {
+        "update application - certificates and secrets management" => Some((true, false)),
+        "add service principal credentials" => Some((true, true)),
+        "update application" => Some((false, false)),
+        "update service principal" => Some((false, true)),
+        _ => None,
+    })?;
     let pair = modified_pair(a, "KeyDescription");
     let (old, new) = pair.unwrap_or_default();
     let before: Vec<&str> = keys_in(old).into_iter().map(key_id).collect();
@@ -426,6 +450,7 @@ mod tests {
             "Update application – Certificates and secrets management",
             "Update application - Certificates and secrets management",
             "update application —  certificates and secrets management ",
+            "\tUpdate\u{b}application -\r\nCertificates and secrets management",
         ] {
             assert_eq!(
                 normalized_activity(n),
@@ -435,6 +460,35 @@ mod tests {
                 n,
                 "update application - certificates and secrets management"
             ));
+        }
+    }
+
+    /// The stack-made normalization is [`normalized_activity`] for every kind of name: ASCII
+    /// whitespace of each kind at each place, dashes, non-ASCII letters and spaces, and names
+    /// around the 128-byte buffer.
+    #[test]
+    fn activities_normalized_on_the_stack_are_the_normalized_names() {
+        let parts = [
+            "Add", "MEMBER", "to", "rôle", "-", "–", "\u{a0}", " ", "  ", "\t", "\u{b}", "\u{c}",
+            "\r\n", "",
+        ];
+        let mut names: Vec<String> = Vec::new();
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    names.push(format!("{a}{b} {c}"));
+                    names.push(format!("{b}{a}{c}"));
+                }
+            }
+        }
+        for len in 120..136 {
+            names.push("x".repeat(len));
+            names.push(format!(" {} y ", "x".repeat(len - 4)));
+        }
+        for name in &names {
+            with_activity(name, |n| {
+                assert_eq!(n, normalized_activity(name), "{name:?}")
+            });
         }
     }
 

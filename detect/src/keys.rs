@@ -10,12 +10,13 @@
 //! - [`KeyHash`]: the hasher of the state's maps, for keys that are already well spread.
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 
 use entrawatch_ingest::model::{Event, SignIn};
 
 /// A 128-bit key for an id: the GUID's value, else two 64-bit FNV-1a hashes of the lower-cased text.
 pub fn key128(id: &str) -> u128 {
-    let t = id.trim();
+    let t = trimmed(id);
     if let Some(v) = guid_value(t) {
         return v;
     }
@@ -28,27 +29,66 @@ pub fn key128(id: &str) -> u128 {
     (u128::from(a) << 64) | u128::from(b)
 }
 
+/// `id` without whitespace at either end, as `str::trim` has it; an id that starts and ends with
+/// an ASCII byte that is not whitespace (nearly every one) is not scanned.
+pub(crate) fn trimmed(id: &str) -> &str {
+    let plain = |b: &u8| b.is_ascii() && !matches!(b, b'\t'..=b'\r' | b' ');
+    let b = id.as_bytes();
+    if b.first().is_some_and(plain) && b.last().is_some_and(plain) {
+        id
+    } else {
+        id.trim()
+    }
+}
+
 /// The value of an 8-4-4-4-12 GUID in either case (what `u128::from_str_radix` makes of its hex
-/// digits), read without allocating: ids are keyed on every event.
+/// digits), read without allocating: ids are keyed on every event. The 32 digits are read as four
+/// words of eight, each checked and converted all at once ([`hex_word`]).
 fn guid_value(s: &str) -> Option<u128> {
     let b = s.as_bytes();
-    if b.len() != 36 {
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+    let word = |parts: [&[u8]; 2]| {
+        let mut w = [0u8; 8];
+        w[..parts[0].len()].copy_from_slice(parts[0]);
+        w[parts[0].len()..].copy_from_slice(parts[1]);
+        hex_word(u64::from_le_bytes(w))
+    };
+    let high = (word([&b[0..8], &[]])?, word([&b[9..13], &b[14..18]])?);
+    let low = (word([&b[19..23], &b[24..28]])?, word([&b[28..36], &[]])?);
+    Some(
+        (u128::from(high.0) << 96)
+            | (u128::from(high.1) << 64)
+            | (u128::from(low.0) << 32)
+            | u128::from(low.1),
+    )
+}
+
+/// The eight hex digits in `word` (the first in its lowest byte) as a number, or `None` when a
+/// byte is not a hex digit: every byte is tested and converted at once (no byte's sum carries
+/// into the next, since each is ASCII when tested).
+fn hex_word(word: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if word & HIGH != 0 {
         return None;
     }
-    let mut v: u128 = 0;
-    let mut invalid = 0u8;
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        let digit = HEX_DIGIT[usize::from(c)];
-        invalid |= digit;
-        v = (v << 4) | u128::from(digit & 0x0f);
+    // A byte's top bit after `x + (0x80 - c)` says x >= c.
+    let at_least = |x: u64, c: u8| (x + ONES * u64::from(0x80 - c)) & HIGH;
+    let lower = word | (ONES * 0x20);
+    let digit = at_least(word, b'0') & !at_least(word, b'9' + 1);
+    let letter = at_least(lower, b'a') & !at_least(lower, b'f' + 1);
+    if digit | letter != HIGH {
+        return None;
     }
-    (invalid & 0x80 == 0).then_some(v)
+    // A digit's value is its low four bits; a letter's, its low four bits plus 9.
+    let nibbles = (word & (ONES * 0x0f)) + (letter >> 7) * 9;
+    // Pack the nibbles, first digit highest: pairs, then quads, then all eight.
+    let v = nibbles.swap_bytes();
+    let v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+    Some((v | (v >> 16)) as u32)
 }
 
 /// Each byte's value as a hex digit, or 0x80 for a byte that is none: a table read per digit
@@ -68,6 +108,103 @@ const HEX_DIGIT: [u8; 256] = {
     }
     table
 };
+
+/// An IP address as `str::parse::<IpAddr>` reads it (surrounding whitespace trimmed first), with
+/// the usual forms read directly: dotted IPv4 without leading zeros, and IPv6 of hex groups with
+/// at most one `::`. Anything else (an IPv4 tail, a zone, an odd form) goes to the standard
+/// parser, which is several times slower on IPv6, and a located sign-in asks on every new address.
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    let t = trimmed(text).as_bytes();
+    let direct = if t.contains(&b':') {
+        ipv6(t).map(IpAddr::from)
+    } else {
+        ipv4(t).map(IpAddr::from)
+    };
+    direct.or_else(|| std::str::from_utf8(t).ok()?.parse().ok())
+}
+
+/// Dotted-quad IPv4: four decimal octets, no leading zero, nothing else; one pass.
+fn ipv4(t: &[u8]) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if t.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(d) = t.get(i).filter(|d| d.is_ascii_digit() && i - start < 3) {
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && t[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(v).ok()?;
+    }
+    (i == t.len()).then_some(octets)
+}
+
+/// IPv6 of one to four hex digits per group: eight groups, or fewer around one `::`; one pass.
+fn ipv6(t: &[u8]) -> Option<[u16; 8]> {
+    let mut groups = [0u16; 8];
+    let (mut n, mut gap, mut i) = (0, None, 0);
+    if t.starts_with(b"::") {
+        gap = Some(0);
+        i = 2;
+        if i == t.len() {
+            return Some(groups);
+        }
+    }
+    loop {
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(&c) = t.get(i) {
+            let d = HEX_DIGIT[usize::from(c)];
+            if d & 0x80 != 0 || i - start == 4 {
+                break;
+            }
+            v = (v << 4) | u32::from(d);
+            i += 1;
+        }
+        if i == start || n == 8 {
+            return None;
+        }
+        groups[n] = v as u16;
+        n += 1;
+        match t.get(i) {
+            None => break,
+            Some(b':') => i += 1,
+            Some(_) => return None,
+        }
+        if t.get(i) == Some(&b':') {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            i += 1;
+            if i == t.len() {
+                break;
+            }
+        } else if i == t.len() {
+            return None;
+        }
+    }
+    match gap {
+        None => (n == 8).then_some(groups),
+        Some(_) if n > 7 => None,
+        Some(g) => {
+            let mut out = [0u16; 8];
+            out[..g].copy_from_slice(&groups[..g]);
+            out[8 - (n - g)..].copy_from_slice(&groups[g..n]);
+            Some(out)
+        }
+    }
+}
 
 /// An ISO country code packed into two bytes (`US` → 0x5553); 0 for none.
 pub fn country_code(c: Option<&str>) -> u16 {
@@ -110,7 +247,7 @@ impl SignInKeys {
             session: s
                 .session_id
                 .as_deref()
-                .filter(|x| !x.trim().is_empty())
+                .filter(|x| !trimmed(x).is_empty())
                 .map(key128),
         }
     }
@@ -247,7 +384,7 @@ mod tests {
         let guid = "0123abcd-ef45-6789-ABCD-EF0123456789";
         assert_eq!(guid_value(guid), Some(0x0123abcdef456789abcdef0123456789));
         for at in 0..guid.len() {
-            for c in "0 9aAfFgG-z/:@`".chars() {
+            for c in "0 9aAfFgG-z/:@`[{pP\u{10}\u{19}\u{7f}é".chars() {
                 let mut changed = guid.to_owned();
                 changed.replace_range(at..=at, &c.to_string());
                 assert_eq!(guid_value(&changed), reference(&changed), "{changed}");
@@ -255,6 +392,116 @@ mod tests {
         }
         assert_eq!(guid_value(&guid[1..]), None);
         assert_eq!(guid_value("0123abcd-ef45-6789-ABCD-EF012345678é"), None);
+    }
+
+    /// `trimmed` is `str::trim` for ids with every kind of end: ASCII and Unicode whitespace,
+    /// non-ASCII letters, empty.
+    #[test]
+    fn ids_are_trimmed_as_str_trim_does() {
+        for end in [
+            "", " ", "\t", "\u{b}", "\u{c}", "\r\n", "\u{a0}", "\u{3000}", "é", "x", "-",
+        ] {
+            for id in ["", "a", "ann@contoso.com", "\u{2003}b", "203.0.113.5"] {
+                for text in [
+                    format!("{end}{id}"),
+                    format!("{id}{end}"),
+                    format!("{end}{id}{end}"),
+                ] {
+                    assert_eq!(trimmed(&text), text.trim(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    /// `parse_ip` reads every address exactly as the standard parser does: the usual forms,
+    /// compressed ones at every place, IPv4 tails, zones, leading zeros, too many or too few
+    /// groups, stray characters, and random strings over the characters addresses use.
+    #[test]
+    fn addresses_are_parsed_as_the_standard_parser_does() {
+        let std_parse = |t: &str| t.trim().parse::<IpAddr>().ok();
+        let mut cases: Vec<String> = [
+            "203.0.113.5",
+            " 198.51.100.26 ",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.4 x",
+            "",
+            " ",
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::8a2e:370:7334",
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            "2001:DB8:85A3::8A2E:370:7334",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7",
+            "1::2::3",
+            ":::",
+            "1:::2",
+            "12345::1",
+            "::ffff:1.2.3.4",
+            "fe80::1%eth0",
+            "g::1",
+            "1:2:3:4:5:6:7::8",
+            ":1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // Random addresses built group by group (1-5 hex digits, 6-9 groups, a `::` anywhere,
+        // octets up to 300 with leading zeros now and then), some with a character changed.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..50_000 {
+            let mut text = if next(3) == 0 {
+                let octet = |v: u64, pad: bool| if pad { format!("0{v}") } else { v.to_string() };
+                (0..3 + next(3))
+                    .map(|_| octet(next(300), next(20) == 0))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            } else {
+                let groups: Vec<String> = (0..6 + next(4))
+                    .map(|_| {
+                        let digits = 1 + next(5);
+                        format!("{:x}", next(1 << (4 * digits)))
+                    })
+                    .collect();
+                let mut text = groups.join(":");
+                if next(2) == 0 {
+                    let cut = next(text.len() as u64 + 1) as usize;
+                    let end = (cut + next(12) as usize).min(text.len());
+                    if text.is_char_boundary(cut) && text.is_char_boundary(end) {
+                        text.replace_range(cut..end, "::");
+                    }
+                }
+                text
+            };
+            if next(10) == 0 && !text.is_empty() {
+                let at = next(text.len() as u64) as usize;
+                let c = char::from(b"0aF:.g %"[next(8) as usize]);
+                text.replace_range(at..=at, &c.to_string());
+            }
+            cases.push(text);
+        }
+        let mut valid = 0;
+        for case in &cases {
+            assert_eq!(parse_ip(case), std_parse(case), "{case:?}");
+            valid += usize::from(std_parse(case).is_some());
+        }
+        assert!(valid > 4_000, "{valid}");
     }
 
     #[test]

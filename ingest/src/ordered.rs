@@ -213,6 +213,8 @@ fn warm(event: &Event) -> usize {
                 &s.app_display_name,
                 &s.client_app_used,
                 &s.user_agent,
+                &s.session_id,
+                &s.original_transfer_method,
                 &s.location.country_or_region,
                 &s.location.city,
                 &s.device.device_id,

@@ -3,7 +3,9 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, app_name, place, role_names, who, with_ascii_lowercase};
+use super::{
+    about_sign_in, app_name, contains_any_caseless, contains_caseless, place, role_names, who,
+};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -97,11 +99,7 @@ fn collaboration(s: &SignIn) -> Option<&'static str> {
     let app_id = s.app_id.as_deref().unwrap_or("");
     let app_name = s.app_display_name.as_deref().unwrap_or("");
     let admin_tool = ADMIN_TOOLS.iter().any(|t| t.eq_ignore_ascii_case(app_id))
-        || with_ascii_lowercase(app_name, |name| {
-            ["admin", "powershell", "management shell"]
-                .iter()
-                .any(|w| name.contains(w))
-        });
+        || contains_any_caseless(app_name, &["admin", "powershell", "management shell"]);
     if admin_tool {
         return None;
     }
@@ -121,15 +119,13 @@ fn collaboration(s: &SignIn) -> Option<&'static str> {
     {
         return Some(what);
     }
-    with_ascii_lowercase(app_name, |name| {
-        if name.contains("outlook") {
-            Some("mail")
-        } else if name.contains("teams") {
-            Some("chat")
-        } else {
-            None
-        }
-    })
+    if contains_caseless(app_name, "outlook") {
+        Some("mail")
+    } else if contains_caseless(app_name, "teams") {
+        Some("chat")
+    } else {
+        None
+    }
 }
 
 impl Detector for AdminCollaborationUse {

@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationProtocol, Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, actor, app_name, place, role_names, who, with_ascii_lowercase};
+use super::{about_sign_in, actor, app_name, contains_any_caseless, place, role_names, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -84,7 +84,7 @@ pub struct LegacyAuthSignIn;
 fn legacy_signals(s: &SignIn) -> Vec<(&'static str, String)> {
     let mut signals = Vec::new();
     if let Some(client) = s.client_app_used.as_deref() {
-        let c = client.trim();
+        let c = crate::keys::trimmed(client);
         let outlook_anywhere = "outlook anywhere";
         if LEGACY_CLIENTS.iter().any(|l| c.eq_ignore_ascii_case(l))
             || c.get(..outlook_anywhere.len())
@@ -94,7 +94,7 @@ fn legacy_signals(s: &SignIn) -> Vec<(&'static str, String)> {
         }
     }
     if let Some(agent) = s.user_agent.as_deref()
-        && with_ascii_lowercase(agent, |a| LEGACY_AGENTS.iter().any(|m| a.contains(m)))
+        && contains_any_caseless(agent, &LEGACY_AGENTS)
     {
         signals.push(("userAgent", agent.to_owned()));
     }

@@ -44,6 +44,50 @@ use crate::config::DetectConfig;
 use crate::detector::Context;
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 
+/// Password-check failure codes (`password-spray`, `brute-force`): 50126 invalid username or
+/// password, 50053 locked by smart lockout, 50055 expired password, 50056 invalid or missing
+/// password.
+pub const PASSWORD_FAILURE_CODES: [i64; 4] = [50126, 50053, 50055, 50056];
+
+/// Whether `text` contains `lower` (lower-case ASCII) in any ASCII casing, without copying
+/// `text` ([`contains_any_caseless`] of one).
+pub(crate) fn contains_caseless(text: &str, lower: &str) -> bool {
+    contains_any_caseless(text, &[lower])
+}
+
+/// Whether `text` contains any of `lowers` (lower-case ASCII) in any ASCII casing, without
+/// copying `text`: the candidates are the places of a first letter in either case, found a
+/// vector at a time, one scan per distinct first letter. For fields read on every sign-in (user
+/// agents, app names).
+pub(crate) fn contains_any_caseless(text: &str, lowers: &[&str]) -> bool {
+    let text = text.as_bytes();
+    let first = |n: &&str| n.as_bytes().first().copied();
+    lowers.iter().enumerate().any(|(i, lower)| {
+        let Some(letter) = first(lower) else {
+            return true;
+        };
+        if lowers[..i].iter().any(|n| first(n) == Some(letter)) {
+            // Scanned with an earlier needle of the same first letter.
+            return false;
+        }
+        let same = || {
+            (lowers[i..].iter())
+                .filter(move |n| first(n) == Some(letter))
+                .map(|n| n.as_bytes())
+        };
+        let shortest = same().map(<[u8]>::len).min().unwrap_or(1);
+        let Some(last_start) = text.len().checked_sub(shortest) else {
+            return false;
+        };
+        memchr::memchr2_iter(letter, letter.to_ascii_uppercase(), &text[..=last_start]).any(|at| {
+            same().any(|n| {
+                text.get(at + 1..at + n.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&n[1..]))
+            })
+        })
+    })
+}
+
 /// Calls `f` with `text` in ASCII lower case, copied into a buffer on the stack when it fits (a
 /// heap copy only for longer text): sign-in rules match text in any casing on every sign-in, and
 /// a heap copy for each would be an allocation per event.
@@ -175,7 +219,7 @@ pub(crate) fn hostile_network(s: &SignIn) -> Option<&str> {
     s.risk_event_types
         .iter()
         .map(|t| t.as_str())
-        .find(|t| with_ascii_lowercase(t, |t| t.contains("anonymi") || t.contains("maliciousip")))
+        .find(|t| contains_caseless(t, "anonymi") || contains_caseless(t, "maliciousip"))
 }
 
 /// Who, for titles: the UPN, else the display name, else the object id.
@@ -362,6 +406,58 @@ pub(crate) fn succeeded(a: &Audit) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `contains_caseless` answers as lower-casing both and `str::contains` does, for needles at
+    /// every place of texts in every casing, texts shorter than the needle, non-ASCII text.
+    #[test]
+    fn caseless_contains_is_contains_of_the_lower_cased_text() {
+        let texts = [
+            "",
+            "b",
+            "BAV2ROPC",
+            "Mozilla/5.0 BAV2ROPC",
+            "xbav2ropC",
+            "bav2rop",
+            "éBaV2RoPcé",
+            "CBAInPROD",
+            "cbaintar!",
+            "Microsoft Teams",
+            "Outlook Mobile",
+            "Exchange PowerShell",
+            "bbbbav2ropc",
+            "anonymizedIPAddress",
+            "İbav2ropc",
+        ];
+        let needles = [
+            "bav2ropc",
+            "cbainprod",
+            "cbaintar",
+            "teams",
+            "powershell",
+            "anonymi",
+            "b",
+            "",
+        ];
+        for text in texts {
+            for needle in needles {
+                assert_eq!(
+                    contains_caseless(text, needle),
+                    text.to_ascii_lowercase().contains(needle),
+                    "{text:?} {needle:?}"
+                );
+            }
+            for (i, a) in needles.iter().enumerate() {
+                for b in &needles[i..] {
+                    let any = [*a, *b, "cbaintar"];
+                    assert_eq!(
+                        contains_any_caseless(text, &any),
+                        any.iter().any(|n| text.to_ascii_lowercase().contains(n)),
+                        "{text:?} {any:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn technician_names() {

@@ -11,7 +11,7 @@ use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
 use serde_json::{Map, json};
 
 use super::{actor_ip, actor_name, names_of_roles, partner_initiator, succeeded};
-use crate::apps::activity_is;
+use crate::apps::{normalized_activity, with_activity};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 use crate::privileged::audit_role_template;
@@ -110,7 +110,7 @@ impl Area {
     }
 }
 
-/// The sensitive activities, by area (matched by [`activity_is`]).
+/// The sensitive activities, by area (matched as [`crate::apps::activity_is`] matches names).
 const SENSITIVE: &[(&str, Area)] = &[
     ("Add member to role", Area::Roles),
     ("Add eligible member to role", Area::Roles),
@@ -178,13 +178,20 @@ const TIER_0: [&str; 8] = [
     "158c047a-c907-4556-b7ef-446551a6b5f7", // Cloud Application Administrator
 ];
 
-/// The area of a sensitive activity ([`activity_is`]: any dash, casing and spacing, without
-/// allocating; every audit is asked).
+/// The area of a sensitive activity (any dash, casing and spacing, as [`crate::apps::activity_is`] compares
+/// them): the activity is normalized once and looked up among the names normalized once per
+/// process; every audit is asked.
 fn area_of(activity: &str) -> Option<Area> {
-    SENSITIVE
-        .iter()
-        .find(|(name, _)| activity_is(activity, name))
-        .map(|(_, area)| *area)
+    static NORMALIZED: std::sync::LazyLock<Vec<(String, Area)>> = std::sync::LazyLock::new(|| {
+        (SENSITIVE.iter())
+            .map(|(name, area)| (normalized_activity(name), *area))
+            .collect()
+    });
+    with_activity(activity, |name| {
+        (NORMALIZED.iter())
+            .find(|(known, _)| known == name)
+            .map(|(_, area)| *area)
+    })
 }
 
 /// The user an audit is about: the first target of type User.

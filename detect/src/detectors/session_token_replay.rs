@@ -105,7 +105,11 @@ impl Detector for SessionTokenReplay {
         if !(s.is_success() && s.is_user()) {
             return;
         }
-        let Some(session) = s.session_id.as_deref().filter(|x| !x.trim().is_empty()) else {
+        let Some(session) = s
+            .session_id
+            .as_deref()
+            .filter(|x| !crate::keys::trimmed(x).is_empty())
+        else {
             return;
         };
         let Some(history) = ctx.sign_in_history(event) else {
