@@ -3,10 +3,11 @@
 use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, app_name, place, time_text, who};
+use super::{PASSWORD_FAILURE_CODES, about_sign_in, app_name, place, time_text, who};
+use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::state::{PASSWORD_FAILURE_CODES, PrincipalState};
+use crate::state::{PrincipalState, push_capped};
 
 pub const ID: &str = "brute-force";
 
@@ -56,6 +57,27 @@ Microsoft Learn: "Protect user accounts from attacks with Microsoft Entra smart 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BruteForce;
 
+/// Cap on the failure times a principal keeps (at least the threshold), so a hostile input
+/// cannot grow one principal without bound.
+const MAX_FAILURES: usize = 64;
+
+/// Learns a password-check failure of principal `p` at `now`, after the detectors decided on it:
+/// the failure (in [`PrincipalState::failures`], pruned to the window) and the burst it completes.
+pub(crate) fn learn(p: &mut PrincipalState, t: &Thresholds, now: i64) {
+    let window = t.brute_force_window_minutes * 60;
+    p.failures.retain(|at| *at > now - window);
+    let cap = MAX_FAILURES.max(t.brute_force_min_failures as usize);
+    push_capped(&mut p.failures, now, cap, |at| *at);
+    if p.failures.len() as u32 >= t.brute_force_min_failures {
+        p.brute_force_at = Some(now);
+    }
+}
+
+/// The password-check failures of `p` at or after `since`.
+pub fn failures_since(p: &PrincipalState, since: i64) -> usize {
+    p.failures.iter().filter(|t| **t >= since).count()
+}
+
 impl Detector for BruteForce {
     fn id(&self) -> &'static str {
         ID
@@ -101,7 +123,7 @@ fn on_failure(
     let t = &ctx.config.thresholds;
     let now = event.meta.time.timestamp();
     let window = t.brute_force_window_minutes * 60;
-    let count = history.failures_since(now - window + 1) + 1;
+    let count = failures_since(history, now - window + 1) + 1;
     if (count as u32) < t.brute_force_min_failures {
         return;
     }
@@ -152,6 +174,7 @@ fn on_failure(
         && let Some(ip_history) = ip.as_deref().and_then(|ip| ctx.state.ip(ip))
     {
         let from_ip = ip_history
+            .spray
             .failures
             .iter()
             .filter(|(at, u, _)| *u == user && *at > now - window)
@@ -191,7 +214,7 @@ fn on_success(
     let from_failing_ip = ip
         .as_deref()
         .and_then(|ip| ctx.state.ip(ip))
-        .is_some_and(|h| h.failures.iter().any(|(_, u, _)| *u == user));
+        .is_some_and(|h| h.spray.failures.iter().any(|(_, u, _)| *u == user));
     let minutes = (now - burst_at) / 60;
     let title = format!(
         "{} signed in successfully {minutes} minutes after a brute-force burst",

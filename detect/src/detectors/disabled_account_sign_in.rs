@@ -4,10 +4,11 @@ use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, json};
 
 use super::{about_sign_in, app_name, place, plural, time_text, who};
+use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::keys::{key128, sign_in_key};
-use crate::state::{DISABLED_ACCOUNT_CODE, PrincipalState};
+use crate::state::{PrincipalState, push_capped};
 
 pub const ID: &str = "disabled-account-sign-in";
 
@@ -49,6 +50,47 @@ user account is disabled); "Audit log activities" (`Disable account` in UserMana
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DisabledAccountSignIn;
 
+/// Account disabled (AADSTS50057).
+pub const DISABLED_ACCOUNT_CODE: i64 = 50057;
+
+/// Cap on the attempts a principal keeps (at least the threshold).
+const MAX_ATTEMPTS: usize = 64;
+
+/// Learns an attempt at the disabled account `p` from the address with key `ip` (0 for none) at
+/// `now`, after the detectors decided on it: the burst it completes, and the attempt (in
+/// [`PrincipalState::disabled_attempts`], pruned to the window).
+pub(crate) fn learn(p: &mut PrincipalState, t: &Thresholds, ip: u128, now: i64) {
+    let window = t.disabled_window_hours * 3600;
+    if threshold_met(t, attempts_since(p, now - window + 1, Some(ip))) {
+        p.disabled_burst_at = Some(now);
+    }
+    p.disabled_attempts.retain(|(at, _)| *at > now - window);
+    let cap = MAX_ATTEMPTS.max(t.disabled_min_attempts as usize);
+    push_capped(&mut p.disabled_attempts, (now, ip), cap, |(at, _)| *at);
+}
+
+/// Attempts at the disabled account `p` at or after `since`, and their distinct known source
+/// IPs, counting one more attempt from `plus` (an IP key, 0 for none) that is not stored yet.
+pub fn attempts_since(p: &PrincipalState, since: i64, plus: Option<u128>) -> (u32, u32) {
+    let mut ips: Vec<u128> = Vec::new();
+    let mut attempts = 0;
+    let recent = (p.disabled_attempts.iter())
+        .filter(|(at, _)| *at >= since)
+        .map(|(_, ip)| *ip);
+    for ip in recent.chain(plus) {
+        attempts += 1;
+        if ip != 0 && !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    (attempts, ips.len() as u32)
+}
+
+/// Whether attempts ([`attempts_since`]) meet the threshold.
+pub fn threshold_met(t: &Thresholds, (attempts, ips): (u32, u32)) -> bool {
+    attempts >= t.disabled_min_attempts || ips >= t.disabled_min_ips
+}
+
 impl Detector for DisabledAccountSignIn {
     fn id(&self) -> &'static str {
         ID
@@ -85,8 +127,8 @@ fn on_attempt(
     let now = event.meta.time.timestamp();
     let window = t.disabled_window_hours * 3600;
     let ip_key = s.ip_address.as_deref().map_or(0, key128);
-    let counts = history.disabled_counts(now - window + 1, Some(ip_key));
-    if !PrincipalState::disabled_threshold_met(t, counts) {
+    let counts = attempts_since(history, now - window + 1, Some(ip_key));
+    if !threshold_met(t, counts) {
         return;
     }
     if history

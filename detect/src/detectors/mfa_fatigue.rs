@@ -14,9 +14,10 @@ use entrawatch_ingest::model::{Event, SignIn};
 use serde_json::{Map, json};
 
 use super::{about_sign_in, app_name, place, time_text, who, with_ascii_lowercase};
+use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::state::{MFA_DENIED_CODE, PrincipalState};
+use crate::state::{PrincipalState, push_capped};
 
 pub const ID: &str = "mfa-fatigue";
 
@@ -119,6 +120,38 @@ fn outcome(s: &SignIn) -> &'static str {
     "did not complete"
 }
 
+/// Authentication failed during strong authentication request: an MFA prompt denied, left
+/// unanswered, or reported as fraud.
+pub const MFA_DENIED_CODE: i64 = 500121;
+
+/// Cap on the denial times a principal keeps (at least the threshold).
+const MAX_DENIALS: usize = 64;
+
+/// Learns an MFA denial (500121) of user `p` at `now`, after the detectors decided on it: the
+/// denial (in [`PrincipalState::mfa_denials`], pruned to the window) and the burst it completes.
+pub(crate) fn learn_denial(p: &mut PrincipalState, t: &Thresholds, now: i64) {
+    let window = t.mfa_fatigue_window_minutes * 60;
+    p.mfa_denials.retain(|at| *at > now - window);
+    let cap = MAX_DENIALS.max(t.mfa_fatigue_min_denials as usize);
+    push_capped(&mut p.mfa_denials, now, cap, |at| *at);
+    if p.mfa_denials.len() as u32 >= t.mfa_fatigue_min_denials {
+        p.mfa_fatigue_at = Some(now);
+    }
+}
+
+/// Learns a successful sign-in of `p`: the first interactive one after a burst is the approval
+/// the rule reports, so the burst is closed.
+pub(crate) fn learn_success(p: &mut PrincipalState, s: &SignIn) {
+    if s.is_interactive() {
+        p.mfa_fatigue_at = None;
+    }
+}
+
+/// The MFA denials of `p` at or after `since`.
+pub fn denials_since(p: &PrincipalState, since: i64) -> usize {
+    p.mfa_denials.iter().filter(|t| **t >= since).count()
+}
+
 impl Detector for MfaFatigue {
     fn id(&self) -> &'static str {
         ID
@@ -178,7 +211,7 @@ fn on_denial(
     let t = &ctx.config.thresholds;
     let now = event.meta.time.timestamp();
     let window = t.mfa_fatigue_window_minutes * 60;
-    let count = history.mfa_denials_since(now - window + 1) + 1;
+    let count = denials_since(history, now - window + 1) + 1;
     if (count as u32) < t.mfa_fatigue_min_denials {
         return;
     }
@@ -280,7 +313,7 @@ fn on_success(
         return;
     }
     let minutes = (now - burst_at) / 60;
-    let denials = history.mfa_denials_since(burst_at - t.mfa_fatigue_window_minutes * 60 + 1);
+    let denials = denials_since(history, burst_at - t.mfa_fatigue_window_minutes * 60 + 1);
     let title = format!(
         "{} approved a sign-in {minutes} minutes after a burst of denied MFA prompts",
         who(s)

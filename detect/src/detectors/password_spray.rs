@@ -1,13 +1,15 @@
 //! `password-spray`: see [`DOC`] for what it detects and why.
 
 use entrawatch_ingest::model::{Event, SignIn};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{app_name, plural, time_text};
+use super::{PASSWORD_FAILURE_CODES, app_name, plural, time_text};
 use super::{place, who};
+use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
-use crate::state::{IpState, PASSWORD_FAILURE_CODES};
+use crate::state::{distinct, push_capped};
 
 pub const ID: &str = "password-spray";
 
@@ -64,6 +66,234 @@ authentication and authorization error codes" (AADSTS50126, 50053, 50055, 50056)
 accounts from attacks with Microsoft Entra smart lockout"; MITRE ATT&CK T1110.003.
 "#;
 
+/// A success from an IP this soon after it last sprayed raises `password-spray` to high.
+pub const SPRAY_SUCCESS_SECS: i64 = 3600;
+
+/// Cap on the users whose success after a spray is remembered, so a hostile input cannot grow one
+/// address without bound.
+const MAX_SPRAY_HITS: usize = 16;
+
+/// Cap on the named failures an IP keeps for its spray window ([`SprayState::named`]): the
+/// accounts and event ids a spray's opening finding names.
+pub const MAX_NAMED_FAILURES: usize = 50;
+
+/// Cap on the accounts an open spray remembers as reported ([`SprayState::users`]); past it the
+/// spray reports no further accounts one by one (doublings and reaching many tenants still report).
+pub const MAX_SPRAY_USERS: usize = 1024;
+
+/// Cap on the failures an IP keeps for its spray window ([`SprayState::failures`]).
+const MAX_IP_FAILURES: usize = 256;
+
+/// One password-check failure with what an alert names: when, whose (key and name), which record.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedFailure {
+    pub at: i64,
+    pub user: u128,
+    pub name: String,
+    pub event_id: String,
+}
+
+/// What `password-spray` remembers per source IP (kept in [`crate::state::IpState`], evicted with
+/// it): recent password failures, the spray the address is in and what of it was reported.
+/// `brute-force` reads the failures too (a burst that is part of a spray is the spray's).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SprayState {
+    /// Recent password-check failures: (time, user key, tenant), in event order.
+    pub failures: Vec<(i64, u128, u32)>,
+    /// When this IP was last found spraying.
+    pub at: Option<i64>,
+    /// The distinct users and tenants the current spray was last reported at.
+    pub reported: (u32, u32),
+    /// Users whose success from this IP after the current spray was reported (capped).
+    pub hits: Vec<u128>,
+    /// The latest password-check failures in the spray window with the account's name and the
+    /// record id, oldest first (capped at [`MAX_NAMED_FAILURES`]).
+    pub named: Vec<NamedFailure>,
+    /// The accounts reported in the current spray (capped at [`MAX_SPRAY_USERS`]).
+    pub users: Vec<u128>,
+    /// How many distinct accounts the current spray has targeted (the true count, not capped).
+    pub users_total: u32,
+}
+
+/// A spray worth reporting: the counts it is reported at, and whether it opens a new spray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SprayReport {
+    pub users: u32,
+    pub tenants: u32,
+    pub opens: bool,
+}
+
+impl SprayState {
+    /// Distinct users and tenants failing from this IP in the window ending at `now`, counting one
+    /// more failure, by `user` in `tenant` (`None`: a tenant never seen before), not stored yet.
+    pub fn counts_with(
+        &self,
+        now: i64,
+        window_secs: i64,
+        user: u128,
+        tenant: Option<u32>,
+    ) -> (u32, u32) {
+        let recent = |f: &(i64, u128, u32)| f.0 > now - window_secs;
+        (
+            distinct(&self.failures, recent, |f| f.1, Some(user)) as u32,
+            distinct(&self.failures, recent, |f| Some(f.2), Some(tenant)) as u32,
+        )
+    }
+
+    /// Whether a failure that brings this IP to (`users`, `tenants`) in the window is news: the
+    /// first crossing of `spray_min_users` after a quiet window, then only a doubling of the users
+    /// reported, or reaching `spray_high_tenants`.
+    pub fn report(
+        &self,
+        t: &Thresholds,
+        now: i64,
+        users: u32,
+        tenants: u32,
+    ) -> Option<SprayReport> {
+        if users < t.spray_min_users {
+            return None;
+        }
+        let open = self
+            .at
+            .is_some_and(|at| at > now - t.spray_window_minutes * 60);
+        let (reported_users, reported_tenants) = self.reported;
+        if !open {
+            return Some(SprayReport {
+                users,
+                tenants,
+                opens: true,
+            });
+        }
+        let doubled = users >= reported_users.saturating_mul(2);
+        let reached_high =
+            tenants >= t.spray_high_tenants && reported_tenants < t.spray_high_tenants;
+        (doubled || reached_high).then(|| SprayReport {
+            users: users.max(reported_users),
+            tenants: tenants.max(reported_tenants),
+            opens: false,
+        })
+    }
+
+    /// Whether a failure by `user` at `now` is a newly targeted account of the spray already open
+    /// at this IP (each one is reported, until [`MAX_SPRAY_USERS`]).
+    pub fn target_is_new(&self, now: i64, window_secs: i64, user: u128) -> bool {
+        self.at.is_some_and(|at| at > now - window_secs)
+            && self.users.len() < MAX_SPRAY_USERS
+            && !self.users.contains(&user)
+    }
+
+    /// The distinct users failing in the window ending at `now` (keys), in order of first failure,
+    /// `user` last when it is not among them.
+    pub fn window_users(&self, now: i64, window_secs: i64, user: u128) -> Vec<u128> {
+        let mut users: Vec<u128> = Vec::new();
+        for (_, u, _) in self.failures.iter().filter(|f| f.0 > now - window_secs) {
+            if !users.contains(u) {
+                users.push(*u);
+            }
+        }
+        if !users.contains(&user) {
+            users.push(user);
+        }
+        users
+    }
+
+    /// Whether a successful sign-in by `user` from this IP is news: the IP sprayed within
+    /// [`SPRAY_SUCCESS_SECS`] and this user's success was not reported yet.
+    pub fn hit_is_new(&self, now: i64, user: u128) -> bool {
+        self.at
+            .is_some_and(|at| now >= at && now - at <= SPRAY_SUCCESS_SECS)
+            && self.hits.len() < MAX_SPRAY_HITS
+            && !self.hits.contains(&user)
+    }
+
+    /// Learns a password-check failure of sign-in `s` (record `event_id`) by `user` in `tenant`
+    /// at `now`, after the detectors decided on it: the spray it opens or grows, what was
+    /// reported of it, and the failure with its names.
+    pub fn learn_failure(
+        &mut self,
+        t: &Thresholds,
+        s: &SignIn,
+        event_id: &str,
+        (user, tenant): (u128, u32),
+        now: i64,
+    ) {
+        let window = t.spray_window_minutes * 60;
+        let (users, tenants) = self.counts_with(now, window, user, Some(tenant));
+        if self.at.is_none_or(|at| at <= now - window) {
+            // No spray open: the accounts of the last one are of no more use.
+            self.users = Vec::new();
+        }
+        let report = self.report(t, now, users, tenants);
+        if report.is_some_and(|r| r.opens) {
+            // A new spray: the accounts in the window are the ones its opening names.
+            self.hits.clear();
+            self.users = self.window_users(now, window, user);
+            self.users_total = self.users.len() as u32;
+            self.users.truncate(MAX_SPRAY_USERS);
+        } else if self.target_is_new(now, window, user) {
+            self.users.push(user);
+            self.users_total = self.users_total.saturating_add(1);
+        }
+        if let Some(report) = report {
+            self.reported = (report.users, report.tenants);
+        }
+        if users >= t.spray_min_users {
+            self.at = Some(now);
+        }
+        self.failures.retain(|(at, _, _)| *at > now - window);
+        push_capped(
+            &mut self.failures,
+            (now, user, tenant),
+            MAX_IP_FAILURES,
+            |(at, _, _)| *at,
+        );
+        // The oldest entry (the list is in event order) makes room when it has left the window
+        // or the list is full, and its text buffers are reused: a mistyped password from an
+        // address that failed before allocates nothing.
+        let named = &mut self.named;
+        let recycle = named
+            .first()
+            .is_some_and(|f| f.at <= now - window || named.len() >= MAX_NAMED_FAILURES);
+        let mut slot = if recycle {
+            named.remove(0)
+        } else {
+            NamedFailure::default()
+        };
+        named.retain(|f| f.at > now - window);
+        if named.capacity() == 0 {
+            // Most addresses fail once or twice: room for one, not the default four.
+            named.reserve_exact(1);
+        }
+        slot.at = now;
+        slot.user = user;
+        slot.name.clear();
+        slot.name.push_str(super::who_str(s));
+        slot.event_id.clear();
+        slot.event_id.push_str(event_id);
+        named.push(slot);
+    }
+
+    /// Learns a successful user sign-in by `user` at `now`: a hit of the spray when it is news.
+    pub fn learn_success(&mut self, user: u128, now: i64) {
+        if self.hit_is_new(now, user) {
+            self.hits.push(user);
+        }
+    }
+
+    /// Bytes on the heap, as [`crate::state::State::approx_bytes`] counts them.
+    pub fn heap_bytes(&self) -> usize {
+        use crate::state::heap;
+        use std::mem::size_of;
+        heap(self.failures.capacity() * size_of::<(i64, u128, u32)>())
+            + heap(self.hits.capacity() * size_of::<u128>())
+            + heap(self.users.capacity() * size_of::<u128>())
+            + heap(self.named.capacity() * size_of::<NamedFailure>())
+            + (self.named.iter())
+                .map(|f| heap(f.name.capacity()) + heap(f.event_id.capacity()))
+                .sum::<usize>()
+    }
+}
+
 fn ip_principal(ip: &str) -> Principal {
     Principal {
         kind: PrincipalKind::Ip,
@@ -80,7 +310,7 @@ fn on_failure(
     event: &Event,
     s: &SignIn,
     ip: &str,
-    history: &IpState,
+    history: &SprayState,
     user: u128,
     out: &mut Vec<Finding>,
 ) {
@@ -88,11 +318,10 @@ fn on_failure(
     let now = event.meta.time.timestamp();
     let window = t.spray_window_minutes * 60;
     let tenant = &event.meta.tenant_id;
-    let (users, tenants) =
-        history.spray_counts_with(now, window, user, ctx.state.tenants.get(tenant));
-    let report = history.spray_report(t, now, users, tenants);
+    let (users, tenants) = history.counts_with(now, window, user, ctx.state.tenants.get(tenant));
+    let report = history.report(t, now, users, tenants);
     let opens = report.is_some_and(|r| r.opens);
-    let new_target = !opens && history.spray_target_is_new(now, window, user);
+    let new_target = !opens && history.target_is_new(now, window, user);
     if report.is_none() && !new_target {
         return;
     }
@@ -129,7 +358,7 @@ fn on_failure(
             "targeted another account",
             format!("Password spray from {ip} continues"),
         )
-    } else if reached_high && history.spray_reported.1 < t.spray_high_tenants {
+    } else if reached_high && history.reported.1 < t.spray_high_tenants {
         (
             "reached many tenants",
             format!("Password spray from {ip} spread"),
@@ -143,11 +372,7 @@ fn on_failure(
     let mut event_ids = vec![event.meta.id.to_string()];
     let mut targeted: Vec<String> = Vec::new();
     let targeted_total = if opens {
-        for f in history
-            .named_failures
-            .iter()
-            .filter(|f| f.at > now - window)
-        {
+        for f in history.named.iter().filter(|f| f.at > now - window) {
             if !event_ids.contains(&f.event_id) {
                 event_ids.push(f.event_id.clone());
             }
@@ -163,7 +388,7 @@ fn on_failure(
         if new_target {
             targeted.push(who(s));
         }
-        history.spray_users_total + u32::from(new_target)
+        history.users_total + u32::from(new_target)
     };
     targeted.truncate(MAX_TARGETED_ACCOUNTS);
     let title = format!(
@@ -225,19 +450,19 @@ fn on_success(
     event: &Event,
     s: &SignIn,
     ip: &str,
-    history: &IpState,
+    history: &SprayState,
     user: u128,
     out: &mut Vec<Finding>,
 ) {
     let now = event.meta.time.timestamp();
-    if !history.spray_hit_is_new(now, user) {
+    if !history.hit_is_new(now, user) {
         return;
     }
-    let Some(sprayed_at) = history.spray_at else {
+    let Some(sprayed_at) = history.at else {
         return;
     };
     let targeted = history.failures.iter().any(|(_, u, _)| *u == user);
-    let (users, tenants) = history.spray_reported;
+    let (users, tenants) = history.reported;
     let minutes = (now - sprayed_at) / 60;
     let title = format!(
         "{} signed in successfully from password-spraying IP {ip}",
@@ -313,8 +538,8 @@ impl Detector for PasswordSpray {
         else {
             return;
         };
-        let fresh = IpState::default();
-        let history = ctx.state.ip_by_key(ip_key).unwrap_or(&fresh);
+        let fresh = SprayState::default();
+        let history = ctx.state.ip_by_key(ip_key).map_or(&fresh, |i| &i.spray);
         match s.error_code {
             Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
                 on_failure(ctx, event, s, ip, history, user, out)

@@ -162,7 +162,7 @@ impl Detector for SignInAfterAccountDisabled {
 mod tests {
     use super::*;
     use crate::config::DetectConfig;
-    use crate::state::DISABLED_ACCOUNT_CODE;
+    use crate::detectors::disabled_account_sign_in::DISABLED_ACCOUNT_CODE;
     use crate::testkit::*;
 
     const EXO: &str = "00000002-0000-0ff1-ce00-000000000000";

@@ -36,7 +36,7 @@ pub(super) fn kept_since<T>(
 /// without storing them: an item counts when neither `extra` nor an earlier kept item has its key.
 /// Asked on every password failure; the scan stops at the first earlier match, so repeats of a
 /// few keys cost little and all-distinct keys cost what a list of seen keys would.
-pub(super) fn distinct<T, K: PartialEq>(
+pub(crate) fn distinct<T, K: PartialEq>(
     items: &[T],
     keep: impl Fn(&T) -> bool,
     key: impl Fn(&T) -> K,
@@ -60,7 +60,7 @@ pub(super) fn distinct<T, K: PartialEq>(
 }
 
 /// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
-pub(super) fn push_capped<T>(list: &mut Vec<T>, item: T, cap: usize, time_of: impl Fn(&T) -> i64) {
+pub(crate) fn push_capped<T>(list: &mut Vec<T>, item: T, cap: usize, time_of: impl Fn(&T) -> i64) {
     if list.len() >= cap
         && let Some((oldest, _)) = list.iter().enumerate().min_by_key(|(_, x)| time_of(x))
     {

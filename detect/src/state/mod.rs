@@ -10,8 +10,10 @@
 //! [`TechnicianState`], [`IpState`], [`StreamState`] and [`ChainState`] (the recent findings of a
 //! user, for `account-takeover-chain`, learnt from findings rather than events), with tenants
 //! interned by [`Tenants`].
-//! `update` is how an event changes the state, `lists` how the records' lists stay bounded, and
-//! `size` what the state costs in memory. This file holds [`State`] itself: its lookups and
+//! A rule that alone reads a part of a record owns it in its own file (the spray of an address is
+//! `password-spray`'s [`SprayState`](crate::detectors::password_spray::SprayState)) and learns it
+//! there; `update` is how an event changes the state and calls those learners, `lists` how the
+//! records' lists stay bounded, and `size` what the state costs in memory. This file holds [`State`] itself: its lookups and
 //! eviction.
 
 use std::collections::HashMap;
@@ -35,9 +37,7 @@ mod update;
 pub use account::{AccountChange, account_change, account_ids};
 pub use apps::{AppHistory, AppState, MAX_APP_MANAGERS, MAX_APP_PERMISSIONS, actor_key};
 pub use chain::{ChainMember, ChainState, MAX_CHAIN_MEMBERS};
-pub use ip::{
-    IpState, MAX_NAMED_FAILURES, MAX_SPRAY_USERS, NamedFailure, SPRAY_SUCCESS_SECS, SprayReport,
-};
+pub use ip::IpState;
 pub use principal::{
     AfterDisable, DISABLE_GRACE_SECS, Fix, MAX_SESSIONS, PrincipalState, SessionUse, city_key,
     valid_coordinates,
@@ -47,16 +47,11 @@ pub use technician::TechnicianState;
 pub use tenants::Tenants;
 
 use lists::kept_since;
+pub(crate) use lists::{distinct, push_capped};
+pub(crate) use size::heap;
 
 /// How long history is kept (event time).
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
-/// Password-check failure codes (docs/detectors.md: spray and brute force).
-pub const PASSWORD_FAILURE_CODES: [i64; 4] = [50126, 50053, 50055, 50056];
-/// Account disabled.
-pub const DISABLED_ACCOUNT_CODE: i64 = 50057;
-/// Authentication failed during strong authentication request: an MFA prompt denied, left
-/// unanswered, or reported as fraud (`mfa-fatigue`).
-pub const MFA_DENIED_CODE: i64 = 500121;
 
 /// Everything the detectors may read.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use entrawatch_ingest::model::SignIn;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Thresholds;
 use crate::keys::country_code;
 
 /// Usable coordinates: finite, in range, and not the (0, 0) some sources write for "unknown".
@@ -62,7 +61,7 @@ impl Fix {
 }
 
 fn parse_addr(s: &SignIn) -> Option<IpAddr> {
-    s.ip_address.as_deref().and_then(|a| a.trim().parse().ok())
+    s.ip_address.as_deref().and_then(crate::keys::parse_ip)
 }
 
 /// Cap on the sessions a principal keeps for `session-token-replay` (the oldest makes room).
@@ -103,7 +102,7 @@ pub fn city_key(s: &SignIn) -> u128 {
     s.location
         .city
         .as_deref()
-        .filter(|c| !c.trim().is_empty())
+        .filter(|c| !crate::keys::trimmed(c).is_empty())
         .map_or(0, crate::keys::key128)
 }
 
@@ -218,39 +217,6 @@ impl PrincipalState {
         } else if let Some(oldest) = self.sessions.iter_mut().min_by_key(|u| u.at) {
             *oldest = new;
         }
-    }
-
-    /// MFA denials (500121) at or after `since`.
-    pub fn mfa_denials_since(&self, since: i64) -> usize {
-        self.mfa_denials.iter().filter(|t| **t >= since).count()
-    }
-
-    pub fn failures_since(&self, since: i64) -> usize {
-        self.failures.iter().filter(|t| **t >= since).count()
-    }
-
-    /// Attempts at the disabled account at or after `since`, and their distinct known source IPs,
-    /// counting one more attempt from `plus` (an IP key, 0 for none) that is not stored yet.
-    pub fn disabled_counts(&self, since: i64, plus: Option<u128>) -> (u32, u32) {
-        let mut ips: Vec<u128> = Vec::new();
-        let mut attempts = 0;
-        let recent = self
-            .disabled_attempts
-            .iter()
-            .filter(|(at, _)| *at >= since)
-            .map(|(_, ip)| *ip);
-        for ip in recent.chain(plus) {
-            attempts += 1;
-            if ip != 0 && !ips.contains(&ip) {
-                ips.push(ip);
-            }
-        }
-        (attempts, ips.len() as u32)
-    }
-
-    /// Whether attempts (`disabled_counts`) meet the `disabled-account-sign-in` threshold.
-    pub fn disabled_threshold_met(t: &Thresholds, (attempts, ips): (u32, u32)) -> bool {
-        attempts >= t.disabled_min_attempts || ips >= t.disabled_min_ips
     }
 }
 

@@ -34,15 +34,7 @@ impl State {
             .ips
             .values()
             .map(|i| {
-                heap(i.failures.capacity() * size_of::<(i64, u128, u32)>())
-                    + heap(i.partner_tenants.capacity() * size_of::<(u32, i64)>())
-                    + heap(i.spray_hits.capacity() * size_of::<u128>())
-                    + heap(i.spray_users.capacity() * size_of::<u128>())
-                    + heap(i.named_failures.capacity() * size_of::<super::NamedFailure>())
-                    + i.named_failures
-                        .iter()
-                        .map(|f| heap(f.name.capacity()) + heap(f.event_id.capacity()))
-                        .sum::<usize>()
+                heap(i.partner_tenants.capacity() * size_of::<(u32, i64)>()) + i.spray.heap_bytes()
             })
             .sum();
         let apps: usize = self
@@ -97,7 +89,7 @@ impl State {
 
 /// Bytes a heap block of `n` bytes takes: a header and rounding to 16, 32 at least (glibc's
 /// malloc; other allocators are close). Nothing for an empty list, which allocates nothing.
-fn heap(n: usize) -> usize {
+pub(crate) fn heap(n: usize) -> usize {
     if n == 0 {
         0
     } else {

@@ -1,22 +1,28 @@
 //! How the state learns from one event ([`State::update`]), after the detectors have decided on
 //! it: a sign-in updates its principal, its source address, its stream and, for a partner
 //! technician, the technician; an audit closing or reopening accounts marks its targets.
+//!
+//! What a rule alone remembers is learnt by that rule's own file, called from here with the
+//! record it lives in: `password-spray` ([`SprayState`] of the address), `brute-force`,
+//! `mfa-fatigue` and `disabled-account-sign-in` (their lists of the principal).
+//!
+//! [`SprayState`]: crate::detectors::password_spray::SprayState
 
 use entrawatch_ingest::model::{AuditResult, Body, Event, SignIn};
 
 use super::lists::{push_capped, touch_tenant};
 use super::{
-    AccountChange, DISABLED_ACCOUNT_CODE, Fix, MAX_NAMED_FAILURES, MAX_SPRAY_USERS,
-    MFA_DENIED_CODE, NamedFailure, PASSWORD_FAILURE_CODES, PrincipalState, State, Stream,
-    StreamState, TechnicianState, account_change, account_ids, valid_coordinates,
+    AccountChange, Fix, PrincipalState, State, Stream, StreamState, TechnicianState,
+    account_change, account_ids, valid_coordinates,
 };
 use crate::config::DetectConfig;
+use crate::detectors::disabled_account_sign_in::{self, DISABLED_ACCOUNT_CODE};
+use crate::detectors::mfa_fatigue::{self, MFA_DENIED_CODE};
+use crate::detectors::{PASSWORD_FAILURE_CODES, brute_force};
 use crate::keys::{SignInKeys, country_code, key128};
 
-/// Caps on the small lists, so a hostile input cannot grow one key without bound.
+/// Cap on the countries a principal keeps, so a hostile input cannot grow one key without bound.
 const MAX_COUNTRIES: usize = 16;
-const MAX_FAILURES: usize = 64;
-const MAX_IP_FAILURES: usize = 256;
 
 impl State {
     /// Learns from one event, after the detectors decided on it.
@@ -106,10 +112,7 @@ impl State {
             match s.error_code {
                 Some(0) => {
                     p.successes = p.successes.saturating_add(1);
-                    if s.is_interactive() {
-                        // `mfa-fatigue` reports the first interactive success after a burst.
-                        p.mfa_fatigue_at = None;
-                    }
+                    mfa_fatigue::learn_success(p, s);
                     if s.is_device_code() && s.is_user() {
                         p.device_code_at = Some(p.device_code_at.map_or(now, |at| at.max(now)));
                     }
@@ -150,37 +153,11 @@ impl State {
                     }
                 }
                 Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
-                    let window = t.brute_force_window_minutes * 60;
-                    p.failures.retain(|at| *at > now - window);
-                    let cap = MAX_FAILURES.max(t.brute_force_min_failures as usize);
-                    push_capped(&mut p.failures, now, cap, |at| *at);
-                    if p.failures.len() as u32 >= t.brute_force_min_failures {
-                        p.brute_force_at = Some(now);
-                    }
+                    brute_force::learn(p, t, now);
                 }
-                Some(MFA_DENIED_CODE) if s.is_user() => {
-                    let window = t.mfa_fatigue_window_minutes * 60;
-                    p.mfa_denials.retain(|at| *at > now - window);
-                    let cap = MAX_FAILURES.max(t.mfa_fatigue_min_denials as usize);
-                    push_capped(&mut p.mfa_denials, now, cap, |at| *at);
-                    if p.mfa_denials.len() as u32 >= t.mfa_fatigue_min_denials {
-                        p.mfa_fatigue_at = Some(now);
-                    }
-                }
+                Some(MFA_DENIED_CODE) if s.is_user() => mfa_fatigue::learn_denial(p, t, now),
                 Some(DISABLED_ACCOUNT_CODE) => {
-                    let window = t.disabled_window_hours * 3600;
-                    let counts = p.disabled_counts(now - window + 1, Some(ip.unwrap_or(0)));
-                    if PrincipalState::disabled_threshold_met(t, counts) {
-                        p.disabled_burst_at = Some(now);
-                    }
-                    p.disabled_attempts.retain(|(at, _)| *at > now - window);
-                    let cap = MAX_FAILURES.max(t.disabled_min_attempts as usize);
-                    push_capped(
-                        &mut p.disabled_attempts,
-                        (now, ip.unwrap_or(0)),
-                        cap,
-                        |(at, _)| *at,
-                    );
+                    disabled_account_sign_in::learn(p, t, ip.unwrap_or(0), now);
                 }
                 _ => {}
             }
@@ -210,65 +187,12 @@ impl State {
             if let (Some(code), Some(user)) = (s.error_code, id)
                 && PASSWORD_FAILURE_CODES.contains(&code)
             {
-                let window = t.spray_window_minutes * 60;
-                let (users, tenants) = entry.spray_counts_with(now, window, user, Some(tenant));
-                if entry.spray_at.is_none_or(|at| at <= now - window) {
-                    // No spray open: the accounts of the last one are of no more use.
-                    entry.spray_users = Vec::new();
-                }
-                let report = entry.spray_report(t, now, users, tenants);
-                if report.is_some_and(|r| r.opens) {
-                    // A new spray: the accounts in the window are the ones its opening names.
-                    entry.spray_hits.clear();
-                    entry.spray_users = entry.window_users(now, window, user);
-                    entry.spray_users_total = entry.spray_users.len() as u32;
-                    entry.spray_users.truncate(MAX_SPRAY_USERS);
-                } else if entry.spray_target_is_new(now, window, user) {
-                    entry.spray_users.push(user);
-                    entry.spray_users_total = entry.spray_users_total.saturating_add(1);
-                }
-                if let Some(report) = report {
-                    entry.spray_reported = (report.users, report.tenants);
-                }
-                if users >= t.spray_min_users {
-                    entry.spray_at = Some(now);
-                }
-                entry.failures.retain(|(at, _, _)| *at > now - window);
-                push_capped(
-                    &mut entry.failures,
-                    (now, user, tenant),
-                    MAX_IP_FAILURES,
-                    |(at, _, _)| *at,
-                );
-                // The oldest entry (the list is in event order) makes room when it has left the
-                // window or the list is full, and its text buffers are reused: a mistyped
-                // password from an address that failed before allocates nothing.
-                let named = &mut entry.named_failures;
-                let recycle = named
-                    .first()
-                    .is_some_and(|f| f.at <= now - window || named.len() >= MAX_NAMED_FAILURES);
-                let mut slot = if recycle {
-                    named.remove(0)
-                } else {
-                    NamedFailure::default()
-                };
-                named.retain(|f| f.at > now - window);
-                if named.capacity() == 0 {
-                    // Most addresses fail once or twice: room for one, not the default four.
-                    named.reserve_exact(1);
-                }
-                slot.at = now;
-                slot.user = user;
-                slot.name.clear();
-                slot.name.push_str(crate::detectors::who_str(s));
-                slot.event_id.clear();
-                slot.event_id.push_str(event_id);
-                named.push(slot);
+                entry
+                    .spray
+                    .learn_failure(t, s, event_id, (user, tenant), now);
             }
-            if let Some(user) = id.filter(|_| s.is_success() && s.is_user())
-                && entry.spray_hit_is_new(now, user)
-            {
-                entry.spray_hits.push(user);
+            if let Some(user) = id.filter(|_| s.is_success() && s.is_user()) {
+                entry.spray.learn_success(user, now);
             }
         }
         // Only a successful sign-in means the technician reached the tenant: an interrupt (50074)
