@@ -457,6 +457,21 @@ impl TokenFailure {
     }
 }
 
+/// An error and its causes, `: `-separated ("error sending request: connection refused").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Every `AADSTS<digits>` named in a text.
 fn aadsts_codes(text: &str) -> Vec<u64> {
     text.match_indices("AADSTS")
@@ -633,7 +648,7 @@ impl TokenCache {
             let e = fail(
                 TokenFailure::Network,
                 "network",
-                e.without_url().to_string(),
+                with_causes(&e.without_url()),
             );
             (e, false)
         })?;

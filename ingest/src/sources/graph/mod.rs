@@ -18,6 +18,7 @@
 //!   they share.
 //! - [`batcher`]: de-duplication, batches, checkpoints and commit tracking.
 //! - [`state`]: a lane's watermark, remembered ids and their checkpoint form.
+//! - [`check`]: `validate --online`: a token and one `$top=1` request per tenant and stream.
 //!
 //! [`Batch`]: crate::source::Batch
 //! [`Item`]: crate::reader::Item
@@ -25,6 +26,7 @@
 pub mod auth;
 pub mod batcher;
 pub mod budget;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod lanes;
