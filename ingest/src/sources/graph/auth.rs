@@ -62,6 +62,8 @@ pub const ASSERTION_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 /// token request whose assertion was read more than [`ASSERTION_MAX_AGE`] ago.
 pub struct FederatedCredential {
     pub file: PathBuf,
+    /// [`ASSERTION_MAX_AGE`] (tests shorten it).
+    max_age: Duration,
     cached: std::sync::Mutex<Option<CachedAssertion>>,
 }
 
@@ -89,6 +91,7 @@ impl FederatedCredential {
     pub fn load(file: &Path, path: &str) -> Result<FederatedCredential, String> {
         let cred = FederatedCredential {
             file: file.to_owned(),
+            max_age: ASSERTION_MAX_AGE,
             cached: std::sync::Mutex::new(None),
         };
         cred.assertion()
@@ -108,7 +111,7 @@ impl FederatedCredential {
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cached.as_ref()
             && c.stamp == stamp
-            && c.read_at.elapsed() < ASSERTION_MAX_AGE
+            && c.read_at.elapsed() < self.max_age
         {
             return Ok(c.value.clone());
         }
@@ -837,6 +840,19 @@ mod tests {
         std::fs::write(&next, "aGVhZA.Ym9keTI.c2lnMg").unwrap();
         std::fs::rename(&next, &file).unwrap();
         assert_eq!(cred.assertion().unwrap().expose(), "aGVhZA.Ym9keTI.c2lnMg");
+        // Rewritten in place with the same size and modification time: the copy is kept until it
+        // is older than the maximum age.
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::fs::write(&file, "aGVhZA.Ym9keTM.c2lnMw").unwrap();
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(modified).unwrap();
+        drop(f);
+        assert_eq!(cred.assertion().unwrap().expose(), "aGVhZA.Ym9keTI.c2lnMg");
+        let cred = FederatedCredential {
+            max_age: Duration::ZERO,
+            ..cred
+        };
+        assert_eq!(cred.assertion().unwrap().expose(), "aGVhZA.Ym9keTM.c2lnMw");
         std::fs::write(&file, "not a jwt").unwrap();
         let err = cred.assertion().unwrap_err();
         assert!(err.contains("does not hold a JWT"), "{err}");
