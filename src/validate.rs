@@ -102,13 +102,22 @@ fn graph_online(source_name: &str, cfg: &entrawatch_ingest::sources::graph::Grap
         "  {:wt$}  {:ws$}  {:wr$}  {}",
         header[0], header[1], header[2], header[3]
     );
+    let mut previous: Option<(&str, &str)> = None;
     for r in &rows {
+        // A tenant's repeated reason (a refused token answers every stream) is written once.
+        let same = previous == Some((r.tenant_id.as_str(), r.detail.as_str()));
+        let detail = if same && !r.detail.is_empty() {
+            "as above"
+        } else {
+            r.detail.as_str()
+        };
+        previous = Some((r.tenant_id.as_str(), r.detail.as_str()));
         println!(
             "  {:wt$}  {:ws$}  {:wr$}  {}",
             r.tenant,
             r.stream,
             r.outcome.label(),
-            r.detail
+            detail
         );
     }
     let failed: Vec<_> = rows.iter().filter(|r| r.outcome != Outcome::Ok).collect();

@@ -210,6 +210,8 @@ async fn validate_online_names_what_stops_each_tenant_and_fails() {
     }
     // Entra's and Graph's own words are shown, never the secret.
     assert!(stdout.contains("AADSTS7000215"), "{stdout}");
+    // A refused token's reason is written once per tenant, not once per stream.
+    assert_eq!(stdout.matches("AADSTS700016").count(), 1, "{stdout}");
     assert!(stdout.contains("Insufficient privileges"), "{stdout}");
     assert!(
         !stdout.contains("not-the-secret") && !stdout.contains(SECRET),
