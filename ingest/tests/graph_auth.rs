@@ -1,8 +1,8 @@
 //! Credentials and token failures of the `graph` source against the fake Graph and token
 //! endpoint on 127.0.0.1 (see `graph_support/token.rs`): workload identity federation with a token
 //! file that rotates during the run, and token requests that fail on the network, for a bad
-//! credential or for missing consent, each counted by its class and the refusals not asked again
-//! in a tight loop.
+//! credential or for missing consent, each counted by its class, the refusals not asked again
+//! in a tight loop, and one log line per change of state rather than one per retry.
 //!
 //! Time runs 20x faster than in service (`graph_support::SCALE`). Every wait is bounded; nothing
 //! asserts on wall-clock durations.
@@ -34,6 +34,82 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// One test at a time: the fake's budgets count requests as they come.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Log lines the source wrote (every test of this file shares the process-wide subscriber; each
+/// looks only at its own tenants).
+mod logs {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use tracing::field::{Field, Visit};
+    use tracing::{Event, Level, Metadata, span};
+
+    #[derive(Debug, Clone)]
+    pub struct Line {
+        pub level: Level,
+        pub message: String,
+        pub fields: BTreeMap<String, String>,
+    }
+
+    static LINES: Mutex<Vec<Line>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    #[derive(Default)]
+    struct Fields(BTreeMap<String, String>);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_owned(), value.to_owned());
+        }
+    }
+
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut f = Fields::default();
+            event.record(&mut f);
+            let message = f.0.remove("message").unwrap_or_default();
+            LINES.lock().unwrap().push(Line {
+                level: *event.metadata().level(),
+                message,
+                fields: f.0,
+            });
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    /// Starts capturing (once per process).
+    pub fn capture() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| tracing::subscriber::set_global_default(Capture).unwrap());
+    }
+
+    /// Lines at `level` whose message starts with `prefix` and whose `field` is `value`.
+    pub fn count(level: Level, prefix: &str, field: &str, value: &str) -> usize {
+        LINES
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l.level == level
+                    && l.message.starts_with(prefix)
+                    && l.fields.get(field).map(String::as_str) == Some(value)
+            })
+            .count()
+    }
+}
 
 /// A JWT-shaped service-account token (the fake compares it whole, as a federated identity
 /// credential matches issuer and subject).
@@ -121,6 +197,7 @@ async fn a_federated_token_file_is_the_client_assertion_and_is_followed_as_it_ro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_failures_are_counted_by_class_and_refusals_are_held() {
     let _serial = SERIAL.lock().await;
+    logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeGraph::start(options(true, vec![])).await;
     let tenants: Vec<String> = (1..=4).map(tenant).collect();
@@ -172,6 +249,21 @@ async fn token_failures_are_counted_by_class_and_refusals_are_held() {
         );
     }
     assert_eq!(run.requests("unauthorized"), 0);
+    // One line per change of a tenant's token state, and per lane one warning for the reason,
+    // however many times the lanes came round.
+    use tracing::Level;
+    for (n, class) in [(1, "no_consent"), (2, "invalid_client"), (3, "transient")] {
+        let id = tenants[n].as_str();
+        let token_lines = logs::count(Level::WARN, "graph token request failed", "tenant_id", id);
+        assert_eq!(token_lines, 1, "tenant {n} ({class})");
+        let label = format!("customer {n}");
+        let warned = logs::count(Level::WARN, "graph poll failed", "tenant", &label);
+        let again = logs::count(Level::DEBUG, "graph poll failed again", "tenant", &label);
+        assert!((1..=4).contains(&warned), "tenant {n}: {warned} warnings");
+        println!(
+            "tenant {n} ({class}): 1 token line, {warned} lane warnings, {again} repeats at debug"
+        );
+    }
     // A network failure is retried with backoff: once the endpoint answers again, the tenant is read.
     assert!(asked(busy) >= 2, "{}", asked(busy));
     fake.refuse_tokens(&tenants[3], None);
@@ -181,6 +273,15 @@ async fn token_failures_are_counted_by_class_and_refusals_are_held() {
     fake.refuse_tokens(&tenants[1], None);
     let consent_tenant = of(1);
     assert!(run.until(LIMIT, |r| r.has_all(consent_tenant.iter())).await);
+    let recovered = |n: usize| {
+        logs::count(
+            tracing::Level::INFO,
+            "graph token obtained again",
+            "tenant_id",
+            &tenants[n],
+        )
+    };
+    assert_eq!((recovered(1), recovered(2), recovered(3)), (1, 0, 1));
     let run = run.stop().await;
     assert!(run.counts.keys().all(|k| k.0 != tenants[2]));
 }
@@ -199,7 +300,8 @@ async fn an_unreachable_token_endpoint_is_a_network_failure_and_is_not_held() {
     let file = dir.path().join("token");
     rotate(&file, &sa_token(1));
     let auth = TenantAuth {
-        tenant_id: tenant(1),
+        // A tenant of no other test (log lines are counted per tenant).
+        tenant_id: tenant(9),
         client_id: CLIENT_ID.to_owned(),
         credential: Arc::new(Credential::Federated(
             FederatedCredential::load(&file, "s").unwrap(),
