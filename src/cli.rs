@@ -60,7 +60,10 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Also connect: for each Kafka or Event Hub source, reach the brokers, find every topic and
-    /// read the consumer group's offsets (nothing is created, committed or joined).
+    /// read the consumer group's offsets (nothing is created, committed or joined); for each Graph
+    /// source, get a token for every tenant and make one `$top=1` request per stream, and print a
+    /// table (ok, no consent, bad credential, no licence, no permission, throttled, network).
+    /// Exits 1 when any check fails.
     #[arg(long)]
     pub online: bool,
 }

@@ -4,7 +4,10 @@
 //! key, without starting anything: a section that does not parse hides neither the problems nor
 //! the secrets of the others. A config with no sources and no destinations is valid for `replay`
 //! (exit 0, and a line saying `run` needs both). With `--online` it also connects each Kafka or
-//! Event Hub source and checks what it will read.
+//! Event Hub source and checks what it will read, and for each Graph source gets a token for every
+//! tenant and makes one `$top=1` request per stream, printing a table (tenant, stream, ok / no
+//! consent / bad credential / no licence / no permission / throttled / network); any check that
+//! is not ok exits 1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +29,10 @@ fn online(config: &FileConfig) -> bool {
         let built = match source {
             SourceConfig::Kafka(c) => KafkaSource::new(c.clone()),
             SourceConfig::Eventhub(c) => KafkaSource::from_event_hub(c.clone()),
+            SourceConfig::Graph(c) => {
+                ok &= graph_online(&format!("sources[{i}] {}", c.name), c);
+                continue;
+            }
             other => {
                 println!(
                     "sources[{i}] {} ({}): no online check for this type",
@@ -55,6 +62,84 @@ fn online(config: &FileConfig) -> bool {
         }
     }
     ok
+}
+
+/// The online check of one Graph source: a table with one row per tenant and stream.
+fn graph_online(source_name: &str, cfg: &entrawatch_ingest::sources::graph::GraphConfig) -> bool {
+    use entrawatch_ingest::sources::graph::GraphSource;
+    use entrawatch_ingest::sources::graph::check::Outcome;
+    let source = match GraphSource::new(cfg.clone()) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in problems {
+                println!("{source_name}: FAILED  {p}");
+            }
+            return false;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{source_name}: FAILED  cannot start the async runtime: {e}");
+            return false;
+        }
+    };
+    let rows = runtime.block_on(source.check_online(ONLINE_TIMEOUT));
+    let header = ["tenant", "stream", "result", "detail"];
+    let width = |f: &dyn Fn(&entrawatch_ingest::sources::graph::check::CheckRow) -> usize,
+                 h: &str| { rows.iter().map(f).max().unwrap_or(0).max(h.len()) };
+    let (wt, ws, wr) = (
+        width(&|r| r.tenant.len(), header[0]),
+        width(&|r| r.stream.len(), header[1]),
+        width(&|r| r.outcome.label().len(), header[2]),
+    );
+    println!("{source_name}: online check, one token and one $top=1 request per tenant and stream");
+    println!(
+        "  {:wt$}  {:ws$}  {:wr$}  {}",
+        header[0], header[1], header[2], header[3]
+    );
+    let mut previous: Option<(&str, &str)> = None;
+    for r in &rows {
+        // A tenant's repeated reason (a refused token answers every stream) is written once.
+        let same = previous == Some((r.tenant_id.as_str(), r.detail.as_str()));
+        let detail = if same && !r.detail.is_empty() {
+            "as above"
+        } else {
+            r.detail.as_str()
+        };
+        previous = Some((r.tenant_id.as_str(), r.detail.as_str()));
+        println!(
+            "  {:wt$}  {:ws$}  {:wr$}  {}",
+            r.tenant,
+            r.stream,
+            r.outcome.label(),
+            detail
+        );
+    }
+    let failed: Vec<_> = rows.iter().filter(|r| r.outcome != Outcome::Ok).collect();
+    let mut tenants_failed: Vec<&str> = failed.iter().map(|r| r.tenant_id.as_str()).collect();
+    tenants_failed.dedup();
+    if failed.is_empty() {
+        println!(
+            "{source_name}: ok      {} tenant(s), {} check(s)",
+            cfg.tenants.len(),
+            rows.len()
+        );
+        true
+    } else {
+        println!(
+            "{source_name}: FAILED  {} of {} check(s), in {} of {} tenant(s)",
+            failed.len(),
+            rows.len(),
+            tenants_failed.len(),
+            cfg.tenants.len()
+        );
+        false
+    }
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {

@@ -21,7 +21,8 @@ pub struct SourceMetrics {
     /// over without an error, once per path (`already-walked`, `fifo`, `socket`, `device`).
     pub paths_skipped: IntCounterVec,
     /// `entrawatch_source_requests_total{source,status}`: Graph requests / Kafka fetch errors by
-    /// outcome (`ok`, `throttled`, `transient`, `unauthorized`, `unavailable`, `error`).
+    /// outcome (`ok`, `throttled`, `transient`, `unauthorized`, `invalid_client`, `no_consent`,
+    /// `unavailable`, `error`); Graph token failures count under their class.
     pub requests: IntCounterVec,
     /// `entrawatch_source_stream_available{source,tenant,stream}`: 0 when a stream is unavailable
     /// for a tenant (licence), 1 otherwise.

@@ -344,7 +344,7 @@ async fn certificate_assertions_are_verified_by_the_token_endpoint() {
     let mut run = Run::start(source(cfg), None);
     let all = fake.expected(&[Endpoint::DirectoryAudits]);
     let reachable: Vec<&Key> = all.keys().filter(|k| k.0 != tenants[2]).collect();
-    let refused = |r: &Run| r.requests("unauthorized") >= 1;
+    let refused = |r: &Run| r.requests("invalid_client") >= 1;
     assert!(
         run.until(LIMIT, |r| r.has_all(reachable.iter().copied())
             && refused(r))

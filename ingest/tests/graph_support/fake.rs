@@ -82,6 +82,8 @@ pub(super) struct TenantData {
     records: BTreeMap<Endpoint, Vec<Rec>>,
     forbidden: HashMap<Endpoint, (String, String)>,
     faults: VecDeque<(Option<Endpoint>, Fault)>,
+    /// Every token request of the tenant is answered with this (status, error, description).
+    pub(super) token_refusal: Option<(u16, String, String)>,
 }
 
 #[derive(Debug)]
@@ -99,6 +101,8 @@ pub struct Counters {
     pub token_ok: usize,
     pub token_refused: Vec<String>,
     pub assertions_ok: usize,
+    /// Federated client assertions received, in order (accepted or not).
+    pub federated_seen: Vec<String>,
     pub budget_429: usize,
     pub injected: usize,
     pub shrink_503: usize,
@@ -112,6 +116,8 @@ pub(super) struct State {
     start: Instant,
     pub(super) tenants: HashMap<String, TenantData>,
     pub(super) tokens: HashMap<String, (String, Instant)>,
+    /// Federated assertions the app's federated identity credential accepts now.
+    pub(super) federated: Vec<String>,
     cursors: HashMap<String, Cursor>,
     log: Vec<Logged>,
     pub(super) counters: Counters,
@@ -160,6 +166,7 @@ impl FakeGraph {
             start: Instant::now(),
             tenants: HashMap::new(),
             tokens: HashMap::new(),
+            federated: Vec::new(),
             cursors: HashMap::new(),
             log: Vec::new(),
             counters: Counters::default(),
@@ -242,6 +249,21 @@ impl FakeGraph {
             .or_default()
             .faults
             .push_back((endpoint, fault));
+    }
+
+    /// The federated assertions accepted from now on (the previous ones are not: as an expired
+    /// service-account token).
+    pub fn trust_federated(&self, assertions: &[&str]) {
+        self.lock().federated = assertions.iter().map(|a| (*a).to_owned()).collect();
+    }
+
+    /// Answers every token request for `tenant` with an Entra error (`None` lifts it).
+    pub fn refuse_tokens(&self, tenant: &str, refusal: Option<(u16, &str, &str)>) {
+        let mut s = self.lock();
+        s.tenants
+            .entry(tenant.to_owned())
+            .or_default()
+            .token_refusal = refusal.map(|(status, e, d)| (status, e.to_owned(), d.to_owned()));
     }
 
     pub fn faults_left(&self) -> usize {

@@ -1,6 +1,8 @@
 //! The fake Entra token endpoint: `POST /{tenant}/oauth2/v2.0/token` with client credentials, a
 //! client secret or a certificate assertion (verified against the app's registered certificates,
-//! as Entra does); refusals carry Entra's error shape and `AADSTS` codes.
+//! as Entra does) or a federated assertion (workload identity: accepted when it is one the test
+//! trusts, as a federated identity credential trusts an issuer and subject); refusals carry
+//! Entra's error shape and `AADSTS` codes, and a tenant can be made to refuse every request.
 
 use std::collections::HashMap;
 
@@ -32,6 +34,9 @@ impl State {
             let why = format!("AADSTS90002: Tenant '{tenant}' not found.");
             return self.refuse(400, "invalid_request", why);
         }
+        if let Some((status, error, why)) = self.tenants[&tenant].token_refusal.clone() {
+            return self.refuse(status, &error, why);
+        }
         if get("grant_type") != "client_credentials" {
             return self.refuse(400, "unsupported_grant_type", "AADSTS70003".into());
         }
@@ -53,6 +58,16 @@ impl State {
             let now = Utc::now().timestamp();
             let mut last = "AADSTS700027: no certificate registered".to_owned();
             let jwt = get("client_assertion");
+            if !self.federated.is_empty() {
+                self.counters.federated_seen.push(jwt.to_owned());
+                if !self.federated.iter().any(|f| f == jwt) {
+                    let why = "AADSTS700213: No matching federated identity record found for \
+                               presented assertion."
+                        .to_owned();
+                    return self.refuse(400, "invalid_client", why);
+                }
+                return self.grant(tenant);
+            }
             let ok = self.opts.certs.iter().any(|c| {
                 verify_assertion(jwt, c, &self.opts.client_id, &audience, now)
                     .map_err(|e| last = e)
@@ -65,6 +80,10 @@ impl State {
         } else {
             return self.refuse(401, "invalid_client", "AADSTS7000218: no credential".into());
         }
+        self.grant(tenant)
+    }
+
+    fn grant(&mut self, tenant: String) -> Response<Full<Bytes>> {
         let token = hex_token();
         let expires = Instant::now() + self.opts.token_lifetime;
         self.tokens.insert(token.clone(), (tenant, expires));
@@ -81,8 +100,21 @@ impl State {
         self.counters.token_refused.push(why.clone());
         reply(
             status,
-            json!({"error": error, "error_description": why, "error_codes": [0]}),
+            json!({"error": error, "error_description": why, "error_codes": aadsts(&why)}),
             &[],
         )
     }
+}
+
+/// The numbers of the `AADSTS` codes a description names (Entra lists them in `error_codes`).
+fn aadsts(why: &str) -> Vec<u64> {
+    why.match_indices("AADSTS")
+        .filter_map(|(i, _)| {
+            let d: String = why[i + 6..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            d.parse().ok()
+        })
+        .collect()
 }

@@ -5,13 +5,16 @@
 //! its next link, or why not: throttled (the tenant's class is paused for `Retry-After` or a
 //! backoff), a 503/504 (the caller shrinks its window), a 403 (licence or permission: the stream
 //! is unavailable), an auth failure, or another error. A 401 drops the token and retries once
-//! with a new one. Every answer is counted in `entrawatch_source_requests_total{source,status}`.
+//! with a new one. A token request that failed on the network is a retryable failure; one Entra
+//! refused is `Unauthorized`. Every answer is counted in
+//! `entrawatch_source_requests_total{source,status}`, token failures by their class
+//! (`transient`, `unauthorized`, `invalid_client`, `no_consent`).
 
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::auth::{TenantAuth, TokenCache};
+use super::auth::{TenantAuth, TokenCache, TokenFailure};
 use super::budget::{Budgets, TenantBudget};
 use super::lanes::Class;
 use crate::framing::{skip_value, skip_ws};
@@ -111,9 +114,16 @@ impl GraphClient {
             let token = match self.tokens.get(&tenant.auth).await {
                 Ok(t) => t,
                 Err(e) => {
-                    self.count("unauthorized");
-                    return Fetched::Unauthorized {
-                        reason: e.to_string(),
+                    self.count(e.class.status());
+                    return if e.class == TokenFailure::Network {
+                        Fetched::Failed {
+                            retryable: true,
+                            reason: e.to_string(),
+                        }
+                    } else {
+                        Fetched::Unauthorized {
+                            reason: e.to_string(),
+                        }
                     };
                 }
             };

@@ -3,8 +3,9 @@
 //!
 //! In: the `[[sources]]` TOML table with `type = "graph"` (deserialised by the binary). Out:
 //! [`GraphConfig`] and [`GraphConfig::validate`], which lists every problem with its config path.
-//! Credentials are written as where to find them ([`SecretRef`], PEM file paths), never as values;
-//! a tenant may override the app id and credentials of the source.
+//! Credentials are written as where to find them ([`SecretRef`], PEM file paths, a federated token
+//! file), never as values; a tenant may override the app id and the secret or certificate of the
+//! source.
 
 use std::path::PathBuf;
 
@@ -182,6 +183,12 @@ pub struct GraphConfig {
     pub client_secret: Option<SecretRef>,
     #[serde(default)]
     pub certificate: Option<CertificateConfig>,
+    /// Workload identity federation: a file holding a JWT another identity provider issued (in
+    /// Kubernetes the projected service-account token, `${AZURE_FEDERATED_TOKEN_FILE}`), sent as
+    /// the client assertion and read again as it rotates. Tenants without their own credential
+    /// use it.
+    #[serde(default)]
+    pub federated_token_file: Option<PathBuf>,
     pub tenants: Vec<TenantConfig>,
     #[serde(default = "default_streams")]
     pub streams: Vec<Stream>,
@@ -286,6 +293,7 @@ impl GraphConfig {
             client_id: Some(client_id.to_owned()),
             client_secret: None,
             certificate: None,
+            federated_token_file: None,
             tenants,
             streams: default_streams(),
             sign_in_event_types: default_sign_in_event_types(),
@@ -322,6 +330,7 @@ impl GraphConfig {
         check_credentials(
             self.client_secret.as_ref(),
             self.certificate.as_ref(),
+            self.federated_token_file.as_deref(),
             path,
             &mut p,
         );
@@ -348,14 +357,18 @@ impl GraphConfig {
             check_credentials(
                 t.client_secret.as_ref(),
                 t.certificate.as_ref(),
+                None,
                 &tp,
                 &mut p,
             );
             let has_own = t.client_secret.is_some() || t.certificate.is_some();
-            let has_source = self.client_secret.is_some() || self.certificate.is_some();
+            let has_source = self.client_secret.is_some()
+                || self.certificate.is_some()
+                || self.federated_token_file.is_some();
             if !has_own && !has_source {
                 p.push(format!(
-                    "{tp}: no credential: give client_secret or certificate here or at {path}"
+                    "{tp}: no credential: give client_secret or certificate here, or \
+                     client_secret, certificate or federated_token_file at {path}"
                 ));
             }
         }
@@ -455,12 +468,27 @@ impl GraphConfig {
 fn check_credentials(
     secret: Option<&SecretRef>,
     cert: Option<&CertificateConfig>,
+    federated: Option<&std::path::Path>,
     path: &str,
     p: &mut Vec<String>,
 ) {
-    if secret.is_some() && cert.is_some() {
+    let given = [
+        secret.map(|_| "client_secret"),
+        cert.map(|_| "certificate"),
+        federated.map(|_| "federated_token_file"),
+    ];
+    let given: Vec<&str> = given.into_iter().flatten().collect();
+    if given.len() > 1 {
         p.push(format!(
-            "{path}: give either client_secret or certificate, not both"
+            "{path}: give one credential, not {} (a tenant may override the source's)",
+            given.join(" and ")
+        ));
+    }
+    if let Some(f) = federated
+        && f.as_os_str().is_empty()
+    {
+        p.push(format!(
+            "{path}.federated_token_file: empty (is AZURE_FEDERATED_TOKEN_FILE set?)"
         ));
     }
     if let Some(s) = secret {
@@ -559,7 +587,7 @@ mod tests {
             "sources[2].login_url: ",
             "sources[2].graph_url: ",
             "sources[2].client_id: ",
-            "sources[2]: give either client_secret or certificate",
+            "sources[2]: give one credential, not client_secret and certificate",
             "sources[2].certificate.algorithm: ",
             "sources[2].tenants[1].id: tenant 4d3bac44-0230-4732-9e70-cc00736f0a97 is listed twice",
             "sources[2].tenants[2].id: ",
@@ -603,6 +631,40 @@ mod tests {
             algorithm: default_assertion_algorithm(),
         });
         assert_eq!(c.validate("s"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_federated_token_file_is_a_credential_of_its_own() {
+        let mut c = valid();
+        c.client_secret = None;
+        c.federated_token_file = Some("/var/run/secrets/azure/tokens/azure-identity-token".into());
+        assert_eq!(c.validate("s"), Vec::<String>::new());
+        c.client_secret = valid().client_secret;
+        c.certificate = Some(CertificateConfig {
+            certificate_file: "c.pem".into(),
+            private_key_file: "c.pem".into(),
+            algorithm: default_assertion_algorithm(),
+        });
+        c.tenants[0].client_secret = valid().client_secret;
+        c.tenants[0].certificate = c.certificate.clone();
+        let p = c.validate("s");
+        assert_eq!(
+            p,
+            vec![
+                "s: give one credential, not client_secret and certificate and \
+                 federated_token_file (a tenant may override the source's)",
+                "s.tenants[0]: give one credential, not client_secret and certificate (a tenant \
+                 may override the source's)",
+            ]
+        );
+        c.client_secret = None;
+        c.certificate = None;
+        c.tenants[0].client_secret = None;
+        c.tenants[0].certificate = None;
+        c.federated_token_file = Some("".into());
+        let p = c.validate("s");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("s.federated_token_file: empty"), "{p:?}");
     }
 
     #[test]

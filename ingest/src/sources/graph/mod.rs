@@ -9,7 +9,8 @@
 //! The parts, in the order a record meets them:
 //! - [`config`]: the TOML section and its validation; [`lanes`]: the queries (sign-ins are split
 //!   by event type), their paths, time fields and throttling classes.
-//! - [`auth`]: client-credential tokens per tenant (secret or certificate assertion), cached.
+//! - [`auth`]: client-credential tokens per tenant (secret, certificate assertion, or a federated
+//!   assertion from a rotating token file), cached; token failures classified.
 //! - [`budget`]: per-tenant sliding-window budgets (5 reporting requests / 10 s, 1 Identity
 //!   Protection request / s), an app-wide reporting window and a fair, bounded worker pool.
 //! - [`client`]: one GET and what its status means (429, 503/504, 401, 403 licence).
@@ -17,6 +18,7 @@
 //!   they share.
 //! - [`batcher`]: de-duplication, batches, checkpoints and commit tracking.
 //! - [`state`]: a lane's watermark, remembered ids and their checkpoint form.
+//! - [`check`]: `validate --online`: a token and one `$top=1` request per tenant and stream.
 //!
 //! [`Batch`]: crate::source::Batch
 //! [`Item`]: crate::reader::Item
@@ -24,6 +26,7 @@
 pub mod auth;
 pub mod batcher;
 pub mod budget;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod lanes;
@@ -135,7 +138,9 @@ impl GraphSource {
             .user_agent(concat!("entrawatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| fatal(format!("cannot build the HTTP client: {e}")))?;
-        let tokens = auth::TokenCache::new(http.clone(), &cfg.login_url, &cfg.graph_url);
+        let tokens = auth::TokenCache::new(http.clone(), &cfg.login_url, &cfg.graph_url)
+            .with_source(&name)
+            .with_refusal_hold(self.tuning.scale.of(auth::REFUSAL_HOLD));
         let budgets = budget::Budgets::new(&cfg.budget, self.tuning.scale);
         let lanes = Lane::configured(&cfg);
         let (slots, starts) = initial_state(&cfg, &lanes, resume.as_ref());

@@ -10,7 +10,8 @@
 //! checkpointed window by window), halved after a 503/504 or a window of many pages, doubled again
 //! after a small one. A 429 waits as the budget says; a 403 parks the lane (`stream_available` 0,
 //! one warning, a retry every `unavailable_retry_minutes`) without touching any other lane or
-//! tenant; other failures back off and the next cycle starts where the watermark stands.
+//! tenant; other failures back off and the next cycle starts where the watermark stands, with one
+//! warning per new reason (repeats are debug lines) and one line when the lane works again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,7 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
         ceiling: None,
         unavailable: false,
         failures: 0,
+        last_failure: None,
         shared,
         tenant,
         lane,
@@ -100,6 +102,8 @@ struct LanePoller {
     ceiling: Option<TimeDelta>,
     unavailable: bool,
     failures: u32,
+    /// The reason of the last failed cycle, while failing: a repeat of it is not logged again.
+    last_failure: Option<String>,
 }
 
 impl LanePoller {
@@ -134,6 +138,10 @@ impl LanePoller {
                 CycleEnd::Stopped => return,
                 CycleEnd::Done => {
                     self.failures = 0;
+                    if self.last_failure.take().is_some() {
+                        tracing::info!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                            stream = self.lane.name(), "graph poll works again");
+                    }
                     if self.unavailable {
                         self.unavailable = false;
                         self.shared.available(&self.tenant.handle, self.lane, true);
@@ -179,9 +187,18 @@ impl LanePoller {
                             interval,
                             self.shared.scale.of(Duration::from_secs(1800)),
                         );
-                    tracing::warn!(source = %self.shared.source, tenant = %self.tenant.handle.label,
-                        stream = self.lane.name(), failures = self.failures, reason = %reason,
-                        retry_in_secs = wait.as_secs(), "graph poll failed");
+                    // One warning per change of state: the same reason again (a refused token
+                    // while Entra's answer is held, a tenant still unreachable) is a debug line.
+                    if self.last_failure.as_deref() == Some(reason.as_str()) {
+                        tracing::debug!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                            stream = self.lane.name(), failures = self.failures, reason = %reason,
+                            retry_in_secs = wait.as_secs(), "graph poll failed again");
+                    } else {
+                        tracing::warn!(source = %self.shared.source, tenant = %self.tenant.handle.label,
+                            stream = self.lane.name(), failures = self.failures, reason = %reason,
+                            retry_in_secs = wait.as_secs(), "graph poll failed");
+                    }
+                    self.last_failure = Some(reason);
                     wait
                 }
             };
