@@ -41,6 +41,8 @@ pub enum Fetched {
     Shrink { status: u16 },
     /// 403: a licence or permission the tenant lacks.
     Unavailable(Denied),
+    /// 404: the collection does not exist for this tenant or cloud (Graph's `code` and `message`).
+    NotFound { code: String, message: String },
     /// No token (Entra refused the credential) or a 401 after a fresh token.
     Unauthorized { reason: String },
     /// Anything else; `retryable` for 5xx and network errors.
@@ -200,6 +202,11 @@ impl GraphClient {
                         message,
                     });
                 }
+                404 => {
+                    self.count("error");
+                    let (code, message) = graph_error(&body);
+                    return Fetched::NotFound { code, message };
+                }
                 _ => {
                     let retryable = status >= 500;
                     self.count(if retryable { "transient" } else { "error" });
@@ -243,6 +250,8 @@ pub fn graph_error(body: &[u8]) -> (String, String) {
 pub fn is_licence_error(code: &str, message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     code.eq_ignore_ascii_case("Authentication_RequestFromNonPremiumTenantOrB2CTenant")
+        // Privileged Identity Management (role eligibility) on a tenant without P2.
+        || code.eq_ignore_ascii_case("AadPremiumLicenseRequired")
         || m.contains("not licensed")
         || m.contains("premium license")
         || m.contains("license is required")

@@ -46,6 +46,8 @@ enum WindowEnd {
     Done { pages: u32, records: usize },
     Shrink,
     Unavailable(Denied),
+    /// 404: Graph has no such collection for this tenant.
+    NotFound(String),
     Failed(String),
     Stopped,
 }
@@ -67,11 +69,17 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
         ceiling: None,
         unavailable: false,
         failures: 0,
+        parts_down: [false; 2],
         shared,
         tenant,
         lane,
     };
     p.shared.available(&p.tenant.handle, lane, true);
+    if lane == Lane::DirectoryRoles {
+        for part in DirectoryPart::ALL {
+            p.shared.available_stream(&p.tenant.handle, part.name(), true);
+        }
+    }
     match start {
         Start::Resume(w) => p.watermark = w,
         Start::Backfill if lane == Lane::DirectoryRoles => {}
@@ -100,6 +108,8 @@ struct LanePoller {
     ceiling: Option<TimeDelta>,
     unavailable: bool,
     failures: u32,
+    /// Directory lane: which of its parts ([`DirectoryPart`]) are unavailable.
+    parts_down: [bool; 2],
 }
 
 impl LanePoller {
@@ -274,7 +284,7 @@ impl LanePoller {
                         "graph window shrunk after a 503/504");
                 }
                 WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
-                WindowEnd::Failed(r) => return CycleEnd::Failed(r),
+                WindowEnd::NotFound(r) | WindowEnd::Failed(r) => return CycleEnd::Failed(r),
                 WindowEnd::Stopped => return CycleEnd::Stopped,
             }
         }
@@ -351,6 +361,9 @@ impl LanePoller {
                 Fetched::Shrink { status } if keep => format!("HTTP {status}"),
                 Fetched::Shrink { .. } => return WindowEnd::Shrink,
                 Fetched::Unavailable(denied) => return WindowEnd::Unavailable(denied),
+                Fetched::NotFound { code, message } => {
+                    return WindowEnd::NotFound(format!("HTTP 404: {code}: {message}"));
+                }
                 Fetched::Unauthorized { reason } => return WindowEnd::Failed(reason),
                 Fetched::Failed {
                     retryable: true,
@@ -377,27 +390,49 @@ impl LanePoller {
     }
 
     /// The directory context: role assignments (with their principals) and eligibility
-    /// schedules, read whole and sent as one snapshot.
+    /// schedules, each read whole and sent as its own snapshot. Each part has its own
+    /// availability: a part Graph refuses (licence or permission 403, or 404) is marked
+    /// unavailable once, with one log line, and asked again at the next refresh; the other part
+    /// goes on. A transient failure of a part retries the lane (what was read is kept).
     async fn directory(&mut self) -> CycleEnd {
-        let mut all = Vec::new();
-        let received_at = Instant::now();
-        for url in directory_urls(&self.shared.cfg.graph_url) {
+        let mut failed = None;
+        for part in DirectoryPart::ALL {
+            let url = part.url(&self.shared.cfg.graph_url);
+            let received_at = Instant::now();
             let mut got = Vec::new();
-            match self.pages(url, |items| got.extend(items)).await {
-                WindowEnd::Done { .. } => all.extend(got),
-                WindowEnd::Shrink => return CycleEnd::Failed("directory read failed".into()),
-                WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
-                WindowEnd::Failed(r) => return CycleEnd::Failed(r),
+            let outcome = match self.pages(url, |items| got.extend(items)).await {
+                WindowEnd::Done { .. } => {
+                    let msg = Msg::Snapshot {
+                        tenant: self.tenant.handle.index,
+                        part,
+                        items: got,
+                        received_at,
+                    };
+                    if self.shared.tx.send(msg).await.is_err() {
+                        return CycleEnd::Stopped;
+                    }
+                    None
+                }
+                WindowEnd::Unavailable(denied) => Some(if denied.licence {
+                    PartDown::Licence(denied.code, denied.message)
+                } else {
+                    PartDown::Permission(denied.code, denied.message)
+                }),
+                WindowEnd::NotFound(r) => Some(PartDown::NotFound(r)),
+                WindowEnd::Shrink => {
+                    failed = Some(format!("{} read failed", part.name()));
+                    continue;
+                }
+                WindowEnd::Failed(r) => {
+                    failed = Some(r);
+                    continue;
+                }
                 WindowEnd::Stopped => return CycleEnd::Stopped,
-            }
+            };
+            self.part_availability(part, outcome);
         }
-        let msg = Msg::Snapshot {
-            tenant: self.tenant.handle.index,
-            items: all,
-            received_at,
-        };
-        if self.shared.tx.send(msg).await.is_err() {
-            return CycleEnd::Stopped;
+        if let Some(r) = failed {
+            return CycleEnd::Failed(r);
         }
         // The next snapshot after `directory_refresh_minutes`, not after the poll interval.
         let refresh = self.shared.scale.of(Duration::from_secs(
@@ -411,5 +446,81 @@ impl LanePoller {
             return CycleEnd::Stopped;
         }
         CycleEnd::Done
+    }
+
+    /// Records whether a directory part answered; logs and sets the gauge only on a change.
+    fn part_availability(&mut self, part: DirectoryPart, down: Option<PartDown>) {
+        let was_down = self.parts_down[part as usize];
+        let now_down = down.is_some();
+        if was_down == now_down {
+            return;
+        }
+        self.parts_down[part as usize] = now_down;
+        let handle = &self.tenant.handle;
+        self.shared.available_stream(handle, part.name(), !now_down);
+        let refresh_minutes = self.shared.cfg.directory_refresh_minutes;
+        let (source, tenant, stream) = (&self.shared.source, &handle.label, part.name());
+        match down {
+            None => tracing::info!(source = %source, tenant = %tenant, stream,
+                "graph stream available again"),
+            Some(d) => {
+                let (reason, detail) = d.describe();
+                tracing::warn!(source = %source, tenant = %tenant, tenant_id = %handle.id, stream,
+                    detail = %detail, retry_minutes = refresh_minutes,
+                    "graph stream unavailable for this tenant: {reason}; asked again at each directory refresh, other streams go on");
+            }
+        }
+    }
+}
+
+/// The two reads of the directory lane, each with its own availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DirectoryPart {
+    /// Active role assignments with their principals (any licence).
+    Assignments = 0,
+    /// Eligible (PIM) role assignments: Entra ID P2 or Governance.
+    Eligibility = 1,
+}
+
+impl DirectoryPart {
+    pub const ALL: [DirectoryPart; 2] = [DirectoryPart::Assignments, DirectoryPart::Eligibility];
+
+    /// The `stream` label in metrics and logs. Assignments keep the lane's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirectoryPart::Assignments => "directory_roles",
+            DirectoryPart::Eligibility => "directory_roles_eligibility",
+        }
+    }
+
+    fn url(self, graph_url: &str) -> String {
+        let [assignments, eligibility] = directory_urls(graph_url);
+        match self {
+            DirectoryPart::Assignments => assignments,
+            DirectoryPart::Eligibility => eligibility,
+        }
+    }
+}
+
+/// Why a directory part is unavailable.
+enum PartDown {
+    Licence(String, String),
+    Permission(String, String),
+    NotFound(String),
+}
+
+impl PartDown {
+    fn describe(self) -> (&'static str, String) {
+        match self {
+            PartDown::Licence(code, message) => (
+                "the tenant's licence does not include it (Entra ID P2 for eligibility)",
+                format!("{code}: {message}"),
+            ),
+            PartDown::Permission(code, message) => (
+                "permission denied (check the app's permissions and admin consent)",
+                format!("{code}: {message}"),
+            ),
+            PartDown::NotFound(r) => ("Graph has no such collection for this tenant (404)", r),
+        }
     }
 }

@@ -70,9 +70,14 @@ impl Shared {
     }
 
     pub fn available(&self, tenant: &TenantHandle, lane: Lane, yes: bool) {
+        self.available_stream(tenant, lane.name(), yes);
+    }
+
+    /// The same for a stream that is part of a lane (the directory's eligibility schedules).
+    pub fn available_stream(&self, tenant: &TenantHandle, stream: &str, yes: bool) {
         self.metrics
             .stream_available
-            .with_label_values(&[&*self.source, tenant.id.as_str(), lane.name()])
+            .with_label_values(&[&*self.source, tenant.id.as_str(), stream])
             .set(i64::from(yes));
     }
 
