@@ -421,7 +421,9 @@ async fn role_assignments_are_kept_when_eligibility_answers_404_or_403() {
     // Every assignment of every tenant, and the eligibilities of the one tenant that has them.
     let expected = fake.expected(&[Endpoint::RoleAssignments, Endpoint::RoleEligibility]);
     assert!(
-        expected.keys().any(|k| k.0 == p2 && k.1 == "roleEligibility"),
+        expected
+            .keys()
+            .any(|k| k.0 == p2 && k.1 == "roleEligibility"),
         "the seed has eligibilities"
     );
     assert!(
@@ -446,7 +448,10 @@ async fn role_assignments_are_kept_when_eligibility_answers_404_or_403() {
         assert_eq!(run.gauge("available", t, "directory_roles"), 1);
         assert_eq!(run.gauge("available", t, "directory_roles_eligibility"), 0);
     }
-    assert_eq!(run.gauge("available", &p2, "directory_roles_eligibility"), 1);
+    assert_eq!(
+        run.gauge("available", &p2, "directory_roles_eligibility"),
+        1
+    );
     let asked = |t: &str, e: Endpoint| {
         fake.log()
             .iter()
