@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::auth::{TenantAuth, TokenCache};
 use super::budget::{Budgets, TenantBudget};
-use super::lanes::Class;
+use super::lanes::Lane;
 use crate::framing::{skip_value, skip_ws};
 use crate::metrics::SourceMetrics;
 
@@ -95,8 +95,9 @@ impl GraphClient {
             .inc();
     }
 
-    /// One GET of `url` for `tenant`, within its `class` budget.
-    pub async fn get(&self, tenant: &TenantHandle, class: Class, url: &str) -> Fetched {
+    /// One GET of `url` for `tenant`, within the budget of `lane`'s class (its lanes take turns).
+    pub async fn get(&self, tenant: &TenantHandle, lane: Lane, url: &str) -> Fetched {
+        let class = lane.class();
         // A next link is used verbatim, but the bearer token only ever goes to the Graph host.
         let inside = url
             .strip_prefix(&self.graph_url)
@@ -119,7 +120,7 @@ impl GraphClient {
                     };
                 }
             };
-            let _slot = self.budgets.acquire(&tenant.budget, class).await;
+            let _slot = self.budgets.acquire(&tenant.budget, lane).await;
             let sent = self
                 .http
                 .get(url)
@@ -163,7 +164,7 @@ impl GraphClient {
                         };
                     }
                     self.count("ok");
-                    self.budgets.succeeded(&tenant.budget, class);
+                    self.budgets.succeeded(&tenant.budget, lane);
                     let next_link = next_link(&body);
                     return Fetched::Page { body, next_link };
                 }

@@ -8,7 +8,8 @@
 //! A cycle reads from `watermark - overlap` (or the back-fill start) to now, in ascending windows:
 //! one open window in steady state; day-sized windows while back-filling (progress is logged and
 //! checkpointed window by window), halved after a 503/504 or a window of many pages, doubled again
-//! after a small one. A 429 waits as the budget says; a 403 parks the lane (`stream_available` 0,
+//! after a small one, and kept within a day of the other back-filling lanes
+//! ([`InStep`](super::lanes::InStep)). A 429 waits as the budget says; a 403 parks the lane (`stream_available` 0,
 //! one warning, a retry every `unavailable_retry_minutes`) without touching any other lane or
 //! tenant; other failures back off and the next cycle starts where the watermark stands.
 
@@ -21,7 +22,7 @@ use tokio::time::Instant;
 use super::batcher::Msg;
 use super::budget::backoff;
 use super::client::{Denied, Fetched};
-use super::lanes::{Lane, directory_urls};
+use super::lanes::{Lane, LaneKey, directory_urls};
 use super::shared::{Shared, Tenant};
 use crate::reader::Item;
 
@@ -43,7 +44,10 @@ pub enum Start {
 }
 
 enum WindowEnd {
-    Done { pages: u32, records: usize },
+    Done {
+        pages: u32,
+        records: usize,
+    },
     Shrink,
     Unavailable(Denied),
     /// 404: Graph has no such collection for this tenant.
@@ -77,7 +81,8 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
     p.shared.available(&p.tenant.handle, lane, true);
     if lane == Lane::DirectoryRoles {
         for part in DirectoryPart::ALL {
-            p.shared.available_stream(&p.tenant.handle, part.name(), true);
+            p.shared
+                .available_stream(&p.tenant.handle, part.name(), true);
         }
     }
     match start {
@@ -85,9 +90,12 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
         Start::Backfill if lane == Lane::DirectoryRoles => {}
         Start::Backfill => {
             let days = p.backfill_days().await;
-            let from = Utc::now() - TimeDelta::days(i64::from(days));
+            // A shorter (Free tenant) back-fill starts that much later.
+            let shorter = p.shared.cfg.backfill_days.saturating_sub(days);
+            let from = p.shared.backfill_from + TimeDelta::days(i64::from(shorter));
             p.watermark = from;
             p.first_floor = Some(from);
+            p.shared.step.set((p.tenant.handle.index, lane), Some(from));
             tracing::info!(source = %p.shared.source, tenant = %p.tenant.handle.label,
                 stream = lane.name(), days, "graph back-fill starting");
         }
@@ -113,6 +121,10 @@ struct LanePoller {
 }
 
 impl LanePoller {
+    fn key(&self) -> LaneKey {
+        (self.tenant.handle.index, self.lane)
+    }
+
     /// Back-fill depth: 30 days, or 7 for a tenant without P1/P2. Directory audits wait (bounded)
     /// for the user sign-in lane to learn which; sign-in and risk lanes need P1/P2 anyway.
     async fn backfill_days(&self) -> u32 {
@@ -140,7 +152,11 @@ impl LanePoller {
             if self.shared.stopping() {
                 return;
             }
-            let wait = match self.cycle().await {
+            let end = self.cycle().await;
+            // Caught up, parked or failing: this lane holds no other until its next cycle finds
+            // back-fill to do.
+            self.shared.step.set(self.key(), None);
+            let wait = match end {
                 CycleEnd::Stopped => return,
                 CycleEnd::Done => {
                     self.failures = 0;
@@ -221,9 +237,25 @@ impl LanePoller {
         };
         let mut shrunk = false;
         let mut total = 0usize;
+        // Only a back-fill goes in step: re-reading the overlap (48 hours for the risk lanes) in
+        // narrowed windows after a 503 is not one, and must not hold the other lanes.
+        self.shared.step.set(self.key(), catching_up.then_some(lo));
         loop {
+            // While back-filling, in step with the other lanes (lanes.rs, `InStep`).
+            let limit = match span {
+                Some(_) if catching_up => {
+                    let mut shutdown = self.shared.shutdown.clone();
+                    tokio::select! {
+                        l = self.shared.step.turn(self.key(), lo) => l,
+                        _ = shutdown.wait_for(|s| *s) => return CycleEnd::Stopped,
+                    }
+                }
+                _ => None,
+            };
             let asked_at = Utc::now();
-            let hi = span.map(|s| lo + s).filter(|h| *h < asked_at);
+            let hi = span
+                .map(|s| limit.map_or(lo + s, |l| (lo + s).min(l)))
+                .filter(|h| *h < asked_at);
             match self.window(lo, hi).await {
                 WindowEnd::Done { pages, records } => {
                     total += records;
@@ -252,6 +284,9 @@ impl LanePoller {
                         return CycleEnd::Done;
                     };
                     lo = h;
+                    if catching_up {
+                        self.shared.step.set(self.key(), Some(lo));
+                    }
                     span = span.map(|s| {
                         if pages > MANY_PAGES {
                             (s / 2).max(MIN_SPAN)
