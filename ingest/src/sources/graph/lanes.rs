@@ -62,8 +62,7 @@ impl InStep {
         let _ = rx
             .wait_for(|m| slowest_other(m, lane).is_none_or(|s| s >= lo))
             .await;
-        let limit = slowest_other(&rx.borrow(), lane).map(|s| s + self.skew);
-        limit
+        slowest_other(&rx.borrow(), lane).map(|s| s + self.skew)
     }
 }
 
