@@ -90,9 +90,13 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
         Start::Backfill if lane == Lane::DirectoryRoles => {}
         Start::Backfill => {
             let days = p.backfill_days().await;
-            // A shorter (Free tenant) back-fill starts that much later.
+            // The source's one back-fill start (a shorter, Free tenant back-fill starts that much
+            // later); a lane started long after the source (a tenant added while running) from
+            // its own start.
             let shorter = p.shared.cfg.backfill_days.saturating_sub(days);
-            let from = p.shared.backfill_from + TimeDelta::days(i64::from(shorter));
+            let shared_from = p.shared.backfill_from + TimeDelta::days(i64::from(shorter));
+            let own_from = Utc::now() - TimeDelta::days(i64::from(days));
+            let from = shared_from.max(own_from - TimeDelta::minutes(10));
             p.watermark = from;
             p.first_floor = Some(from);
             p.shared.step.set((p.tenant.handle.index, lane), Some(from));
