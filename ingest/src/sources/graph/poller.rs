@@ -9,9 +9,11 @@
 //! one open window in steady state; day-sized windows while back-filling (progress is logged and
 //! checkpointed window by window), halved after a 503/504 or a window of many pages, doubled again
 //! after a small one, and kept within a day of the other back-filling lanes
-//! ([`InStep`](super::lanes::InStep)). A 429 waits as the budget says; a 403 parks the lane (`stream_available` 0,
-//! one warning, a retry every `unavailable_retry_minutes`) without touching any other lane or
-//! tenant; other failures back off and the next cycle starts where the watermark stands.
+//! ([`InStep`](super::lanes::InStep)). A 429 waits as the budget says; a 403 parks the lane
+//! (`stream_available` 0, one warning, a retry every `unavailable_retry_minutes`) without touching
+//! any other lane or tenant; other failures back off and the next cycle starts where the watermark
+//! stands. The directory lane reads its two parts (assignments, eligibility) each with its own
+//! availability ([`DirectoryPart`]).
 
 use std::sync::Arc;
 use std::time::Duration;
