@@ -100,8 +100,8 @@ const STREAMS: [&str; 8] = [
     "directory_audits",
     "risky_users",
     "risk_detections",
-    "role_assignments",
-    "role_eligibility",
+    "directory_roles",
+    "directory_roles_eligibility",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,9 @@
 //! batches it has been told about, so a crash can repeat records but never skip one. Positions are
 //! opaque JSON owned by the source; on start the runtime hands back the position of the last state
 //! snapshot in [`SourceContext::resume`] (which may be behind the last commit: repeated records are
-//! de-duplicated by record id and alert ids are deterministic, so no alert is sent twice).
+//! de-duplicated by record id and alert ids are deterministic, so no alert is sent twice). A source
+//! whose records are costly to read again (Graph's back-fill) may instead resume from the newest
+//! position committed to the outbox ([`Source::resume_from`] with a [`DurableCheckpoint`]).
 //!
 //! **Shutdown.** When [`SourceContext::shutdown`] turns true a source stops fetching, waits (bounded)
 //! for the reports of batches already sent, commits what they cover, and returns.
@@ -25,6 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
@@ -58,6 +61,17 @@ pub struct Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
     pub seq: u64,
+}
+
+/// The newest position the runtime committed to the outbox for a source, with what detection
+/// had seen at that moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurableCheckpoint {
+    pub position: Value,
+    /// Every event received with a time before this had gone through detection (the aligner's
+    /// released watermark); later ones may have been waiting in the aligner's buffer, which dies
+    /// with the process. `None`: nothing had been released.
+    pub detected_before: Option<DateTime<Utc>>,
 }
 
 /// What the runtime gives a source to run with.
@@ -108,6 +122,16 @@ pub type SourceFuture = Pin<Box<dyn Future<Output = Result<(), SourceError>> + S
 pub trait Source: Send + fmt::Debug {
     /// The source type as written in config (`file`, `kafka`, `eventhub`, `graph`).
     fn kind(&self) -> &'static str;
+    /// The position to start from, given the last snapshot's and the newest one committed to the
+    /// outbox (newer, or the same). Default: the snapshot's, whose detection state agrees with it;
+    /// the records after it are read again (cheap for a file or a Kafka topic).
+    fn resume_from(
+        &self,
+        snapshot: Option<Value>,
+        _durable: Option<DurableCheckpoint>,
+    ) -> Option<Value> {
+        snapshot
+    }
     /// Runs until shutdown (or, for finite sources, until the input is exhausted and committed).
     fn run(self: Box<Self>, ctx: SourceContext) -> SourceFuture;
 }

@@ -387,6 +387,88 @@ async fn the_directory_snapshot_passes_on_only_what_changed() {
     assert!(snapshots >= 2);
 }
 
+/// Role assignments are kept when eligibility schedules are unavailable: one tenant's eligibility
+/// answers 404, another's the P2 licence 403, a third's answers. Each part has its own
+/// availability gauge, and a refused part is asked again at the directory refresh (1 min: 3 s
+/// here), not at the poll interval (100 ms here) as a failing lane would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_assignments_are_kept_when_eligibility_answers_404_or_403() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGraph::start(options(true, vec![])).await;
+    let (missing, p1, p2) = (tenant(1), tenant(2), tenant(3));
+    let tenants = vec![missing.clone(), p1.clone(), p2.clone()];
+    for t in &tenants {
+        seed(&fake, t, 4, 1);
+    }
+    fake.refuse(
+        &missing,
+        Endpoint::RoleEligibility,
+        404,
+        "Request_ResourceNotFound",
+        "Resource not found for the segment 'roleEligibilitySchedules'.",
+    );
+    fake.forbid(
+        &p1,
+        Endpoint::RoleEligibility,
+        "AadPremiumLicenseRequired",
+        "The tenant needs an AAD Premium 2 license.",
+    );
+    let started = Instant::now();
+    let mut cfg = config(&fake, &tenants, dir.path());
+    cfg.streams = vec![entrawatch_ingest::sources::graph::Stream::DirectoryRoles];
+    let mut run = Run::start(source(cfg), None);
+    // Every assignment of every tenant, and the eligibilities of the one tenant that has them.
+    let expected = fake.expected(&[Endpoint::RoleAssignments, Endpoint::RoleEligibility]);
+    assert!(
+        expected
+            .keys()
+            .any(|k| k.0 == p2 && k.1 == "roleEligibility"),
+        "the seed has eligibilities"
+    );
+    assert!(
+        run.until(LIMIT, |r| r.has_all(expected.keys())).await,
+        "assignments of every tenant delivered"
+    );
+    let added = fake.add(&missing, Endpoint::RoleAssignments, Utc::now(), "");
+    assert!(
+        run.until(LIMIT, |r| r.counts.contains_key(&added)).await,
+        "a later snapshot of the assignments delivered"
+    );
+    let run = run.stop().await;
+    let elapsed = started.elapsed();
+    assert_eq!(run.repeats(), vec![], "unchanged roles are not sent again");
+    for t in [&missing, &p1] {
+        assert!(
+            run.counts
+                .keys()
+                .any(|k| &k.0 == t && k.1 == "roleAssignment"),
+            "assignments of {t}"
+        );
+        assert_eq!(run.gauge("available", t, "directory_roles"), 1);
+        assert_eq!(run.gauge("available", t, "directory_roles_eligibility"), 0);
+    }
+    assert_eq!(
+        run.gauge("available", &p2, "directory_roles_eligibility"),
+        1
+    );
+    let asked = |t: &str, e: Endpoint| {
+        fake.log()
+            .iter()
+            .filter(|l| l.tenant == t && l.endpoint == e)
+            .count()
+    };
+    // One read per refresh (3 s here, less a tenth of the 100 ms poll interval's jitter), plus
+    // the first.
+    let refreshes = 1 + (elapsed.as_secs_f64() / 2.9).floor() as usize;
+    for t in [&missing, &p1] {
+        let n = asked(t, Endpoint::RoleEligibility);
+        println!("eligibility of {t} asked {n} times in {elapsed:?}");
+        assert!(n >= 1 && n <= refreshes, "{n} > {refreshes}");
+    }
+    assert!(asked(&missing, Endpoint::RoleAssignments) >= 2);
+}
+
 /// `n` tenants polled every `poll_secs` (scaled): the request rate must stay within what the test
 /// machine serves, or the lag measured is the machine's, not the source's.
 async fn many_tenants(

@@ -10,7 +10,8 @@
 //!
 //! Start: bind the admin port (`/readyz` answers 503 "starting"), resolve secrets, open the outbox,
 //! restore the snapshot ("restoring"), start delivery, then the sources from the snapshot's
-//! positions ("ready"). Every batch's events go through the event-time aligner, which hands them to
+//! positions, or where a source prefers (Graph, per lane) the newer checkpoint committed to the
+//! outbox ("ready"). Every batch's events go through the event-time aligner, which hands them to
 //! detection in event-time order; the notifications and the batch's position are committed in one
 //! outbox transaction (see [`pipeline`]). A snapshot of the whole detection state, the aligner's
 //! buffer and the positions they reflect is written every `snapshot_interval_secs`; only then are

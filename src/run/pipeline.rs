@@ -5,7 +5,8 @@
 //! earlier one: the order `replay` uses. Each released event that the alert stage
 //! ([`AlertStage`]) has not seen before goes to the engine, and its findings to the alert stage,
 //! which turns them into notifications; then the notifications *and the batch's source position*
-//! are committed to the outbox in one transaction. Late events (older than what the aligner has
+//! are committed to the outbox in one transaction, the position with the aligner's released
+//! watermark ([`checkpoint_row`]: how far detection had got, for a source resuming from it). Late events (older than what the aligner has
 //! released) are counted, logged and detected at once. Records that could not be parsed are
 //! appended to `rejects.jsonl` in the state folder and counted.
 //!
@@ -28,7 +29,7 @@ use entrawatch_alert::outbox::Outbox;
 use entrawatch_detect::{Engine, Finding};
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::reader::{Item, Rejected};
-use entrawatch_ingest::source::{Batch, CatchUp, Committed};
+use entrawatch_ingest::source::{Batch, CatchUp, Committed, DurableCheckpoint};
 use entrawatch_ingest::{Event, Kind, TimeSource};
 use serde_json::Value;
 use std::time::Instant;
@@ -43,6 +44,31 @@ const LATE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// the start); shorter ones at debug: a Kafka partition a few messages short of the high watermark
 /// the last statistics reported catches up every few seconds under steady traffic.
 const CATCH_UP_INFO_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A source's row in the outbox's `checkpoints` table: the batch's position and the aligner's
+/// released watermark after the batch (every event received before it had gone through
+/// detection), which tells a restart how far the position can be trusted without the aligner's
+/// buffer.
+pub fn checkpoint_row(position: &Value, detected_before: Option<DateTime<Utc>>) -> Value {
+    serde_json::json!({
+        "position": position,
+        "detected_before": detected_before.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// A row written by [`checkpoint_row`] (`None` for any other shape).
+pub fn read_checkpoint_row(row: &Value) -> Option<DurableCheckpoint> {
+    let position = row.get("position")?.clone();
+    let detected_before = match row.get("detected_before")? {
+        Value::Null => None,
+        Value::String(s) => Some(DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)),
+        _ => return None,
+    };
+    Some(DurableCheckpoint {
+        position,
+        detected_before,
+    })
+}
 
 /// The detection stage.
 pub struct Pipeline {
@@ -162,7 +188,10 @@ impl Pipeline {
             self.detect(&l.event, now, &mut rows, &mut outcome);
         }
         self.release(Some(wall), now, &mut rows, &mut outcome);
-        let checkpoint = [(batch.source.to_string(), batch.position.clone())];
+        let checkpoint = [(
+            batch.source.to_string(),
+            checkpoint_row(&batch.position, self.aligner.released()),
+        )];
         self.commit(&rows, &checkpoint, &mut outcome)?;
         self.positions
             .insert(batch.source.to_string(), batch.position);

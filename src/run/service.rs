@@ -26,14 +26,14 @@ use entrawatch_detect::Engine;
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
 use entrawatch_ingest::reader::ReadOptions;
-use entrawatch_ingest::source::{Batch, SourceContext, SourceError};
+use entrawatch_ingest::source::{Batch, DurableCheckpoint, SourceContext, SourceError};
 use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::detection::{Input, Reloaded, Snapshots, detection_loop};
 use super::metrics::RuntimeMetrics;
-use super::pipeline::Pipeline;
+use super::pipeline::{Pipeline, read_checkpoint_row};
 use super::snapshot;
 use crate::cli::{EXIT_INCOMPLETE, RunArgs};
 use entrawatch_admin::access::AdminAuth;
@@ -114,6 +114,18 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
         .map_err(|e| anyhow::anyhow!("cannot load silences: {e}"))?;
     let outbox = Outbox::open(&outbox_path)
         .with_context(|| format!("cannot open the outbox {}", outbox_path.display()))?;
+    // The newest checkpoint each source committed with its alerts: a source may resume from it
+    // when it is newer than the snapshot's (`Source::resume_from`).
+    let mut durable: BTreeMap<String, DurableCheckpoint> = match outbox.checkpoints() {
+        Ok(rows) => rows
+            .into_iter()
+            .filter_map(|(name, row)| Some((name, read_checkpoint_row(&row)?)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox checkpoints: sources resume from the snapshot");
+            BTreeMap::new()
+        }
+    };
     let mut alerts = AlertStage::new(alert_state, routing, silences.shared());
     alerts.set_windows(&stage_config);
     let delivery = Arc::new(
@@ -186,7 +198,10 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             committed: committed
                 .remove(name.as_ref())
                 .expect("one channel per source"),
-            resume: positions.get(name.as_ref()).cloned(),
+            resume: source.resume_from(
+                positions.get(name.as_ref()).cloned(),
+                durable.remove(name.as_ref()),
+            ),
             shutdown: shutdown_rx.clone(),
             ready: ready_tx,
             read: ReadOptions::default(),

@@ -80,7 +80,8 @@ struct Rec {
 #[derive(Debug, Default)]
 pub(super) struct TenantData {
     records: BTreeMap<Endpoint, Vec<Rec>>,
-    forbidden: HashMap<Endpoint, (String, String)>,
+    /// Endpoints refused for this tenant: status (403, 404), error code and message.
+    forbidden: HashMap<Endpoint, (u16, String, String)>,
     faults: VecDeque<(Option<Endpoint>, Fault)>,
     /// Every token request of the tenant is answered with this (status, error, description).
     pub(super) token_refusal: Option<(u16, String, String)>,
@@ -235,11 +236,17 @@ impl FakeGraph {
         k
     }
 
+    /// Answers 403 with this error on `endpoint` for `tenant` (a licence or a permission).
     pub fn forbid(&self, tenant: &str, endpoint: Endpoint, code: &str, message: &str) {
+        self.refuse(tenant, endpoint, 403, code, message);
+    }
+
+    /// Answers `status` (403, 404) with this Graph error on `endpoint` for `tenant`.
+    pub fn refuse(&self, tenant: &str, endpoint: Endpoint, status: u16, code: &str, message: &str) {
         let mut s = self.lock();
         let t = s.tenants.entry(tenant.to_owned()).or_default();
         t.forbidden
-            .insert(endpoint, (code.to_owned(), message.to_owned()));
+            .insert(endpoint, (status, code.to_owned(), message.to_owned()));
     }
 
     pub fn fault(&self, tenant: &str, endpoint: Option<Endpoint>, fault: Fault) {
@@ -526,8 +533,8 @@ impl State {
     }
 
     fn forbidden(&self, tenant: &str, endpoint: Endpoint) -> Option<Response<Full<Bytes>>> {
-        let (code, message) = self.tenants.get(tenant)?.forbidden.get(&endpoint)?;
-        Some(graph_error(403, code, message))
+        let (status, code, message) = self.tenants.get(tenant)?.forbidden.get(&endpoint)?;
+        Some(graph_error(*status, code, message))
     }
 
     fn page(&mut self, mut c: Cursor) -> Response<Full<Bytes>> {

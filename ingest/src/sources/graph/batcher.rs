@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::lanes::Lane;
+use super::poller::DirectoryPart;
 use super::state::{LaneState, record_hash};
 use crate::metrics::SourceMetrics;
 use crate::model::TimeSource;
@@ -47,9 +48,11 @@ pub enum Msg {
         /// The lane is back-filling: windows before the present remain to be read.
         backlog: bool,
     },
-    /// A complete directory snapshot (role assignments and eligibilities) of one tenant.
+    /// A complete snapshot of one part of a tenant's directory (role assignments, or
+    /// eligibilities); a part not read leaves what is known of it as it was.
     Snapshot {
         tenant: usize,
+        part: DirectoryPart,
         items: Vec<Item>,
         received_at: Instant,
     },
@@ -63,8 +66,8 @@ type Moved = (usize, Lane, DateTime<Utc>);
 pub struct TenantSlot {
     pub id: String,
     pub lanes: BTreeMap<Lane, LaneState>,
-    /// Directory record id -> hash of its content at the last snapshot.
-    roles: HashMap<String, u64>,
+    /// Per directory part: record id -> hash of its content at the part's last snapshot.
+    roles: [HashMap<String, u64>; 2],
 }
 
 impl TenantSlot {
@@ -72,7 +75,7 @@ impl TenantSlot {
         TenantSlot {
             id,
             lanes,
-            roles: HashMap::new(),
+            roles: Default::default(),
         }
     }
 }
@@ -254,6 +257,7 @@ impl Batcher {
             }
             Msg::Snapshot {
                 tenant,
+                part,
                 items,
                 received_at,
             } => {
@@ -272,12 +276,12 @@ impl Batcher {
                         }
                         _ => continue,
                     };
-                    if self.tenants[tenant].roles.get(&key) != Some(&hash) {
+                    if self.tenants[tenant].roles[part as usize].get(&key) != Some(&hash) {
                         changed.push(item);
                     }
                     next.insert(key, hash);
                 }
-                self.tenants[tenant].roles = next;
+                self.tenants[tenant].roles[part as usize] = next;
                 for item in changed {
                     self.count(&item);
                     self.push(item, (tenant, None), received_at, out).await?;

@@ -14,10 +14,11 @@
 //! window has room and given back before any wait, so a tenant with a 30-day backlog queues
 //! behind every other tenant for each page and never holds a worker while it waits for its own
 //! budget: no tenant starves, and no class waits behind another. Within a tenant, the lanes that
-//! share a class (risky users and risk detections; the sign-in kinds and audits) also wait in
-//! arrival order, so a lane paging through a backlog cannot keep another from its turn.
+//! share a class (risky users and risk detections; the sign-in kinds and audits) take turns, the
+//! lane served least recently first ([`Turns`]), so a lane paging through a backlog cannot keep
+//! another from its turn, and under another app's throttling the successes are shared too.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::config::BudgetConfig;
-use super::lanes::Class;
+use super::lanes::{Class, Lane};
 
 /// Time scale for everything the source waits on (poll interval, budgets, backoff, Retry-After):
 /// 1.0 in service; tests use less so a 10 s window lasts milliseconds.
@@ -105,15 +106,133 @@ impl Window {
 struct ClassBudget {
     window: Mutex<Window>,
     /// Held by the lane whose turn it is, from its arrival until its send is counted.
-    turnstile: tokio::sync::Mutex<()>,
+    turns: Turns,
 }
 
 impl ClassBudget {
     fn new(limit: u32, period: Duration) -> ClassBudget {
         ClassBudget {
             window: Mutex::new(Window::new(limit, period)),
-            turnstile: tokio::sync::Mutex::new(()),
+            turns: Turns::default(),
         }
+    }
+}
+
+/// Whose turn it is among the lanes of one tenant sharing a class: of the lanes waiting, the one
+/// *served* (answered 200) least recently, then the one that came first. In arrival order alone,
+/// two lanes alternate their attempts; but when another app spends most of the tenant's Identity
+/// Protection budget and only some attempts succeed, the same lane can land on every success while
+/// the other starves. Least recently served gives the next attempt to the lane that has waited
+/// longest for an answer, so successes alternate too.
+#[derive(Debug, Default)]
+struct Turns {
+    state: Mutex<TurnState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct TurnState {
+    /// A lane holds the turn.
+    busy: bool,
+    /// Waiting lanes with their arrival tickets.
+    waiting: Vec<(Lane, u64)>,
+    /// Per lane, the order of its last success (0: never served).
+    served: HashMap<Lane, u64>,
+    tickets: u64,
+    successes: u64,
+}
+
+impl TurnState {
+    /// The waiting lane whose turn is next.
+    fn next(&self) -> Option<(Lane, u64)> {
+        self.waiting
+            .iter()
+            .copied()
+            .min_by_key(|(lane, ticket)| (self.served.get(lane).copied().unwrap_or(0), *ticket))
+    }
+}
+
+/// The turn, until dropped.
+struct Turn<'a>(&'a Turns);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).busy = false;
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A place in the queue; leaves it when dropped (a lane that stops waiting).
+struct Waiting<'a> {
+    turns: &'a Turns,
+    ticket: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.turns.state)
+            .waiting
+            .retain(|(_, t)| *t != self.ticket);
+        self.turns.changed.notify_waiters();
+    }
+}
+
+impl Turns {
+    /// Waits until `window` has room and, among the lanes waiting then, it is `lane`'s turn.
+    /// Deciding at the instant the window frees (not when the previous holder let go) is what lets
+    /// a lane that came straight back for another try lose its turn to one served less recently.
+    async fn take(&self, lane: Lane, window: &Mutex<Window>) -> Turn<'_> {
+        let ticket = {
+            let mut st = lock(&self.state);
+            st.tickets += 1;
+            let ticket = st.tickets;
+            st.waiting.push((lane, ticket));
+            ticket
+        };
+        let place = Waiting {
+            turns: self,
+            ticket,
+        };
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let free_at = {
+                let mut st = lock(&self.state);
+                if !st.busy && st.next().is_some_and(|(_, t)| t == ticket) {
+                    match lock(window).free_at(Instant::now()) {
+                        None => {
+                            st.busy = true;
+                            st.waiting.retain(|(_, t)| *t != ticket);
+                            std::mem::forget(place);
+                            return Turn(self);
+                        }
+                        at => at,
+                    }
+                } else {
+                    None
+                }
+            };
+            match free_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = &mut changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    fn served(&self, lane: Lane) {
+        {
+            let mut st = lock(&self.state);
+            st.successes += 1;
+            let n = st.successes;
+            st.served.insert(lane, n);
+        }
+        self.changed.notify_waiters();
     }
 }
 
@@ -198,11 +317,12 @@ impl Budgets {
     /// there, in arrival order); then, for the reporting class, the app-wide window behind a
     /// FIFO turnstile, so hundreds of waiting lanes queue in order instead of all waking for
     /// every free slot; then the worker pool.
-    pub async fn acquire(&self, tenant: &TenantBudget, class: Class) -> OwnedSemaphorePermit {
+    pub async fn acquire(&self, tenant: &TenantBudget, lane: Lane) -> OwnedSemaphorePermit {
+        let class = lane.class();
         let own = tenant.class(class);
         // Without the queue, lanes asleep until the same free instant race for it, and the lane
         // that comes straight back for its next page can win every time.
-        let _own_turn = own.turnstile.lock().await;
+        let _own_turn = own.turns.take(lane, &own.window).await;
         loop {
             wait_until_free(&own.window).await;
             let turn = match self.app_window(class) {
@@ -280,9 +400,12 @@ impl Budgets {
         pause
     }
 
-    /// A request of this class succeeded: the backoff starts over.
-    pub fn succeeded(&self, tenant: &TenantBudget, class: Class) {
-        lock(tenant.window(class)).failures = 0;
+    /// A request of this lane succeeded: its class's backoff starts over, and the lane goes to the
+    /// back of its class's queue.
+    pub fn succeeded(&self, tenant: &TenantBudget, lane: Lane) {
+        let own = tenant.class(lane.class());
+        lock(&own.window).failures = 0;
+        own.turns.served(lane);
     }
 }
 
@@ -383,6 +506,15 @@ mod tests {
         assert!((0.4..0.6).contains(&mean), "{mean}");
     }
 
+    /// The two Identity Protection lanes, by test name.
+    fn lane_of(name: &str) -> Lane {
+        if name == "a" {
+            Lane::RiskyUsers
+        } else {
+            Lane::RiskDetections
+        }
+    }
+
     /// Budgets allowing one Identity Protection request per second (scaled by `factor`, no
     /// slack).
     fn one_identity_protection_per_second(factor: f64) -> Budgets {
@@ -405,7 +537,7 @@ mod tests {
         let t1 = b.tenant();
         let t2 = b.tenant();
         let start = Instant::now();
-        drop(b.acquire(&t1, Class::IdentityProtection).await);
+        drop(b.acquire(&t1, Lane::RiskyUsers).await);
         // The first tenant's window is full; the second tenant's is not. (Asked as of `start`:
         // the window empties 52.5 ms after the send, and a busy machine may take that long to
         // get here.)
@@ -415,7 +547,7 @@ mod tests {
                 .is_none()
         );
         assert!(b.free_at(&t1, Class::Reports, Instant::now()).is_none());
-        drop(b.acquire(&t1, Class::IdentityProtection).await);
+        drop(b.acquire(&t1, Lane::RiskyUsers).await);
         // One second, scaled and stretched: 52.5 ms between two sends of the same tenant.
         let same_tenant = start.elapsed();
         assert!(same_tenant >= Duration::from_millis(52), "{same_tenant:?}");
@@ -435,7 +567,7 @@ mod tests {
             let (budgets, tenant, sends) = (budgets.clone(), tenant.clone(), sends.clone());
             tokio::spawn(async move {
                 for _ in 0..n {
-                    drop(budgets.acquire(&tenant, Class::IdentityProtection).await);
+                    drop(budgets.acquire(&tenant, lane_of(name)).await);
                     lock(&sends).push(name);
                 }
             })
@@ -460,5 +592,59 @@ mod tests {
                 both + i + 1
             );
         }
+    }
+
+    /// Another app spends every other slot of the tenant's Identity Protection budget (Graph counts
+    /// its 1 request / s per tenant for all apps): only every other attempt of ours succeeds. In
+    /// arrival order the two lanes alternate attempts, so one lane lands on every success and the
+    /// other starves; served least recently first, the successes alternate. Scaled: a 1 s window
+    /// lasts 10 ms; 40 attempts.
+    #[tokio::test]
+    async fn identity_protection_lanes_share_successes_under_another_apps_throttling() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let budgets = Arc::new(one_identity_protection_per_second(0.01));
+        let tenant = Arc::new(budgets.tenant());
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let successes = Arc::new(Mutex::new(Vec::new()));
+        const ATTEMPTS: usize = 40;
+        let lane = |name: &'static str| {
+            let (budgets, tenant, attempts, successes) = (
+                budgets.clone(),
+                tenant.clone(),
+                attempts.clone(),
+                successes.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let slot = budgets.acquire(&tenant, lane_of(name)).await;
+                    let n = attempts.fetch_add(1, Ordering::SeqCst);
+                    if n >= ATTEMPTS {
+                        return;
+                    }
+                    // The answer takes a moment; the other lane is already waiting by then.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    drop(slot);
+                    if n % 2 == 0 {
+                        budgets.succeeded(&tenant, lane_of(name));
+                        lock(&successes).push(name);
+                    }
+                }
+            })
+        };
+        let (a, b) = (lane("a"), lane("b"));
+        let bound = Duration::from_secs(30);
+        tokio::time::timeout(bound, a).await.unwrap().unwrap();
+        tokio::time::timeout(bound, b).await.unwrap().unwrap();
+        let successes = lock(&successes).clone();
+        let of = |name: &str| successes.iter().filter(|s| **s == name).count();
+        println!("successes in turn: {successes:?}");
+        assert_eq!(successes.len(), ATTEMPTS / 2);
+        assert!(
+            of("a") >= 8 && of("b") >= 8,
+            "a {} and b {}: {successes:?}",
+            of("a"),
+            of("b")
+        );
     }
 }

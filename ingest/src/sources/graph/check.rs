@@ -18,6 +18,7 @@ use super::auth::{TokenCache, TokenFailure};
 use super::budget::{Budgets, Scale};
 use super::client::{Fetched, GraphClient, TenantHandle};
 use super::lanes::{Lane, directory_urls};
+use super::poller::DirectoryPart;
 use crate::metrics::SourceMetrics;
 
 /// A 429 asking for a pause up to this long is waited out and the request made once more.
@@ -35,6 +36,9 @@ pub enum Outcome {
     NoLicence,
     /// 403 for a missing application permission.
     NoPermission,
+    /// 404: the tenant has no such data (role eligibility without Entra ID P2, for one); the
+    /// service goes on without this stream.
+    NotFound,
     /// 429: the tenant's budget is used by another app now; try again later.
     Throttled,
     /// The token endpoint or Graph could not be reached, or answered 5xx.
@@ -54,6 +58,7 @@ impl Outcome {
             Outcome::BadCredential => "bad credential",
             Outcome::NoLicence => "no licence",
             Outcome::NoPermission => "no permission",
+            Outcome::NotFound => "not found",
             Outcome::Throttled => "throttled",
             Outcome::Network => "network",
             Outcome::Unauthorized => "unauthorized",
@@ -77,8 +82,8 @@ pub struct CheckRow {
     /// The tenant's configured name, else its id.
     pub tenant: String,
     pub tenant_id: String,
-    /// A lane name (`sign_ins_user`, `directory_audits`, ...) or `role_assignments` /
-    /// `role_eligibility`.
+    /// A `stream` label as in the metrics: a lane name (`sign_ins_user`, `directory_audits`, ...) or
+    /// `directory_roles` / `directory_roles_eligibility` for the two parts of the roles lane.
     pub stream: &'static str,
     pub outcome: Outcome,
     /// Why, in Graph's or Entra's words (empty when ok).
@@ -138,8 +143,16 @@ impl GraphSource {
             for &lane in &lanes {
                 if lane == Lane::DirectoryRoles {
                     let [assignments, eligibility] = directory_urls(&cfg.graph_url);
-                    targets.push(("role_assignments", lane, format!("{assignments}&$top=1")));
-                    targets.push(("role_eligibility", lane, format!("{eligibility}?$top=1")));
+                    targets.push((
+                        DirectoryPart::Assignments.name(),
+                        lane,
+                        format!("{assignments}&$top=1"),
+                    ));
+                    targets.push((
+                        DirectoryPart::Eligibility.name(),
+                        lane,
+                        format!("{eligibility}?$top=1"),
+                    ));
                 } else {
                     let url =
                         lane.window_url(&cfg.graph_url, since, None, &cfg.sign_in_event_types, 1);
@@ -185,13 +198,13 @@ async fn check_tenant(
     }
     let mut rows = Vec::new();
     for (stream, lane, url) in &targets {
-        let mut fetched = client.get(&handle, lane.class(), url).await;
+        let mut fetched = client.get(&handle, *lane, url).await;
         if let Fetched::Throttled { pause } = fetched
             && pause <= MAX_THROTTLE_WAIT
         {
             // Once more after the pause Graph asked for (the budget waits it out): another app, or
             // entrawatch itself running, may be using the tenant's budget at this moment.
-            let again = client.get(&handle, lane.class(), url);
+            let again = client.get(&handle, *lane, url);
             fetched = tokio::time::timeout(MAX_THROTTLE_WAIT * 2, again)
                 .await
                 .unwrap_or(Fetched::Throttled { pause });
@@ -211,6 +224,9 @@ async fn check_tenant(
                 },
                 format!("HTTP 403: {}: {}", d.code, d.message),
             ),
+            Fetched::NotFound { code, message } => {
+                (Outcome::NotFound, format!("HTTP 404: {code}: {message}"))
+            }
             Fetched::Unauthorized { reason } => (Outcome::Unauthorized, reason),
             Fetched::Failed {
                 retryable: true,

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::auth::{TenantAuth, TokenCache, TokenFailure};
 use super::budget::{Budgets, TenantBudget};
-use super::lanes::Class;
+use super::lanes::Lane;
 use crate::framing::{skip_value, skip_ws};
 use crate::metrics::SourceMetrics;
 
@@ -44,6 +44,8 @@ pub enum Fetched {
     Shrink { status: u16 },
     /// 403: a licence or permission the tenant lacks.
     Unavailable(Denied),
+    /// 404: the collection does not exist for this tenant or cloud (Graph's `code` and `message`).
+    NotFound { code: String, message: String },
     /// No token (Entra refused the credential) or a 401 after a fresh token.
     Unauthorized { reason: String },
     /// Anything else; `retryable` for 5xx and network errors.
@@ -96,8 +98,9 @@ impl GraphClient {
             .inc();
     }
 
-    /// One GET of `url` for `tenant`, within its `class` budget.
-    pub async fn get(&self, tenant: &TenantHandle, class: Class, url: &str) -> Fetched {
+    /// One GET of `url` for `tenant`, within the budget of `lane`'s class (its lanes take turns).
+    pub async fn get(&self, tenant: &TenantHandle, lane: Lane, url: &str) -> Fetched {
+        let class = lane.class();
         // A next link is used verbatim, but the bearer token only ever goes to the Graph host.
         let inside = url
             .strip_prefix(&self.graph_url)
@@ -127,7 +130,7 @@ impl GraphClient {
                     };
                 }
             };
-            let _slot = self.budgets.acquire(&tenant.budget, class).await;
+            let _slot = self.budgets.acquire(&tenant.budget, lane).await;
             let sent = self
                 .http
                 .get(url)
@@ -171,7 +174,7 @@ impl GraphClient {
                         };
                     }
                     self.count("ok");
-                    self.budgets.succeeded(&tenant.budget, class);
+                    self.budgets.succeeded(&tenant.budget, lane);
                     let next_link = next_link(&body);
                     return Fetched::Page { body, next_link };
                 }
@@ -209,6 +212,11 @@ impl GraphClient {
                         code,
                         message,
                     });
+                }
+                404 => {
+                    self.count("error");
+                    let (code, message) = graph_error(&body);
+                    return Fetched::NotFound { code, message };
                 }
                 _ => {
                     let retryable = status >= 500;
@@ -253,6 +261,8 @@ pub fn graph_error(body: &[u8]) -> (String, String) {
 pub fn is_licence_error(code: &str, message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     code.eq_ignore_ascii_case("Authentication_RequestFromNonPremiumTenantOrB2CTenant")
+        // Privileged Identity Management (role eligibility) on a tenant without P2.
+        || code.eq_ignore_ascii_case("AadPremiumLicenseRequired")
         || m.contains("not licensed")
         || m.contains("premium license")
         || m.contains("license is required")

@@ -6,9 +6,73 @@
 //! types Graph accepts in one filter (user types together; service principals and managed
 //! identities each alone), so each lane's window and watermark stay exact.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
+use tokio::sync::watch;
 
 use super::config::{GraphConfig, SignInType, Stream};
+
+/// How far (in event time) a back-filling lane may read ahead of the slowest lane that still has
+/// back-fill to do. A day: the event-time aligner holds at most about a day of records ahead of
+/// the slowest lane, and a lane reading a 30-day back-fill asks about 30 windows (a sparse lane
+/// otherwise grows its windows to a week, in about 7).
+pub const BACKFILL_SKEW: TimeDelta = TimeDelta::days(1);
+
+/// A lane of one tenant: (tenant index, lane).
+pub type LaneKey = (usize, Lane);
+
+/// Keeps back-filling lanes in step: every lane of every tenant of the source, since the aligner
+/// orders (and buffers) all of them together and `log-source-silent` reads one event-time clock
+/// across tenants.
+///
+/// Each lane with back-fill to do posts its *mark* (where its next window starts); a lane that is
+/// caught up, parked (403) or failing posts none and holds nobody. A lane ahead of the slowest
+/// mark of the others waits until that lane reaches it, then reads at most [`BACKFILL_SKEW`]
+/// past it: no lane runs more than the skew ahead of another, and the slowest lane never waits
+/// (its window only ever starts at or behind every other mark), so the lanes cannot block each
+/// other.
+#[derive(Debug)]
+pub struct InStep {
+    skew: TimeDelta,
+    marks: watch::Sender<BTreeMap<LaneKey, DateTime<Utc>>>,
+}
+
+impl InStep {
+    pub fn new(skew: TimeDelta) -> InStep {
+        InStep {
+            skew,
+            marks: watch::channel(BTreeMap::new()).0,
+        }
+    }
+
+    /// Posts (`Some`) or withdraws (`None`) a lane's mark.
+    pub fn set(&self, lane: LaneKey, mark: Option<DateTime<Utc>>) {
+        self.marks.send_if_modified(|m| match mark {
+            Some(t) => m.insert(lane, t) != Some(t),
+            None => m.remove(&lane).is_some(),
+        });
+    }
+
+    /// Waits until no other lane's mark is behind `lo`; returns how far a window from `lo` may
+    /// reach (`None`: no limit, no other lane is back-filling).
+    pub async fn turn(&self, lane: LaneKey, lo: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut rx = self.marks.subscribe();
+        // The sender lives as long as `self`, so the wait ends only when the condition holds.
+        let _ = rx
+            .wait_for(|m| slowest_other(m, lane).is_none_or(|s| s >= lo))
+            .await;
+        slowest_other(&rx.borrow(), lane).map(|s| s + self.skew)
+    }
+}
+
+fn slowest_other(marks: &BTreeMap<LaneKey, DateTime<Utc>>, lane: LaneKey) -> Option<DateTime<Utc>> {
+    marks
+        .iter()
+        .filter(|(l, _)| **l != lane)
+        .map(|(_, t)| *t)
+        .min()
+}
 
 /// Which request budget a lane spends (Microsoft Graph service limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -284,5 +348,60 @@ mod tests {
              lastUpdatedDateTime%20ge%202024-01-13T14%3A13%3A32Z&$top=500"
         );
         assert!(reqwest::Url::parse(&url).is_ok());
+    }
+
+    /// Three lanes of two tenants back-filling 30 days at very different speeds (an hour, 20 hours
+    /// and a week per window): at every step no lane's mark is more than the skew ahead of another's,
+    /// and everything ends (no lane waits on another forever).
+    #[tokio::test]
+    async fn lanes_back_fill_in_step_and_never_block_each_other() {
+        use std::sync::Arc;
+        let step = Arc::new(InStep::new(TimeDelta::days(1)));
+        let start = t("2026-01-01T00:00:00Z");
+        let end = start + TimeDelta::days(30);
+        let lanes = [
+            ((0, Lane::SignInsUser), TimeDelta::hours(1)),
+            ((0, Lane::DirectoryAudits), TimeDelta::days(7)),
+            ((1, Lane::SignInsUser), TimeDelta::hours(20)),
+        ];
+        for (lane, _) in lanes {
+            step.set(lane, Some(start));
+        }
+        let widest = Arc::new(std::sync::Mutex::new(TimeDelta::zero()));
+        let mut tasks = Vec::new();
+        for (lane, span) in lanes {
+            let (step, widest) = (step.clone(), widest.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lo = start;
+                let mut windows = 0;
+                while lo < end {
+                    let limit = step.turn(lane, lo).await;
+                    let hi = limit.map_or(lo + span, |l| (lo + span).min(l)).min(end);
+                    assert!(hi > lo, "{lane:?}: an empty window at {lo}");
+                    lo = hi;
+                    windows += 1;
+                    step.set(lane, (lo < end).then_some(lo));
+                    let marks = step.marks.borrow().clone();
+                    if let (Some(a), Some(b)) = (marks.values().min(), marks.values().max()) {
+                        let mut w = widest.lock().unwrap();
+                        *w = (*w).max(*b - *a);
+                    }
+                    tokio::task::yield_now().await;
+                }
+                windows
+            }));
+        }
+        let mut windows = Vec::new();
+        for task in tasks {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .expect("every lane finished: none waited forever")
+                .unwrap();
+            windows.push(n);
+        }
+        let widest = *widest.lock().unwrap();
+        assert!(widest <= TimeDelta::days(1), "lanes {widest} apart");
+        // The weekly lane needs windows no narrower than the skew allows: about 30, not 720.
+        assert!(windows[1] <= 31, "{windows:?}");
     }
 }

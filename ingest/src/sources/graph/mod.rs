@@ -46,7 +46,7 @@ pub use budget::Scale;
 pub use config::{BudgetConfig, CertificateConfig, GraphConfig, SignInType, Stream, TenantConfig};
 pub use lanes::Lane;
 
-use crate::source::{Source, SourceContext, SourceError, SourceFuture};
+use crate::source::{DurableCheckpoint, Source, SourceContext, SourceError, SourceFuture};
 use auth::TenantAuth;
 use batcher::{Batcher, TenantSlot, Timing};
 use client::{GraphClient, TenantHandle};
@@ -143,7 +143,9 @@ impl GraphSource {
             .with_refusal_hold(self.tuning.scale.of(auth::REFUSAL_HOLD));
         let budgets = budget::Budgets::new(&cfg.budget, self.tuning.scale);
         let lanes = Lane::configured(&cfg);
-        let (slots, starts) = initial_state(&cfg, &lanes, resume.as_ref());
+        // One back-fill start for every lane, so lanes starting together are in step.
+        let backfill_from = Utc::now() - chrono::Duration::days(i64::from(cfg.backfill_days));
+        let (slots, starts) = initial_state(&cfg, &lanes, resume.as_ref(), backfill_from);
         let resumed = starts
             .iter()
             .flatten()
@@ -190,7 +192,22 @@ impl GraphSource {
             licence_wait_floor: self.tuning.licence_wait_floor,
             ready,
             shutdown: shutdown.clone(),
+            step: lanes::InStep::new(lanes::BACKFILL_SKEW),
+            backfill_from,
         });
+        // Every windowed lane holds the others from the start, so a lane that starts first cannot
+        // run ahead of one not yet started.
+        for (tenant, lane_starts) in tenants.iter().zip(&starts) {
+            for (lane, start) in lane_starts {
+                let mark = match start {
+                    Start::Resume(w) => *w - lane.overlap(&shared.cfg),
+                    Start::Backfill => backfill_from,
+                };
+                if *lane != Lane::DirectoryRoles {
+                    shared.step.set((tenant.handle.index, *lane), Some(mark));
+                }
+            }
+        }
         let mut pollers = tokio::task::JoinSet::new();
         for (tenant, lane_starts) in tenants.iter().zip(starts) {
             for (lane, start) in lane_starts {
@@ -224,6 +241,26 @@ impl Source for GraphSource {
         "graph"
     }
 
+    /// Per lane, the further of the snapshot's checkpoint and the outbox's (held at what detection
+    /// had seen): a crash in the middle of a 30-day back-fill does not read it all again.
+    fn resume_from(
+        &self,
+        snapshot: Option<Value>,
+        durable: Option<DurableCheckpoint>,
+    ) -> Option<Value> {
+        let Some(d) = durable else {
+            return snapshot;
+        };
+        let (position, taken) =
+            state::resume_position(snapshot.as_ref(), &d.position, d.detected_before);
+        if taken > 0 {
+            tracing::info!(source = %self.cfg.name, lanes = taken,
+                detected_before = ?d.detected_before.map(|t| t.to_rfc3339()),
+                "graph lanes resume from the outbox checkpoint, newer than the snapshot's");
+        }
+        position
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> SourceFuture {
         Box::pin(self.run_inner(ctx))
     }
@@ -236,9 +273,9 @@ fn initial_state(
     cfg: &GraphConfig,
     lanes: &[Lane],
     resume: Option<&Value>,
+    backfill_from: DateTime<Utc>,
 ) -> (Vec<TenantSlot>, Vec<Vec<(Lane, Start)>>) {
     let saved = resume.and_then(|v| v.get("tenants"));
-    let backfill_from = Utc::now() - chrono::Duration::days(i64::from(cfg.backfill_days));
     let mut slots = Vec::new();
     let mut starts = Vec::new();
     for t in &cfg.tenants {

@@ -8,10 +8,13 @@
 //! A cycle reads from `watermark - overlap` (or the back-fill start) to now, in ascending windows:
 //! one open window in steady state; day-sized windows while back-filling (progress is logged and
 //! checkpointed window by window), halved after a 503/504 or a window of many pages, doubled again
-//! after a small one. A 429 waits as the budget says; a 403 parks the lane (`stream_available` 0,
-//! one warning, a retry every `unavailable_retry_minutes`) without touching any other lane or
-//! tenant; other failures back off and the next cycle starts where the watermark stands, with one
-//! warning per new reason (repeats are debug lines) and one line when the lane works again.
+//! after a small one, and kept within a day of the other back-filling lanes
+//! ([`InStep`](super::lanes::InStep)). A 429 waits as the budget says; a 403 parks the lane
+//! (`stream_available` 0, one warning, a retry every `unavailable_retry_minutes`) without touching
+//! any other lane or tenant; other failures back off and the next cycle starts where the watermark
+//! stands, with one warning per new reason (repeats are debug lines) and one line when the lane
+//! works again. The directory lane reads its two parts (assignments, eligibility) each with its
+//! own availability ([`DirectoryPart`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +25,7 @@ use tokio::time::Instant;
 use super::batcher::Msg;
 use super::budget::backoff;
 use super::client::{Denied, Fetched};
-use super::lanes::{Lane, directory_urls};
+use super::lanes::{Lane, LaneKey, directory_urls};
 use super::shared::{Shared, Tenant};
 use crate::reader::Item;
 
@@ -44,9 +47,14 @@ pub enum Start {
 }
 
 enum WindowEnd {
-    Done { pages: u32, records: usize },
+    Done {
+        pages: u32,
+        records: usize,
+    },
     Shrink,
     Unavailable(Denied),
+    /// 404: Graph has no such collection for this tenant.
+    NotFound(String),
     Failed(String),
     Stopped,
 }
@@ -69,19 +77,33 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
         unavailable: false,
         failures: 0,
         last_failure: None,
+        parts_down: [false; 2],
         shared,
         tenant,
         lane,
     };
     p.shared.available(&p.tenant.handle, lane, true);
+    if lane == Lane::DirectoryRoles {
+        for part in DirectoryPart::ALL {
+            p.shared
+                .available_stream(&p.tenant.handle, part.name(), true);
+        }
+    }
     match start {
         Start::Resume(w) => p.watermark = w,
         Start::Backfill if lane == Lane::DirectoryRoles => {}
         Start::Backfill => {
             let days = p.backfill_days().await;
-            let from = Utc::now() - TimeDelta::days(i64::from(days));
+            // The source's one back-fill start (a shorter, Free tenant back-fill starts that much
+            // later); a lane started long after the source (a tenant added while running) from
+            // its own start.
+            let shorter = p.shared.cfg.backfill_days.saturating_sub(days);
+            let shared_from = p.shared.backfill_from + TimeDelta::days(i64::from(shorter));
+            let own_from = Utc::now() - TimeDelta::days(i64::from(days));
+            let from = shared_from.max(own_from - TimeDelta::minutes(10));
             p.watermark = from;
             p.first_floor = Some(from);
+            p.shared.step.set((p.tenant.handle.index, lane), Some(from));
             tracing::info!(source = %p.shared.source, tenant = %p.tenant.handle.label,
                 stream = lane.name(), days, "graph back-fill starting");
         }
@@ -104,9 +126,15 @@ struct LanePoller {
     failures: u32,
     /// The reason of the last failed cycle, while failing: a repeat of it is not logged again.
     last_failure: Option<String>,
+    /// Directory lane: which of its parts ([`DirectoryPart`]) are unavailable.
+    parts_down: [bool; 2],
 }
 
 impl LanePoller {
+    fn key(&self) -> LaneKey {
+        (self.tenant.handle.index, self.lane)
+    }
+
     /// Back-fill depth: 30 days, or 7 for a tenant without P1/P2. Directory audits wait (bounded)
     /// for the user sign-in lane to learn which; sign-in and risk lanes need P1/P2 anyway.
     async fn backfill_days(&self) -> u32 {
@@ -134,7 +162,11 @@ impl LanePoller {
             if self.shared.stopping() {
                 return;
             }
-            let wait = match self.cycle().await {
+            let end = self.cycle().await;
+            // Caught up, parked or failing: this lane holds no other until its next cycle finds
+            // back-fill to do.
+            self.shared.step.set(self.key(), None);
+            let wait = match end {
                 CycleEnd::Stopped => return,
                 CycleEnd::Done => {
                     self.failures = 0;
@@ -228,9 +260,25 @@ impl LanePoller {
         };
         let mut shrunk = false;
         let mut total = 0usize;
+        // Only a back-fill goes in step: re-reading the overlap (48 hours for the risk lanes) in
+        // narrowed windows after a 503 is not one, and must not hold the other lanes.
+        self.shared.step.set(self.key(), catching_up.then_some(lo));
         loop {
+            // While back-filling, in step with the other lanes (lanes.rs, `InStep`).
+            let limit = match span {
+                Some(_) if catching_up => {
+                    let mut shutdown = self.shared.shutdown.clone();
+                    tokio::select! {
+                        l = self.shared.step.turn(self.key(), lo) => l,
+                        _ = shutdown.wait_for(|s| *s) => return CycleEnd::Stopped,
+                    }
+                }
+                _ => None,
+            };
             let asked_at = Utc::now();
-            let hi = span.map(|s| lo + s).filter(|h| *h < asked_at);
+            let hi = span
+                .map(|s| limit.map_or(lo + s, |l| (lo + s).min(l)))
+                .filter(|h| *h < asked_at);
             match self.window(lo, hi).await {
                 WindowEnd::Done { pages, records } => {
                     total += records;
@@ -259,6 +307,9 @@ impl LanePoller {
                         return CycleEnd::Done;
                     };
                     lo = h;
+                    if catching_up {
+                        self.shared.step.set(self.key(), Some(lo));
+                    }
                     span = span.map(|s| {
                         if pages > MANY_PAGES {
                             (s / 2).max(MIN_SPAN)
@@ -291,7 +342,7 @@ impl LanePoller {
                         "graph window shrunk after a 503/504");
                 }
                 WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
-                WindowEnd::Failed(r) => return CycleEnd::Failed(r),
+                WindowEnd::NotFound(r) | WindowEnd::Failed(r) => return CycleEnd::Failed(r),
                 WindowEnd::Stopped => return CycleEnd::Stopped,
             }
         }
@@ -368,6 +419,9 @@ impl LanePoller {
                 Fetched::Shrink { status } if keep => format!("HTTP {status}"),
                 Fetched::Shrink { .. } => return WindowEnd::Shrink,
                 Fetched::Unavailable(denied) => return WindowEnd::Unavailable(denied),
+                Fetched::NotFound { code, message } => {
+                    return WindowEnd::NotFound(format!("HTTP 404: {code}: {message}"));
+                }
                 Fetched::Unauthorized { reason } => return WindowEnd::Failed(reason),
                 Fetched::Failed {
                     retryable: true,
@@ -394,27 +448,49 @@ impl LanePoller {
     }
 
     /// The directory context: role assignments (with their principals) and eligibility
-    /// schedules, read whole and sent as one snapshot.
+    /// schedules, each read whole and sent as its own snapshot. Each part has its own
+    /// availability: a part Graph refuses (licence or permission 403, or 404) is marked
+    /// unavailable once, with one log line, and asked again at the next refresh; the other part
+    /// goes on. A transient failure of a part retries the lane (what was read is kept).
     async fn directory(&mut self) -> CycleEnd {
-        let mut all = Vec::new();
-        let received_at = Instant::now();
-        for url in directory_urls(&self.shared.cfg.graph_url) {
+        let mut failed = None;
+        for part in DirectoryPart::ALL {
+            let url = part.url(&self.shared.cfg.graph_url);
+            let received_at = Instant::now();
             let mut got = Vec::new();
-            match self.pages(url, |items| got.extend(items)).await {
-                WindowEnd::Done { .. } => all.extend(got),
-                WindowEnd::Shrink => return CycleEnd::Failed("directory read failed".into()),
-                WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
-                WindowEnd::Failed(r) => return CycleEnd::Failed(r),
+            let outcome = match self.pages(url, |items| got.extend(items)).await {
+                WindowEnd::Done { .. } => {
+                    let msg = Msg::Snapshot {
+                        tenant: self.tenant.handle.index,
+                        part,
+                        items: got,
+                        received_at,
+                    };
+                    if self.shared.tx.send(msg).await.is_err() {
+                        return CycleEnd::Stopped;
+                    }
+                    None
+                }
+                WindowEnd::Unavailable(denied) => Some(if denied.licence {
+                    PartDown::Licence(denied.code, denied.message)
+                } else {
+                    PartDown::Permission(denied.code, denied.message)
+                }),
+                WindowEnd::NotFound(r) => Some(PartDown::NotFound(r)),
+                WindowEnd::Shrink => {
+                    failed = Some(format!("{} read failed", part.name()));
+                    continue;
+                }
+                WindowEnd::Failed(r) => {
+                    failed = Some(r);
+                    continue;
+                }
                 WindowEnd::Stopped => return CycleEnd::Stopped,
-            }
+            };
+            self.part_availability(part, outcome);
         }
-        let msg = Msg::Snapshot {
-            tenant: self.tenant.handle.index,
-            items: all,
-            received_at,
-        };
-        if self.shared.tx.send(msg).await.is_err() {
-            return CycleEnd::Stopped;
+        if let Some(r) = failed {
+            return CycleEnd::Failed(r);
         }
         // The next snapshot after `directory_refresh_minutes`, not after the poll interval.
         let refresh = self.shared.scale.of(Duration::from_secs(
@@ -428,5 +504,81 @@ impl LanePoller {
             return CycleEnd::Stopped;
         }
         CycleEnd::Done
+    }
+
+    /// Records whether a directory part answered; logs and sets the gauge only on a change.
+    fn part_availability(&mut self, part: DirectoryPart, down: Option<PartDown>) {
+        let was_down = self.parts_down[part as usize];
+        let now_down = down.is_some();
+        if was_down == now_down {
+            return;
+        }
+        self.parts_down[part as usize] = now_down;
+        let handle = &self.tenant.handle;
+        self.shared.available_stream(handle, part.name(), !now_down);
+        let refresh_minutes = self.shared.cfg.directory_refresh_minutes;
+        let (source, tenant, stream) = (&self.shared.source, &handle.label, part.name());
+        match down {
+            None => tracing::info!(source = %source, tenant = %tenant, stream,
+                "graph stream available again"),
+            Some(d) => {
+                let (reason, detail) = d.describe();
+                tracing::warn!(source = %source, tenant = %tenant, tenant_id = %handle.id, stream,
+                    detail = %detail, retry_minutes = refresh_minutes,
+                    "graph stream unavailable for this tenant: {reason}; asked again at each directory refresh, other streams go on");
+            }
+        }
+    }
+}
+
+/// The two reads of the directory lane, each with its own availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DirectoryPart {
+    /// Active role assignments with their principals (any licence).
+    Assignments = 0,
+    /// Eligible (PIM) role assignments: Entra ID P2 or Governance.
+    Eligibility = 1,
+}
+
+impl DirectoryPart {
+    pub const ALL: [DirectoryPart; 2] = [DirectoryPart::Assignments, DirectoryPart::Eligibility];
+
+    /// The `stream` label in metrics and logs. Assignments keep the lane's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirectoryPart::Assignments => "directory_roles",
+            DirectoryPart::Eligibility => "directory_roles_eligibility",
+        }
+    }
+
+    fn url(self, graph_url: &str) -> String {
+        let [assignments, eligibility] = directory_urls(graph_url);
+        match self {
+            DirectoryPart::Assignments => assignments,
+            DirectoryPart::Eligibility => eligibility,
+        }
+    }
+}
+
+/// Why a directory part is unavailable.
+enum PartDown {
+    Licence(String, String),
+    Permission(String, String),
+    NotFound(String),
+}
+
+impl PartDown {
+    fn describe(self) -> (&'static str, String) {
+        match self {
+            PartDown::Licence(code, message) => (
+                "the tenant's licence does not include it (Entra ID P2 for eligibility)",
+                format!("{code}: {message}"),
+            ),
+            PartDown::Permission(code, message) => (
+                "permission denied (check the app's permissions and admin consent)",
+                format!("{code}: {message}"),
+            ),
+            PartDown::NotFound(r) => ("Graph has no such collection for this tenant (404)", r),
+        }
     }
 }

@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 use super::batcher::Msg;
 use super::budget::{Scale, random_unit};
 use super::client::{Fetched, GraphClient, TenantHandle};
 use super::config::GraphConfig;
-use super::lanes::Lane;
+use super::lanes::{InStep, Lane};
 use crate::Text;
 use crate::metrics::SourceMetrics;
 use crate::reader::{Item, ReadOptions, read_bytes};
@@ -36,6 +37,10 @@ pub struct Shared {
     pub licence_wait_floor: Duration,
     pub ready: watch::Sender<bool>,
     pub shutdown: watch::Receiver<bool>,
+    /// Keeps back-filling lanes within a day of each other in event time.
+    pub step: InStep,
+    /// Where a `backfill_days` back-fill starts, the same for every lane.
+    pub backfill_from: DateTime<Utc>,
 }
 
 /// A tenant as its pollers see it.
@@ -64,15 +69,20 @@ impl Shared {
     pub async fn get(&self, tenant: &TenantHandle, lane: Lane, url: &str) -> Option<Fetched> {
         let mut shutdown = self.shutdown.clone();
         tokio::select! {
-            f = self.client.get(tenant, lane.class(), url) => Some(f),
+            f = self.client.get(tenant, lane, url) => Some(f),
             _ = shutdown.wait_for(|s| *s) => None,
         }
     }
 
     pub fn available(&self, tenant: &TenantHandle, lane: Lane, yes: bool) {
+        self.available_stream(tenant, lane.name(), yes);
+    }
+
+    /// The same for a stream that is part of a lane (the directory's eligibility schedules).
+    pub fn available_stream(&self, tenant: &TenantHandle, stream: &str, yes: bool) {
         self.metrics
             .stream_available
-            .with_label_values(&[&*self.source, tenant.id.as_str(), lane.name()])
+            .with_label_values(&[&*self.source, tenant.id.as_str(), stream])
             .set(i64::from(yes));
     }
 

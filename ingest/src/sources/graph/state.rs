@@ -166,6 +166,62 @@ impl LaneState {
     }
 }
 
+/// Where to resume: per tenant and lane, the snapshot's checkpoint or the outbox's, whichever is
+/// further on. The outbox's is taken as far as detection had got (`detected_before`, the aligner's
+/// released watermark when it was committed): its watermark is held at that time, and its
+/// remembered ids are kept only when all are older (newer records may have waited in the
+/// aligner's buffer, lost with the process, and must be read again rather than dropped as
+/// repeats). Returns the position and how many lanes come from the outbox.
+pub fn resume_position(
+    snapshot: Option<&Value>,
+    durable: &Value,
+    detected_before: Option<DateTime<Utc>>,
+) -> (Option<Value>, usize) {
+    let Some(cap) = detected_before.map(|t| t.timestamp()) else {
+        return (snapshot.cloned(), 0);
+    };
+    let Some(durable_tenants) = durable.get("tenants").and_then(Value::as_object) else {
+        return (snapshot.cloned(), 0);
+    };
+    let mut merged = snapshot
+        .and_then(|s| s.get("tenants"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut taken = 0;
+    for (tenant, lanes) in durable_tenants {
+        let Some(lanes) = lanes.as_object() else {
+            continue;
+        };
+        let entry = merged.entry(tenant.clone()).or_insert_with(|| json!({}));
+        let Some(into) = entry.as_object_mut() else {
+            continue;
+        };
+        for (lane, v) in lanes {
+            let Some(parts) = v.as_array() else { continue };
+            let Some(w) = parts.first().and_then(Value::as_i64) else {
+                continue;
+            };
+            let held = w.min(cap);
+            let ids_older = parts.len() == 3 && parts[1].as_i64().is_some_and(|u| u < cap);
+            let candidate = if ids_older {
+                json!([held, parts[1], parts[2]])
+            } else {
+                json!([held])
+            };
+            let current = into
+                .get(lane)
+                .and_then(|c| c.get(0))
+                .and_then(Value::as_i64);
+            if current.is_none_or(|c| held > c) {
+                into.insert(lane.clone(), candidate);
+                taken += 1;
+            }
+        }
+    }
+    (Some(json!({ "v": 1, "tenants": merged })), taken)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +292,53 @@ mod tests {
         assert!(s.remembered() <= 1000, "{}", s.remembered());
         assert!(!s.admit(4999, t(4999)), "the newest stay");
         assert!(s.admit(0, t(0)), "the oldest went");
+    }
+
+    #[test]
+    fn resume_takes_the_further_checkpoint_held_at_what_detection_had_seen() {
+        let snapshot = json!({"v": 1, "tenants": {
+            "a": {"sign_ins_user": [100], "directory_audits": [500, 510, "AAAAAAAAAAE="]},
+            "gone": {"sign_ins_user": [50]},
+        }});
+        let durable = json!({"v": 1, "tenants": {
+            "a": {
+                // Further on, ids all older than what detection had seen: taken whole.
+                "sign_ins_user": [300, 290, "AAAAAAAAAAI="],
+                // Behind the snapshot: the snapshot's stays.
+                "directory_audits": [400],
+            },
+            // Further on than detection had got, ids newer: held there, ids dropped.
+            "b": {"risky_users": [900, 905, "AAAAAAAAAAM="]},
+        }});
+        let at = |s: i64| DateTime::from_timestamp(s, 0);
+        let (merged, taken) = resume_position(Some(&snapshot), &durable, at(800));
+        let merged = merged.unwrap();
+        assert_eq!(taken, 2);
+        assert_eq!(
+            merged["tenants"]["a"]["sign_ins_user"],
+            json!([300, 290, "AAAAAAAAAAI="])
+        );
+        assert_eq!(
+            merged["tenants"]["a"]["directory_audits"],
+            json!([500, 510, "AAAAAAAAAAE="])
+        );
+        assert_eq!(merged["tenants"]["b"]["risky_users"], json!([800]));
+        assert_eq!(merged["tenants"]["gone"]["sign_ins_user"], json!([50]));
+        // Ids as new as what detection had seen may include a record it had not: dropped.
+        let (merged, _) = resume_position(None, &durable, at(290));
+        assert_eq!(
+            merged.unwrap()["tenants"]["a"]["sign_ins_user"],
+            json!([290])
+        );
+        // Nothing released yet: the outbox says nothing detection had seen.
+        let (kept, taken) = resume_position(Some(&snapshot), &durable, None);
+        assert_eq!((kept.as_ref(), taken), (Some(&snapshot), 0));
+        // A first start with nothing in the snapshot.
+        let (merged, taken) = resume_position(None, &durable, at(10_000));
+        assert_eq!(taken, 3);
+        assert_eq!(
+            merged.unwrap()["tenants"]["b"]["risky_users"][0],
+            json!(900)
+        );
     }
 }
