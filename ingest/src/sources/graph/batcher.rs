@@ -12,6 +12,16 @@
 //! ones before it. A watermark advance arrives after the pages it covers (one channel, in order),
 //! so a position never claims a record that is not in a batch. Directory snapshots carry no
 //! watermark: a role record is passed on when it is new or changed since the last snapshot.
+//!
+//! Tenants come and go while the source runs ([`Msg::AddTenant`], [`Msg::RemoveTenant`], sent by
+//! the tenant manager in `mod.rs` on the same channel as the pages, so a tenant's slot exists
+//! before its first page and its last pages are batched before it goes). A tenant's index is never
+//! reused: a removed tenant's slot stays, empty, and leaves the position. A tenant added while the
+//! source runs back-fills behind what the aligner has already released: until each of its lanes
+//! first reaches the present, the lane is marked under its own name with `/joining` appended,
+//! vouching for everything (its records reach detection as late ones, at once) so its back-fill
+//! holds no other tenant back. A removed tenant's lanes are marked complete one last time, so the
+//! aligner stops waiting for them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -53,6 +63,15 @@ pub enum Msg {
         items: Vec<Item>,
         received_at: Instant,
     },
+    /// A tenant starts: its slot gets index `tenant` (the next one). `joining`: it starts while
+    /// the source runs (see the module doc).
+    AddTenant {
+        tenant: usize,
+        slot: TenantSlot,
+        joining: bool,
+    },
+    /// A tenant stops; its pollers have ended, so nothing more comes for it.
+    RemoveTenant { tenant: usize },
 }
 
 /// A lane whose watermark a batch's position moved: (tenant index, lane, watermark).
@@ -65,6 +84,10 @@ pub struct TenantSlot {
     pub lanes: BTreeMap<Lane, LaneState>,
     /// Directory record id -> hash of its content at the last snapshot.
     roles: HashMap<String, u64>,
+    /// Lanes of a tenant added while running that have not reached the present yet.
+    joining: std::collections::BTreeSet<Lane>,
+    /// Removed: no lanes, not in the position.
+    retired: bool,
 }
 
 impl TenantSlot {
@@ -73,6 +96,8 @@ impl TenantSlot {
             id,
             lanes,
             roles: HashMap::new(),
+            joining: Default::default(),
+            retired: false,
         }
     }
 }
@@ -111,6 +136,8 @@ pub struct Batcher {
     in_flight: VecDeque<(u64, Vec<Moved>)>,
     durable: BTreeMap<(usize, Lane), DateTime<Utc>>,
     lag_updated: Instant,
+    /// Lane names of removed tenants, marked complete in the next batch.
+    farewell: Vec<String>,
 }
 
 /// A lane's "back-filling" counts for this long after its poller last said so.
@@ -149,6 +176,7 @@ impl Batcher {
             in_flight: VecDeque::new(),
             durable,
             lag_updated: Instant::now(),
+            farewell: Vec::new(),
         }
     }
 
@@ -238,10 +266,14 @@ impl Batcher {
                 watermark,
                 backlog,
             } => {
+                if self.tenants[tenant].retired {
+                    return Ok(());
+                }
                 if backlog {
                     self.backlog.insert((tenant, lane), Instant::now());
                 } else {
                     self.backlog.remove(&(tenant, lane));
+                    self.tenants[tenant].joining.remove(&lane);
                 }
                 if let Some(s) = self.tenants[tenant].lanes.get_mut(&lane)
                     && s.advance(watermark)
@@ -257,6 +289,9 @@ impl Batcher {
                 items,
                 received_at,
             } => {
+                if self.tenants[tenant].retired {
+                    return Ok(());
+                }
                 let mut next = HashMap::with_capacity(items.len());
                 let mut changed = Vec::new();
                 for item in items {
@@ -283,8 +318,52 @@ impl Batcher {
                     self.push(item, (tenant, None), received_at, out).await?;
                 }
             }
+            Msg::AddTenant {
+                tenant,
+                mut slot,
+                joining,
+            } => {
+                debug_assert_eq!(tenant, self.tenants.len(), "tenant indexes are never reused");
+                for (lane, s) in &slot.lanes {
+                    self.durable.insert((tenant, *lane), s.watermark);
+                }
+                if joining {
+                    slot.joining = slot.lanes.keys().copied().collect();
+                }
+                self.tenants.push(slot);
+                self.dirty = true;
+            }
+            Msg::RemoveTenant { tenant } => self.remove(tenant),
         }
         Ok(())
+    }
+
+    /// Drops a tenant's lanes from the position, the lag gauges and the aligner's concerns.
+    fn remove(&mut self, tenant: usize) {
+        let slot = &mut self.tenants[tenant];
+        if slot.retired {
+            return;
+        }
+        slot.retired = true;
+        slot.roles = HashMap::new();
+        let lanes = std::mem::take(&mut slot.lanes);
+        let joining = std::mem::take(&mut slot.joining);
+        for lane in lanes.keys() {
+            self.durable.remove(&(tenant, *lane));
+            self.backlog.remove(&(tenant, *lane));
+            let _ = self.metrics.watermark_lag.remove_label_values(&[
+                &*self.source,
+                slot.id.as_str(),
+                lane.name(),
+            ]);
+            let name = format!("{}/{}", slot.id, lane.name());
+            if joining.contains(lane) {
+                self.farewell.push(format!("{name}/joining"));
+            }
+            self.farewell.push(name);
+        }
+        self.moved.retain(|(t, _)| *t != tenant);
+        self.dirty = true;
     }
 
     /// De-duplicates one item of a lane; counts it when it is new.
@@ -372,7 +451,7 @@ impl Batcher {
     /// The checkpoint of every tenant's lanes, as it stands now.
     pub fn position(&mut self) -> Value {
         let mut tenants = Map::new();
-        for t in &mut self.tenants {
+        for t in self.tenants.iter_mut().filter(|t| !t.retired) {
             let lanes: Map<String, Value> = t
                 .lanes
                 .iter_mut()
@@ -422,6 +501,14 @@ impl Batcher {
         for (t, slot) in self.tenants.iter().enumerate() {
             for (lane, state) in &slot.lanes {
                 index.insert((t, *lane), marks.len() as u16);
+                if slot.joining.contains(lane) {
+                    marks.push(LaneMark {
+                        lane: format!("{}/{}/joining", slot.id, lane.name()),
+                        complete_to: Some(DateTime::<Utc>::MAX_UTC),
+                        backlog: false,
+                    });
+                    continue;
+                }
                 marks.push(LaneMark {
                     lane: format!("{}/{}", slot.id, lane.name()),
                     complete_to: Some(state.watermark),
@@ -433,6 +520,13 @@ impl Batcher {
                         .is_some_and(|at| at.elapsed() < BACKLOG_FRESH),
                 });
             }
+        }
+        for lane in self.farewell.drain(..) {
+            marks.push(LaneMark {
+                lane,
+                complete_to: Some(DateTime::<Utc>::MAX_UTC),
+                backlog: false,
+            });
         }
         let directory = marks.len() as u16;
         marks.push(LaneMark {
@@ -464,7 +558,9 @@ impl Batcher {
         {
             let (_, moved) = self.in_flight.pop_front().expect("checked");
             for (t, l, w) in moved {
-                self.durable.insert((t, l), w);
+                if !self.tenants[t].retired {
+                    self.durable.insert((t, l), w);
+                }
             }
         }
     }
