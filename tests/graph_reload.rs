@@ -110,7 +110,9 @@ fn reload_adds_and_removes_graph_tenants_without_a_restart() {
         &[("EW_TEST_ADMIN_TOKEN", TOKEN)],
     );
     service.wait_ready(Duration::from_secs(60));
-    wait("a is polled", &service, || fake.tenants_polled().contains(&a));
+    wait("a is polled", &service, || {
+        fake.tenants_polled().contains(&a)
+    });
     assert!(!fake.tenants_polled().contains(&b));
 
     // A bad list is refused whole, with the problem named, and changes nothing.
@@ -157,7 +159,9 @@ fn reload_adds_and_removes_graph_tenants_without_a_restart() {
     let (_, b_from) = fake.requests_since(&b, 0);
     // b is polled every second or so (within its budget): three seconds see several polls of b
     // and none of a.
-    wait("b polled again", &service, || fake.requests_since(&b, b_from).0 >= 2);
+    wait("b polled again", &service, || {
+        fake.requests_since(&b, b_from).0 >= 2
+    });
     assert_eq!(fake.requests_since(&a, from).0, 0, "a is no longer polled");
     let (_, text) = http_auth("GET", &service.admin, "/metrics", TOKEN, "").unwrap();
     assert_eq!(metric(&text, "entrawatch_graph_tenants"), 1.0, "{text}");

@@ -323,7 +323,11 @@ impl Batcher {
                 mut slot,
                 joining,
             } => {
-                debug_assert_eq!(tenant, self.tenants.len(), "tenant indexes are never reused");
+                debug_assert_eq!(
+                    tenant,
+                    self.tenants.len(),
+                    "tenant indexes are never reused"
+                );
                 for (lane, s) in &slot.lanes {
                     self.durable.insert((tenant, *lane), s.watermark);
                 }

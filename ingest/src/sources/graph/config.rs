@@ -510,9 +510,7 @@ impl GraphConfig {
             ];
             for (name, set) in given {
                 if set {
-                    p.push(format!(
-                        "{path}.{name}: only used with discover = \"gdap\""
-                    ));
+                    p.push(format!("{path}.{name}: only used with discover = \"gdap\""));
                 }
             }
         } else {
@@ -545,7 +543,9 @@ impl GraphConfig {
         ] {
             for (i, id) in list.iter().enumerate() {
                 if !is_guid(id) {
-                    p.push(format!("{path}.{name}[{i}]: {id:?} is not a tenant id GUID"));
+                    p.push(format!(
+                        "{path}.{name}[{i}]: {id:?} is not a tenant id GUID"
+                    ));
                 }
             }
         }
@@ -738,12 +738,17 @@ mod tests {
         c.tenants.clear();
         let p = c.validate("s");
         assert!(
-            p.iter().any(|x| x.starts_with("s.tenants: give at least one")),
+            p.iter()
+                .any(|x| x.starts_with("s.tenants: give at least one")),
             "{p:?}"
         );
         c.discover = Some(Discover::Gdap);
         c.partner_tenant_id = Some("4d3bac44-0230-4732-9e70-cc00736f0a97".into());
-        assert_eq!(c.validate("s"), Vec::<String>::new(), "no tenants listed is fine");
+        assert_eq!(
+            c.validate("s"),
+            Vec::<String>::new(),
+            "no tenants listed is fine"
+        );
         c.partner_tenant_id = Some("partner".into());
         c.client_id = None;
         c.client_secret = None;
@@ -760,7 +765,10 @@ mod tests {
             "s.max_tenants: 0",
         ];
         for e in expect {
-            assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
         }
         assert_eq!(p.len(), expect.len(), "{p:#?}");
     }
@@ -782,7 +790,10 @@ mod tests {
             "s.max_tenants: 2 tenants are listed",
         ];
         for e in expect {
-            assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
         }
         assert_eq!(p.len(), expect.len(), "{p:#?}");
     }
@@ -826,6 +837,25 @@ mod tests {
         assert_eq!(cfg.poll_interval_secs, 60);
         assert_eq!(cfg.budget, BudgetConfig::default());
         assert_eq!(cfg.streams, Stream::ALL.to_vec());
+    }
+
+    #[test]
+    fn the_documented_discovery_example_is_valid() {
+        let doc = include_str!("../../../../docs/graph.md");
+        let section = &doc[doc.find("## 5a.").expect("section 5a")..];
+        let start = section.find("```toml\n").expect("example") + 8;
+        let end = start + section[start..].find("```").expect("end of example");
+        let file: toml::Table = toml::from_str(&section[start..end]).unwrap();
+        let mut table = file["sources"].as_array().unwrap()[0]
+            .as_table()
+            .unwrap()
+            .clone();
+        table.remove("type");
+        let cfg: GraphConfig = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!(cfg.validate("sources[0]"), Vec::<String>::new());
+        assert_eq!(cfg.discover, Some(Discover::Gdap));
+        assert!(cfg.tenants.is_empty());
+        assert_eq!(cfg.discover_exclude.len(), 1);
     }
 
     #[test]

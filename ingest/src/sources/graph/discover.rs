@@ -175,15 +175,14 @@ pub async fn run(
 /// One discovery; `None` when the service stops.
 async fn discover(shared: &Shared, partner: &TenantHandle) -> Option<Result<Found, String>> {
     let base = shared.cfg.graph_url.trim_end_matches('/');
-    let relationships = match all_pages(shared, partner, format!("{base}{RELATIONSHIPS_PATH}"))
-        .await?
-    {
-        Ok(pages) => pages
-            .iter()
-            .flat_map(parse_relationships)
-            .collect::<Vec<_>>(),
-        Err(e) => return Some(Err(format!("listing GDAP relationships: {e}"))),
-    };
+    let relationships =
+        match all_pages(shared, partner, format!("{base}{RELATIONSHIPS_PATH}")).await? {
+            Ok(pages) => pages
+                .iter()
+                .flat_map(parse_relationships)
+                .collect::<Vec<_>>(),
+            Err(e) => return Some(Err(format!("listing GDAP relationships: {e}"))),
+        };
     let customers = match all_pages(shared, partner, format!("{base}{CUSTOMERS_PATH}")).await? {
         Ok(pages) => pages.iter().flat_map(parse_customers).collect::<Vec<_>>(),
         Err(e) => return Some(Err(format!("listing GDAP customers: {e}"))),

@@ -503,8 +503,12 @@ impl Manager {
                     .graph_discovery_ok
                     .with_label_values(&[source])
                     .set(1);
-                tracing::debug!(source, customers = found.customers.len(),
-                    relationships = found.relationships, "GDAP discovery done");
+                tracing::debug!(
+                    source,
+                    customers = found.customers.len(),
+                    relationships = found.relationships,
+                    "GDAP discovery done"
+                );
                 self.found = Some(found.customers);
             }
             Err(reason) => {
