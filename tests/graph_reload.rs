@@ -175,3 +175,95 @@ fn reload_adds_and_removes_graph_tenants_without_a_restart() {
         .count();
     assert_eq!(reloads, 3, "each reload is in the audit log");
 }
+
+/// GDAP discovery end to end: the partner's relationships are listed, the customer with an active
+/// one is polled, and its relationship granting Global Administrator becomes an alert of
+/// `gdap-relationship-risky` for the customer's tenant; the expired one's customer is not polled.
+#[test]
+fn gdap_discovery_polls_active_customers_and_a_global_admin_relationship_raises_an_alert() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeGraph::start(options_scaled(true, vec![], 1.0)));
+    let (partner, customer, ended) = (tenant(0x100), tenant(0xc1), tenant(0xc2));
+    fake.set_partner(&partner);
+    fake.relate(
+        &customer,
+        "Contoso",
+        "active",
+        &["62e90394-69f5-4237-9190-012177145e10"],
+        "PT0S",
+    );
+    fake.relate(&ended, "Fabrikam", "expired", &[], "PT0S");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("graph-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let config = dir.path().join("entrawatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[service]
+state_dir = {state}
+log_format = "json"
+snapshot_interval_secs = 1
+idle_source_secs = 1
+
+[[sources]]
+type = "graph"
+name = "graph"
+login_url = "{base}"
+graph_url = "{base}"
+client_id = "{CLIENT_ID}"
+client_secret = {{ file = {secret} }}
+streams = ["directory_audits"]
+poll_interval_secs = 1
+backfill_days = 1
+free_backfill_days = 1
+discover = "gdap"
+partner_tenant_id = "{partner}"
+
+[[destinations]]
+type = "jsonl"
+name = "out"
+path = {alerts}
+
+[route]
+receivers = ["out"]
+group_wait_secs = 0
+group_interval_secs = 1
+"#,
+            state = toml_path(&dir.path().join("state")),
+            base = fake.base,
+            secret = toml_path(&secret),
+            alerts = toml_path(&alerts),
+        ),
+    )
+    .unwrap();
+    let mut service = Service::start(&config, free_port(), &dir.path().join("log.jsonl"), &[]);
+    service.wait_ready(Duration::from_secs(60));
+    wait("the customer is polled", &service, || {
+        fake.tenants_polled().contains(&customer)
+    });
+    wait("the alert is delivered", &service, || {
+        std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("gdap-relationship-risky") && l.contains(&customer))
+    });
+    assert!(
+        !fake.tenants_polled().contains(&ended),
+        "a customer whose only relationship expired is not polled"
+    );
+    let (_, ready) = http("GET", &service.admin, "/readyz", "").unwrap();
+    assert!(
+        ready.contains(
+            "source graph: polling 1 tenants (0 listed, 1 discovered through GDAP; last GDAP discovery ok)"
+        ),
+        "{ready}"
+    );
+    let status = service.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+}

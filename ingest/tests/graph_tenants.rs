@@ -244,6 +244,17 @@ async fn gdap_customers_are_discovered_and_picked_up_and_dropped_as_relationship
         fake.with_counters(|c| c.gdap_pages) >= 4,
         "both collections read, following nextLink"
     );
+    let relationships = |run: &Run, t: &str| {
+        run.counts
+            .keys()
+            .filter(|k| k.0 == t && k.1 == "gdapRelationship")
+            .count()
+    };
+    assert_eq!(
+        relationships(&run, &c1),
+        1,
+        "the relationship went to detection, in the customer's tenant"
+    );
 
     // While running: c1's relationship expires, a new customer's becomes active.
     fake.set_relationship_status(&r1, "expired");
@@ -252,6 +263,11 @@ async fn gdap_customers_are_discovered_and_picked_up_and_dropped_as_relationship
     assert!(
         run.until(LIMIT, |r| r.has_all(later_keys.keys())).await,
         "the new customer was discovered and back-filled"
+    );
+    assert_eq!(
+        relationships(&run, &c1),
+        2,
+        "the relationship's new state (expired) went to detection too"
     );
     let c1_requests = requests_over(&mut run, &fake, &c1, Duration::from_millis(1500)).await;
     assert_eq!(

@@ -374,3 +374,173 @@ pub(super) fn role_grant(p: Obj<'_>, eligible: bool) -> Result<RoleGrant, Record
             .and_then(|e| time_of(Obj(e), "endDateTime")),
     })
 }
+
+/// A GDAP relationship (Graph `delegatedAdminRelationship`).
+pub(super) fn gdap_relationship(p: Obj<'_>) -> GdapRelationship {
+    let customer = p.object("customer");
+    let customer = customer.as_deref().map(Obj);
+    let access = p.object("accessDetails");
+    let role_definition_ids = access
+        .as_deref()
+        .map(|a| {
+            Obj(a)
+                .array("unifiedRoles")
+                .iter()
+                .filter_map(|r| r.as_object())
+                .filter_map(|r| Obj(r).str("roleDefinitionId"))
+                .map(|id| Text::ascii_lowercase(&id))
+                .collect()
+        })
+        .unwrap_or_default();
+    GdapRelationship {
+        display_name: p.str("displayName"),
+        status: p.str("status"),
+        customer_display_name: customer.and_then(|c| c.str("displayName")),
+        role_definition_ids,
+        duration_days: p.str("duration").and_then(|d| iso_days(&d)),
+        auto_extend_days: p.str("autoExtendDuration").and_then(|d| iso_days(&d)),
+        activated: time_of(p, "activatedDateTime"),
+        end: time_of(p, "endDateTime"),
+    }
+}
+
+/// Whole days of an ISO 8601 duration (`P730D`, `P2Y`, `P1Y6M`, `P4W`, `PT0S`, `P180DT12H`): a
+/// year counts 365 days, a month 30; hours, minutes and seconds are dropped. `None` when it does
+/// not read as a duration.
+pub(super) fn iso_days(text: &str) -> Option<i64> {
+    let rest = text.trim().strip_prefix(['P', 'p'])?;
+    let (date, time) = match rest.find(['T', 't']) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let mut days = 0i64;
+    let mut number = String::new();
+    for c in date.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        days += n * match c.to_ascii_uppercase() {
+            'Y' => 365,
+            'M' => 30,
+            'W' => 7,
+            'D' => 1,
+            _ => return None,
+        };
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    // The time part must read too, though it adds no whole day here.
+    for c in time.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        number.parse::<f64>().ok()?;
+        number.clear();
+        if !matches!(c.to_ascii_uppercase(), 'H' | 'M' | 'S') {
+            return None;
+        }
+    }
+    (number.is_empty() && (!date.is_empty() || !time.is_empty())).then_some(days)
+}
+
+#[cfg(test)]
+mod gdap_tests {
+    use super::iso_days;
+    use crate::model::{Body, Kind, TimeSource};
+    use crate::normalize::{Outcome, RecordContext, normalize};
+    use serde_json::json;
+
+    /// The relationship of Microsoft Learn's "Get delegatedAdminRelationship" example response
+    /// (Graph v1.0, `GET /tenantRelationships/delegatedAdminRelationships/{id}`), as the list
+    /// returns it.
+    #[test]
+    fn a_documented_gdap_relationship_is_read_for_the_customer_tenant() {
+        let record = json!({
+            "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+            "@odata.etag": "W/\"JyIwMzAwYmY0Yi0wMDAwLTAyMDAtMDAwMC02MjA0ZWZhZDAwMDAiJw==\"",
+            "id": "5d027261-d21f-4aa9-b7db-7fa1f56fb163-8777b240-c6f0-4469-9e98-a3205431b836",
+            "displayName": "Contoso admin relationship",
+            "duration": "P730D",
+            "customer": {
+                "tenantId": "4D3BAC44-0230-4732-9e70-cc00736f0a97",
+                "displayName": "Contoso Ltd"
+            },
+            "accessDetails": {
+                "unifiedRoles": [
+                    { "roleDefinitionId": "29232cdf-9323-42fd-ade2-1d097af3e4de" },
+                    { "roleDefinitionId": "62E90394-69F5-4237-9190-012177145E10" }
+                ]
+            },
+            "status": "active",
+            "autoExtendDuration": "P180D",
+            "createdDateTime": "2022-02-10T11:24:42.3148266Z",
+            "activatedDateTime": "2022-02-10T11:26:44.9941884Z",
+            "lastModifiedDateTime": "2022-02-10T11:26:44.9941884Z",
+            "endDateTime": "2024-02-10T11:26:44.9941884Z"
+        });
+        let ctx = RecordContext {
+            tenant_hint: Some("9c7e1f0a-3b2d-4c5e-8f6a-1d2e3f4a5b6c"),
+            graph_hint: None,
+            csv: false,
+        };
+        let Ok(Outcome::Event(e)) = normalize(record.as_object().unwrap(), &ctx) else {
+            panic!("an event");
+        };
+        assert_eq!(e.kind(), Kind::GdapRelationship);
+        assert_eq!(
+            &*e.meta.tenant_id, "4d3bac44-0230-4732-9e70-cc00736f0a97",
+            "the customer's tenant, not the partner's it was read in"
+        );
+        assert_eq!(
+            e.meta.time.to_rfc3339(),
+            "2022-02-10T11:26:44.994188400+00:00"
+        );
+        assert_eq!(e.meta.time_source, TimeSource::Record);
+        let Body::Gdap(g) = &e.body else { panic!() };
+        assert_eq!(g.status.as_deref(), Some("active"));
+        assert_eq!(g.customer_display_name.as_deref(), Some("Contoso Ltd"));
+        assert_eq!(
+            g.role_definition_ids
+                .iter()
+                .map(|r| &**r)
+                .collect::<Vec<_>>(),
+            [
+                "29232cdf-9323-42fd-ade2-1d097af3e4de",
+                "62e90394-69f5-4237-9190-012177145e10"
+            ]
+        );
+        assert_eq!(
+            (g.duration_days, g.auto_extend_days),
+            (Some(730), Some(180))
+        );
+        assert!(g.end.is_some() && g.activated.is_some());
+        let (_, _, id) = e.dedup_key();
+        assert!(
+            id.contains('@'),
+            "each modification is its own record: {id}"
+        );
+    }
+
+    #[test]
+    fn iso_durations_read_as_whole_days() {
+        for (text, days) in [
+            ("P730D", Some(730)),
+            ("P2Y", Some(730)),
+            ("P1Y6M", Some(545)),
+            ("P4W", Some(28)),
+            ("PT0S", Some(0)),
+            ("P0D", Some(0)),
+            ("P180DT12H", Some(180)),
+            ("P", None),
+            ("730", None),
+            ("P7X", None),
+        ] {
+            assert_eq!(iso_days(text), days, "{text}");
+        }
+    }
+}

@@ -72,6 +72,12 @@ pub enum Msg {
     },
     /// A tenant stops; its pollers have ended, so nothing more comes for it.
     RemoveTenant { tenant: usize },
+    /// Every GDAP relationship of the partner, as one discovery read them (each in its customer's
+    /// tenant); like a directory snapshot, only the new or changed ones are passed on.
+    Gdap {
+        items: Vec<Item>,
+        received_at: Instant,
+    },
 }
 
 /// A lane whose watermark a batch's position moved: (tenant index, lane, watermark).
@@ -100,6 +106,21 @@ impl TenantSlot {
             retired: false,
         }
     }
+}
+
+/// A snapshot record's key and the hash of its content (`None`: not a record).
+fn snapshot_key(item: &Item) -> Option<(String, u64)> {
+    Some(match item {
+        Item::Event(e) => (
+            e.meta.id.to_string(),
+            record_hash(&[&serde_json::to_vec(e.as_ref()).unwrap_or_default()]),
+        ),
+        Item::Rejected(r) => {
+            let h = record_hash(&[r.raw.as_deref().unwrap_or(&r.reason).as_bytes()]);
+            (format!("rejected:{h:x}"), h)
+        }
+        _ => return None,
+    })
 }
 
 /// How often batches go out.
@@ -138,6 +159,8 @@ pub struct Batcher {
     lag_updated: Instant,
     /// Lane names of removed tenants, marked complete in the next batch.
     farewell: Vec<String>,
+    /// GDAP relationship record key -> hash of its content at the last discovery.
+    gdap: HashMap<String, u64>,
 }
 
 /// A lane's "back-filling" counts for this long after its poller last said so.
@@ -177,6 +200,7 @@ impl Batcher {
             durable,
             lag_updated: Instant::now(),
             farewell: Vec::new(),
+            gdap: HashMap::new(),
         }
     }
 
@@ -295,17 +319,8 @@ impl Batcher {
                 let mut next = HashMap::with_capacity(items.len());
                 let mut changed = Vec::new();
                 for item in items {
-                    let (key, hash) = match &item {
-                        Item::Event(e) => (
-                            e.meta.id.to_string(),
-                            record_hash(&[&serde_json::to_vec(e.as_ref()).unwrap_or_default()]),
-                        ),
-                        Item::Rejected(r) => {
-                            let h =
-                                record_hash(&[r.raw.as_deref().unwrap_or(&r.reason).as_bytes()]);
-                            (format!("rejected:{h:x}"), h)
-                        }
-                        _ => continue,
+                    let Some((key, hash)) = snapshot_key(&item) else {
+                        continue;
                     };
                     if self.tenants[tenant].roles.get(&key) != Some(&hash) {
                         changed.push(item);
@@ -338,6 +353,25 @@ impl Batcher {
                 self.dirty = true;
             }
             Msg::RemoveTenant { tenant } => self.remove(tenant),
+            Msg::Gdap { items, received_at } => {
+                let mut next = HashMap::with_capacity(items.len());
+                let mut changed = Vec::new();
+                for item in items {
+                    let Some((key, hash)) = snapshot_key(&item) else {
+                        continue;
+                    };
+                    if self.gdap.get(&key) != Some(&hash) {
+                        changed.push(item);
+                    }
+                    next.insert(key, hash);
+                }
+                self.gdap = next;
+                for item in changed {
+                    self.count(&item);
+                    // Context read outside any tenant's lanes: marked like directory snapshots.
+                    self.push(item, (0, None), received_at, out).await?;
+                }
+            }
         }
         Ok(())
     }

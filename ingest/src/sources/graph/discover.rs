@@ -172,17 +172,35 @@ pub async fn run(
     }
 }
 
-/// One discovery; `None` when the service stops.
+/// One discovery; `None` when the service stops. The relationships also go to detection, each
+/// as an event of its customer's tenant (through the batcher, which passes on only the new and
+/// changed ones).
 async fn discover(shared: &Shared, partner: &TenantHandle) -> Option<Result<Found, String>> {
     let base = shared.cfg.graph_url.trim_end_matches('/');
-    let relationships =
-        match all_pages(shared, partner, format!("{base}{RELATIONSHIPS_PATH}")).await? {
-            Ok(pages) => pages
-                .iter()
-                .flat_map(parse_relationships)
-                .collect::<Vec<_>>(),
-            Err(e) => return Some(Err(format!("listing GDAP relationships: {e}"))),
-        };
+    let received_at = tokio::time::Instant::now();
+    let pages = match all_pages(shared, partner, format!("{base}{RELATIONSHIPS_PATH}")).await? {
+        Ok(pages) => pages,
+        Err(e) => return Some(Err(format!("listing GDAP relationships: {e}"))),
+    };
+    let relationships: Vec<Relationship> = pages.iter().flat_map(parse_relationships).collect();
+    let mut items = Vec::new();
+    for page in &pages {
+        let body = serde_json::to_vec(page).unwrap_or_default();
+        let name = format!("graph:{}/gdap_relationships", partner.id);
+        crate::reader::read_bytes(&name, &body, Some(&partner.id), &shared.read, &mut |i| {
+            if !matches!(i, crate::reader::Item::EmptyFile { .. }) {
+                items.push(i);
+            }
+        });
+    }
+    if shared
+        .tx
+        .send(super::batcher::Msg::Gdap { items, received_at })
+        .await
+        .is_err()
+    {
+        return None;
+    }
     let customers = match all_pages(shared, partner, format!("{base}{CUSTOMERS_PATH}")).await? {
         Ok(pages) => pages.iter().flat_map(parse_customers).collect::<Vec<_>>(),
         Err(e) => return Some(Err(format!("listing GDAP customers: {e}"))),
