@@ -613,3 +613,101 @@ impl Batcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as TimeDelta;
+
+    fn slot(id: &str, watermark: DateTime<Utc>) -> TenantSlot {
+        let state = LaneState::new(watermark, TimeDelta::minutes(30), 1000);
+        TenantSlot::new(
+            id.to_owned(),
+            BTreeMap::from([(Lane::DirectoryAudits, state)]),
+        )
+    }
+
+    fn marks(b: &mut Batcher) -> Vec<(String, Option<DateTime<Utc>>)> {
+        b.lane_marks()
+            .0
+            .into_iter()
+            .filter(|m| m.lane != "directory")
+            .map(|m| (m.lane, m.complete_to))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_tenant_joining_while_running_holds_no_one_back_and_a_removed_one_is_let_go() {
+        let (out, _rx) = mpsc::channel(8);
+        let timing = Timing {
+            linger: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(1),
+            drain: Duration::from_secs(1),
+        };
+        let mut b = Batcher::new(
+            "g".into(),
+            SourceMetrics::unregistered(),
+            timing,
+            Vec::new(),
+        );
+        let back = Utc::now() - TimeDelta::days(3);
+        let max = Some(DateTime::<Utc>::MAX_UTC);
+        for (tenant, id, joining) in [(0, "a", false), (1, "b", true)] {
+            let msg = Msg::AddTenant {
+                tenant,
+                slot: slot(id, back),
+                joining,
+            };
+            b.handle(msg, &out).await.unwrap();
+        }
+        assert_eq!(
+            marks(&mut b),
+            [
+                ("a/directory_audits".to_owned(), Some(back)),
+                ("b/directory_audits/joining".to_owned(), max),
+            ],
+            "a tenant of the start holds the aligner to its watermark; one added later does not"
+        );
+        // b's lane reaches the present: from now on it is marked like any other.
+        let now = Utc::now();
+        let advance = Msg::Advance {
+            tenant: 1,
+            lane: Lane::DirectoryAudits,
+            watermark: now,
+            backlog: false,
+        };
+        b.handle(advance, &out).await.unwrap();
+        assert_eq!(
+            marks(&mut b)[1],
+            ("b/directory_audits".to_owned(), Some(now))
+        );
+
+        // a goes: its lane is marked complete once, then no more, and leaves the position.
+        b.handle(Msg::RemoveTenant { tenant: 0 }, &out)
+            .await
+            .unwrap();
+        assert_eq!(
+            marks(&mut b),
+            [
+                ("b/directory_audits".to_owned(), Some(now)),
+                ("a/directory_audits".to_owned(), max),
+            ]
+        );
+        assert_eq!(
+            marks(&mut b),
+            [("b/directory_audits".to_owned(), Some(now))]
+        );
+        let position = b.position();
+        assert!(position["tenants"].get("a").is_none(), "{position}");
+        assert!(position["tenants"].get("b").is_some(), "{position}");
+        // What a's pollers might still have sent is dropped, not a panic.
+        let late = Msg::Advance {
+            tenant: 0,
+            lane: Lane::DirectoryAudits,
+            watermark: now,
+            backlog: false,
+        };
+        b.handle(late, &out).await.unwrap();
+        assert!(b.position()["tenants"].get("a").is_none());
+    }
+}
