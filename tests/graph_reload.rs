@@ -78,7 +78,15 @@ fn wait(what: &str, service: &Service, mut done: impl FnMut() -> bool) {
 }
 
 fn reload(service: &Service) -> (u16, String) {
-    http_auth("POST", &service.admin, "/-/reload", TOKEN, "").expect("the admin API answers")
+    let asked = Instant::now();
+    let answer =
+        http_auth("POST", &service.admin, "/-/reload", TOKEN, "").expect("the admin API answers");
+    println!(
+        "reload answered {} in {} ms",
+        answer.0,
+        asked.elapsed().as_millis()
+    );
+    answer
 }
 
 #[test]

@@ -86,12 +86,16 @@ async fn a_tenant_added_back_fills_a_tenant_removed_stops_and_the_kept_one_keeps
         .expect("b's audit lane checkpointed");
 
     // The reload: a goes, c comes, b stays.
+    let asked = Instant::now();
     let change = retarget(
         &control,
         &config(&fake, &[b.clone(), c.clone()], dir.path()),
     )
     .await;
-    println!("{change}");
+    println!(
+        "{change} (applied in {} ms, a's pollers stopped and c's started)",
+        asked.elapsed().as_millis()
+    );
     assert_eq!(change.added, std::slice::from_ref(&c));
     assert_eq!(change.removed, std::slice::from_ref(&a));
     assert_eq!(change.unchanged, 1);
@@ -257,12 +261,19 @@ async fn gdap_customers_are_discovered_and_picked_up_and_dropped_as_relationship
     );
 
     // While running: c1's relationship expires, a new customer's becomes active.
+    let changed_at = Instant::now();
     fake.set_relationship_status(&r1, "expired");
     fake.relate(&later, "Northwind", "active", &[USER_ADMINISTRATOR], "PT0S");
     let later_keys = keys_of(&fake, &later);
     assert!(
         run.until(LIMIT, |r| r.has_all(later_keys.keys())).await,
         "the new customer was discovered and back-filled"
+    );
+    println!(
+        "new GDAP customer picked up and back-filled {} ms after its relationship became active \
+         (discovery every 3 s scaled); GDAP pages read so far: {}",
+        changed_at.elapsed().as_millis(),
+        fake.with_counters(|c| c.gdap_pages)
     );
     assert_eq!(
         relationships(&run, &c1),
