@@ -278,8 +278,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The list answer's shape from Microsoft Learn ("List delegatedAdminRelationships",
-    /// Graph v1.0), one relationship active and one expired, paged.
+    /// A page shaped as Microsoft Learn's "List delegatedAdminRelationships" answer (Graph v1.0;
+    /// the published page itself is read in `normalize/kinds.rs`'s tests), one relationship
+    /// active and one expired, with a next link.
     fn relationships_page() -> Value {
         json!({
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#tenantRelationships/delegatedAdminRelationships",
