@@ -259,6 +259,13 @@ async fn gdap_customers_are_discovered_and_picked_up_and_dropped_as_relationship
         1,
         "the relationship went to detection, in the customer's tenant"
     );
+    for t in [&expired, &excluded, &over_cap] {
+        assert_eq!(
+            relationships(&run, t),
+            0,
+            "only the relationships of tenants polled go to detection"
+        );
+    }
 
     // While running: c1's relationship expires, a new customer's becomes active.
     let changed_at = Instant::now();
@@ -276,9 +283,9 @@ async fn gdap_customers_are_discovered_and_picked_up_and_dropped_as_relationship
         fake.with_counters(|c| c.gdap_pages)
     );
     assert_eq!(
-        relationships(&run, &c1),
-        2,
-        "the relationship's new state (expired) went to detection too"
+        relationships(&run, &later),
+        1,
+        "the new customer's relationship went to detection"
     );
     let c1_requests = requests_over(&mut run, &fake, &c1, Duration::from_millis(1500)).await;
     assert_eq!(

@@ -13,7 +13,8 @@
 //! `endDateTime`) and `delegatedAdminCustomers` (the customers' display names). A customer is
 //! polled while one of its relationships is `active`; a relationship that ends (`expired`,
 //! `terminated`, ...) drops the customer at the next discovery unless another one is active.
-//! Include and exclude lists and the cap are applied by the tenant manager (`mod.rs`).
+//! Include and exclude lists and the cap are applied by the tenant manager (`mod.rs`), which also
+//! passes the relationships of the tenants it polls on to detection.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,12 +54,16 @@ impl Relationship {
     }
 }
 
-/// What one discovery found: active customers by tenant id (lower case), with a name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one discovery found: active customers by tenant id (lower case), with a name, and every
+/// relationship read as an item for detection.
+#[derive(Debug, Default)]
 pub struct Found {
     pub customers: BTreeMap<String, String>,
     /// Relationships read (any status).
     pub relationships: usize,
+    /// The relationships as the reader made them (events in their customer's tenant).
+    pub items: Vec<crate::reader::Item>,
+    pub received_at: Option<tokio::time::Instant>,
 }
 
 /// The relationships of one page (`value`); records without a customer tenant id are skipped.
@@ -172,9 +177,8 @@ pub async fn run(
     }
 }
 
-/// One discovery; `None` when the service stops. The relationships also go to detection, each
-/// as an event of its customer's tenant (through the batcher, which passes on only the new and
-/// changed ones).
+/// One discovery; `None` when the service stops. The relationships are also read as events of
+/// their customers' tenants, which the tenant manager passes on for the tenants it polls.
 async fn discover(shared: &Shared, partner: &TenantHandle) -> Option<Result<Found, String>> {
     let base = shared.cfg.graph_url.trim_end_matches('/');
     let received_at = tokio::time::Instant::now();
@@ -193,14 +197,7 @@ async fn discover(shared: &Shared, partner: &TenantHandle) -> Option<Result<Foun
             }
         });
     }
-    if shared
-        .tx
-        .send(super::batcher::Msg::Gdap { items, received_at })
-        .await
-        .is_err()
-    {
-        return None;
-    }
+
     let customers = match all_pages(shared, partner, format!("{base}{CUSTOMERS_PATH}")).await? {
         Ok(pages) => pages.iter().flat_map(parse_customers).collect::<Vec<_>>(),
         Err(e) => return Some(Err(format!("listing GDAP customers: {e}"))),
@@ -208,6 +205,8 @@ async fn discover(shared: &Shared, partner: &TenantHandle) -> Option<Result<Foun
     Some(Ok(Found {
         customers: active_customers(&relationships, &customers),
         relationships: relationships.len(),
+        items,
+        received_at: Some(received_at),
     }))
 }
 

@@ -210,6 +210,7 @@ impl GraphSource {
             running: BTreeMap::new(),
             next_index: 0,
             left_out: Vec::new(),
+            relationships: None,
         };
         let manager = tokio::spawn(manager.run(partner, self.control_rx, stop_rx));
         drop(shared);
@@ -424,6 +425,8 @@ struct Manager {
     next_index: usize,
     /// Discovered customers the cap left out at the last change (logged when it changes).
     left_out: Vec<String>,
+    /// The last discovery's relationships, to pass on once the tenant set is applied.
+    relationships: Option<(Vec<crate::reader::Item>, tokio::time::Instant)>,
 }
 
 impl Manager {
@@ -458,7 +461,7 @@ impl Manager {
         } else {
             drop(found_tx);
         }
-        if self.apply(false).await.is_none() {
+        if self.apply(false).await.is_none() || !self.pass_relationships().await {
             self.stop_all().await;
             return;
         }
@@ -475,6 +478,9 @@ impl Manager {
                         }
                         Some(_) => {}
                         None => break,
+                    }
+                    if !self.pass_relationships().await {
+                        break;
                     }
                 }
                 Some(Control::Retarget(r, reply)) = control.recv() => {
@@ -510,6 +516,10 @@ impl Manager {
                     "GDAP discovery done"
                 );
                 self.found = Some(found.customers);
+                self.relationships = Some((
+                    found.items,
+                    found.received_at.unwrap_or_else(tokio::time::Instant::now),
+                ));
             }
             Err(reason) => {
                 self.shared
@@ -677,6 +687,26 @@ impl Manager {
                 .set(n as i64);
         }
         Some(change)
+    }
+
+    /// Hands the last discovery's relationships of the tenants polled (and any record the reader
+    /// rejected) to the batcher; false when it has gone.
+    async fn pass_relationships(&mut self) -> bool {
+        let Some((items, received_at)) = self.relationships.take() else {
+            return true;
+        };
+        let items = items
+            .into_iter()
+            .filter(|i| match i {
+                crate::reader::Item::Event(e) => self.running.contains_key(&*e.meta.tenant_id),
+                _ => true,
+            })
+            .collect();
+        self.shared
+            .tx
+            .send(Msg::Gdap { items, received_at })
+            .await
+            .is_ok()
     }
 
     async fn stop_all(&mut self) {
