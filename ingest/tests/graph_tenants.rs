@@ -14,7 +14,7 @@ mod graph_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use entrawatch_ingest::sources::graph::{Discover, GraphControl, TenantChange};
+use entrawatch_ingest::sources::graph::{Discover, GraphConfig, GraphControl, TenantChange};
 use graph_support::fake::{FakeGraph, Key};
 use graph_support::harness::Run;
 use graph_support::scenario::*;
@@ -53,10 +53,17 @@ async fn requests_over(run: &mut Run, fake: &FakeGraph, tenant: &str, d: Duratio
     fake.requests_since(tenant, from).0
 }
 
-async fn retarget(
-    control: &GraphControl,
-    cfg: &entrawatch_ingest::sources::graph::GraphConfig,
-) -> TenantChange {
+/// The tests' config with each tenant named after its id, so a tenant keeps its entry whatever
+/// its place in the list.
+fn named(fake: &FakeGraph, tenants: &[String], dir: &std::path::Path) -> GraphConfig {
+    let mut c = config(fake, tenants, dir);
+    for t in &mut c.tenants {
+        t.name = Some(format!("customer {}", &t.id[..8]));
+    }
+    c
+}
+
+async fn retarget(control: &GraphControl, cfg: &GraphConfig) -> TenantChange {
     let prepared = control.prepare(cfg).unwrap_or_else(|p| panic!("{p:#?}"));
     control.apply(prepared).await.expect("the source runs")
 }
@@ -70,7 +77,7 @@ async fn a_tenant_added_back_fills_a_tenant_removed_stops_and_the_kept_one_keeps
     for t in [&a, &b, &c] {
         seed(&fake, t, 20, 2);
     }
-    let source = source(config(&fake, &[a.clone(), b.clone()], dir.path()));
+    let source = source(named(&fake, &[a.clone(), b.clone()], dir.path()));
     let control = source.control();
     let mut run = Run::start(source, None);
     let first: Vec<Key> = keys_of(&fake, &a)
@@ -87,11 +94,7 @@ async fn a_tenant_added_back_fills_a_tenant_removed_stops_and_the_kept_one_keeps
 
     // The reload: a goes, c comes, b stays.
     let asked = Instant::now();
-    let change = retarget(
-        &control,
-        &config(&fake, &[b.clone(), c.clone()], dir.path()),
-    )
-    .await;
+    let change = retarget(&control, &named(&fake, &[b.clone(), c.clone()], dir.path())).await;
     println!(
         "{change} (applied in {} ms, a's pollers stopped and c's started)",
         asked.elapsed().as_millis()
@@ -150,15 +153,18 @@ async fn a_tenant_added_back_fills_a_tenant_removed_stops_and_the_kept_one_keeps
     assert_eq!(listed, 2);
 
     // A set that changes nothing says so.
-    let same = retarget(
-        &control,
-        &config(&fake, &[b.clone(), c.clone()], dir.path()),
-    )
-    .await;
+    let same = retarget(&control, &named(&fake, &[b.clone(), c.clone()], dir.path())).await;
     assert!(same.added.is_empty() && same.removed.is_empty());
     assert_eq!(same.unchanged, 2);
+    assert!(!same.restart_needed, "{same}");
+    // A kept tenant's entry changed: it keeps running as it was until a restart, and says so.
+    let mut renamed = named(&fake, &[b.clone(), c.clone()], dir.path());
+    renamed.tenants[0].client_id = Some("0d9f3a1e-5c2b-4e8f-9a7d-3b6c1e2f4a50".into());
+    let change = retarget(&control, &renamed).await;
+    assert_eq!(change.unchanged, 2);
+    assert!(change.restart_needed, "{change}");
     // Other settings changed: the tenants change, the rest waits for a restart.
-    let mut other = config(&fake, std::slice::from_ref(&b), dir.path());
+    let mut other = named(&fake, std::slice::from_ref(&b), dir.path());
     other.poll_interval_secs = 30;
     let change = retarget(&control, &other).await;
     assert_eq!(change.removed, std::slice::from_ref(&c));

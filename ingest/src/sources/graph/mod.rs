@@ -484,11 +484,18 @@ impl Manager {
                     }
                 }
                 Some(Control::Retarget(r, reply)) = control.recv() => {
+                    // A kept tenant whose entry changed (name, app id, credential) keeps running
+                    // as it was: that change waits for a restart too.
+                    let entry_changed = r.listed.iter().any(|(new, _)| {
+                        self.listed.iter().any(|(old, _)| {
+                            old.id.eq_ignore_ascii_case(&new.id) && old != new
+                        })
+                    });
                     self.listed = r.listed;
                     self.limits = r.limits;
                     match self.apply(true).await {
                         Some(mut change) => {
-                            change.restart_needed = r.restart_needed;
+                            change.restart_needed = r.restart_needed || entry_changed;
                             let _ = reply.send(change);
                         }
                         None => break,
