@@ -345,6 +345,7 @@ entrawatch_snapshot_duration_seconds entrawatch_config_last_reload_success entra
 entrawatch_build_info entrawatch_notifications_total entrawatch_notification_attempts_total
 entrawatch_outbox_pending entrawatch_outbox_oldest_pending_age_seconds entrawatch_destination_paused
 entrawatch_dead_letters_total entrawatch_render_errors_total
+entrawatch_graph_tenants entrawatch_graph_discovery_ok
 """.split()
 HISTOGRAMS = ["entrawatch_pipeline_latency_seconds", "entrawatch_notification_latency_seconds",
               "entrawatch_events_late_seconds"]

@@ -52,18 +52,60 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A per-source gauge's value by source (only that gauge is read, not the whole registry).
 fn by_source(gauge: &prometheus::IntGaugeVec) -> std::collections::BTreeMap<String, i64> {
+    by_labels(gauge, "source", None)
+        .into_iter()
+        .map(|((source, _), v)| (source, v))
+        .collect()
+}
+
+/// A gauge's values by its `source` label and, when named, one more label.
+fn by_labels(
+    gauge: &prometheus::IntGaugeVec,
+    first: &str,
+    second: Option<&str>,
+) -> std::collections::BTreeMap<(String, String), i64> {
     use prometheus::core::Collector as _;
     let mut out = std::collections::BTreeMap::new();
     for family in gauge.collect() {
         for m in family.get_metric() {
-            let source = m
-                .get_label()
-                .iter()
-                .find(|l| l.name() == "source")
-                .map(|l| l.value().to_owned())
-                .unwrap_or_default();
-            out.insert(source, m.get_gauge().get_value() as i64);
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default()
+            };
+            let key = (label(first), second.map(label).unwrap_or_default());
+            out.insert(key, m.get_gauge().get_value() as i64);
         }
+    }
+    out
+}
+
+/// One line per Graph source: how many tenants it polls, listed and discovered, and whether its
+/// last GDAP discovery failed (informational: a failed discovery keeps the tenants it had).
+fn graph_details(sources: &entrawatch_ingest::metrics::SourceMetrics) -> String {
+    let tenants = by_labels(&sources.graph_tenants, "source", Some("origin"));
+    let discovery = by_source(&sources.graph_discovery_ok);
+    let mut per_source: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    for ((source, origin), n) in &tenants {
+        let e = per_source.entry(source).or_default();
+        match origin.as_str() {
+            "discovered" => e.1 = *n,
+            _ => e.0 = *n,
+        }
+    }
+    let mut out = String::new();
+    for (source, (listed, discovered)) in per_source {
+        let last = match discovery.get(source) {
+            Some(1) => "; last GDAP discovery ok",
+            Some(_) => "; last GDAP discovery failed (the tenants it had are kept)",
+            None => "",
+        };
+        out.push_str(&format!(
+            "source {source}: polling {} tenants ({listed} listed, {discovered} discovered through GDAP{last})\n",
+            listed + discovered
+        ));
     }
     out
 }
@@ -93,6 +135,7 @@ fn source_details(sources: &entrawatch_ingest::metrics::SourceMetrics) -> (bool,
             ));
         }
     }
+    out.push_str(&graph_details(sources));
     (healthy, out)
 }
 

@@ -274,6 +274,8 @@ pub struct DetectConfig {
     /// Application settings (`[detect.applications]`): the high-impact permissions shared by
     /// `consent-grant-risky` and `app-credential-added`, and the credential rotation identities.
     pub applications: Applications,
+    /// `gdap-relationship-risky` settings (`[detect.gdap_relationship]`).
+    pub gdap_relationship: crate::detectors::gdap_relationship_risky::Settings,
     /// Per-rule allow lists, keyed by rule id.
     pub allow: BTreeMap<String, AllowList>,
 }
@@ -293,6 +295,7 @@ impl Default for DetectConfig {
             thresholds: Thresholds::default(),
             cross_tenant_access: Default::default(),
             applications: Applications::default(),
+            gdap_relationship: Default::default(),
             allow: BTreeMap::new(),
         }
     }
@@ -413,6 +416,7 @@ impl DetectConfig {
             }
         }
         problems.extend(self.applications.validate());
+        problems.extend(self.gdap_relationship.validate());
         let t = &self.thresholds;
         let positive: [(&str, f64); 23] = [
             ("learning_days", t.learning_days as f64 + 1.0),

@@ -38,5 +38,6 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(risky_user::RiskyUser),
         Box::new(log_source_silent::LogSourceSilent),
         Box::new(account_takeover_chain::AccountTakeoverChain),
+        Box::new(gdap_relationship_risky::GdapRelationshipRisky),
     ]
 }

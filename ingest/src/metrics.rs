@@ -41,6 +41,12 @@ pub struct SourceMetrics {
     pub kafka_partitions: IntGaugeVec,
     /// `entrawatch_kafka_connected{source}`: 1 while at least one broker connection is up.
     pub kafka_connected: IntGaugeVec,
+    /// `entrawatch_graph_tenants{source,origin}`: customer tenants a Graph source polls now, by
+    /// how it knows them (`listed` in config, `discovered` through GDAP).
+    pub graph_tenants: IntGaugeVec,
+    /// `entrawatch_graph_discovery_ok{source}`: 1 when the last GDAP discovery listed the
+    /// customers, 0 when it failed (the tenant set it had stays).
+    pub graph_discovery_ok: IntGaugeVec,
 }
 
 impl SourceMetrics {
@@ -60,6 +66,8 @@ impl SourceMetrics {
         registry.register(Box::new(m.kafka_assigned.clone()))?;
         registry.register(Box::new(m.kafka_partitions.clone()))?;
         registry.register(Box::new(m.kafka_connected.clone()))?;
+        registry.register(Box::new(m.graph_tenants.clone()))?;
+        registry.register(Box::new(m.graph_discovery_ok.clone()))?;
         Ok(m)
     }
 
@@ -157,6 +165,16 @@ impl SourceMetrics {
             kafka_partitions: gauge(
                 "entrawatch_kafka_partitions",
                 "Partitions the topics of a Kafka source have",
+                &["source"],
+            ),
+            graph_tenants: gauge(
+                "entrawatch_graph_tenants",
+                "Customer tenants a Graph source polls, by origin (listed in config, discovered through GDAP)",
+                &["source", "origin"],
+            ),
+            graph_discovery_ok: gauge(
+                "entrawatch_graph_discovery_ok",
+                "1 when a Graph source's last GDAP customer discovery succeeded, 0 when it failed",
                 &["source"],
             ),
         }

@@ -85,10 +85,12 @@ pub enum Kind {
     RiskDetection,
     RoleAssignment,
     RoleEligibility,
+    /// A partner's GDAP relationship with a customer (`delegatedAdminRelationship`).
+    GdapRelationship,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::SignIn,
         Kind::Audit,
         Kind::RiskyUser,
@@ -96,6 +98,7 @@ impl Kind {
         Kind::RiskDetection,
         Kind::RoleAssignment,
         Kind::RoleEligibility,
+        Kind::GdapRelationship,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Kind {
             Kind::RiskDetection => "riskDetection",
             Kind::RoleAssignment => "roleAssignment",
             Kind::RoleEligibility => "roleEligibility",
+            Kind::GdapRelationship => "gdapRelationship",
         }
     }
 }
@@ -122,6 +126,8 @@ pub enum Body {
     RiskDetection(Box<RiskDetection>),
     /// An active role assignment or an eligibility (directory context).
     Role(Box<RoleGrant>),
+    /// A partner's granular delegated admin relationship with the customer tenant.
+    Gdap(Box<GdapRelationship>),
 }
 
 impl Event {
@@ -134,6 +140,7 @@ impl Event {
             Body::RiskDetection(_) => Kind::RiskDetection,
             Body::Role(r) if r.eligible => Kind::RoleEligibility,
             Body::Role(_) => Kind::RoleAssignment,
+            Body::Gdap(_) => Kind::GdapRelationship,
         }
     }
 
@@ -150,6 +157,8 @@ impl Event {
         let version = match &self.body {
             Body::RiskyUser(r) => r.risk_last_updated.map(|t| t.timestamp_micros()),
             Body::RiskDetection(d) => d.last_updated.map(|t| t.timestamp_micros()),
+            // A relationship is one record through its life: each modification is a new state.
+            Body::Gdap(_) => Some(self.meta.time.timestamp_micros()),
             _ => None,
         };
         let id = match version {
@@ -506,5 +515,26 @@ pub struct RoleGrant {
     pub role_definition_id: Text,
     pub directory_scope_id: Option<Text>,
     pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A granular delegated admin privileges (GDAP) relationship between a partner and this customer
+/// tenant, as Microsoft Graph's `delegatedAdminRelationship` resource gives it (read by the Graph
+/// source's discovery with the partner's token). The event's tenant is the customer's; its time
+/// is `lastModifiedDateTime`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GdapRelationship {
+    pub display_name: Option<Text>,
+    /// `active`, `approvalPending`, `expired`, `terminated`, ... as Graph spells it.
+    pub status: Option<Text>,
+    pub customer_display_name: Option<Text>,
+    /// `accessDetails.unifiedRoles[].roleDefinitionId`, lower case (built-in role template ids).
+    pub role_definition_ids: Vec<Text>,
+    /// `duration` (ISO 8601, `P1D` to `P2Y`), in whole days when it reads as days, weeks, months or
+    /// years (a month 30 days, a year 365).
+    pub duration_days: Option<i64>,
+    /// `autoExtendDuration` in days (`PT0S` and `P0D`: 0, no auto-extension; `P180D`: 180).
+    pub auto_extend_days: Option<i64>,
+    pub activated: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
 }

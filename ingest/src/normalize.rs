@@ -24,7 +24,7 @@ mod kinds;
 mod record;
 mod typed;
 
-use kinds::{Flavor, audit, risk_detection, risky_user, role_grant, sign_in};
+use kinds::{Flavor, audit, gdap_relationship, risk_detection, risky_user, role_grant, sign_in};
 pub use record::{NO_EVENT_TIME, Outcome, RecordContext, RecordError};
 
 /// Normalises one JSON record straight from its text when it is an Event Hub or Graph sign-in or
@@ -204,6 +204,9 @@ fn log_analytics_row(
 pub fn graph_kind_from_context(context: &str) -> Option<Kind> {
     let c = context.to_ascii_lowercase();
     let c = c.split("$metadata#").nth(1).unwrap_or(&c);
+    if c.contains("delegatedadminrelationship") {
+        return Some(Kind::GdapRelationship);
+    }
     if c.contains("rolemanagement") || c.contains("roleassignment") || c.contains("roleeligibility")
     {
         return Some(if c.contains("eligibility") {
@@ -229,6 +232,9 @@ pub fn graph_kind_from_context(context: &str) -> Option<Kind> {
 
 /// The kind of a Graph entity (or Log Analytics row) from the fields it has.
 fn infer_kind(o: Obj<'_>) -> Option<Kind> {
+    if o.has("accessDetails") && o.has("customer") {
+        return Some(Kind::GdapRelationship);
+    }
     if o.has("roleDefinitionId") && o.has("principalId") {
         let eligible = o.has("scheduleInfo") || o.has("memberType") && !o.has("assignmentType");
         return Some(if eligible {
@@ -286,7 +292,12 @@ fn graph_entity(o: Obj<'_>, ctx: &RecordContext<'_>) -> Result<Outcome, RecordEr
         .str_list("signInEventTypes")
         .first()
         .map(|t| SignInEventType::parse(t));
-    let tenant = first_guid([o.str("tenantId"), o.str("resourceTenantId")])
+    // A GDAP relationship is read in the partner's tenant and belongs to the customer's.
+    let customer = (kind == Kind::GdapRelationship)
+        .then(|| o.object("customer"))
+        .flatten()
+        .and_then(|c| Obj(&c).str("tenantId"));
+    let tenant = first_guid([customer, o.str("tenantId"), o.str("resourceTenantId")])
         .or_else(|| ctx.tenant_hint.map(Text::from))
         .ok_or_else(no_tenant)?;
     build(
@@ -355,6 +366,14 @@ fn build(
         Kind::RoleAssignment | Kind::RoleEligibility => (
             &[],
             Body::Role(Box::new(role_grant(p, kind == Kind::RoleEligibility)?)),
+        ),
+        Kind::GdapRelationship => (
+            &[
+                "lastModifiedDateTime",
+                "activatedDateTime",
+                "createdDateTime",
+            ],
+            Body::Gdap(Box::new(gdap_relationship(p))),
         ),
     };
     let id = p

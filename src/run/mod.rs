@@ -24,8 +24,9 @@
 //! with an error or could not read all it was given). Undelivered rows stay in the outbox. SIGHUP
 //! or `POST /-/reload` (with the admin token, see [`entrawatch_admin`]) re-reads the config file,
 //! validates it, and swaps
-//! detection settings, routing, inhibition, tenant names and file silences; sources, destinations
-//! and `[service]` need a restart.
+//! detection settings, routing, inhibition, tenant names and file silences, and hands each running
+//! Graph source its new tenant set (tenants added start polling, tenants removed stop; the reply
+//! lists them); other source changes, destinations and `[service]` need a restart.
 
 mod detection;
 pub mod metrics;

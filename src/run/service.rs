@@ -26,7 +26,9 @@ use entrawatch_detect::Engine;
 use entrawatch_ingest::align::Aligner;
 use entrawatch_ingest::metrics::SourceMetrics;
 use entrawatch_ingest::reader::ReadOptions;
-use entrawatch_ingest::source::{Batch, DurableCheckpoint, SourceContext, SourceError};
+use entrawatch_ingest::source::{Batch, DurableCheckpoint, Source, SourceContext, SourceError};
+use entrawatch_ingest::sources::SourceConfig;
+use entrawatch_ingest::sources::graph::{GraphControl, GraphSource};
 use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -183,10 +185,19 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
     // Set when a source stops with an error or could not read all it was given: the exit status
     // says so once the service ends.
     let source_failed = Arc::new(AtomicBool::new(false));
+    // Graph sources take a new tenant set on reload through these.
+    let mut graph_controls: BTreeMap<String, GraphControl> = BTreeMap::new();
     for (i, source_config) in config.sources.iter().enumerate() {
-        let source = source_config
-            .build()
-            .map_err(|p| anyhow::anyhow!("sources[{i}] cannot start:\n  {}", p.join("\n  ")))?;
+        let cannot_start =
+            |p: Vec<String>| anyhow::anyhow!("sources[{i}] cannot start:\n  {}", p.join("\n  "));
+        let source: Box<dyn Source> = match source_config {
+            SourceConfig::Graph(c) => {
+                let graph = GraphSource::new((**c).clone()).map_err(cannot_start)?;
+                graph_controls.insert(c.name.clone(), graph.control());
+                Box::new(graph)
+            }
+            other => other.build().map_err(cannot_start)?,
+        };
         let name: Arc<str> = Arc::from(source_config.name());
         source_metrics.start_source(&name);
         // Readiness of a source (a Kafka member with no partitions is healthy) does not gate
@@ -264,7 +275,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
             _ = sigterm.recv() => { tracing::info!("SIGTERM: draining"); break; }
             _ = tokio::signal::ctrl_c() => { tracing::info!("interrupt: draining"); break; }
             _ = sighup.recv() => {
-                let result = reload(&args.config, &input_tx, &silences, &metrics).await;
+                let result = reload(&args.config, &input_tx, &silences, &metrics, &graph_controls).await;
                 log_reload(&result, Origin::Signal);
             }
             r = &mut sources_done_rx, if !sources_finished => {
@@ -293,7 +304,7 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
                 }
             }
             Some(request) = admin_rx.recv() => {
-                handle_admin(request, &args.config, &input_tx, &silences, &metrics).await;
+                handle_admin(request, &args.config, &input_tx, &silences, &metrics, &graph_controls).await;
             }
         }
     }
@@ -414,8 +425,9 @@ async fn reload(
     input: &mpsc::Sender<Input>,
     silences: &SilenceStore,
     metrics: &RuntimeMetrics,
+    graphs: &BTreeMap<String, GraphControl>,
 ) -> Result<String, String> {
-    let result = reload_inner(path, input, silences).await;
+    let result = reload_inner(path, input, silences, graphs).await;
     metrics.reload_success.set(i64::from(result.is_ok()));
     result
 }
@@ -424,10 +436,28 @@ async fn reload_inner(
     path: &Path,
     input: &mpsc::Sender<Input>,
     silences: &SilenceStore,
+    graphs: &BTreeMap<String, GraphControl>,
 ) -> Result<String, String> {
     let config = config::load(path).map_err(|e| format!("{e:#}"))?;
     let routing = config.routing().map_err(|p| p.join("\n"))?;
     let file_silences = Silences::from_config(&config.silences).map_err(|p| p.join("\n"))?;
+    // Graph sources' new tenant sets, checked and their credentials read before anything
+    // changes, so a bad one refuses the whole reload with every problem listed.
+    let mut retargets = Vec::new();
+    let mut problems = Vec::new();
+    for source in &config.sources {
+        if let SourceConfig::Graph(c) = source
+            && let Some(control) = graphs.get(&c.name)
+        {
+            match control.prepare(c) {
+                Ok(r) => retargets.push((control, r)),
+                Err(p) => problems.extend(p),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
     let (tx, rx) = oneshot::channel();
     let reloaded = Reloaded {
         detect: config.detect.clone(),
@@ -440,7 +470,20 @@ async fn reload_inner(
         .map_err(|_| "shutting down".to_owned())?;
     rx.await.map_err(|_| "shutting down".to_owned())??;
     silences.add_from_config(&file_silences);
-    Ok("config reloaded (sources, destinations and [service] changes need a restart)".to_owned())
+    if retargets.is_empty() {
+        return Ok(
+            "config reloaded (sources, destinations and [service] changes need a restart)"
+                .to_owned(),
+        );
+    }
+    let mut changes = Vec::new();
+    for (control, r) in retargets {
+        changes.push(control.apply(r).await?.to_string());
+    }
+    Ok(format!(
+        "config reloaded; {} (other source, destination and [service] changes need a restart)",
+        changes.join("; ")
+    ))
 }
 
 /// Where a change came from, for the audit log.
@@ -482,10 +525,11 @@ async fn handle_admin(
     input: &mpsc::Sender<Input>,
     silences: &SilenceStore,
     metrics: &RuntimeMetrics,
+    graphs: &BTreeMap<String, GraphControl>,
 ) {
     match request {
         AdminRequest::Reload { peer, reply } => {
-            let result = reload(config_path, input, silences, metrics).await;
+            let result = reload(config_path, input, silences, metrics, graphs).await;
             log_reload(&result, Origin::Api(peer));
             let _ = reply.send(result);
         }

@@ -17,6 +17,7 @@ pub mod cross_tenant_access_changed;
 pub mod device_code_sign_in;
 pub mod disabled_account_sign_in;
 pub mod federation_settings_changed;
+pub mod gdap_relationship_risky;
 pub mod impossible_travel;
 pub mod legacy_auth_sign_in;
 pub mod log_source_silent;

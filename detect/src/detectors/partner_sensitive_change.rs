@@ -167,7 +167,7 @@ const SENSITIVE: &[(&str, Area)] = &[
 ];
 
 /// Tier-0 role template ids: control of identity itself (Microsoft's enterprise access model).
-const TIER_0: [&str; 8] = [
+pub(crate) const TIER_0: [&str; 8] = [
     "62e90394-69f5-4237-9190-012177145e10", // Global Administrator
     "e8611ab8-c189-46e8-94e1-60213ab1f814", // Privileged Role Administrator
     "7be44c8a-adaf-4e2a-84d6-ab2649e08a13", // Privileged Authentication Administrator

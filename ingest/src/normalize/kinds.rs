@@ -374,3 +374,228 @@ pub(super) fn role_grant(p: Obj<'_>, eligible: bool) -> Result<RoleGrant, Record
             .and_then(|e| time_of(Obj(e), "endDateTime")),
     })
 }
+
+/// A GDAP relationship (Graph `delegatedAdminRelationship`).
+pub(super) fn gdap_relationship(p: Obj<'_>) -> GdapRelationship {
+    let customer = p.object("customer");
+    let customer = customer.as_deref().map(Obj);
+    let access = p.object("accessDetails");
+    let role_definition_ids = access
+        .as_deref()
+        .map(|a| {
+            Obj(a)
+                .array("unifiedRoles")
+                .iter()
+                .filter_map(|r| r.as_object())
+                .filter_map(|r| Obj(r).str("roleDefinitionId"))
+                .map(|id| Text::ascii_lowercase(&id))
+                .collect()
+        })
+        .unwrap_or_default();
+    GdapRelationship {
+        display_name: p.str("displayName"),
+        status: p.str("status"),
+        customer_display_name: customer.and_then(|c| c.str("displayName")),
+        role_definition_ids,
+        duration_days: p.str("duration").and_then(|d| iso_days(&d)),
+        auto_extend_days: p.str("autoExtendDuration").and_then(|d| iso_days(&d)),
+        activated: time_of(p, "activatedDateTime"),
+        end: time_of(p, "endDateTime"),
+    }
+}
+
+/// Whole days of an ISO 8601 duration (`P730D`, `P2Y`, `P1Y6M`, `P4W`, `PT0S`, `P180DT12H`): a
+/// year counts 365 days, a month 30; hours, minutes and seconds are dropped. `None` when it does
+/// not read as a duration.
+pub(super) fn iso_days(text: &str) -> Option<i64> {
+    let rest = text.trim().strip_prefix(['P', 'p'])?;
+    let (date, time) = match rest.find(['T', 't']) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let mut days = 0i64;
+    let mut number = String::new();
+    for c in date.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        days += n * match c.to_ascii_uppercase() {
+            'Y' => 365,
+            'M' => 30,
+            'W' => 7,
+            'D' => 1,
+            _ => return None,
+        };
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    // The time part must read too, though it adds no whole day here.
+    for c in time.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        number.parse::<f64>().ok()?;
+        number.clear();
+        if !matches!(c.to_ascii_uppercase(), 'H' | 'M' | 'S') {
+            return None;
+        }
+    }
+    (number.is_empty() && (!date.is_empty() || !time.is_empty())).then_some(days)
+}
+
+#[cfg(test)]
+mod gdap_tests {
+    use super::iso_days;
+    use crate::model::{Body, Kind, TimeSource};
+
+    /// The example response of Microsoft Learn's "List delegatedAdminRelationships" (Graph v1.0,
+    /// `GET /tenantRelationships/delegatedAdminRelationships`), as published: an active
+    /// relationship, a terminated one, and a reseller's awaiting approval.
+    const LEARN_LIST_PAGE: &str = r##"{
+  "@odata.context": "https://graph.microsoft.com/v1.0/tenantRelationships/$metadata#delegatedAdminRelationships",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+      "@odata.etag": "W/\"JyIwMzAwZTM0ZS0wMDAwLTAyMDAtMDAwMC02MTRjZjI1YzAwMDAiJw==\"",
+      "id": "5d027261-d21f-4aa9-b7db-7fa1f56fb163-8777b240-c6f0-4469-9e98-a3205431b836",
+      "displayName": "Contoso admin relationship",
+      "duration": "P730D",
+      "customer": { "tenantId": "52eaad04-13a2-4a2f-9ce8-93a294fadf36", "displayName": "Contoso Inc" },
+      "accessDetails": { "unifiedRoles": [ { "roleDefinitionId": "dd4db9a0-cc4a-4213-9f9f-70242232d97e" } ] },
+      "status": "active",
+      "autoExtendDuration": "P180D",
+      "createdDateTime": "2022-02-10T11:24:42.3148266Z",
+      "lastModifiedDateTime": "2022-02-10T11:26:44.9941884Z",
+      "activatedDateTime": "2022-02-10T11:26:44.9941884Z",
+      "endDateTime": "2024-02-10T11:24:42.3148266Z"
+    },
+    {
+      "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+      "@odata.etag": "W/\"JyIwMzAwZTM0ZS0wKklILTAyMDAtMDAwMC02MTRjZjI1YzAwMDAiJw==\"",
+      "id": "1041ef52-a99b-4245-a3be-cbd3fa7c5ed1-8777b240-c6f0-4469-9e98-a3205431b836",
+      "displayName": "Contoso subsidiary relationship",
+      "duration": "P30D",
+      "customer": { "tenantId": "4b827261-d21f-4aa9-b7db-7fa1f56fb163", "displayName": "Contoso subsidiary Inc" },
+      "accessDetails": { "unifiedRoles": [
+        { "roleDefinitionId": "29232cdf-9323-42fd-ade2-1d097af3e4de" },
+        { "roleDefinitionId": "3a2c62db-5318-420d-8d74-23affee5d9d5" } ] },
+      "status": "terminated",
+      "autoExtendDuration": "PT0S",
+      "createdDateTime": "2021-09-29T16:52:39.6133896Z",
+      "lastModifiedDateTime": "2021-10-29T16:57:20.2101088Z",
+      "activatedDateTime": "2021-09-29T16:55:20.2101088Z",
+      "endDateTime": "2021-10-29T16:57:20.2101088Z"
+    },
+    {
+      "@odata.type": "#microsoft.graph.resellerDelegatedAdminRelationship",
+      "@odata.etag": "W/\"JyIwMzAwZTM0ZS0wMDAwLTAyMDAtMDAwMC02MTRjZjI1YzAwMDAiJw==\"",
+      "id": "4b227261-d21f-4aa9-b7db-7fa1f56fb163-8777b240-c6f0-4469-9e98-a3205431b836",
+      "displayName": "Fabrikam admin relationship",
+      "duration": "P180D",
+      "customer": { "tenantId": "52eaad04-13a2-4a2f-9ce8-93a294fadf36", "displayName": "Fabrikam Inc." },
+      "accessDetails": { "unifiedRoles": [
+        { "roleDefinitionId": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13" },
+        { "roleDefinitionId": "e8611ab8-c189-46e8-94e1-60213ab1f814" },
+        { "roleDefinitionId": "fe930be7-5e62-47db-91af-98c3a49a38b1" },
+        { "roleDefinitionId": "729827e3-9c14-49f7-bb1b-9608f156bbb8" },
+        { "roleDefinitionId": "4d6ac14f-3453-41d0-bef9-a3e0c569773a" },
+        { "roleDefinitionId": "f023fd81-a637-4b56-95fd-791ac0226033" },
+        { "roleDefinitionId": "9360feb5-f418-4baa-8175-e2a00bac4301" },
+        { "roleDefinitionId": "88d8e3e3-8f55-4a1e-953a-9b9898b8876b" },
+        { "roleDefinitionId": "f2ef992c-3afb-46b9-b7cf-a126ee74c451" } ] },
+      "status": "approvalPending",
+      "autoExtendDuration": "PT0S",
+      "createdDateTime": "2022-02-10T11:24:42.3148266Z",
+      "lastModifiedDateTime": "2022-02-10T11:26:44.9941884Z",
+      "activatedDateTime": null,
+      "endDateTime": null,
+      "isPartnerConsentPending": true,
+      "indirectProviderTenantId": "60ea59db-a506-485e-94c5-d115f369e239"
+    }
+  ]
+}"##;
+
+    #[test]
+    fn microsoft_learns_gdap_relationship_page_is_read_for_each_customer_tenant() {
+        let partner = "9c7e1f0a-3b2d-4c5e-8f6a-1d2e3f4a5b6c";
+        let mut events = Vec::new();
+        crate::reader::read_bytes(
+            "graph:partner/gdap_relationships",
+            LEARN_LIST_PAGE.as_bytes(),
+            Some(partner),
+            &crate::reader::ReadOptions::default(),
+            &mut |item| match item {
+                crate::reader::Item::Event(e) => events.push(e),
+                other => panic!("{other:?}"),
+            },
+        );
+        assert_eq!(events.len(), 3);
+        for e in &events {
+            assert_eq!(e.kind(), Kind::GdapRelationship);
+            assert_eq!(e.meta.time_source, TimeSource::Record);
+        }
+        let e = &events[0];
+        assert_eq!(
+            &*e.meta.tenant_id, "52eaad04-13a2-4a2f-9ce8-93a294fadf36",
+            "the customer's tenant, not the partner's it was read in"
+        );
+        assert_eq!(
+            e.meta.time.to_rfc3339(),
+            "2022-02-10T11:26:44.994188400+00:00",
+            "lastModifiedDateTime"
+        );
+        let Body::Gdap(g) = &e.body else { panic!() };
+        assert_eq!(g.status.as_deref(), Some("active"));
+        assert_eq!(g.customer_display_name.as_deref(), Some("Contoso Inc"));
+        assert_eq!(
+            g.role_definition_ids
+                .iter()
+                .map(|r| &**r)
+                .collect::<Vec<_>>(),
+            ["dd4db9a0-cc4a-4213-9f9f-70242232d97e"]
+        );
+        assert_eq!(
+            (g.duration_days, g.auto_extend_days),
+            (Some(730), Some(180))
+        );
+        assert!(g.end.is_some() && g.activated.is_some());
+        let (_, _, id) = e.dedup_key();
+        assert!(
+            id.contains('@'),
+            "each modification is its own record: {id}"
+        );
+        assert_eq!(
+            &*events[1].meta.tenant_id,
+            "4b827261-d21f-4aa9-b7db-7fa1f56fb163"
+        );
+        let Body::Gdap(reseller) = &events[2].body else {
+            panic!()
+        };
+        assert_eq!(reseller.status.as_deref(), Some("approvalPending"));
+        assert_eq!(reseller.role_definition_ids.len(), 9);
+        assert_eq!((reseller.activated, reseller.end), (None, None));
+    }
+
+    #[test]
+    fn iso_durations_read_as_whole_days() {
+        for (text, days) in [
+            ("P730D", Some(730)),
+            ("P2Y", Some(730)),
+            ("P1Y6M", Some(545)),
+            ("P4W", Some(28)),
+            ("PT0S", Some(0)),
+            ("P0D", Some(0)),
+            ("P180DT12H", Some(180)),
+            ("P", None),
+            ("730", None),
+            ("P7X", None),
+        ] {
+            assert_eq!(iso_days(text), days, "{text}");
+        }
+    }
+}

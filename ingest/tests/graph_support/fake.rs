@@ -4,6 +4,12 @@
 //! `$skiptoken` in `@odata.nextLink`, throttling per tenant (reports 5 / 10 s with `Retry-After`,
 //! Identity Protection 1 / s without), 503 for windows wider than a set span, 403 licence errors,
 //! and injected 429 / 503 / 401 faults. It logs every request for the tests' budget checks.
+//!
+//! GDAP: a partner tenant ([`FakeGraph::set_partner`]) lists its delegated admin relationships and
+//! customers (`/v1.0/tenantRelationships/delegatedAdminRelationships` and
+//! `.../delegatedAdminCustomers`, two per page with `@odata.nextLink`, shaped as on Microsoft
+//! Learn); only the partner's token may read them (others get 403). Tests add relationships and
+//! change their status while a source runs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -109,6 +115,8 @@ pub struct Counters {
     pub shrink_503: usize,
     pub expired_401: usize,
     pub bad_request: Vec<String>,
+    /// GDAP collection requests answered 200.
+    pub gdap_pages: usize,
 }
 
 pub(super) struct State {
@@ -123,6 +131,10 @@ pub(super) struct State {
     log: Vec<Logged>,
     pub(super) counters: Counters,
     next_id: u64,
+    /// The partner tenant and its GDAP relationships (Graph's JSON shape).
+    gdap_partner: Option<String>,
+    gdap: Vec<Value>,
+    gdap_cursors: HashMap<String, (String, Vec<Value>)>,
 }
 
 /// The running fake.
@@ -172,6 +184,9 @@ impl FakeGraph {
             log: Vec::new(),
             counters: Counters::default(),
             next_id: 0,
+            gdap_partner: None,
+            gdap: Vec::new(),
+            gdap_cursors: HashMap::new(),
         }));
         let st = state.clone();
         std::thread::spawn(move || {
@@ -209,6 +224,78 @@ impl FakeGraph {
 
     pub fn add_tenant(&self, tenant: &str) {
         self.lock().tenants.entry(tenant.to_owned()).or_default();
+    }
+
+    /// The tenant whose token may list GDAP relationships and customers.
+    pub fn set_partner(&self, tenant: &str) {
+        let mut s = self.lock();
+        s.tenants.entry(tenant.to_owned()).or_default();
+        s.gdap_partner = Some(tenant.to_owned());
+    }
+
+    /// Adds a GDAP relationship with `customer` (created, activated and lasting as on Microsoft
+    /// Learn's example); returns its id. The customer's tenant exists from now on.
+    pub fn relate(
+        &self,
+        customer: &str,
+        name: &str,
+        status: &str,
+        roles: &[&str],
+        auto_extend: &str,
+    ) -> String {
+        let mut s = self.lock();
+        s.tenants.entry(customer.to_owned()).or_default();
+        s.next_id += 1;
+        let id = format!("{:08x}-1111-4111-8111-{:012x}", s.next_id, s.next_id);
+        let now = Utc::now();
+        let roles: Vec<Value> = roles
+            .iter()
+            .map(|r| json!({ "roleDefinitionId": r }))
+            .collect();
+        let display = format!("{name} relationship {}", s.next_id);
+        s.gdap.push(json!({
+            "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+            "id": id,
+            "displayName": display,
+            "duration": "P730D",
+            "customer": { "tenantId": customer, "displayName": name },
+            "accessDetails": { "unifiedRoles": roles },
+            "status": status,
+            "autoExtendDuration": auto_extend,
+            "createdDateTime": (now - chrono::Duration::days(1)).to_rfc3339(),
+            "activatedDateTime": now.to_rfc3339(),
+            "lastModifiedDateTime": now.to_rfc3339(),
+            "endDateTime": (now + chrono::Duration::days(730)).to_rfc3339(),
+        }));
+        id
+    }
+
+    /// Changes a relationship's status (`expired`, `terminated`, `active`, ...).
+    pub fn set_relationship_status(&self, id: &str, status: &str) {
+        let mut s = self.lock();
+        for r in &mut s.gdap {
+            if r["id"] == id {
+                r["status"] = json!(status);
+                r["lastModifiedDateTime"] = json!(Utc::now().to_rfc3339());
+            }
+        }
+    }
+
+    /// Tenants that asked for at least one page of a log or directory collection.
+    pub fn tenants_polled(&self) -> std::collections::BTreeSet<String> {
+        self.lock().log.iter().map(|l| l.tenant.clone()).collect()
+    }
+
+    /// Requests of `tenant` after the `from`-th request logged, and how many are logged now.
+    pub fn requests_since(&self, tenant: &str, from: usize) -> (usize, usize) {
+        let s = self.lock();
+        let n = s
+            .log
+            .iter()
+            .skip(from)
+            .filter(|l| l.tenant == tenant)
+            .count();
+        (n, s.log.len())
     }
 
     /// Adds a record (visible from now on) and returns its key.
@@ -363,6 +450,12 @@ async fn handle(
 
 impl State {
     fn graph(&mut self, path: &str, query: &str, auth: Option<&str>) -> Response<Full<Bytes>> {
+        if path
+            .to_ascii_lowercase()
+            .starts_with("/v1.0/tenantrelationships/")
+        {
+            return self.gdap(path, query, auth);
+        }
         let Some(endpoint) = Endpoint::from_path(path) else {
             return graph_error(404, "Request_ResourceNotFound", "no such collection");
         };
@@ -554,6 +647,76 @@ impl State {
             );
             body.insert("@odata.nextLink".into(), json!(link));
             self.cursors.insert(tok, c);
+        }
+        body.insert("value".into(), Value::Array(value));
+        reply(200, Value::Object(body), &[])
+    }
+
+    /// The GDAP collections, for the partner's token only.
+    fn gdap(&mut self, path: &str, query: &str, auth: Option<&str>) -> Response<Full<Bytes>> {
+        let token = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+        let tenant = match self.tokens.get(token) {
+            Some((t, exp)) if *exp > Instant::now() => t.clone(),
+            _ => {
+                self.counters.expired_401 += 1;
+                return graph_error(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "Access token has expired or is not yet valid.",
+                );
+            }
+        };
+        if self.gdap_partner.as_deref() != Some(tenant.as_str()) {
+            return graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            );
+        }
+        let lower = path.to_ascii_lowercase();
+        let params: HashMap<String, String> = pairs(query, false).into_iter().collect();
+        let rest = match params.get("$skiptoken") {
+            Some(tok) => match self.gdap_cursors.remove(tok) {
+                Some((p, rest)) if p == lower => rest,
+                _ => return graph_error(400, "BadRequest", "invalid or expired $skiptoken"),
+            },
+            None if lower.ends_with("/delegatedadminrelationships") => self.gdap.clone(),
+            None if lower.ends_with("/delegatedadmincustomers") => {
+                let mut seen = std::collections::BTreeSet::new();
+                self.gdap
+                    .iter()
+                    .filter(|r| seen.insert(r["customer"]["tenantId"].to_string()))
+                    .map(|r| {
+                        json!({
+                            "@odata.type": "#microsoft.graph.delegatedAdminCustomer",
+                            "id": r["customer"]["tenantId"],
+                            "tenantId": r["customer"]["tenantId"],
+                            "displayName": r["customer"]["displayName"],
+                        })
+                    })
+                    .collect()
+            }
+            None => return graph_error(404, "Request_ResourceNotFound", "no such collection"),
+        };
+        self.counters.gdap_pages += 1;
+        let mut rest = rest;
+        let value: Vec<Value> = rest.drain(..rest.len().min(2)).collect();
+        let collection = lower.rsplit('/').next().unwrap_or_default().to_owned();
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{}/v1.0/$metadata#tenantRelationships/{collection}",
+                self.base
+            )),
+        );
+        if !rest.is_empty() {
+            let tok = hex_token();
+            body.insert(
+                "@odata.nextLink".into(),
+                json!(format!("{}{path}?$skiptoken={tok}", self.base)),
+            );
+            self.gdap_cursors.insert(tok, (lower, rest));
         }
         body.insert("value".into(), Value::Array(value));
         reply(200, Value::Object(body), &[])

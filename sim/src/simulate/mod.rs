@@ -203,6 +203,7 @@ fn simulate(
 
     let mut out = write::Writer::new(dir, &w);
     out.tenants(&recs)?;
+    out.gdap(&attacks.gdap)?;
     let config_path = dir.join("entrawatch.toml");
     out.text("entrawatch.toml", &write::config_toml(&w, &command(args)))?;
     out.lines("labels.jsonl", &write::label_lines(&w, &attacks.labels))?;

@@ -373,6 +373,24 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// The partner's GDAP relationships with each customer that has some, as the Graph source's
+    /// discovery reads them (`graph/<customer>/gdapRelationships.json`, one list page).
+    pub fn gdap(&mut self, relationships: &[(usize, Value)]) -> anyhow::Result<()> {
+        let mut by_tenant: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+        for (t, r) in relationships {
+            by_tenant.entry(*t).or_default().push(r.clone());
+        }
+        for (t, list) in by_tenant {
+            self.count("delegatedAdminRelationships", list.len() as u64);
+            self.json(
+                &format!("graph/{}/gdapRelationships.json", self.w.tenants[t].id),
+                &json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#tenantRelationships/delegatedAdminRelationships", "value": list}),
+                false,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Directory context for every tenant: active role assignments with the principal expanded,
     /// and PIM eligibilities, as they stood when the world began.
     fn roles(&mut self, t: usize) -> anyhow::Result<()> {

@@ -12,6 +12,16 @@
 //! ones before it. A watermark advance arrives after the pages it covers (one channel, in order),
 //! so a position never claims a record that is not in a batch. Directory snapshots carry no
 //! watermark: a role record is passed on when it is new or changed since the last snapshot.
+//!
+//! Tenants come and go while the source runs ([`Msg::AddTenant`], [`Msg::RemoveTenant`], sent by
+//! the tenant manager in `mod.rs` on the same channel as the pages, so a tenant's slot exists
+//! before its first page and its last pages are batched before it goes). A tenant's index is never
+//! reused: a removed tenant's slot stays, empty, and leaves the position. A tenant added while the
+//! source runs back-fills behind what the aligner has already released: until each of its lanes
+//! first reaches the present, the lane is marked under its own name with `/joining` appended,
+//! vouching for everything (its records reach detection as late ones, at once) so its back-fill
+//! holds no other tenant back. A removed tenant's lanes are marked complete one last time, so the
+//! aligner stops waiting for them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -56,6 +66,21 @@ pub enum Msg {
         items: Vec<Item>,
         received_at: Instant,
     },
+    /// A tenant starts: its slot gets index `tenant` (the next one). `joining`: it starts while
+    /// the source runs (see the module doc).
+    AddTenant {
+        tenant: usize,
+        slot: TenantSlot,
+        joining: bool,
+    },
+    /// A tenant stops; its pollers have ended, so nothing more comes for it.
+    RemoveTenant { tenant: usize },
+    /// Every GDAP relationship of the partner, as one discovery read them (each in its customer's
+    /// tenant); like a directory snapshot, only the new or changed ones are passed on.
+    Gdap {
+        items: Vec<Item>,
+        received_at: Instant,
+    },
 }
 
 /// A lane whose watermark a batch's position moved: (tenant index, lane, watermark).
@@ -68,6 +93,10 @@ pub struct TenantSlot {
     pub lanes: BTreeMap<Lane, LaneState>,
     /// Per directory part: record id -> hash of its content at the part's last snapshot.
     roles: [HashMap<String, u64>; 2],
+    /// Lanes of a tenant added while running that have not reached the present yet.
+    joining: std::collections::BTreeSet<Lane>,
+    /// Removed: no lanes, not in the position.
+    retired: bool,
 }
 
 impl TenantSlot {
@@ -76,8 +105,25 @@ impl TenantSlot {
             id,
             lanes,
             roles: Default::default(),
+            joining: Default::default(),
+            retired: false,
         }
     }
+}
+
+/// A snapshot record's key and the hash of its content (`None`: not a record).
+fn snapshot_key(item: &Item) -> Option<(String, u64)> {
+    Some(match item {
+        Item::Event(e) => (
+            e.meta.id.to_string(),
+            record_hash(&[&serde_json::to_vec(e.as_ref()).unwrap_or_default()]),
+        ),
+        Item::Rejected(r) => {
+            let h = record_hash(&[r.raw.as_deref().unwrap_or(&r.reason).as_bytes()]);
+            (format!("rejected:{h:x}"), h)
+        }
+        _ => return None,
+    })
 }
 
 /// How often batches go out.
@@ -114,6 +160,10 @@ pub struct Batcher {
     in_flight: VecDeque<(u64, Vec<Moved>)>,
     durable: BTreeMap<(usize, Lane), DateTime<Utc>>,
     lag_updated: Instant,
+    /// Lane names of removed tenants, marked complete in the next batch.
+    farewell: Vec<String>,
+    /// GDAP relationship record key -> hash of its content at the last discovery.
+    gdap: HashMap<String, u64>,
 }
 
 /// A lane's "back-filling" counts for this long after its poller last said so.
@@ -152,6 +202,8 @@ impl Batcher {
             in_flight: VecDeque::new(),
             durable,
             lag_updated: Instant::now(),
+            farewell: Vec::new(),
+            gdap: HashMap::new(),
         }
     }
 
@@ -241,10 +293,14 @@ impl Batcher {
                 watermark,
                 backlog,
             } => {
+                if self.tenants[tenant].retired {
+                    return Ok(());
+                }
                 if backlog {
                     self.backlog.insert((tenant, lane), Instant::now());
                 } else {
                     self.backlog.remove(&(tenant, lane));
+                    self.tenants[tenant].joining.remove(&lane);
                 }
                 if let Some(s) = self.tenants[tenant].lanes.get_mut(&lane)
                     && s.advance(watermark)
@@ -261,20 +317,14 @@ impl Batcher {
                 items,
                 received_at,
             } => {
+                if self.tenants[tenant].retired {
+                    return Ok(());
+                }
                 let mut next = HashMap::with_capacity(items.len());
                 let mut changed = Vec::new();
                 for item in items {
-                    let (key, hash) = match &item {
-                        Item::Event(e) => (
-                            e.meta.id.to_string(),
-                            record_hash(&[&serde_json::to_vec(e.as_ref()).unwrap_or_default()]),
-                        ),
-                        Item::Rejected(r) => {
-                            let h =
-                                record_hash(&[r.raw.as_deref().unwrap_or(&r.reason).as_bytes()]);
-                            (format!("rejected:{h:x}"), h)
-                        }
-                        _ => continue,
+                    let Some((key, hash)) = snapshot_key(&item) else {
+                        continue;
                     };
                     if self.tenants[tenant].roles[part as usize].get(&key) != Some(&hash) {
                         changed.push(item);
@@ -287,8 +337,75 @@ impl Batcher {
                     self.push(item, (tenant, None), received_at, out).await?;
                 }
             }
+            Msg::AddTenant {
+                tenant,
+                mut slot,
+                joining,
+            } => {
+                debug_assert_eq!(
+                    tenant,
+                    self.tenants.len(),
+                    "tenant indexes are never reused"
+                );
+                for (lane, s) in &slot.lanes {
+                    self.durable.insert((tenant, *lane), s.watermark);
+                }
+                if joining {
+                    slot.joining = slot.lanes.keys().copied().collect();
+                }
+                self.tenants.push(slot);
+                self.dirty = true;
+            }
+            Msg::RemoveTenant { tenant } => self.remove(tenant),
+            Msg::Gdap { items, received_at } => {
+                let mut next = HashMap::with_capacity(items.len());
+                let mut changed = Vec::new();
+                for item in items {
+                    let Some((key, hash)) = snapshot_key(&item) else {
+                        continue;
+                    };
+                    if self.gdap.get(&key) != Some(&hash) {
+                        changed.push(item);
+                    }
+                    next.insert(key, hash);
+                }
+                self.gdap = next;
+                for item in changed {
+                    self.count(&item);
+                    // Context read outside any tenant's lanes: marked like directory snapshots.
+                    self.push(item, (0, None), received_at, out).await?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Drops a tenant's lanes from the position, the lag gauges and the aligner's concerns.
+    fn remove(&mut self, tenant: usize) {
+        let slot = &mut self.tenants[tenant];
+        if slot.retired {
+            return;
+        }
+        slot.retired = true;
+        slot.roles = Default::default();
+        let lanes = std::mem::take(&mut slot.lanes);
+        let joining = std::mem::take(&mut slot.joining);
+        for lane in lanes.keys() {
+            self.durable.remove(&(tenant, *lane));
+            self.backlog.remove(&(tenant, *lane));
+            let _ = self.metrics.watermark_lag.remove_label_values(&[
+                &*self.source,
+                slot.id.as_str(),
+                lane.name(),
+            ]);
+            let name = format!("{}/{}", slot.id, lane.name());
+            if joining.contains(lane) {
+                self.farewell.push(format!("{name}/joining"));
+            }
+            self.farewell.push(name);
+        }
+        self.moved.retain(|(t, _)| *t != tenant);
+        self.dirty = true;
     }
 
     /// De-duplicates one item of a lane; counts it when it is new.
@@ -376,7 +493,7 @@ impl Batcher {
     /// The checkpoint of every tenant's lanes, as it stands now.
     pub fn position(&mut self) -> Value {
         let mut tenants = Map::new();
-        for t in &mut self.tenants {
+        for t in self.tenants.iter_mut().filter(|t| !t.retired) {
             let lanes: Map<String, Value> = t
                 .lanes
                 .iter_mut()
@@ -426,6 +543,14 @@ impl Batcher {
         for (t, slot) in self.tenants.iter().enumerate() {
             for (lane, state) in &slot.lanes {
                 index.insert((t, *lane), marks.len() as u16);
+                if slot.joining.contains(lane) {
+                    marks.push(LaneMark {
+                        lane: format!("{}/{}/joining", slot.id, lane.name()),
+                        complete_to: Some(DateTime::<Utc>::MAX_UTC),
+                        backlog: false,
+                    });
+                    continue;
+                }
                 marks.push(LaneMark {
                     lane: format!("{}/{}", slot.id, lane.name()),
                     complete_to: Some(state.watermark),
@@ -437,6 +562,13 @@ impl Batcher {
                         .is_some_and(|at| at.elapsed() < BACKLOG_FRESH),
                 });
             }
+        }
+        for lane in self.farewell.drain(..) {
+            marks.push(LaneMark {
+                lane,
+                complete_to: Some(DateTime::<Utc>::MAX_UTC),
+                backlog: false,
+            });
         }
         let directory = marks.len() as u16;
         marks.push(LaneMark {
@@ -468,7 +600,9 @@ impl Batcher {
         {
             let (_, moved) = self.in_flight.pop_front().expect("checked");
             for (t, l, w) in moved {
-                self.durable.insert((t, l), w);
+                if !self.tenants[t].retired {
+                    self.durable.insert((t, l), w);
+                }
             }
         }
     }
@@ -481,5 +615,103 @@ impl Batcher {
                 .with_label_values(&[&*self.source, self.tenants[*t].id.as_str(), lane.name()])
                 .set((now - *w).num_seconds().max(0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as TimeDelta;
+
+    fn slot(id: &str, watermark: DateTime<Utc>) -> TenantSlot {
+        let state = LaneState::new(watermark, TimeDelta::minutes(30), 1000);
+        TenantSlot::new(
+            id.to_owned(),
+            BTreeMap::from([(Lane::DirectoryAudits, state)]),
+        )
+    }
+
+    fn marks(b: &mut Batcher) -> Vec<(String, Option<DateTime<Utc>>)> {
+        b.lane_marks()
+            .0
+            .into_iter()
+            .filter(|m| m.lane != "directory")
+            .map(|m| (m.lane, m.complete_to))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_tenant_joining_while_running_holds_no_one_back_and_a_removed_one_is_let_go() {
+        let (out, _rx) = mpsc::channel(8);
+        let timing = Timing {
+            linger: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(1),
+            drain: Duration::from_secs(1),
+        };
+        let mut b = Batcher::new(
+            "g".into(),
+            SourceMetrics::unregistered(),
+            timing,
+            Vec::new(),
+        );
+        let back = Utc::now() - TimeDelta::days(3);
+        let max = Some(DateTime::<Utc>::MAX_UTC);
+        for (tenant, id, joining) in [(0, "a", false), (1, "b", true)] {
+            let msg = Msg::AddTenant {
+                tenant,
+                slot: slot(id, back),
+                joining,
+            };
+            b.handle(msg, &out).await.unwrap();
+        }
+        assert_eq!(
+            marks(&mut b),
+            [
+                ("a/directory_audits".to_owned(), Some(back)),
+                ("b/directory_audits/joining".to_owned(), max),
+            ],
+            "a tenant of the start holds the aligner to its watermark; one added later does not"
+        );
+        // b's lane reaches the present: from now on it is marked like any other.
+        let now = Utc::now();
+        let advance = Msg::Advance {
+            tenant: 1,
+            lane: Lane::DirectoryAudits,
+            watermark: now,
+            backlog: false,
+        };
+        b.handle(advance, &out).await.unwrap();
+        assert_eq!(
+            marks(&mut b)[1],
+            ("b/directory_audits".to_owned(), Some(now))
+        );
+
+        // a goes: its lane is marked complete once, then no more, and leaves the position.
+        b.handle(Msg::RemoveTenant { tenant: 0 }, &out)
+            .await
+            .unwrap();
+        assert_eq!(
+            marks(&mut b),
+            [
+                ("b/directory_audits".to_owned(), Some(now)),
+                ("a/directory_audits".to_owned(), max),
+            ]
+        );
+        assert_eq!(
+            marks(&mut b),
+            [("b/directory_audits".to_owned(), Some(now))]
+        );
+        let position = b.position();
+        assert!(position["tenants"].get("a").is_none(), "{position}");
+        assert!(position["tenants"].get("b").is_some(), "{position}");
+        // What a's pollers might still have sent is dropped, not a panic.
+        let late = Msg::Advance {
+            tenant: 0,
+            lane: Lane::DirectoryAudits,
+            watermark: now,
+            backlog: false,
+        };
+        b.handle(late, &out).await.unwrap();
+        assert!(b.position()["tenants"].get("a").is_none());
     }
 }

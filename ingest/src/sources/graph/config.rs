@@ -71,6 +71,15 @@ impl SignInType {
     }
 }
 
+/// How a source finds customer tenants beyond those listed (`discover = "gdap"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discover {
+    /// Every customer with an active GDAP relationship to the partner tenant
+    /// (`/v1.0/tenantRelationships/delegatedAdminRelationships`, read with the partner's token).
+    Gdap,
+}
+
 /// A certificate credential: the certificate registered on the app and its private key (PEM).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,7 +198,29 @@ pub struct GraphConfig {
     /// use it.
     #[serde(default)]
     pub federated_token_file: Option<PathBuf>,
+    /// Listed customer tenants (may be empty when `discover` finds them).
+    #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Find customer tenants too (see [`Discover`]); discovered tenants use the source's
+    /// `client_id` and credential.
+    #[serde(default)]
+    pub discover: Option<Discover>,
+    /// The partner's own tenant (GUID), whose token lists the GDAP relationships.
+    #[serde(default)]
+    pub partner_tenant_id: Option<String>,
+    /// How often the customers are listed again.
+    #[serde(default = "default_discover_interval_minutes")]
+    pub discover_interval_minutes: u64,
+    /// When not empty, only these discovered customers (tenant ids) are polled.
+    #[serde(default)]
+    pub discover_include: Vec<String>,
+    /// Discovered customers never polled (tenant ids).
+    #[serde(default)]
+    pub discover_exclude: Vec<String>,
+    /// Most tenants polled at once (listed and discovered); past it the discovered ones with the
+    /// greatest tenant ids are left out, and a warning says which.
+    #[serde(default = "default_max_tenants")]
+    pub max_tenants: usize,
     #[serde(default = "default_streams")]
     pub streams: Vec<Stream>,
     /// Which sign-in event types to read (each group is its own query: Graph refuses user and
@@ -238,6 +269,12 @@ pub fn default_login_url() -> String {
 }
 pub fn default_graph_url() -> String {
     "https://graph.microsoft.com".to_owned()
+}
+fn default_discover_interval_minutes() -> u64 {
+    60
+}
+fn default_max_tenants() -> usize {
+    500
 }
 fn default_streams() -> Vec<Stream> {
     Stream::ALL.to_vec()
@@ -295,6 +332,12 @@ impl GraphConfig {
             certificate: None,
             federated_token_file: None,
             tenants,
+            discover: None,
+            partner_tenant_id: None,
+            discover_interval_minutes: default_discover_interval_minutes(),
+            discover_include: Vec::new(),
+            discover_exclude: Vec::new(),
+            max_tenants: default_max_tenants(),
             streams: default_streams(),
             sign_in_event_types: default_sign_in_event_types(),
             poll_interval_secs: default_poll_interval_secs(),
@@ -334,9 +377,12 @@ impl GraphConfig {
             path,
             &mut p,
         );
-        if self.tenants.is_empty() {
-            p.push(format!("{path}.tenants: give at least one tenant"));
+        if self.tenants.is_empty() && self.discover.is_none() {
+            p.push(format!(
+                "{path}.tenants: give at least one tenant (or discover = \"gdap\")"
+            ));
         }
+        self.validate_discovery(path, &mut p);
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.tenants.iter().enumerate() {
             let tp = format!("{path}.tenants[{i}]");
@@ -462,6 +508,87 @@ impl GraphConfig {
             p.push(format!("{path}.budget.max_concurrent_requests: 0"));
         }
         p
+    }
+}
+
+impl GraphConfig {
+    /// The discovery options: a partner tenant and the source's own app id and credential when
+    /// `discover` is set; the other options only with it.
+    fn validate_discovery(&self, path: &str, p: &mut Vec<String>) {
+        if self.discover.is_none() {
+            let given = [
+                ("partner_tenant_id", self.partner_tenant_id.is_some()),
+                ("discover_include", !self.discover_include.is_empty()),
+                ("discover_exclude", !self.discover_exclude.is_empty()),
+            ];
+            for (name, set) in given {
+                if set {
+                    p.push(format!("{path}.{name}: only used with discover = \"gdap\""));
+                }
+            }
+        } else {
+            match &self.partner_tenant_id {
+                None => p.push(format!(
+                    "{path}.partner_tenant_id: discover = \"gdap\" needs the partner's own \
+                     tenant id"
+                )),
+                Some(id) if !is_guid(id) => p.push(format!(
+                    "{path}.partner_tenant_id: {id:?} is not a tenant id GUID"
+                )),
+                Some(_) => {}
+            }
+            if self.client_id.is_none() {
+                p.push(format!(
+                    "{path}.client_id: discover = \"gdap\" needs the source's client_id \
+                     (discovered tenants use it)"
+                ));
+            }
+            if self.client_secret.is_none() && self.certificate.is_none() {
+                p.push(format!(
+                    "{path}: discover = \"gdap\" needs client_secret or certificate here \
+                     (discovered tenants use it)"
+                ));
+            }
+        }
+        for (name, list) in [
+            ("discover_include", &self.discover_include),
+            ("discover_exclude", &self.discover_exclude),
+        ] {
+            for (i, id) in list.iter().enumerate() {
+                if !is_guid(id) {
+                    p.push(format!(
+                        "{path}.{name}[{i}]: {id:?} is not a tenant id GUID"
+                    ));
+                }
+            }
+        }
+        if self.discover_interval_minutes == 0 || self.discover_interval_minutes > 24 * 60 {
+            p.push(format!(
+                "{path}.discover_interval_minutes: {} is outside 1..=1440",
+                self.discover_interval_minutes
+            ));
+        }
+        if self.max_tenants == 0 {
+            p.push(format!("{path}.max_tenants: 0"));
+        } else if self.tenants.len() > self.max_tenants {
+            p.push(format!(
+                "{path}.max_tenants: {} tenants are listed, over the cap of {}",
+                self.tenants.len(),
+                self.max_tenants
+            ));
+        }
+    }
+
+    /// The same settings with no tenants and no discovery lists: what must not change while
+    /// the source runs (a reload changes only the tenants).
+    pub fn settings(&self) -> GraphConfig {
+        GraphConfig {
+            tenants: Vec::new(),
+            discover_include: Vec::new(),
+            discover_exclude: Vec::new(),
+            max_tenants: 0,
+            ..self.clone()
+        }
     }
 }
 
@@ -668,6 +795,84 @@ mod tests {
     }
 
     #[test]
+    fn gdap_discovery_needs_a_partner_tenant_and_the_sources_own_credential() {
+        let mut c = valid();
+        c.tenants.clear();
+        let p = c.validate("s");
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with("s.tenants: give at least one")),
+            "{p:?}"
+        );
+        c.discover = Some(Discover::Gdap);
+        c.partner_tenant_id = Some("4d3bac44-0230-4732-9e70-cc00736f0a97".into());
+        assert_eq!(
+            c.validate("s"),
+            Vec::<String>::new(),
+            "no tenants listed is fine"
+        );
+        c.partner_tenant_id = Some("partner".into());
+        c.client_id = None;
+        c.client_secret = None;
+        c.discover_include = vec!["x".into()];
+        c.discover_interval_minutes = 0;
+        c.max_tenants = 0;
+        let p = c.validate("s");
+        let expect = [
+            "s.partner_tenant_id: \"partner\" is not",
+            "s.client_id: discover",
+            "s: discover = \"gdap\" needs client_secret",
+            "s.discover_include[0]: ",
+            "s.discover_interval_minutes: ",
+            "s.max_tenants: 0",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn discovery_options_without_discovery_and_too_many_listed_tenants_are_refused() {
+        let mut c = valid();
+        c.partner_tenant_id = Some("4d3bac44-0230-4732-9e70-cc00736f0a97".into());
+        c.discover_exclude = vec!["4d3bac44-0230-4732-9e70-cc00736f0a97".into()];
+        c.max_tenants = 1;
+        c.tenants.push(TenantConfig {
+            id: "0b0c1a3e-53f6-4d3c-9b5b-3f6a5c0b7e21".into(),
+            ..c.tenants[0].clone()
+        });
+        let p = c.validate("s");
+        let expect = [
+            "s.partner_tenant_id: only used with",
+            "s.discover_exclude: only used with",
+            "s.max_tenants: 2 tenants are listed",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn settings_leave_out_what_a_reload_may_change() {
+        let mut a = valid();
+        let mut b = valid();
+        b.tenants.clear();
+        b.discover_exclude = vec!["4d3bac44-0230-4732-9e70-cc00736f0a97".into()];
+        b.max_tenants = 7;
+        assert_eq!(a.settings(), b.settings());
+        a.poll_interval_secs = 30;
+        assert_ne!(a.settings(), b.settings());
+    }
+
+    #[test]
     fn plain_http_is_accepted_only_to_this_machine() {
         let mut c = valid();
         c.login_url = "http://127.0.0.1:8080".into();
@@ -694,6 +899,25 @@ mod tests {
         assert_eq!(cfg.poll_interval_secs, 60);
         assert_eq!(cfg.budget, BudgetConfig::default());
         assert_eq!(cfg.streams, Stream::ALL.to_vec());
+    }
+
+    #[test]
+    fn the_documented_discovery_example_is_valid() {
+        let doc = include_str!("../../../../docs/graph.md");
+        let section = &doc[doc.find("## 5a.").expect("section 5a")..];
+        let start = section.find("```toml\n").expect("example") + 8;
+        let end = start + section[start..].find("```").expect("end of example");
+        let file: toml::Table = toml::from_str(&section[start..end]).unwrap();
+        let mut table = file["sources"].as_array().unwrap()[0]
+            .as_table()
+            .unwrap()
+            .clone();
+        table.remove("type");
+        let cfg: GraphConfig = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!(cfg.validate("sources[0]"), Vec::<String>::new());
+        assert_eq!(cfg.discover, Some(Discover::Gdap));
+        assert!(cfg.tenants.is_empty());
+        assert_eq!(cfg.discover_exclude.len(), 1);
     }
 
     #[test]

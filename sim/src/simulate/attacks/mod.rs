@@ -13,6 +13,7 @@ mod tenant_settings;
 use super::activity::{Gen, weekday};
 use super::catalog::{self, CITIES};
 use super::records::Rec;
+use super::render::iso_secs;
 use super::rng::{DAY, HOUR, MIN, Rng, Ticks, label};
 use super::world::{AcctId, Device, Kind, NetId, World};
 
@@ -26,7 +27,7 @@ pub fn rules() -> Vec<&'static str> {
 }
 
 /// Rules whose stories are planned after those of the others (see [`inject`]).
-const ADDED_LATER: [&str; 10] = [
+const ADDED_LATER: [&str; 11] = [
     "federation-settings-changed",
     "cross-tenant-access-changed",
     "conditional-access-weakened",
@@ -37,6 +38,7 @@ const ADDED_LATER: [&str; 10] = [
     "sign-in-after-account-disabled",
     "session-token-replay",
     "account-takeover-chain",
+    "gdap-relationship-risky",
 ];
 
 /// One injected attack: the alert that must come of it.
@@ -75,6 +77,9 @@ pub struct Attacks {
     pub silences: Vec<Silence>,
     /// Source IPs used by attackers (never benign).
     pub ips: Vec<String>,
+    /// GDAP relationships of the partner with a customer (the tenant index and the Graph
+    /// `delegatedAdminRelationship`), written as the customer's `gdapRelationships.json`.
+    pub gdap: Vec<(usize, serde_json::Value)>,
 }
 
 /// Plans and writes every story; adds the accounts, devices and networks they need to the world
@@ -389,9 +394,87 @@ impl Stories {
             "conditional-access-weakened" => self.conditional_access(w, rng, k, t),
             "risky-user" => self.risky_user_story(w, rng, k, t),
             "account-takeover-chain" => self.takeover_chain(w, rng, k, t),
+            "gdap-relationship-risky" => self.gdap_relationship(w, rng, k, t),
             // A rule without a story tells none; the test below names it.
             _ => {}
         }
+    }
+
+    /// `gdap-relationship-risky`: the partner's GDAP relationship with the customer, modified on
+    /// a working day, grants Global Administrator for two years (variant 0), Security
+    /// Administrator (1), or Helpdesk Administrator renewed by 180 days (2); a least-privilege,
+    /// 90-day relationship with the same customer stays quiet beside it.
+    fn gdap_relationship(&mut self, w: &mut World, rng: &mut Rng, k: u32, t: usize) {
+        const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+        const SECURITY_ADMIN: &str = "194ae4cb-b126-40b2-bd5b-6091b380977d";
+        const HELPDESK_ADMIN: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+        const USER_ADMIN: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+        let tz = CITIES[w.tenants[t].hq].tz;
+        let at = self.when(w, rng, &[t], tz, (9, 17), HOUR);
+        let customer = &w.tenants[t];
+        let partner = &w.tenants[w.partner];
+        let (roles, days, extend, what): (&[&str], u32, &str, &str) = match k % 3 {
+            0 => (
+                &[GLOBAL_ADMIN, USER_ADMIN],
+                730,
+                "PT0S",
+                "grants Global Administrator for two years",
+            ),
+            1 => (
+                &[SECURITY_ADMIN, HELPDESK_ADMIN],
+                90,
+                "PT0S",
+                "grants Security Administrator (tier 0)",
+            ),
+            _ => (&[HELPDESK_ADMIN], 180, "P180D", "renews itself by 180 days"),
+        };
+        let relationship = |id: String, name: String, roles: &[&str], days: u32, extend: &str| {
+            serde_json::json!({
+                "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+                "id": id,
+                "displayName": name,
+                "duration": format!("P{days}D"),
+                "customer": {"tenantId": customer.id.to_string(), "displayName": customer.name},
+                "accessDetails": {"unifiedRoles": roles.iter().map(|r| serde_json::json!({"roleDefinitionId": r})).collect::<Vec<_>>()},
+                "status": "active",
+                "autoExtendDuration": extend,
+                "createdDateTime": iso_secs(at - HOUR),
+                "activatedDateTime": iso_secs(at),
+                "lastModifiedDateTime": iso_secs(at),
+                "endDateTime": iso_secs(at + i64::from(days) * DAY),
+            })
+        };
+        let risky = relationship(
+            format!("{}-{}", rng.guid(), rng.guid()),
+            format!("{} admin {k}", partner.name),
+            roles,
+            days,
+            extend,
+        );
+        let quiet = relationship(
+            format!("{}-{}", rng.guid(), rng.guid()),
+            format!("{} helpdesk {k}", partner.name),
+            &[HELPDESK_ADMIN],
+            90,
+            "PT0S",
+        );
+        self.attacks.gdap.push((t, risky));
+        self.attacks.gdap.push((t, quiet));
+        self.label(Label {
+            rule: "gdap-relationship-risky",
+            variant: k,
+            tenant: t,
+            principal_kind: "tenant",
+            principal_id: customer.id.to_string(),
+            alt_principal_ids: Vec::new(),
+            alt_tenants: Vec::new(),
+            from: at - MIN,
+            to: at + HOUR,
+            story: format!(
+                "{}: the GDAP relationship of partner {} {what}",
+                customer.name, partner.name
+            ),
+        });
     }
 
     fn log_source_silent(&mut self, w: &mut World, k: u32) {
