@@ -2,8 +2,8 @@
 
 use std::cell::Cell;
 
-use entrawatch_ingest::Event;
 use entrawatch_ingest::model::SignIn;
+use entrawatch_ingest::{Event, Kind};
 
 use crate::config::DetectConfig;
 use crate::finding::{Finding, Severity};
@@ -102,6 +102,13 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// The user documentation: what it detects, why it matters, signals, an example, tuning,
     /// references (printed by `entrawatch rules ID`).
     fn doc(&self) -> &'static str;
+
+    /// The kinds of event [`Detector::observe`] decides on (every kind unless it says fewer): the
+    /// engine hands each event only to the rules of its kind, so a sign-in does not pass through
+    /// the audit rules' code on its way.
+    fn kinds(&self) -> &'static [Kind] {
+        &Kind::ALL
+    }
 
     /// Decides on one event; findings go to `out`.
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>);

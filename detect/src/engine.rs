@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use entrawatch_ingest::Event;
+use entrawatch_ingest::{Event, Kind};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectConfig;
@@ -67,6 +67,18 @@ pub enum SnapshotError {
     Config(#[from] ConfigError),
 }
 
+/// For each event kind (`Kind as usize`), the positions of the detectors that observe it.
+fn by_kind(detectors: &[Box<dyn Detector>]) -> Vec<Vec<usize>> {
+    let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
+    for kind in Kind::ALL {
+        by_kind[kind as usize] = (detectors.iter().enumerate())
+            .filter(|(_, d)| d.kinds().contains(&kind))
+            .map(|(i, _)| i)
+            .collect();
+    }
+    by_kind
+}
+
 /// Runs the detectors over events in event-time order.
 #[derive(Debug)]
 pub struct Engine {
@@ -74,6 +86,9 @@ pub struct Engine {
     directory: PrivilegedDirectory,
     state: State,
     detectors: Vec<Box<dyn Detector>>,
+    /// By event kind (`Kind as usize`): the positions in `detectors` of the rules that observe it,
+    /// in catalogue order.
+    by_kind: Vec<Vec<usize>>,
     events_seen: u64,
     findings_by_rule: BTreeMap<&'static str, u64>,
     allowed: u64,
@@ -90,17 +105,19 @@ impl Engine {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
-        let detectors = all
+        let detectors: Vec<Box<dyn Detector>> = all
             .into_iter()
             .filter(|d| {
                 config.enabled_rules.is_empty() || config.enabled_rules.iter().any(|r| r == d.id())
             })
             .collect();
+        let by_kind = by_kind(&detectors);
         Ok(Engine {
             config,
             directory: PrivilegedDirectory::default(),
             state: State::default(),
             detectors,
+            by_kind,
             events_seen: 0,
             findings_by_rule: BTreeMap::new(),
             allowed: 0,
@@ -115,6 +132,7 @@ impl Engine {
         let fresh = Engine::new(config)?;
         self.config = fresh.config;
         self.detectors = fresh.detectors;
+        self.by_kind = fresh.by_kind;
         Ok(())
     }
 
@@ -174,8 +192,8 @@ impl Engine {
             }
         }
         let ctx = Context::new(&self.config, &self.directory, &self.state);
-        for detector in &self.detectors {
-            detector.observe(&ctx, event, out);
+        for &i in &self.by_kind[event.kind() as usize] {
+            self.detectors[i].observe(&ctx, event, out);
         }
         let keys = ctx.sign_in_keys(event);
         self.filter_allowed(out, before);

@@ -1,6 +1,6 @@
 //! `admin-agents-membership-changed`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind, TargetResource};
 use serde_json::{Map, json};
 
 use super::{actor_ip, actor_name, succeeded};
@@ -87,6 +87,10 @@ impl Detector for AdminAgentsMembershipChanged {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `admin-collaboration-use`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -139,6 +139,10 @@ impl Detector for AdminCollaborationUse {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

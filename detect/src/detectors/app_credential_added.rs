@@ -6,7 +6,7 @@
 //! credentials in the `KeyDescription` modified property) and "Investigate application credential
 //! changes" (the audit records of `addPassword` / `addKey`).
 
-use entrawatch_ingest::model::{Body, Event};
+use entrawatch_ingest::model::{Body, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, succeeded, time_text};
@@ -92,6 +92,10 @@ impl Detector for AppCredentialAdded {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

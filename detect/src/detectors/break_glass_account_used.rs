@@ -1,6 +1,6 @@
 //! `break-glass-account-used`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, app_name, place, who};
@@ -104,6 +104,10 @@ impl Detector for BreakGlassAccountUsed {
 
     fn default_severity(&self) -> Severity {
         Severity::Critical
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

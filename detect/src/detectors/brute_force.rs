@@ -1,6 +1,6 @@
 //! `brute-force`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::{PASSWORD_FAILURE_CODES, about_sign_in, app_name, place, time_text, who};
@@ -89,6 +89,10 @@ impl Detector for BruteForce {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use entrawatch_ingest::model::{Audit, Body, Event};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -519,6 +519,10 @@ impl Detector for ConditionalAccessWeakened {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

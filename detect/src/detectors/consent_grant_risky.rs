@@ -1,6 +1,6 @@
 //! `consent-grant-risky`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Audit, Body, Event};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, succeeded};
@@ -95,6 +95,10 @@ impl Detector for ConsentGrantRisky {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

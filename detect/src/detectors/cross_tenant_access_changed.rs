@@ -8,7 +8,7 @@
 //! `isMfaAccepted`, `isCompliantDeviceAccepted`, `isHybridAzureADJoinedDeviceAccepted`) the
 //! modified properties carry as JSON text.
 
-use entrawatch_ingest::model::{Audit, Body, Event};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, actor_principal, modified_list, modified_pair, succeeded};
@@ -134,6 +134,10 @@ impl Detector for CrossTenantAccessChanged {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

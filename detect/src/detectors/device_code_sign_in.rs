@@ -6,7 +6,7 @@
 //! which describes the device code flow as high risk, used for phishing, and legitimately by
 //! shared devices such as Teams Rooms and digital signage.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{
@@ -108,6 +108,10 @@ impl Detector for DeviceCodeSignIn {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `disabled-account-sign-in`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{about_sign_in, app_name, place, plural, time_text, who};
@@ -102,6 +102,10 @@ impl Detector for DisabledAccountSignIn {
 
     fn default_severity(&self) -> Severity {
         Severity::Low
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -7,7 +7,7 @@
 //! events of a federation change. The domain's authentication type is the `LiveType` modified
 //! property (`Managed` / `Federated`), or `AuthenticationType` as Graph's `domain` resource names it.
 
-use entrawatch_ingest::model::{Audit, Body, Event};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind};
 use serde_json::{Map, json};
 
 use super::{actor_ip, actor_name, actor_principal, modified_list, modified_pair, succeeded};
@@ -114,6 +114,10 @@ impl Detector for FederationSettingsChanged {
 
     fn default_severity(&self) -> Severity {
         Severity::Critical
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, _ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -8,7 +8,7 @@
 //! auto-extended longer than allowed, or lasts longer than allowed. Its settings
 //! (`[detect.gdap_relationship]`, [`Settings`]) live here.
 
-use entrawatch_ingest::model::{Body, Event, GdapRelationship};
+use entrawatch_ingest::model::{Body, Event, GdapRelationship, Kind};
 use serde::Deserialize;
 use serde_json::{Map, json};
 
@@ -155,6 +155,10 @@ impl Detector for GdapRelationshipRisky {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::GdapRelationship]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

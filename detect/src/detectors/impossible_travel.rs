@@ -1,6 +1,6 @@
 //! `impossible-travel`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::Event;
+use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{actor, app_name, time_text};
@@ -107,6 +107,10 @@ impl Detector for ImpossibleTravel {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

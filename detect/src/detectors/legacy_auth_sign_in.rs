@@ -1,6 +1,6 @@
 //! `legacy-auth-sign-in`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{AuthenticationProtocol, Event, SignIn};
+use entrawatch_ingest::model::{AuthenticationProtocol, Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, actor, app_name, contains_any_caseless, place, role_names, who};
@@ -115,6 +115,10 @@ impl Detector for LegacyAuthSignIn {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

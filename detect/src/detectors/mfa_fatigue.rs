@@ -10,7 +10,7 @@
 //! the fraud texts that the Sentinel "MFA Rejected by User" rule matches. 50074 and 50076 (strong
 //! authentication required) are prompts, not denials.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{about_sign_in, app_name, place, time_text, who, with_ascii_lowercase};
@@ -163,6 +163,10 @@ impl Detector for MfaFatigue {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

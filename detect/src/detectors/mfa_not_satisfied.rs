@@ -1,6 +1,6 @@
 //! `mfa-not-satisfied`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{AuthenticationRequirement, Event};
+use entrawatch_ingest::model::{AuthenticationRequirement, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, actor, app_name, place, who};
@@ -56,6 +56,10 @@ impl Detector for MfaNotSatisfied {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

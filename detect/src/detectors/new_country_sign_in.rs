@@ -1,6 +1,6 @@
 //! `new-country-sign-in`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::Event;
+use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, actor, app_name, history_span, place, who};
@@ -70,6 +70,10 @@ impl Detector for NewCountrySignIn {
 
     fn default_severity(&self) -> Severity {
         Severity::Low
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

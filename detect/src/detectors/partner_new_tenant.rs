@@ -1,6 +1,6 @@
 //! `partner-new-tenant`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::Event;
+use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::app_name;
@@ -75,6 +75,10 @@ impl Detector for PartnerNewTenant {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -7,7 +7,7 @@
 //! in customer logs as `user_<32 hex>@partner domain` ("Granular delegated admin privileges
 //! (GDAP) introduction").
 
-use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind, TargetResource};
 use serde_json::{Map, json};
 
 use super::{actor_ip, actor_name, names_of_roles, partner_initiator, succeeded};
@@ -228,6 +228,10 @@ impl Detector for PartnerSensitiveChange {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

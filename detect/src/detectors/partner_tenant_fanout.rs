@@ -1,6 +1,6 @@
 //! `partner-tenant-fanout`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{sign_in_principal, who};
@@ -96,6 +96,10 @@ impl Detector for PartnerTenantFanout {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

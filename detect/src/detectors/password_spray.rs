@@ -1,6 +1,6 @@
 //! `password-spray`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, SignIn};
+use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -528,6 +528,10 @@ impl Detector for PasswordSpray {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `privileged-role-assigned`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind, TargetResource};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, partner_initiator, succeeded};
@@ -157,6 +157,10 @@ impl Detector for PrivilegedRoleAssigned {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `risky-sign-in`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Event, RiskLevel, RiskState, SignIn};
+use entrawatch_ingest::model::{Event, Kind, RiskLevel, RiskState, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::role_names;
@@ -77,6 +77,10 @@ impl Detector for RiskySignIn {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `security-info-changed-privileged`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{Audit, Body, Event, TargetResource};
+use entrawatch_ingest::model::{Audit, Body, Event, Kind, TargetResource};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, partner_initiator, succeeded, with_ascii_lowercase};
@@ -169,6 +169,10 @@ impl Detector for SecurityInfoChangedPrivileged {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Audit]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -6,7 +6,7 @@
 //! the token`) and the Azure Monitor `SigninLogs` / `AADNonInteractiveUserSignInLogs` table
 //! reference (`SessionId` column; Event Hub `properties.sessionId`).
 
-use entrawatch_ingest::model::Event;
+use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, json};
 
 use super::hostile_network;
@@ -98,6 +98,10 @@ impl Detector for SessionTokenReplay {
 
     fn default_severity(&self) -> Severity {
         Severity::Medium
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `sign-in-after-account-disabled`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::Event;
+use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, app_name, place, time_text, who};
@@ -78,6 +78,10 @@ impl Detector for SignInAfterAccountDisabled {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

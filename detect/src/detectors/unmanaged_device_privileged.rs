@@ -1,6 +1,6 @@
 //! `unmanaged-device-privileged`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{DeviceDetail, Event};
+use entrawatch_ingest::model::{DeviceDetail, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, actor, app_name, place, role_names, who};
@@ -90,6 +90,10 @@ impl Detector for UnmanagedDevicePrivileged {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {

@@ -1,6 +1,6 @@
 //! `weak-mfa-privileged`: see [`DOC`] for what it detects and why.
 
-use entrawatch_ingest::model::{AuthenticationStep, Event, SignIn};
+use entrawatch_ingest::model::{AuthenticationStep, Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::{about_sign_in, actor, app_name, place, role_names, who};
@@ -100,6 +100,10 @@ impl Detector for WeakMfaPrivileged {
 
     fn default_severity(&self) -> Severity {
         Severity::High
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SignIn]
     }
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
