@@ -6,8 +6,9 @@
 //! ([`AlertStage`]) has not seen before goes to the engine, and its findings to the alert stage,
 //! which turns them into notifications; then the notifications *and the batch's source position*
 //! are committed to the outbox in one transaction, the position with the aligner's released
-//! watermark ([`checkpoint_row`]: how far detection had got, for a source resuming from it). Late events (older than what the aligner has
-//! released) are counted, logged and detected at once. Records that could not be parsed are
+//! watermark ([`checkpoint_row`]: how far detection had got, for a source resuming from it).
+//! Late events (older than what the aligner has released) are counted, logged and detected at
+//! once. Records that could not be parsed are
 //! appended to `rejects.jsonl` in the state folder and counted.
 //!
 //! **Acknowledgement.** A source hears that a batch is durable only when a snapshot holding the
