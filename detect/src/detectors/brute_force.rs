@@ -7,7 +7,7 @@ use super::{PASSWORD_FAILURE_CODES, about_sign_in, app_name, place, time_text, w
 use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::state::{PrincipalState, push_capped};
+use crate::state::{PrincipalState, count_since, push_in_window};
 
 pub const ID: &str = "brute-force";
 
@@ -57,25 +57,18 @@ Microsoft Learn: "Protect user accounts from attacks with Microsoft Entra smart 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BruteForce;
 
-/// Cap on the failure times a principal keeps (at least the threshold), so a hostile input
-/// cannot grow one principal without bound.
-const MAX_FAILURES: usize = 64;
-
 /// Learns a password-check failure of principal `p` at `now`, after the detectors decided on it:
 /// the failure (in [`PrincipalState::failures`], pruned to the window) and the burst it completes.
 pub(crate) fn learn(p: &mut PrincipalState, t: &Thresholds, now: i64) {
     let window = t.brute_force_window_minutes * 60;
-    p.failures.retain(|at| *at > now - window);
-    let cap = MAX_FAILURES.max(t.brute_force_min_failures as usize);
-    push_capped(&mut p.failures, now, cap, |at| *at);
-    if p.failures.len() as u32 >= t.brute_force_min_failures {
+    if push_in_window(&mut p.failures, now, window, t.brute_force_min_failures) {
         p.brute_force_at = Some(now);
     }
 }
 
 /// The password-check failures of `p` at or after `since`.
 pub fn failures_since(p: &PrincipalState, since: i64) -> usize {
-    p.failures.iter().filter(|t| **t >= since).count()
+    count_since(&p.failures, since)
 }
 
 impl Detector for BruteForce {

@@ -10,7 +10,7 @@ use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{
-    about_sign_in, app_name, hostile_network, place, time_text, who, with_ascii_lowercase,
+    about_sign_in, app_name, contains_any_caseless, hostile_network, place, time_text, who,
 };
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
@@ -94,7 +94,7 @@ fn shared_device(s: &SignIn) -> bool {
     ]
     .into_iter()
     .flatten()
-    .any(|name| with_ascii_lowercase(name, |n| SHARED_DEVICE_WORDS.iter().any(|w| n.contains(w))))
+    .any(|name| contains_any_caseless(name, &SHARED_DEVICE_WORDS))
 }
 
 impl Detector for DeviceCodeSignIn {

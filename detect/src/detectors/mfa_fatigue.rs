@@ -13,11 +13,13 @@
 use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
-use super::{about_sign_in, app_name, place, time_text, who, with_ascii_lowercase};
+use super::{
+    about_sign_in, app_name, contains_caseless, place, time_text, who, with_ascii_lowercase,
+};
 use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
-use crate::state::{PrincipalState, push_capped};
+use crate::state::{PrincipalState, count_since, push_in_window};
 
 pub const ID: &str = "mfa-fatigue";
 
@@ -77,7 +79,7 @@ pub struct MfaFatigue;
 
 /// Whether a text of the sign-in says the user reported the prompt as fraud.
 fn reported_fraud(s: &SignIn) -> bool {
-    let says_fraud = |t: &str| with_ascii_lowercase(t, |t| t.contains("fraud"));
+    let says_fraud = |t: &str| contains_caseless(t, "fraud");
     [&s.additional_details, &s.failure_reason]
         .into_iter()
         .flatten()
@@ -124,17 +126,11 @@ fn outcome(s: &SignIn) -> &'static str {
 /// unanswered, or reported as fraud.
 pub const MFA_DENIED_CODE: i64 = 500121;
 
-/// Cap on the denial times a principal keeps (at least the threshold).
-const MAX_DENIALS: usize = 64;
-
 /// Learns an MFA denial (500121) of user `p` at `now`, after the detectors decided on it: the
 /// denial (in [`PrincipalState::mfa_denials`], pruned to the window) and the burst it completes.
 pub(crate) fn learn_denial(p: &mut PrincipalState, t: &Thresholds, now: i64) {
     let window = t.mfa_fatigue_window_minutes * 60;
-    p.mfa_denials.retain(|at| *at > now - window);
-    let cap = MAX_DENIALS.max(t.mfa_fatigue_min_denials as usize);
-    push_capped(&mut p.mfa_denials, now, cap, |at| *at);
-    if p.mfa_denials.len() as u32 >= t.mfa_fatigue_min_denials {
+    if push_in_window(&mut p.mfa_denials, now, window, t.mfa_fatigue_min_denials) {
         p.mfa_fatigue_at = Some(now);
     }
 }
@@ -149,7 +145,7 @@ pub(crate) fn learn_success(p: &mut PrincipalState, s: &SignIn) {
 
 /// The MFA denials of `p` at or after `since`.
 pub fn denials_since(p: &PrincipalState, since: i64) -> usize {
-    p.mfa_denials.iter().filter(|t| **t >= since).count()
+    count_since(&p.mfa_denials, since)
 }
 
 impl Detector for MfaFatigue {

@@ -59,6 +59,20 @@ pub(crate) fn distinct<T, K: PartialEq>(
     count
 }
 
+/// Keeps a time `now` in `times` (in event order): drops the times outside the `window_secs`
+/// ending at `now`, then pushes `now`, capped at 64 or `min` when larger (the oldest makes room).
+/// Whether the window now holds at least `min`: a burst (`brute-force`, `mfa-fatigue`).
+pub(crate) fn push_in_window(times: &mut Vec<i64>, now: i64, window_secs: i64, min: u32) -> bool {
+    times.retain(|at| *at > now - window_secs);
+    push_capped(times, now, 64.max(min as usize), |at| *at);
+    times.len() as u32 >= min
+}
+
+/// How many of `times` are at or after `since`.
+pub(crate) fn count_since(times: &[i64], since: i64) -> usize {
+    times.iter().filter(|t| **t >= since).count()
+}
+
 /// Pushes, dropping the oldest entry (by `time_of`) when the list is full.
 pub(crate) fn push_capped<T>(list: &mut Vec<T>, item: T, cap: usize, time_of: impl Fn(&T) -> i64) {
     if list.len() >= cap

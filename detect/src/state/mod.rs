@@ -47,7 +47,7 @@ pub use technician::TechnicianState;
 pub use tenants::Tenants;
 
 use lists::kept_since;
-pub(crate) use lists::{distinct, push_capped};
+pub(crate) use lists::{count_since, distinct, push_capped, push_in_window};
 pub(crate) use size::heap;
 
 /// How long history is kept (event time).
