@@ -344,11 +344,14 @@ async fn broker_errors_mid_stream_lose_nothing() {
     }
     tokio::task::block_in_place(|| producer.flush());
     wait_for_every_message(&ledger, &producer, total, Duration::from_secs(30)).await;
+    // The commits refused above are retried while the member runs: everything durable gets
+    // committed without waiting for the stop.
+    let view = GroupView::new(&bootstrap, &group, &topic, 3);
+    wait_committed_to_end(&view, Duration::from_secs(30)).await;
     let requests = member.metrics.requests.clone();
     member.stop().await.expect("clean stop");
 
     let at = producer.at();
-    let view = GroupView::new(&bootstrap, &group, &topic, 3);
     let l = ledger.lock().unwrap();
     check_final(&l, &at, &view, total);
     let sampled = checker.finish(&l, &at);
@@ -440,6 +443,8 @@ async fn rebalance_between_two_consumers_mid_stream() {
     // and the members take 5 items per 30 ms: a CI run once needed more than 50 s here, so the
     // wait is bounded by a lack of progress, not by the drain's length.
     wait_for_every_message(&ledger, &producer, total, Duration::from_secs(30)).await;
+    let view = GroupView::new(&bootstrap, &group, &topic, 4);
+    wait_committed_to_end(&view, Duration::from_secs(30)).await;
     let a_events_before_stop = ledger.lock().unwrap().by_member.get("a").copied();
     a.stop().await.expect("a stops cleanly");
     // Let the group settle before b leaves too: the mock refuses commits while a rebalance is
@@ -453,7 +458,6 @@ async fn rebalance_between_two_consumers_mid_stream() {
     b.stop().await.expect("b stops cleanly");
 
     let at = producer.at();
-    let view = GroupView::new(&bootstrap, &group, &topic, 4);
     let l = ledger.lock().unwrap();
     check_final(&l, &at, &view, total);
     let sampled = checker.finish(&l, &at);

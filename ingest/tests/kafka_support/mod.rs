@@ -607,6 +607,39 @@ pub fn by_partition(g: &prometheus::IntGaugeVec) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// Waits (bounded) until the running group has committed every partition to its high watermark:
+/// the asynchronous commits, retried after whatever errors the test injected, catch up without a
+/// stop. Called once every message is durable, while the members still run, so that a
+/// [`Checker`] samples commits made while running however slowly the machine got there (a CI run
+/// under load once stopped the member before any retried commit had landed).
+pub async fn wait_committed_to_end(view: &GroupView, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (high, committed) =
+            tokio::task::block_in_place(|| (view.high_watermarks(), view.committed()));
+        let behind: Vec<String> = high
+            .iter()
+            .filter(|(p, h)| {
+                let c = committed.as_ref().and_then(|c| c.get(p).copied().flatten());
+                **h > 0 && c != Some(**h)
+            })
+            .map(|(p, h)| {
+                let c = committed.as_ref().and_then(|c| c.get(p).copied().flatten());
+                format!("partition {p}: committed {c:?} of {h}")
+            })
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running group did not commit to the end within {timeout:?}: {}",
+            behind.join(", ")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (bounded) until `cond` holds on the ledger.
 pub async fn wait_until(
     ledger: &Arc<Mutex<Ledger>>,
