@@ -1,7 +1,7 @@
 //! `entrawatch run` with a `graph` source against the project's fake Graph (the same one the
 //! ingest tests use, `ingest/tests/graph_support`, bound to 127.0.0.1): a 30-day back-fill of
-//! several tenants through the real detection path, and a `kill -9` in the middle of the first
-//! snapshot interval.
+//! several tenants through the real detection path, a `kill -9` in the middle of the first
+//! snapshot interval, and a tenant that loses its licence while the service runs.
 //!
 //! The binary runs Graph at its real time scale, so the budgets are raised in the config and in
 //! the fake alike (the throttling itself is tested in `ingest/tests/graph_fake.rs`). Every wait is
@@ -326,4 +326,156 @@ fn a_kill_9_before_the_first_snapshot_resumes_from_the_outbox_checkpoint() {
         "the restart asked from {oldest:?}"
     );
     assert!(restarted.len() < first_run.len() / 2);
+}
+
+/// The access alerts in `alerts.jsonl` of `dir`, by rule: (rule, tenant, cause) per line.
+fn access_alerts(dir: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(dir.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| {
+            a["rule"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("entrawatch_source_access"))
+        })
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap_or("").to_owned(),
+                a["tenant_id"].as_str().unwrap_or("").to_owned(),
+                a["evidence"]["cause"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 21, item 7: a tenant that loses its licence while the service runs raises one system
+/// alert to the SOC, routed like the tenant's own alerts: not one per stream or per poll (a
+/// second stream refused a poll later belongs to the same loss), not again after a restart while
+/// the tenant is still refused; and one "restored" alert when every refused stream answers again.
+/// A tenant refused from the start (never readable, so nothing lost) raises none.
+#[test]
+fn a_tenant_that_loses_its_licence_while_running_raises_one_system_alert() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake(&rt);
+    let tenants: Vec<String> = (1..=3).map(tenant).collect();
+    let (losing, steady, never) = (&tenants[0], &tenants[1], &tenants[2]);
+    let mut rng = Lcg(21);
+    for t in &tenants {
+        fake.add_tenant(t);
+        spread(&fake, t, Endpoint::SignIns, 48, &mut rng);
+        spread(&fake, t, Endpoint::DirectoryAudits, 12, &mut rng);
+    }
+    let licence = (
+        "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+        "Neither tenant is B2C or tenant doesn't have premium license",
+    );
+    fake.forbid(never, Endpoint::SignIns, licence.0, licence.1);
+    let config = write_config(dir.path(), &fake, &tenants, "");
+    // A refused stream is asked again after a minute (the least the config allows).
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "poll_interval_secs = 2\n",
+        "poll_interval_secs = 2\nunavailable_retry_minutes = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("log.jsonl");
+    let mut service = Service::start(&config, free_port(), &log, &[]);
+    service.wait_ready(Duration::from_secs(60));
+    assert!(
+        until(LIMIT, || caught_up(&service.logs()).is_some()),
+        "the back-fill never caught up:\n{}",
+        service.logs()
+    );
+    // Both streams of `losing` have answered by now; then its licence goes, and a poll later
+    // its audits are refused too (a permission withdrawn).
+    let answered = |t: &str, e: Endpoint| {
+        fake.log()
+            .iter()
+            .any(|l| l.tenant == t && l.endpoint == e && l.status == 200)
+    };
+    assert!(until(LIMIT, || answered(losing, Endpoint::SignIns)
+        && answered(losing, Endpoint::DirectoryAudits)));
+    let before = fake.log().len();
+    fake.forbid(losing, Endpoint::SignIns, licence.0, licence.1);
+    let refused_since = |e: Endpoint, from: usize| {
+        fake.log()[from..]
+            .iter()
+            .any(|l| l.tenant == *losing && l.endpoint == e && l.status == 403)
+    };
+    assert!(
+        until(LIMIT, || refused_since(Endpoint::SignIns, before)),
+        "sign-ins were not asked again"
+    );
+    let lost = |dir: &Path| {
+        access_alerts(dir)
+            .into_iter()
+            .filter(|(r, _, _)| r == "entrawatch_source_access_lost")
+            .count()
+    };
+    assert!(
+        until(LIMIT, || lost(dir.path()) >= 1),
+        "no system alert for the lost licence:\n{}",
+        service.logs()
+    );
+    let audits_from = fake.log().len();
+    fake.forbid(
+        losing,
+        Endpoint::DirectoryAudits,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    );
+    assert!(until(LIMIT, || refused_since(
+        Endpoint::DirectoryAudits,
+        audits_from
+    )));
+    // A few more polls of every lane: nothing more is raised.
+    let polls = fake.log().len();
+    assert!(until(LIMIT, || fake.log().len() >= polls + 8));
+    std::thread::sleep(Duration::from_secs(2));
+    let first_run = access_alerts(dir.path());
+    assert_eq!(
+        first_run,
+        vec![(
+            "entrawatch_source_access_lost".to_owned(),
+            losing.clone(),
+            "licence".to_owned()
+        )],
+        "one alert, for the tenant that had been readable, naming the first cause"
+    );
+    let status = service.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{}", service.logs());
+
+    // A restart while the tenant is still refused raises nothing new.
+    let log2 = dir.path().join("log2.jsonl");
+    let restart_from = fake.log().len();
+    let mut service = Service::start(&config, free_port(), &log2, &[]);
+    service.wait_ready(Duration::from_secs(60));
+    assert!(
+        until(LIMIT, || refused_since(Endpoint::SignIns, restart_from)
+            && refused_since(Endpoint::DirectoryAudits, restart_from)),
+        "the restart did not ask the refused streams"
+    );
+    let polls = fake.log().len();
+    assert!(until(LIMIT, || fake.log().len() >= polls + 8));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(access_alerts(dir.path()), first_run, "{}", service.logs());
+
+    // The licence and the permission come back: one "restored" alert once both answer.
+    fake.allow(losing, Endpoint::SignIns);
+    fake.allow(losing, Endpoint::DirectoryAudits);
+    let restored = until(LIMIT, || {
+        access_alerts(dir.path())
+            .iter()
+            .any(|(r, _, _)| r == "entrawatch_source_access_restored")
+    });
+    assert!(restored, "no restored alert:\n{}", service.logs());
+    let status = service.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{}", service.logs());
+    let all = access_alerts(dir.path());
+    println!("access alerts: {all:?}");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[1].0, "entrawatch_source_access_restored");
+    assert_eq!(all[1].1, *losing);
+    assert!(all.iter().all(|(_, t, _)| t != steady && t != never));
 }

@@ -370,6 +370,53 @@ impl AlertStage {
         }
     }
 
+    /// Routes a system alert about one tenant (`alert`, from
+    /// [`crate::deliver::system::access_alert`]) like the tenant's own alerts: silences and
+    /// routes apply, episodes and inhibition do not (it is no finding, and its time is the wall
+    /// clock: it must not move the event-time state a replay rebuilds). One notification of kind
+    /// `system` per destination, seq 0, so a repeat makes the same rows. Returns whether a silence
+    /// held it back.
+    pub fn system(
+        &self,
+        mut alert: AlertRecord,
+        now: DateTime<Utc>,
+        out: &mut Vec<Notification>,
+    ) -> bool {
+        let Some(notifying) = &self.notifying else {
+            return false;
+        };
+        alert.tenant_name = self.tenant_names.get(&alert.tenant_id).cloned();
+        let routing = &notifying.routing;
+        let alert_labels = labels(&alert, routing.tenant_labels.get(&alert.tenant_id));
+        if let Some(s) = notifying
+            .silences
+            .read()
+            .expect("silences lock")
+            .is_silenced(&alert_labels, now)
+        {
+            tracing::info!(alert = %alert.id, silence = %s.id, "system alert silenced");
+            return true;
+        }
+        for (destination, target) in by_destination(&routing.router.route(&alert_labels)) {
+            out.push(Notification {
+                id: notification_id(&alert.id, destination, 0),
+                alert_id: alert.id.clone(),
+                destination: destination.to_owned(),
+                kind: crate::notify::Kind::System,
+                seq: 0,
+                group_key: format!("system:{}:{}", alert.rule, alert.tenant_id),
+                group_wait_secs: 0,
+                group_interval_secs: target.group_interval_secs,
+                fallback: target.fallback.clone(),
+                severity: alert.severity,
+                alert: alert.clone(),
+                event_time: now,
+                created_at: now,
+            });
+        }
+        false
+    }
+
     /// Forgets the alerts whose episodes closed, at most once an hour of event time, so a
     /// long-running service keeps only open ones.
     pub fn evict_closed(&mut self) {

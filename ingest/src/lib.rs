@@ -36,6 +36,7 @@ pub mod framing;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod notice;
 pub mod ordered;
 pub mod reader;
 pub mod secret;

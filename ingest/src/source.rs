@@ -32,6 +32,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 pub use crate::align::LaneMark;
+pub use crate::notice::{AccessCause, AccessChange, Notice, StreamAccess};
 use crate::reader::{Item, ReadOptions};
 
 /// Most items a source puts in one batch.
@@ -55,6 +56,9 @@ pub struct Batch {
     /// For each item, the index in `lanes` of the lane it came by; empty: every item came by the
     /// first lane (or the source's only lane).
     pub item_lanes: Vec<u16>,
+    /// What the source tells the SOC about its own access to a tenant, recorded in `position`
+    /// (so it is committed exactly once, with that position).
+    pub notices: Vec<Notice>,
 }
 
 /// A batch went through detection and its alerts and position are durable.

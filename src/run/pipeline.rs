@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entrawatch_alert::AlertStage;
+use entrawatch_alert::deliver::system::access_alert;
 use entrawatch_alert::notify::Notification;
 use entrawatch_alert::outbox::Outbox;
 use entrawatch_detect::{Engine, Finding};
@@ -189,6 +190,12 @@ impl Pipeline {
             self.detect(&l.event, now, &mut rows, &mut outcome);
         }
         self.release(Some(wall), now, &mut rows, &mut outcome);
+        for notice in &batch.notices {
+            let alert = access_alert(&batch.source, notice, now);
+            tracing::info!(source = %batch.source, tenant = %notice.tenant_label,
+                alert = %alert.id, rule = %alert.rule, "system alert raised");
+            self.alerts.system(alert, now, &mut rows);
+        }
         let checkpoint = [(
             batch.source.to_string(),
             checkpoint_row(&batch.position, self.aligner.released()),

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entrawatch_detect::{Principal, PrincipalKind, Severity};
+use entrawatch_ingest::notice::{AccessChange, Notice};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -256,6 +257,102 @@ pub fn deadline_passed(dest: &ResolvedDestination, row: &ExpiredRow) -> SystemEv
     }
 }
 
+/// The system alert a source's [`Notice`] makes: about a customer tenant, so it carries that
+/// tenant (routes, silences and tenant labels apply as to the tenant's own alerts). Its id hashes
+/// the source, the tenant and when the loss began, so the notice and its repeats make one alert,
+/// and its restoration another.
+pub fn access_alert(source: &str, notice: &Notice, now: DateTime<Utc>) -> AlertRecord {
+    let lost = notice.change == AccessChange::Lost;
+    let (rule, severity) = if lost {
+        ("entrawatch_source_access_lost", Severity::High)
+    } else {
+        ("entrawatch_source_access_restored", Severity::Info)
+    };
+    let mut evidence = Map::new();
+    evidence.insert("source".into(), json!(source));
+    evidence.insert("tenant".into(), json!(notice.tenant_label));
+    evidence.insert("lost_since".into(), json!(notice.since.to_rfc3339()));
+    let streams: Vec<Value> = notice
+        .streams
+        .iter()
+        .map(|s| {
+            json!({
+                "stream": s.stream,
+                "cause": s.cause.map(|c| c.as_str()),
+                "detail": s.detail,
+            })
+        })
+        .collect();
+    evidence.insert("streams".into(), Value::Array(streams));
+    let first = notice.streams.first();
+    let (title, summary) = if lost {
+        let cause = first.and_then(|s| s.cause);
+        evidence.insert("cause".into(), json!(cause.map(|c| c.as_str())));
+        (
+            format!(
+                "Graph access to tenant {} lost ({})",
+                notice.tenant_label,
+                cause.map_or("refused", |c| c.as_str())
+            ),
+            format!(
+                "Source {source} can no longer read the {} logs of tenant {} ({}): {}. Nothing                  from this stream reaches detection until it answers again; other streams and                  tenants go on. Graph said: {}",
+                first.map_or("", |s| s.stream.as_str()),
+                notice.tenant_label,
+                notice.tenant_id,
+                cause.map_or("it was refused", |c| c.advice()),
+                first.map_or("", |s| s.detail.as_str()),
+            ),
+        )
+    } else {
+        (
+            format!("Graph access to tenant {} restored", notice.tenant_label),
+            format!(
+                "Source {source} reads every stream of tenant {} ({}) again, lost since {}.                  Records from the gap are read as the back-fill overlap allows.",
+                notice.tenant_label,
+                notice.tenant_id,
+                notice.since.to_rfc3339()
+            ),
+        )
+    };
+    let mut h = Sha256::new();
+    for part in [
+        rule,
+        source,
+        notice.tenant_id.as_str(),
+        &notice.since.timestamp_millis().to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    AlertRecord {
+        id: format!("ew-{hex}"),
+        rule: rule.to_owned(),
+        severity,
+        tenant_id: notice.tenant_id.clone(),
+        tenant_name: None,
+        principal: Principal {
+            kind: PrincipalKind::Tenant,
+            id: notice.tenant_id.clone(),
+            upn: None,
+            home_tenant_id: None,
+        },
+        title,
+        summary,
+        first_seen: now,
+        last_seen: now,
+        count: 1,
+        event_ids: Vec::new(),
+        evidence,
+        mitre: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +391,44 @@ mod tests {
         let e = destination_unreachable(&dest, "connect: refused", since, &["slack".into()], now);
         assert_eq!(e.rule, "entrawatch_destination_broken");
         assert!(e.title.contains("unreachable") && e.summary.contains("300 s"));
+    }
+
+    #[test]
+    fn an_access_alert_is_about_the_customer_tenant_and_one_per_loss() {
+        use entrawatch_ingest::notice::{AccessCause, StreamAccess};
+        let since = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let notice = Notice {
+            tenant_id: "t1".into(),
+            tenant_label: "Contoso".into(),
+            change: AccessChange::Lost,
+            since,
+            streams: vec![StreamAccess {
+                stream: "sign_ins_user".into(),
+                cause: Some(AccessCause::Licence),
+                detail: "HTTP 403: Authentication_RequestFromNonPremiumTenantOrB2CTenant: x".into(),
+            }],
+        };
+        let now = since + chrono::Duration::minutes(3);
+        let a = access_alert("graph", &notice, now);
+        assert_eq!(a.rule, "entrawatch_source_access_lost");
+        assert_eq!((a.tenant_id.as_str(), a.severity), ("t1", Severity::High));
+        assert_eq!(a.evidence["cause"], json!("licence"));
+        assert!(a.title.contains("Contoso") && a.summary.contains("P1/P2"));
+        // The same notice later (a repeat after a crash) is the same alert; another loss, another
+        // source or the restoration is not.
+        let later = access_alert("graph", &notice, now + chrono::Duration::hours(1));
+        assert_eq!(later.id, a.id);
+        let mut again = notice.clone();
+        again.since = now;
+        assert_ne!(access_alert("graph", &again, now).id, a.id);
+        assert_ne!(access_alert("graph-eu", &notice, now).id, a.id);
+        let mut back = notice.clone();
+        back.change = AccessChange::Restored;
+        let r = access_alert("graph", &back, now);
+        assert_eq!(
+            (r.rule.as_str(), r.severity),
+            ("entrawatch_source_access_restored", Severity::Info)
+        );
+        assert_ne!(r.id, a.id);
     }
 }

@@ -371,6 +371,7 @@ async fn emit_generation(
                 backlog: !finished,
             }],
             item_lanes: Vec::new(),
+            notices: Vec::new(),
         };
         if ctx.out.send(batch).await.is_err() {
             return Err(SourceError::Closed(ctx.name.to_string()));

@@ -336,6 +336,13 @@ impl FakeGraph {
             .insert(endpoint, (status, code.to_owned(), message.to_owned()));
     }
 
+    /// Lifts a [`FakeGraph::refuse`] (the licence bought back, the permission granted again).
+    pub fn allow(&self, tenant: &str, endpoint: Endpoint) {
+        if let Some(t) = self.lock().tenants.get_mut(tenant) {
+            t.forbidden.remove(&endpoint);
+        }
+    }
+
     pub fn fault(&self, tenant: &str, endpoint: Option<Endpoint>, fault: Fault) {
         let mut s = self.lock();
         s.tenants

@@ -32,13 +32,16 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::health::{Health, TenantHealth};
 use super::lanes::Lane;
 use super::poller::DirectoryPart;
 use super::state::{LaneState, record_hash};
 use crate::metrics::SourceMetrics;
 use crate::model::TimeSource;
 use crate::reader::Item;
-use crate::source::{Batch, CommitTracker, Committed, LaneMark, MAX_BATCH_ITEMS, SourceError};
+use crate::source::{
+    AccessChange, Batch, CommitTracker, Committed, LaneMark, MAX_BATCH_ITEMS, Notice, SourceError,
+};
 
 /// What pollers tell the batcher.
 #[derive(Debug)]
@@ -75,6 +78,14 @@ pub enum Msg {
     },
     /// A tenant stops; its pollers have ended, so nothing more comes for it.
     RemoveTenant { tenant: usize },
+    /// A poller's stream answered, or was refused for a licence, permission or consent (sent on
+    /// a change only); a loss of access it had becomes a [`Notice`] ([`super::health`]).
+    Health {
+        tenant: usize,
+        label: String,
+        stream: &'static str,
+        health: Health,
+    },
     /// Every GDAP relationship of the partner, as one discovery read them (each in its customer's
     /// tenant); like a directory snapshot, only the new or changed ones are passed on.
     Gdap {
@@ -97,6 +108,8 @@ pub struct TenantSlot {
     joining: std::collections::BTreeSet<Lane>,
     /// Removed: no lanes, not in the position.
     retired: bool,
+    /// Which streams answer, and whether access was lost ([`super::health`]).
+    pub health: TenantHealth,
 }
 
 impl TenantSlot {
@@ -107,6 +120,7 @@ impl TenantSlot {
             roles: Default::default(),
             joining: Default::default(),
             retired: false,
+            health: TenantHealth::default(),
         }
     }
 }
@@ -164,6 +178,8 @@ pub struct Batcher {
     farewell: Vec<String>,
     /// GDAP relationship record key -> hash of its content at the last discovery.
     gdap: HashMap<String, u64>,
+    /// Notices for the next batch.
+    notices: Vec<Notice>,
 }
 
 /// A lane's "back-filling" counts for this long after its poller last said so.
@@ -204,6 +220,7 @@ impl Batcher {
             lag_updated: Instant::now(),
             farewell: Vec::new(),
             gdap: HashMap::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -357,6 +374,12 @@ impl Batcher {
                 self.dirty = true;
             }
             Msg::RemoveTenant { tenant } => self.remove(tenant),
+            Msg::Health {
+                tenant,
+                label,
+                stream,
+                health,
+            } => self.on_health(tenant, label, stream, health),
             Msg::Gdap { items, received_at } => {
                 let mut next = HashMap::with_capacity(items.len());
                 let mut changed = Vec::new();
@@ -476,7 +499,8 @@ impl Batcher {
         let now = Instant::now();
         let linger_over = self
             .pending_since
-            .is_some_and(|s| now.duration_since(s) >= self.timing.linger);
+            .is_some_and(|s| now.duration_since(s) >= self.timing.linger)
+            || !self.notices.is_empty();
         let checkpoint_due = self.pending.is_empty()
             && self.dirty
             && now.duration_since(self.last_flush) >= self.timing.checkpoint_interval;
@@ -501,7 +525,48 @@ impl Batcher {
                 .collect();
             tenants.insert(t.id.clone(), Value::Object(lanes));
         }
-        json!({ "v": 1, "tenants": tenants })
+        let health: Map<String, Value> = self
+            .tenants
+            .iter()
+            .filter(|t| !t.retired && !t.health.is_empty())
+            .map(|t| (t.id.clone(), t.health.to_json()))
+            .collect();
+        if health.is_empty() {
+            json!({ "v": 1, "tenants": tenants })
+        } else {
+            json!({ "v": 1, "tenants": tenants, "health": health })
+        }
+    }
+
+    /// Records a stream's health; a lost (or regained) access becomes a notice in the next batch,
+    /// which carries the position that records it.
+    fn on_health(&mut self, tenant: usize, label: String, stream: &'static str, health: Health) {
+        let Some(slot) = self.tenants.get_mut(tenant).filter(|t| !t.retired) else {
+            return;
+        };
+        let (changed, change) = slot.health.report(stream, health, Utc::now());
+        if changed {
+            self.dirty = true;
+        }
+        if let Some(c) = change {
+            match c.change {
+                AccessChange::Lost => {
+                    tracing::warn!(source = %self.source, tenant = %label, tenant_id = %slot.id,
+                        stream, "graph access to this tenant lost: a stream that answered is refused; the SOC is told");
+                }
+                AccessChange::Restored => {
+                    tracing::info!(source = %self.source, tenant = %label, tenant_id = %slot.id,
+                        "graph access to this tenant restored");
+                }
+            }
+            self.notices.push(Notice {
+                tenant_id: slot.id.clone(),
+                tenant_label: label,
+                change: c.change,
+                since: c.since,
+                streams: c.streams,
+            });
+        }
     }
 
     async fn flush(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), SourceError> {
@@ -518,6 +583,7 @@ impl Batcher {
             seq,
             lanes,
             item_lanes,
+            notices: std::mem::take(&mut self.notices),
             items: std::mem::take(&mut self.pending),
             position: self.position(),
             received_at: self
@@ -621,6 +687,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::AccessCause;
     use chrono::Duration as TimeDelta;
 
     fn slot(id: &str, watermark: DateTime<Utc>) -> TenantSlot {
@@ -638,6 +705,80 @@ mod tests {
             .filter(|m| m.lane != "directory")
             .map(|m| (m.lane, m.complete_to))
             .collect()
+    }
+
+    /// A loss of access goes out as a notice in the next batch, with the position that records
+    /// it: the next batch (and a restart from that position) knows it and raises nothing more.
+    #[tokio::test]
+    async fn a_lost_access_goes_out_once_with_the_position_that_records_it() {
+        let (out, mut rx) = mpsc::channel(8);
+        let timing = Timing {
+            linger: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(1),
+            drain: Duration::from_secs(1),
+        };
+        let mut b = Batcher::new(
+            "g".into(),
+            SourceMetrics::unregistered(),
+            timing,
+            vec![slot("a", Utc::now())],
+        );
+        let health = |stream, health| Msg::Health {
+            tenant: 0,
+            label: "customer a".into(),
+            stream,
+            health,
+        };
+        let consent = Health::Down {
+            cause: AccessCause::Consent,
+            detail: "AADSTS7000229: no service principal".into(),
+        };
+        b.handle(health("directory_audits", Health::Up), &out)
+            .await
+            .unwrap();
+        assert!(b.notices.is_empty());
+        b.handle(health("directory_audits", consent.clone()), &out)
+            .await
+            .unwrap();
+        b.on_tick(&out).await.unwrap();
+        let batch = rx.try_recv().expect("a batch for the notice");
+        assert!(batch.items.is_empty());
+        assert_eq!(batch.notices.len(), 1);
+        let n = &batch.notices[0];
+        assert_eq!(
+            (n.tenant_id.as_str(), n.tenant_label.as_str(), n.change),
+            ("a", "customer a", AccessChange::Lost)
+        );
+        assert_eq!(n.streams[0].cause, Some(AccessCause::Consent));
+        let recorded = TenantHealth::from_json(&batch.position["health"]["a"]);
+        assert_eq!(recorded.lost_since(), Some(n.since));
+        // The same refusal again: nothing to tell.
+        b.handle(health("directory_audits", consent.clone()), &out)
+            .await
+            .unwrap();
+        assert!(b.notices.is_empty());
+        // A restart from that position: the tenant comes back with its health, still lost.
+        let mut restarted = slot("a", Utc::now());
+        restarted.health = recorded;
+        let mut b = Batcher::new(
+            "g".into(),
+            SourceMetrics::unregistered(),
+            timing,
+            vec![restarted],
+        );
+        b.handle(health("directory_audits", consent), &out)
+            .await
+            .unwrap();
+        assert!(b.notices.is_empty(), "a restart does not repeat the notice");
+        b.handle(health("directory_audits", Health::Up), &out)
+            .await
+            .unwrap();
+        assert_eq!(b.notices.len(), 1);
+        assert_eq!(b.notices[0].change, AccessChange::Restored);
+        assert_eq!(
+            Some(b.notices[0].since),
+            batch.notices.first().map(|n| n.since)
+        );
     }
 
     #[tokio::test]

@@ -227,7 +227,7 @@ async fn check_tenant(
             Fetched::NotFound { code, message } => {
                 (Outcome::NotFound, format!("HTTP 404: {code}: {message}"))
             }
-            Fetched::Unauthorized { reason } => (Outcome::Unauthorized, reason),
+            Fetched::Unauthorized { reason, .. } => (Outcome::Unauthorized, reason),
             Fetched::Failed {
                 retryable: true,
                 reason,

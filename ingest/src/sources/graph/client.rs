@@ -46,8 +46,9 @@ pub enum Fetched {
     Unavailable(Denied),
     /// 404: the collection does not exist for this tenant or cloud (Graph's `code` and `message`).
     NotFound { code: String, message: String },
-    /// No token (Entra refused the credential) or a 401 after a fresh token.
-    Unauthorized { reason: String },
+    /// No token (Entra refused the credential) or a 401 after a fresh token; `no_consent`:
+    /// Entra says the app has no consent in the tenant.
+    Unauthorized { reason: String, no_consent: bool },
     /// Anything else; `retryable` for 5xx and network errors.
     Failed { retryable: bool, reason: String },
 }
@@ -126,6 +127,7 @@ impl GraphClient {
                     } else {
                         Fetched::Unauthorized {
                             reason: e.to_string(),
+                            no_consent: e.class == TokenFailure::NoConsent,
                         }
                     };
                 }
@@ -188,6 +190,7 @@ impl GraphClient {
                     let (code, message) = graph_error(&body);
                     return Fetched::Unauthorized {
                         reason: format!("HTTP 401 after a fresh token: {code}: {message}"),
+                        no_consent: false,
                     };
                 }
                 429 => {

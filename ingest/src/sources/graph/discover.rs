@@ -255,7 +255,7 @@ async fn all_pages(
             Fetched::NotFound { code, message } => {
                 return Some(Err(format!("HTTP 404 {code}: {message}")));
             }
-            Fetched::Unauthorized { reason } => return Some(Err(reason)),
+            Fetched::Unauthorized { reason, .. } => return Some(Err(reason)),
             Fetched::Failed {
                 retryable: false,
                 reason,

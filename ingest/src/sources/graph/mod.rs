@@ -39,6 +39,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod discover;
+pub mod health;
 pub mod lanes;
 pub mod poller;
 pub mod shared;
@@ -661,6 +662,7 @@ impl Manager {
             self.shared.backfill_from
         };
         let saved = self.resume.as_ref().and_then(|v| v.get("tenants"));
+        let saved_health = self.resume.as_ref().and_then(|v| v.get("health"));
         for w in wanted {
             if let Some(r) = self.running.get_mut(&w.id) {
                 r.origin = w.origin;
@@ -669,13 +671,16 @@ impl Manager {
             }
             let index = self.next_index;
             self.next_index += 1;
-            let (slot, starts) = tenant_state(
+            let (mut slot, starts) = tenant_state(
                 &self.shared.cfg,
                 &self.lanes,
                 saved.and_then(|s| s.get(&w.id)),
                 &w.id,
                 backfill_from,
             );
+            if let Some(h) = saved_health.and_then(|h| h.get(&w.id)) {
+                slot.health = health::TenantHealth::from_json(h);
+            }
             self.shared
                 .tx
                 .send(Msg::AddTenant {

@@ -25,9 +25,11 @@ use tokio::time::Instant;
 use super::batcher::Msg;
 use super::budget::backoff;
 use super::client::{Denied, Fetched};
+use super::health::Health;
 use super::lanes::{Lane, LaneKey, directory_urls};
 use super::shared::{Shared, Tenant};
 use crate::reader::Item;
+use crate::source::AccessCause;
 
 /// The first window asked for while catching up, and the widest it grows to.
 const FIRST_SPAN: TimeDelta = TimeDelta::days(1);
@@ -55,6 +57,8 @@ enum WindowEnd {
     Unavailable(Denied),
     /// 404: Graph has no such collection for this tenant.
     NotFound(String),
+    /// No token: Entra says the app has no consent in the tenant.
+    NoConsent(String),
     Failed(String),
     Stopped,
 }
@@ -62,6 +66,9 @@ enum WindowEnd {
 enum CycleEnd {
     Done,
     Unavailable(Denied),
+    /// Failed for want of the app's consent: retried like any failure, and reported as a loss
+    /// of access ([`super::health`]).
+    NoConsent(String),
     Failed(String),
     Stopped,
 }
@@ -78,6 +85,7 @@ pub async fn run_lane(shared: Arc<Shared>, tenant: Arc<Tenant>, lane: Lane, star
         failures: 0,
         last_failure: None,
         parts_down: [false; 2],
+        health_sent: Vec::new(),
         shared,
         tenant,
         lane,
@@ -128,11 +136,43 @@ struct LanePoller {
     last_failure: Option<String>,
     /// Directory lane: which of its parts ([`DirectoryPart`]) are unavailable.
     parts_down: [bool; 2],
+    /// The health last told the batcher, per stream (sent again only on a change).
+    health_sent: Vec<(&'static str, Health)>,
 }
 
 impl LanePoller {
     fn key(&self) -> LaneKey {
         (self.tenant.handle.index, self.lane)
+    }
+
+    /// Tells the batcher what `stream` answered, when it differs from what it was last told
+    /// ([`super::health`]: a stream that had answered and is refused is a loss of access).
+    /// False when the source is stopping.
+    async fn health(&mut self, stream: &'static str, health: Health) -> bool {
+        match self.health_sent.iter_mut().find(|(s, _)| *s == stream) {
+            Some((_, h)) if *h == health => return true,
+            Some((_, h)) => *h = health.clone(),
+            None => self.health_sent.push((stream, health.clone())),
+        }
+        let msg = Msg::Health {
+            tenant: self.tenant.handle.index,
+            label: self.tenant.handle.label.clone(),
+            stream,
+            health,
+        };
+        self.shared.tx.send(msg).await.is_ok()
+    }
+
+    /// The health a refusal means.
+    fn refused(denied: &Denied) -> Health {
+        Health::Down {
+            cause: if denied.licence {
+                AccessCause::Licence
+            } else {
+                AccessCause::Permission
+            },
+            detail: format!("HTTP 403: {}: {}", denied.code, denied.message),
+        }
     }
 
     /// Back-fill depth: 30 days, or 7 for a tenant without P1/P2. Directory audits wait (bounded)
@@ -162,7 +202,20 @@ impl LanePoller {
             if self.shared.stopping() {
                 return;
             }
-            let end = self.cycle().await;
+            let mut end = self.cycle().await;
+            if let CycleEnd::NoConsent(reason) = end {
+                // The directory lane reported its parts itself.
+                if self.lane != Lane::DirectoryRoles {
+                    let down = Health::Down {
+                        cause: AccessCause::Consent,
+                        detail: reason.clone(),
+                    };
+                    if !self.health(self.lane.name(), down).await {
+                        return;
+                    }
+                }
+                end = CycleEnd::Failed(reason);
+            }
             // Caught up, parked or failing: this lane holds no other until its next cycle finds
             // back-fill to do.
             self.shared.step.set(self.key(), None);
@@ -182,11 +235,16 @@ impl LanePoller {
                     }
                     self.shared.poll_interval()
                 }
-                CycleEnd::Unavailable(Denied {
-                    licence,
-                    code,
-                    message,
-                }) => {
+                CycleEnd::NoConsent(_) => unreachable!("turned into a failure above"),
+                CycleEnd::Unavailable(denied) => {
+                    if !self.health(self.lane.name(), Self::refused(&denied)).await {
+                        return;
+                    }
+                    let Denied {
+                        licence,
+                        code,
+                        message,
+                    } = denied;
                     if self.lane == Lane::SignInsUser && licence {
                         self.tenant.free.send_replace(Some(true));
                     }
@@ -281,6 +339,9 @@ impl LanePoller {
                 .filter(|h| *h < asked_at);
             match self.window(lo, hi).await {
                 WindowEnd::Done { pages, records } => {
+                    if !self.health(self.lane.name(), Health::Up).await {
+                        return CycleEnd::Stopped;
+                    }
                     total += records;
                     let reached = hi.map_or(asked_at - self.lag, |h| h.min(asked_at - self.lag));
                     if reached > self.watermark {
@@ -342,6 +403,7 @@ impl LanePoller {
                         "graph window shrunk after a 503/504");
                 }
                 WindowEnd::Unavailable(denied) => return CycleEnd::Unavailable(denied),
+                WindowEnd::NoConsent(r) => return CycleEnd::NoConsent(r),
                 WindowEnd::NotFound(r) | WindowEnd::Failed(r) => return CycleEnd::Failed(r),
                 WindowEnd::Stopped => return CycleEnd::Stopped,
             }
@@ -422,7 +484,11 @@ impl LanePoller {
                 Fetched::NotFound { code, message } => {
                     return WindowEnd::NotFound(format!("HTTP 404: {code}: {message}"));
                 }
-                Fetched::Unauthorized { reason } => return WindowEnd::Failed(reason),
+                Fetched::Unauthorized {
+                    reason,
+                    no_consent: true,
+                } => return WindowEnd::NoConsent(reason),
+                Fetched::Unauthorized { reason, .. } => return WindowEnd::Failed(reason),
                 Fetched::Failed {
                     retryable: true,
                     reason,
@@ -454,6 +520,7 @@ impl LanePoller {
     /// goes on. A transient failure of a part retries the lane (what was read is kept).
     async fn directory(&mut self) -> CycleEnd {
         let mut failed = None;
+        let mut no_consent = false;
         for part in DirectoryPart::ALL {
             let url = part.url(&self.shared.cfg.graph_url);
             let received_at = Instant::now();
@@ -466,19 +533,38 @@ impl LanePoller {
                         items: got,
                         received_at,
                     };
-                    if self.shared.tx.send(msg).await.is_err() {
+                    if self.shared.tx.send(msg).await.is_err()
+                        || !self.health(part.name(), Health::Up).await
+                    {
                         return CycleEnd::Stopped;
                     }
                     None
                 }
-                WindowEnd::Unavailable(denied) => Some(if denied.licence {
-                    PartDown::Licence(denied.code, denied.message)
-                } else {
-                    PartDown::Permission(denied.code, denied.message)
-                }),
+                WindowEnd::Unavailable(denied) => {
+                    if !self.health(part.name(), Self::refused(&denied)).await {
+                        return CycleEnd::Stopped;
+                    }
+                    Some(if denied.licence {
+                        PartDown::Licence(denied.code, denied.message)
+                    } else {
+                        PartDown::Permission(denied.code, denied.message)
+                    })
+                }
                 WindowEnd::NotFound(r) => Some(PartDown::NotFound(r)),
                 WindowEnd::Shrink => {
                     failed = Some(format!("{} read failed", part.name()));
+                    continue;
+                }
+                WindowEnd::NoConsent(r) => {
+                    let down = Health::Down {
+                        cause: AccessCause::Consent,
+                        detail: r.clone(),
+                    };
+                    if !self.health(part.name(), down).await {
+                        return CycleEnd::Stopped;
+                    }
+                    no_consent = true;
+                    failed = Some(r);
                     continue;
                 }
                 WindowEnd::Failed(r) => {
@@ -490,7 +576,11 @@ impl LanePoller {
             self.part_availability(part, outcome);
         }
         if let Some(r) = failed {
-            return CycleEnd::Failed(r);
+            return if no_consent {
+                CycleEnd::NoConsent(r)
+            } else {
+                CycleEnd::Failed(r)
+            };
         }
         // The next snapshot after `directory_refresh_minutes`, not after the poll interval.
         let refresh = self.shared.scale.of(Duration::from_secs(

@@ -177,11 +177,27 @@ pub fn resume_position(
     durable: &Value,
     detected_before: Option<DateTime<Utc>>,
 ) -> (Option<Value>, usize) {
+    // Access health (`health.rs`) is committed with the notices it caused: the outbox's is the
+    // true one whatever the lanes' watermarks.
+    let with_health = |mut position: Value| {
+        let health = durable
+            .get("health")
+            .or_else(|| snapshot.and_then(|s| s.get("health")));
+        if let (Some(h), Some(p)) = (health, position.as_object_mut()) {
+            p.insert("health".into(), h.clone());
+        }
+        position
+    };
+    let snapshot_only = || match (snapshot, durable.get("health")) {
+        (Some(s), _) => Some(with_health(s.clone())),
+        (None, Some(_)) => Some(with_health(json!({ "v": 1, "tenants": {} }))),
+        (None, None) => None,
+    };
     let Some(cap) = detected_before.map(|t| t.timestamp()) else {
-        return (snapshot.cloned(), 0);
+        return (snapshot_only(), 0);
     };
     let Some(durable_tenants) = durable.get("tenants").and_then(Value::as_object) else {
-        return (snapshot.cloned(), 0);
+        return (snapshot_only(), 0);
     };
     let mut merged = snapshot
         .and_then(|s| s.get("tenants"))
@@ -219,7 +235,10 @@ pub fn resume_position(
             }
         }
     }
-    (Some(json!({ "v": 1, "tenants": merged })), taken)
+    (
+        Some(with_health(json!({ "v": 1, "tenants": merged }))),
+        taken,
+    )
 }
 
 #[cfg(test)]
@@ -340,5 +359,32 @@ mod tests {
             merged.unwrap()["tenants"]["b"]["risky_users"][0],
             json!(900)
         );
+    }
+
+    #[test]
+    fn access_health_comes_from_the_outbox_checkpoint() {
+        let lost = json!({"a": {"streams": {"sign_ins_user": {"worked": true,
+            "down": ["licence", "x"]}}, "lost": {"since": "2026-12-01T00:00:00+00:00",
+            "streams": ["sign_ins_user"]}}});
+        let snapshot = json!({"v": 1, "tenants": {"a": {"sign_ins_user": [500]}},
+            "health": {"a": {"streams": {"sign_ins_user": {"worked": true}}}}});
+        let durable = json!({"v": 1, "tenants": {"a": {"sign_ins_user": [400]}},
+            "health": lost});
+        let at = |s: i64| DateTime::from_timestamp(s, 0);
+        // Whether or not a lane is taken from the outbox, its health is: the notice that
+        // recorded the loss was committed with it.
+        for detected in [at(450), None] {
+            let (merged, _) = resume_position(Some(&snapshot), &durable, detected);
+            let merged = merged.unwrap();
+            assert_eq!(merged["health"], lost);
+            assert_eq!(merged["tenants"]["a"]["sign_ins_user"], json!([500]));
+        }
+        let (merged, _) = resume_position(None, &durable, None);
+        assert_eq!(merged.unwrap()["health"], lost);
+        // An outbox checkpoint without health keeps the snapshot's.
+        let plain = json!({"v": 1, "tenants": {}});
+        let (merged, _) = resume_position(Some(&snapshot), &plain, at(450));
+        assert_eq!(merged.unwrap()["health"], snapshot["health"]);
+        assert_eq!(resume_position(None, &plain, None).0, None);
     }
 }

@@ -349,6 +349,7 @@ impl Tracker {
             received_at: b.started,
             lanes,
             item_lanes,
+            notices: Vec::new(),
         })
     }
 
