@@ -123,10 +123,16 @@ fn graph_online(source_name: &str, cfg: &entrawatch_ingest::sources::graph::Grap
     let failed: Vec<_> = rows.iter().filter(|r| r.outcome != Outcome::Ok).collect();
     let mut tenants_failed: Vec<&str> = failed.iter().map(|r| r.tenant_id.as_str()).collect();
     tenants_failed.dedup();
+    // The listed tenants, and (GDAP discovery) the partner and the customers found.
+    let tenants = rows
+        .iter()
+        .map(|r| r.tenant_id.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(cfg.tenants.len());
     if failed.is_empty() {
         println!(
-            "{source_name}: ok      {} tenant(s), {} check(s)",
-            cfg.tenants.len(),
+            "{source_name}: ok      {tenants} tenant(s), {} check(s)",
             rows.len()
         );
         true
@@ -136,7 +142,7 @@ fn graph_online(source_name: &str, cfg: &entrawatch_ingest::sources::graph::Grap
             failed.len(),
             rows.len(),
             tenants_failed.len(),
-            cfg.tenants.len()
+            tenants
         );
         false
     }

@@ -252,3 +252,88 @@ async fn validate_online_names_what_stops_each_tenant_and_fails() {
     assert!(table.values().all(|r| r == "ok"), "{stdout}");
     assert!(stdout.contains("config "), "{stdout}");
 }
+
+/// With `discover = "gdap"` the check lists the partner's customers as the service would (one
+/// `gdap_discovery` row for the partner) and checks every customer it would poll besides the
+/// listed tenants: an ended relationship and a customer past `max_tenants` are not checked, a
+/// discovered customer without the licence fails the run like a listed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_online_checks_the_customers_gdap_discovery_would_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGraph::start(options_scaled(true, vec![], 1.0)).await;
+    let partner = tenant(0x100);
+    let listed = tenant(0x10);
+    let (contoso, fabrikam, northwind, tailspin) =
+        (tenant(0xc1), tenant(0xc2), tenant(0xc3), tenant(0xc4));
+    fake.set_partner(&partner);
+    for t in [&listed, &contoso, &fabrikam, &northwind, &tailspin] {
+        fake.add_tenant(t);
+    }
+    fake.relate(&contoso, "Contoso", "active", &[], "PT0S");
+    fake.relate(&fabrikam, "Fabrikam", "expired", &[], "PT0S");
+    fake.relate(&northwind, "Northwind", "active", &[], "PT0S");
+    // Past the cap: the listed tenant and the two customers with the smallest ids make three.
+    fake.relate(&tailspin, "Tailspin", "active", &[], "PT0S");
+    fake.forbid(
+        &northwind,
+        Endpoint::SignIns,
+        "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+        "Neither tenant is B2C or tenant doesn't have premium license",
+    );
+    let extra = format!(
+        "streams = [\"sign_ins\", \"directory_audits\"]\ndiscover = \"gdap\"\n\
+         partner_tenant_id = \"{partner}\"\nmax_tenants = 3\n"
+    );
+    let config = write_config(dir.path(), &fake, &[(listed.as_str(), "Listed")], &extra);
+    let (code, table, stdout) = validate_online(&config, &[]);
+    println!("{stdout}");
+    assert_eq!(code, 1, "{stdout}");
+    let result = |tenant: &str, stream: &str| {
+        table
+            .get(&(tenant.to_owned(), stream.to_owned()))
+            .map(String::as_str)
+            .unwrap_or("missing")
+            .to_owned()
+    };
+    assert_eq!(
+        result("partner (GDAP discovery)", "gdap_discovery"),
+        "ok",
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 polled besides the listed tenants, 1 left out by max_tenants"),
+        "{stdout}"
+    );
+    // The partner, the listed tenant and the two customers.
+    assert!(
+        stdout.contains("FAILED  3 of 13 check(s), in 1 of 4 tenant(s)"),
+        "{stdout}"
+    );
+    let streams = [
+        "sign_ins_user",
+        "sign_ins_service_principal",
+        "sign_ins_managed_identity",
+        "directory_audits",
+    ];
+    for stream in streams {
+        assert_eq!(result("Listed", stream), "ok", "{stdout}");
+        assert_eq!(result("Contoso", stream), "ok", "{stdout}");
+        let licence = if stream.starts_with("sign_ins") {
+            "no licence"
+        } else {
+            "ok"
+        };
+        assert_eq!(result("Northwind", stream), licence, "{stdout}");
+    }
+    assert_eq!(table.len(), 1 + 3 * streams.len(), "{stdout}");
+    assert!(
+        !stdout.contains("Fabrikam") && !stdout.contains("Tailspin"),
+        "{stdout}"
+    );
+    // No customer's logs were read past one record, and the ended one not at all.
+    assert!(
+        fake.log()
+            .iter()
+            .all(|l| l.tenant != fabrikam && l.tenant != tailspin)
+    );
+}

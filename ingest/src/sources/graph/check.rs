@@ -13,13 +13,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::GraphSource;
-use super::auth::{TokenCache, TokenFailure};
+use std::collections::BTreeSet;
+
+use tokio::sync::{mpsc, watch};
+
+use super::auth::{TenantAuth, TokenCache, TokenFailure};
 use super::budget::{Budgets, Scale};
 use super::client::{Fetched, GraphClient, TenantHandle};
-use super::lanes::{Lane, directory_urls};
+use super::config::Discover;
+use super::lanes::{BACKFILL_SKEW, InStep, Lane, directory_urls};
 use super::poller::DirectoryPart;
+use super::shared::Shared;
+use super::{GraphSource, Limits, discover};
 use crate::metrics::SourceMetrics;
+use crate::reader::ReadOptions;
 
 /// A 429 asking for a pause up to this long is waited out and the request made once more.
 const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(15);
@@ -117,6 +124,20 @@ impl GraphSource {
                     .collect();
             }
         };
+        // The listed tenants, then (with `discover = "gdap"`) the customers the service would
+        // poll besides them, found as it would find them.
+        let mut tenants: Vec<(String, TenantAuth)> = cfg
+            .tenants
+            .iter()
+            .zip(&self.auths)
+            .map(|(t, a)| (t.label().to_owned(), a.clone()))
+            .collect();
+        let mut rows = Vec::new();
+        if let (Some(Discover::Gdap), Some(partner)) = (&cfg.discover, &cfg.partner_tenant_id) {
+            let (row, found) = self.discovered(&http, partner).await;
+            rows.push(row);
+            tenants.extend(found);
+        }
         let tokens =
             TokenCache::new(http.clone(), &cfg.login_url, &cfg.graph_url).with_source(&cfg.name);
         let budgets = Budgets::new(&cfg.budget, Scale::default());
@@ -131,12 +152,12 @@ impl GraphSource {
         let lanes = Lane::configured(cfg);
         let since = Utc::now() - chrono::Duration::hours(1);
         let mut checks = tokio::task::JoinSet::new();
-        for (index, (auth, t)) in self.auths.iter().zip(&cfg.tenants).enumerate() {
+        for (index, (label, auth)) in tenants.into_iter().enumerate() {
             let handle = TenantHandle {
                 index,
                 id: auth.tenant_id.clone(),
-                label: t.label().to_owned(),
-                auth: auth.clone(),
+                label,
+                auth,
                 budget: client.budgets.tenant(),
             };
             let mut targets: Vec<(&'static str, Lane, String)> = Vec::new();
@@ -171,7 +192,115 @@ impl GraphSource {
             }
         }
         by_tenant.sort_by_key(|(index, _)| *index);
-        by_tenant.into_iter().flat_map(|(_, rows)| rows).collect()
+        rows.extend(by_tenant.into_iter().flat_map(|(_, rows)| rows));
+        rows
+    }
+
+    /// `discover = "gdap"`: one discovery as the service makes it, with the partner's
+    /// credential. Returns the partner's row (stream `gdap_discovery`: how many relationships
+    /// and customers, how many would be polled) and the customers the service would poll besides
+    /// the listed tenants (include and exclude lists and the cap applied), each with its label and
+    /// the source's credential.
+    async fn discovered(
+        &self,
+        http: &reqwest::Client,
+        partner: &str,
+    ) -> (CheckRow, Vec<(String, TenantAuth)>) {
+        let cfg = &self.cfg;
+        let row = |outcome, detail| CheckRow {
+            tenant: "partner (GDAP discovery)".to_owned(),
+            tenant_id: partner.to_owned(),
+            stream: "gdap_discovery",
+            outcome,
+            detail,
+        };
+        let auth = match super::source_auth(cfg, partner) {
+            Ok(a) => a,
+            Err(p) => return (row(Outcome::BadCredential, p.join("; ")), Vec::new()),
+        };
+        let tokens =
+            TokenCache::new(http.clone(), &cfg.login_url, &cfg.graph_url).with_source(&cfg.name);
+        if let Err(e) = tokens.get(&auth).await {
+            let detail = format!("token: {}: {}", e.code, e.description);
+            return (row(Outcome::of_token(e.class), detail), Vec::new());
+        }
+        // What the discovery needs of a running source, without one: nothing is sent, nothing
+        // stops it but its own bounded retries.
+        let (tx, _rx) = mpsc::channel(1);
+        let (_running, shutdown) = watch::channel(false);
+        let client = GraphClient::new(
+            http.clone(),
+            tokens,
+            Budgets::new(&cfg.budget, Scale::default()),
+            &cfg.graph_url,
+            &cfg.name,
+            SourceMetrics::unregistered(),
+        );
+        let budget = client.budgets.tenant();
+        let shared = Shared {
+            client,
+            cfg: cfg.clone(),
+            tx,
+            metrics: SourceMetrics::unregistered(),
+            source: cfg.name.as_str().into(),
+            read: ReadOptions::default(),
+            scale: Scale::default(),
+            licence_wait_floor: Duration::ZERO,
+            ready: watch::channel(false).0,
+            shutdown,
+            step: InStep::new(BACKFILL_SKEW),
+            backfill_from: Utc::now(),
+        };
+        let handle = TenantHandle {
+            index: 0,
+            id: partner.to_owned(),
+            label: "partner".to_owned(),
+            auth: auth.clone(),
+            budget,
+        };
+        let found = match discover::discover(&shared, &handle).await {
+            Some(Ok(found)) => found,
+            Some(Err(reason)) => {
+                let outcome = if reason.contains("HTTP 403") {
+                    Outcome::NoPermission
+                } else {
+                    Outcome::Error
+                };
+                return (row(outcome, reason), Vec::new());
+            }
+            None => return (row(Outcome::Error, "stopped".to_owned()), Vec::new()),
+        };
+        let listed: BTreeSet<String> = cfg
+            .tenants
+            .iter()
+            .map(|t| t.id.to_ascii_lowercase())
+            .collect();
+        let (chosen, left_out) = Limits::of(cfg).select(&found.customers, &listed);
+        let mut detail = format!(
+            "{} relationship(s), {} customer(s) with an active one, {} polled besides the listed \
+             tenants",
+            found.relationships,
+            found.customers.len(),
+            chosen.len()
+        );
+        if !left_out.is_empty() {
+            detail.push_str(&format!(
+                ", {} left out by max_tenants ({})",
+                left_out.len(),
+                cfg.max_tenants
+            ));
+        }
+        let tenants = chosen
+            .into_iter()
+            .map(|(id, label)| {
+                let auth = TenantAuth {
+                    tenant_id: id,
+                    ..auth.clone()
+                };
+                (label, auth)
+            })
+            .collect();
+        (row(Outcome::Ok, detail), tenants)
     }
 }
 

@@ -179,7 +179,10 @@ pub async fn run(
 
 /// One discovery; `None` when the service stops. The relationships are also read as events of
 /// their customers' tenants, which the tenant manager passes on for the tenants it polls.
-async fn discover(shared: &Shared, partner: &TenantHandle) -> Option<Result<Found, String>> {
+pub(super) async fn discover(
+    shared: &Shared,
+    partner: &TenantHandle,
+) -> Option<Result<Found, String>> {
     let base = shared.cfg.graph_url.trim_end_matches('/');
     let received_at = tokio::time::Instant::now();
     let pages = match all_pages(shared, partner, format!("{base}{RELATIONSHIPS_PATH}")).await? {

@@ -408,6 +408,35 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The discovered customers (`found`: id -> name) to poll besides the `listed` tenants: those
+    /// the include and exclude lists allow, up to the cap (the listed ones count), by tenant id so
+    /// the same ones are left out each time; as (id, label), and the ids the cap left out.
+    fn select(
+        &self,
+        found: &BTreeMap<String, String>,
+        listed: &BTreeSet<String>,
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        let mut chosen = Vec::new();
+        let mut left_out = Vec::new();
+        for (id, name) in found {
+            if listed.contains(id)
+                || self.exclude.contains(id)
+                || (!self.include.is_empty() && !self.include.contains(id))
+            {
+                continue;
+            }
+            if listed.len() + chosen.len() >= self.max_tenants {
+                left_out.push(id.clone());
+                continue;
+            }
+            let label = if name.is_empty() { id } else { name };
+            chosen.push((id.clone(), label.clone()));
+        }
+        (chosen, left_out)
+    }
+}
+
 /// How the source knows a tenant (the `origin` label of `entrawatch_graph_tenants`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
@@ -586,31 +615,17 @@ impl Manager {
         let mut left_out = Vec::new();
         if let (Some(found), Some(template)) = (&self.found, &self.partner_auth) {
             let listed: BTreeSet<String> = out.iter().map(|w| w.id.clone()).collect();
-            for (id, name) in found {
-                if listed.contains(id)
-                    || self.limits.exclude.contains(id)
-                    || (!self.limits.include.is_empty() && !self.limits.include.contains(id))
-                {
-                    continue;
-                }
-                if out.len() >= self.limits.max_tenants {
-                    left_out.push(id.clone());
-                    continue;
-                }
-                out.push(Wanted {
-                    id: id.clone(),
-                    label: if name.is_empty() {
-                        id.clone()
-                    } else {
-                        name.clone()
-                    },
-                    auth: TenantAuth {
-                        tenant_id: id.clone(),
-                        ..template.clone()
-                    },
-                    origin: Origin::Discovered,
-                });
-            }
+            let (chosen, out_of_cap) = self.limits.select(found, &listed);
+            left_out = out_of_cap;
+            out.extend(chosen.into_iter().map(|(id, label)| Wanted {
+                auth: TenantAuth {
+                    tenant_id: id.clone(),
+                    ..template.clone()
+                },
+                id,
+                label,
+                origin: Origin::Discovered,
+            }));
         }
         if left_out != self.left_out {
             if !left_out.is_empty() {
