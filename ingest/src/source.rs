@@ -15,6 +15,9 @@
 //! de-duplicated by record id and alert ids are deterministic, so no alert is sent twice). A source
 //! whose records are costly to read again (Graph's back-fill) may instead resume from the newest
 //! position committed to the outbox ([`Source::resume_from`] with a [`DurableCheckpoint`]).
+//! A batch may also carry [`Notice`]s (the source's own access to a tenant lost or regained):
+//! the runtime commits the system alerts they make with the batch's position, so a source that
+//! records in its position which notices it sent neither loses nor repeats one.
 //!
 //! **Shutdown.** When [`SourceContext::shutdown`] turns true a source stops fetching, waits (bounded)
 //! for the reports of batches already sent, commits what they cover, and returns.

@@ -9,7 +9,10 @@
 //! watermark ([`checkpoint_row`]: how far detection had got, for a source resuming from it).
 //! Late events (older than what the aligner has released) are counted, logged and detected at
 //! once. Records that could not be parsed are
-//! appended to `rejects.jsonl` in the state folder and counted.
+//! appended to `rejects.jsonl` in the state folder and counted. A batch's notices (a Graph source
+//! that lost or regained access to a tenant) become system alerts routed like that tenant's
+//! alerts ([`AlertStage::system`]), committed with the position that records them; they never
+//! touch detection.
 //!
 //! **Acknowledgement.** A source hears that a batch is durable only when a snapshot holding the
 //! detection state after it (and the aligner's buffer, which may still hold its events) is on

@@ -202,19 +202,19 @@ impl LanePoller {
             if self.shared.stopping() {
                 return;
             }
-            let mut end = self.cycle().await;
-            if let CycleEnd::NoConsent(reason) = end {
-                // The directory lane reported its parts itself.
-                if self.lane != Lane::DirectoryRoles {
-                    let down = Health::Down {
-                        cause: AccessCause::Consent,
-                        detail: reason.clone(),
-                    };
-                    if !self.health(self.lane.name(), down).await {
-                        return;
-                    }
+            let end = self.cycle().await;
+            // A consent refusal is a failure like any other here, and a loss of access there
+            // (the directory lane reported its parts itself).
+            if let CycleEnd::NoConsent(reason) = &end
+                && self.lane != Lane::DirectoryRoles
+            {
+                let down = Health::Down {
+                    cause: AccessCause::Consent,
+                    detail: reason.clone(),
+                };
+                if !self.health(self.lane.name(), down).await {
+                    return;
                 }
-                end = CycleEnd::Failed(reason);
             }
             // Caught up, parked or failing: this lane holds no other until its next cycle finds
             // back-fill to do.
@@ -235,7 +235,6 @@ impl LanePoller {
                     }
                     self.shared.poll_interval()
                 }
-                CycleEnd::NoConsent(_) => unreachable!("turned into a failure above"),
                 CycleEnd::Unavailable(denied) => {
                     if !self.health(self.lane.name(), Self::refused(&denied)).await {
                         return;
@@ -265,7 +264,7 @@ impl LanePoller {
                         self.shared.cfg.unavailable_retry_minutes * 60,
                     ))
                 }
-                CycleEnd::Failed(reason) => {
+                CycleEnd::NoConsent(reason) | CycleEnd::Failed(reason) => {
                     self.failures += 1;
                     let interval = self
                         .shared
