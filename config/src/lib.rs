@@ -863,7 +863,8 @@ mod tests {
                 "detect.rules.no-such-rule: unknown rule; rules with settings: impossible-travel, \
                  session-token-replay, password-spray, brute-force, mfa-fatigue, \
                  disabled-account-sign-in, partner-tenant-fanout, security-info-changed-privileged, \
-                 log-source-silent, account-takeover-chain, gdap-relationship-risky",
+                 cross-tenant-access-changed, log-source-silent, account-takeover-chain, \
+                 gdap-relationship-risky",
                 "detect.thresholds.brute_force_min_failures: [detect.thresholds] is retired; write \
                  it as `min_failures = 5` under [detect.rules.brute-force]",
                 "detect.thresholds.travel_min_km: [detect.thresholds] is retired; write it as \
@@ -894,7 +895,7 @@ mod tests {
             let lines = text.lines().filter(|l| l.contains(" = ")).count();
             assert_eq!(lines, keys, "{}: every key documented\n{text}", d.id());
         }
-        assert!(seen >= 11, "{seen}");
+        assert!(seen >= 12, "{seen}");
     }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -320,7 +320,8 @@ const MOVED_THRESHOLDS: [(&str, &str, &str); 26] = [
     ),
 ];
 
-/// The problems of a retired table (`[detect.thresholds]`, `[detect.gdap_relationship]`): each key
+/// The problems of a retired table (`[detect.thresholds]`, `[detect.gdap_relationship]`,
+/// `[detect.cross_tenant_access]`): each key
 /// is refused with the exact TOML to write in its new place.
 fn retired(
     old: &str,
@@ -372,9 +373,9 @@ pub struct DetectConfig {
     pub rules: RuleTables,
     /// The retired `[detect.thresholds]` table: refused, each key with its new place.
     pub thresholds: Option<serde_json::Value>,
-    /// `cross-tenant-access-changed` settings (`[detect.cross_tenant_access]`): the GDAP plumbing
-    /// apps whose changes never fire.
-    pub cross_tenant_access: CrossTenantAccess,
+    /// The retired `[detect.cross_tenant_access]` table (now
+    /// `[detect.rules.cross-tenant-access-changed]`): refused, each key with its new place.
+    pub cross_tenant_access: Option<serde_json::Value>,
     /// Application settings (`[detect.applications]`): the high-impact permissions shared by
     /// `consent-grant-risky` and `app-credential-added`, and the credential rotation identities.
     pub applications: Applications,
@@ -400,7 +401,7 @@ impl Default for DetectConfig {
             baseline: Baseline::default(),
             rules: RuleTables::default(),
             thresholds: None,
-            cross_tenant_access: Default::default(),
+            cross_tenant_access: None,
             applications: Applications::default(),
             gdap_relationship: None,
             allow: BTreeMap::new(),
@@ -546,6 +547,14 @@ impl DetectConfig {
             },
         ));
         problems.extend(retired(
+            "detect.cross_tenant_access",
+            self.cross_tenant_access.as_ref(),
+            |key| {
+                (key == "plumbing_apps")
+                    .then_some(("detect.rules.cross-tenant-access-changed", "plumbing_apps"))
+            },
+        ));
+        problems.extend(retired(
             "detect.gdap_relationship",
             self.gdap_relationship.as_ref(),
             |key| {
@@ -607,58 +616,6 @@ impl Cidr {
             }
             _ => false,
         }
-    }
-}
-
-/// `cross-tenant-access-changed`'s settings (`[detect.cross_tenant_access]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CrossTenantAccess {
-    /// The GDAP plumbing: apps whose changes to cross-tenant access never fire, by app id,
-    /// service principal object id or service principal name; by display name only for records
-    /// that carry no app id (Entra often writes `appId: null` for app initiators).
-    pub plumbing_apps: Vec<String>,
-}
-
-impl Default for CrossTenantAccess {
-    fn default() -> Self {
-        CrossTenantAccess {
-            // The first-party service principals GDAP creates in a customer tenant ("GDAP
-            // frequently asked questions"), and the one that migrated DAP to GDAP.
-            plumbing_apps: [
-                "2832473f-ec63-45fb-976f-5d45a7d4bb91",
-                "Partner Customer Delegated Administration",
-                "a3475900-ccec-4a69-98f5-a65cd5dc5306",
-                "Partner Customer Delegated Admin Offline Processor",
-                "b39d63e7-7fa3-4b2b-94ea-ee256fdb8c2f",
-                "Partner Center Delegated Admin Migrate",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        }
-    }
-}
-
-impl CrossTenantAccess {
-    /// Whether the audit was initiated by a plumbing app (never by a user).
-    pub fn is_plumbing(&self, a: &entrawatch_ingest::model::Audit) -> bool {
-        let Some(app) = a.initiated_by.app.as_ref() else {
-            return false;
-        };
-        if a.initiated_by.user.as_ref().is_some_and(|u| u.id.is_some()) {
-            return false;
-        }
-        let listed = |v: Option<&str>| {
-            v.is_some_and(|v| {
-                self.plumbing_apps
-                    .iter()
-                    .any(|p| p.trim().eq_ignore_ascii_case(v.trim()))
-            })
-        };
-        listed(app.app_id.as_deref())
-            || listed(app.service_principal_id.as_deref())
-            || listed(app.service_principal_name.as_deref())
-            || (app.app_id.is_none() && listed(app.display_name.as_deref()))
     }
 }
 
@@ -964,7 +921,8 @@ mod tests {
         let c: DetectConfig = serde_json::from_value(serde_json::json!({
             "thresholds": {"spray_min_users": 12, "learning_days": 3, "silent_probability": 0.001,
                            "phishing_resistant_methods": ["FIDO2"], "nonsense": 1},
-            "gdap_relationship": {"max_duration_days": 730}
+            "gdap_relationship": {"max_duration_days": 730},
+            "cross_tenant_access": {"plumbing_apps": ["automation@contoso.com"]}
         }))
         .unwrap();
         let problems = c.validate(&[]);
@@ -982,6 +940,9 @@ mod tests {
                  `probability = 0.001` under [detect.rules.log-source-silent]",
                 "detect.thresholds.spray_min_users: [detect.thresholds] is retired; write it as \
                  `min_users = 12` under [detect.rules.password-spray]",
+                "detect.cross_tenant_access.plumbing_apps: [detect.cross_tenant_access] is \
+                 retired; write it as `plumbing_apps = [\"automation@contoso.com\"]` under \
+                 [detect.rules.cross-tenant-access-changed]",
                 "detect.gdap_relationship.max_duration_days: [detect.gdap_relationship] is \
                  retired; write it as `max_duration_days = 730` under \
                  [detect.rules.gdap-relationship-risky]",
