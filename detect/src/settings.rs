@@ -13,6 +13,7 @@ use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,9 +26,41 @@ pub trait RuleSettings:
     /// Each key with what it means (one line), in the order `entrawatch rules ID` shows them.
     const KEYS: &'static [(&'static str, &'static str)];
 
+    /// Where these settings sit in a [`RuleTables`]: write `crate::settings_slot!();` in the impl.
+    fn slot() -> &'static Slot;
+
     /// Every problem of these values, each starting with `path` and the key
     /// (`detect.rules.brute-force.min_failures: must be greater than zero`).
     fn validate(&self, path: &str) -> Vec<String>;
+}
+
+/// Where a settings type sits in every [`RuleTables`] (each holds the registry's rules in one
+/// order): found by a scan the first time, then read, so the lookup a detector makes on every event
+/// costs an index and one type check. A wrong or unset place only sends the lookup to the scan.
+#[derive(Debug)]
+pub struct Slot(AtomicUsize);
+
+impl Slot {
+    pub const fn new() -> Slot {
+        Slot(AtomicUsize::new(usize::MAX))
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::new()
+    }
+}
+
+/// The [`RuleSettings::slot`] of a settings type: one line in its `impl RuleSettings`.
+#[macro_export]
+macro_rules! settings_slot {
+    () => {
+        fn slot() -> &'static $crate::settings::Slot {
+            static SLOT: $crate::settings::Slot = $crate::settings::Slot::new();
+            &SLOT
+        }
+    };
 }
 
 /// What the registry knows of a rule's settings type, without naming it: how to read its table,
@@ -199,12 +232,30 @@ impl RuleTables {
     /// # Panics
     /// When no registered rule has settings of type `S` (a detector's `settings()` not naming its
     /// own type): a programming error every test of that detector meets.
+    #[inline]
     pub fn get<S: RuleSettings>(&self) -> &S {
-        let want = TypeId::of::<S>();
-        self.typed
-            .iter()
-            .find(|(t, _, _)| *t == want)
-            .and_then(|(_, _, s)| s.as_any().downcast_ref::<S>())
+        let slot = S::slot().0.load(Ordering::Relaxed);
+        if let Some((_, _, settings)) = self.typed.get(slot) {
+            let settings: &dyn Any = settings.as_ref();
+            if let Some(s) = settings.downcast_ref::<S>() {
+                return s;
+            }
+        }
+        self.find::<S>()
+    }
+
+    /// [`RuleTables::get`] the first time for `S`: its place is found and kept in its [`Slot`].
+    ///
+    /// # Panics
+    /// As [`RuleTables::get`].
+    #[cold]
+    fn find<S: RuleSettings>(&self) -> &S {
+        self.place::<S>()
+            .and_then(|i| {
+                S::slot().0.store(i, Ordering::Relaxed);
+                let settings: &dyn Any = self.typed[i].2.as_ref();
+                settings.downcast_ref::<S>()
+            })
             .unwrap_or_else(|| {
                 panic!(
                     "no registered rule has settings {}",
@@ -216,17 +267,20 @@ impl RuleTables {
     /// The settings of type `S`, to change (tests and tools that build a config in code); checked
     /// by [`RuleTables::validate`] like settings read from a file.
     pub fn get_mut<S: RuleSettings>(&mut self) -> &mut S {
-        let want = TypeId::of::<S>();
-        self.typed
-            .iter_mut()
-            .find(|(t, _, _)| *t == want)
-            .and_then(|(_, _, s)| s.as_any_mut().downcast_mut::<S>())
+        self.place::<S>()
+            .and_then(|i| self.typed[i].2.as_any_mut().downcast_mut::<S>())
             .unwrap_or_else(|| {
                 panic!(
                     "no registered rule has settings {}",
                     std::any::type_name::<S>()
                 )
             })
+    }
+
+    /// Where the settings of type `S` are in `typed`.
+    fn place<S: RuleSettings>(&self) -> Option<usize> {
+        let want = TypeId::of::<S>();
+        self.typed.iter().position(|(t, _, _)| *t == want)
     }
 
     /// Every problem: those found reading the tables, then each rule's own checks of its values.

@@ -116,6 +116,8 @@ impl Default for Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[(
         "window_hours",
         "the findings of one user within this many hours make a chain",

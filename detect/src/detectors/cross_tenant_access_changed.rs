@@ -96,6 +96,8 @@ pub struct Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[(
         "plumbing_apps",
         "apps (app id, service principal id or name) whose changes never fire",

@@ -96,6 +96,8 @@ impl Default for Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[
         (
             "max_auto_extend_days",

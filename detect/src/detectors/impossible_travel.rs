@@ -79,6 +79,8 @@ impl Default for Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[
         (
             "min_km",

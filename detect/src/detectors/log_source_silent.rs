@@ -107,6 +107,8 @@ impl Default for Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[
         (
             "sign_ins_hours",

@@ -102,6 +102,8 @@ impl Default for Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[(
         "risky_hours",
         "a risky sign-in of the target this recent makes the change critical",

@@ -85,6 +85,8 @@ impl Default for Settings {
 }
 
 impl RuleSettings for Settings {
+    crate::settings_slot!();
+
     const KEYS: &'static [(&'static str, &'static str)] = &[(
         "window_minutes",
         "one session used from another country (or an anonymising network) within this many minutes of its last use from where it began",
