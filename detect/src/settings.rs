@@ -334,3 +334,34 @@ impl<'de> serde::Deserialize<'de> for RuleTables {
         Ok(RuleTables::read(&tables))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::DetectConfig;
+    use crate::detectors::{brute_force, log_source_silent, password_spray};
+
+    #[test]
+    fn each_config_answers_with_its_own_settings_however_lookups_interleave() {
+        let read = |v: serde_json::Value| -> DetectConfig { serde_json::from_value(v).unwrap() };
+        let a = read(serde_json::json!({"rules": {"brute-force": {"min_failures": 4}}}));
+        let b = read(serde_json::json!({"rules": {
+            "brute-force": {"min_failures": 7},
+            "password-spray": {"min_users": 3}
+        }}));
+        let mut c = DetectConfig::default();
+        c.rule_mut::<log_source_silent::Settings>().max_hours = 200;
+        for _ in 0..3 {
+            assert_eq!(a.rule::<brute_force::Settings>().min_failures, 4);
+            assert_eq!(b.rule::<brute_force::Settings>().min_failures, 7);
+            assert_eq!(c.rule::<brute_force::Settings>().min_failures, 10);
+            assert_eq!(a.rule::<password_spray::Settings>().min_users, 10);
+            assert_eq!(b.rule::<password_spray::Settings>().min_users, 3);
+            assert_eq!(c.rule::<log_source_silent::Settings>().max_hours, 200);
+            assert_eq!(a.rule::<log_source_silent::Settings>().max_hours, 168);
+        }
+        // Equal configs compare equal; one differing value does not.
+        assert_eq!(a.clone(), a);
+        assert_ne!(a, b);
+        assert_ne!(c, DetectConfig::default());
+    }
+}
