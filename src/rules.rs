@@ -123,6 +123,12 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                 d.default_severity().as_str(),
                 d.doc().trim_end()
             );
+            if let Some(settings) = d.settings() {
+                println!(
+                    "\n## Settings\nIn the config, every key at its default:\n\n{}",
+                    settings.defaults_toml(&format!("detect.rules.{}", d.id()))
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

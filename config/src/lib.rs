@@ -800,8 +800,8 @@ mod tests {
             [detect]
             partner_tenants = ["northwind"]
             enabled_rules = ["mfa-not-satisfied", "no-such-rule"]
-            [detect.thresholds]
-            spray_min_users = 0
+            [detect.rules.password-spray]
+            min_users = 0
             [alert]
             episode_window_hours = 0
         "#;
@@ -818,10 +818,84 @@ mod tests {
                 "tenants[0].name",
                 "detect.partner_tenants[0]",
                 "detect.enabled_rules[1]",
-                "detect.thresholds.spray_min_users",
+                "detect.rules.password-spray.min_users",
                 "alert.episode_window_hours"
             ]
         );
+    }
+
+    #[test]
+    fn rule_tables_are_read_from_toml_and_the_retired_thresholds_say_what_to_write() {
+        let text = r#"
+            [detect.baseline]
+            learning_days = 3
+            [detect.rules.brute-force]
+            min_failures = 5
+            [detect.rules.impossible-travel]
+            min_km = 800
+            [detect.rules.log-source-silent]
+            probability = 1e-4
+        "#;
+        let config = parse(text, &BTreeMap::new()).unwrap();
+        use entrawatch_detect::detectors::{brute_force, impossible_travel, log_source_silent};
+        let d = &config.detect;
+        assert_eq!(d.baseline.learning_days, 3);
+        assert_eq!(d.rule::<brute_force::Settings>().min_failures, 5);
+        assert_eq!(d.rule::<brute_force::Settings>().window_minutes, 10);
+        assert_eq!(d.rule::<impossible_travel::Settings>().min_km, 800.0);
+        assert_eq!(d.rule::<log_source_silent::Settings>().probability, 1e-4);
+
+        let old = r#"
+            [detect.thresholds]
+            brute_force_min_failures = 5
+            travel_min_km = 800.0
+            [detect.rules.brute-force]
+            min_failures = "five"
+            unknown = 1
+            [detect.rules.no-such-rule]
+            x = 1
+        "#;
+        let problems = parse(old, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "detect.rules.brute-force.min_failures: invalid type: string \"five\", expected u32",
+                "detect.rules.no-such-rule: unknown rule; rules with settings: impossible-travel, \
+                 session-token-replay, password-spray, brute-force, mfa-fatigue, \
+                 disabled-account-sign-in, partner-tenant-fanout, security-info-changed-privileged, \
+                 cross-tenant-access-changed, log-source-silent, account-takeover-chain, \
+                 gdap-relationship-risky",
+                "detect.thresholds.brute_force_min_failures: [detect.thresholds] is retired; write \
+                 it as `min_failures = 5` under [detect.rules.brute-force]",
+                "detect.thresholds.travel_min_km: [detect.thresholds] is retired; write it as \
+                 `min_km = 800.0` under [detect.rules.impossible-travel]",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_rules_documented_table_is_a_config_that_sets_every_key_to_its_default() {
+        let defaults = entrawatch_detect::DetectConfig::default();
+        let mut seen = 0;
+        for d in entrawatch_detect::registry::all() {
+            let Some(kind) = d.settings() else { continue };
+            seen += 1;
+            let text = kind.defaults_toml(&format!("detect.rules.{}", d.id()));
+            let config = parse(&text, &BTreeMap::new())
+                .unwrap_or_else(|p| panic!("{}: {p:#?}\n{text}", d.id()));
+            let (_, got) = config
+                .detect
+                .rules
+                .iter()
+                .find(|(id, _)| *id == d.id())
+                .unwrap();
+            let (_, want) = defaults.rules.iter().find(|(id, _)| *id == d.id()).unwrap();
+            assert!(got.same(want), "{}: {got:?} != {want:?}", d.id());
+            let keys = want.to_json().as_object().unwrap().len();
+            let lines = text.lines().filter(|l| l.contains(" = ")).count();
+            assert_eq!(lines, keys, "{}: every key documented\n{text}", d.id());
+        }
+        assert!(seen >= 12, "{seen}");
     }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

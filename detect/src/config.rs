@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::keys::{KeyHash, caseless_hash};
+use crate::settings::{RuleSettings, RuleTables};
 
 /// Role template ids of the privileged role catalogue (docs/detectors.md, "Privileged principal").
 pub const PRIVILEGED_ROLE_TEMPLATES: [(&str, &str); 14] = [
@@ -146,71 +147,24 @@ pub struct AllowList {
     pub ips: Vec<String>,
 }
 
-/// Thresholds, each with the default docs/detectors.md documents.
+/// What the baseline rules share (`[detect.baseline]`): how long they learn before they speak, and
+/// which sign-in methods count as phishing-resistant.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Thresholds {
-    /// Baseline detectors wait for this many days of history...
+pub struct Baseline {
+    /// Baseline rules wait for this many days of history (default 7; 0: none)...
     pub learning_days: i64,
-    /// ...and this many successful sign-ins.
+    /// ...and this many successful sign-ins (default 10).
     pub learning_sign_ins: u32,
-    /// Method names (matched case-insensitively as substrings) that count as phishing-resistant.
+    /// Method names (matched case-insensitively as substrings) that count as phishing-resistant
+    /// (default FIDO2, passkey, Windows Hello for Business, certificate, X.509, platform
+    /// credential).
     pub phishing_resistant_methods: Vec<String>,
-    pub travel_min_km: f64,
-    pub travel_min_kmh: f64,
-    pub spray_min_users: u32,
-    pub spray_window_minutes: i64,
-    pub spray_high_tenants: u32,
-    pub brute_force_min_failures: u32,
-    pub brute_force_window_minutes: i64,
-    /// A success this soon after a burst raises brute force to high.
-    pub brute_force_success_minutes: i64,
-    /// `mfa-fatigue`: this many MFA denials or unanswered prompts (500121) for one user...
-    pub mfa_fatigue_min_denials: u32,
-    /// ...within this many minutes make a burst...
-    pub mfa_fatigue_window_minutes: i64,
-    /// ...and an interactive success this soon after its last denial raises it to high.
-    pub mfa_fatigue_success_minutes: i64,
-    /// `session-token-replay`: one session used from another country (or an anonymising network)
-    /// within this many minutes of its last use from where it began.
-    pub session_replay_window_minutes: i64,
-    pub disabled_min_attempts: u32,
-    pub disabled_min_ips: u32,
-    pub disabled_window_hours: i64,
-    pub fanout_min_tenants: u32,
-    pub fanout_window_minutes: i64,
-    /// A risky sign-in this recent makes a security-info change critical.
-    pub security_info_risky_hours: i64,
-    /// `account-takeover-chain`: the findings of one user within this many hours make a chain.
-    pub chain_window_hours: i64,
-    /// `log-source-silent`: no silence of a sign-in (audit) stream shorter than this is reported.
-    pub silent_sign_ins_hours: i64,
-    pub silent_audits_hours: i64,
-    /// `log-source-silent`: a silence is reported once its chance under the stream's own rates by
-    /// hour of the week falls below this.
-    pub silent_probability: f64,
-    /// `log-source-silent`: a silence this long is reported whatever the stream's rates.
-    pub silent_max_hours: i64,
 }
 
-impl Thresholds {
-    /// When a silence of `stream` is reported (`log-source-silent`).
-    pub fn silence(&self, stream: crate::state::Stream) -> crate::state::SilencePolicy {
-        let floor_hours = match stream {
-            crate::state::Stream::SignIns => self.silent_sign_ins_hours,
-            crate::state::Stream::Audits => self.silent_audits_hours,
-        };
-        crate::state::SilencePolicy {
-            floor_secs: floor_hours.saturating_mul(3600),
-            ceiling_secs: self.silent_max_hours.saturating_mul(3600),
-            probability: self.silent_probability,
-        }
-    }
-}
-
-impl Default for Thresholds {
+impl Default for Baseline {
     fn default() -> Self {
-        Thresholds {
+        Baseline {
             learning_days: 7,
             learning_sign_ins: 10,
             phishing_resistant_methods: [
@@ -223,31 +177,177 @@ impl Default for Thresholds {
             ]
             .map(str::to_owned)
             .to_vec(),
-            travel_min_km: 500.0,
-            travel_min_kmh: 900.0,
-            spray_min_users: 10,
-            spray_window_minutes: 20,
-            spray_high_tenants: 3,
-            brute_force_min_failures: 10,
-            brute_force_window_minutes: 10,
-            brute_force_success_minutes: 60,
-            mfa_fatigue_min_denials: 3,
-            mfa_fatigue_window_minutes: 10,
-            mfa_fatigue_success_minutes: 30,
-            session_replay_window_minutes: 60,
-            disabled_min_attempts: 3,
-            disabled_min_ips: 2,
-            disabled_window_hours: 24,
-            fanout_min_tenants: 5,
-            fanout_window_minutes: 60,
-            security_info_risky_hours: 6,
-            chain_window_hours: 6,
-            silent_sign_ins_hours: 1,
-            silent_audits_hours: 1,
-            silent_probability: 0.000_001,
-            silent_max_hours: 168,
         }
     }
+}
+
+impl Baseline {
+    fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.learning_days < 0 {
+            problems.push("detect.baseline.learning_days: must not be negative".to_owned());
+        }
+        for (i, m) in self.phishing_resistant_methods.iter().enumerate() {
+            if m.trim().is_empty() {
+                problems.push(format!(
+                    "detect.baseline.phishing_resistant_methods[{i}]: empty (it would match every method)"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Where each key of the retired `[detect.thresholds]` table lives now: old key, new table, new key.
+const MOVED_THRESHOLDS: [(&str, &str, &str); 26] = [
+    ("learning_days", "detect.baseline", "learning_days"),
+    ("learning_sign_ins", "detect.baseline", "learning_sign_ins"),
+    (
+        "phishing_resistant_methods",
+        "detect.baseline",
+        "phishing_resistant_methods",
+    ),
+    ("travel_min_km", "detect.rules.impossible-travel", "min_km"),
+    (
+        "travel_min_kmh",
+        "detect.rules.impossible-travel",
+        "min_kmh",
+    ),
+    (
+        "spray_min_users",
+        "detect.rules.password-spray",
+        "min_users",
+    ),
+    (
+        "spray_window_minutes",
+        "detect.rules.password-spray",
+        "window_minutes",
+    ),
+    (
+        "spray_high_tenants",
+        "detect.rules.password-spray",
+        "high_tenants",
+    ),
+    (
+        "brute_force_min_failures",
+        "detect.rules.brute-force",
+        "min_failures",
+    ),
+    (
+        "brute_force_window_minutes",
+        "detect.rules.brute-force",
+        "window_minutes",
+    ),
+    (
+        "brute_force_success_minutes",
+        "detect.rules.brute-force",
+        "success_minutes",
+    ),
+    (
+        "mfa_fatigue_min_denials",
+        "detect.rules.mfa-fatigue",
+        "min_denials",
+    ),
+    (
+        "mfa_fatigue_window_minutes",
+        "detect.rules.mfa-fatigue",
+        "window_minutes",
+    ),
+    (
+        "mfa_fatigue_success_minutes",
+        "detect.rules.mfa-fatigue",
+        "success_minutes",
+    ),
+    (
+        "session_replay_window_minutes",
+        "detect.rules.session-token-replay",
+        "window_minutes",
+    ),
+    (
+        "disabled_min_attempts",
+        "detect.rules.disabled-account-sign-in",
+        "min_attempts",
+    ),
+    (
+        "disabled_min_ips",
+        "detect.rules.disabled-account-sign-in",
+        "min_ips",
+    ),
+    (
+        "disabled_window_hours",
+        "detect.rules.disabled-account-sign-in",
+        "window_hours",
+    ),
+    (
+        "fanout_min_tenants",
+        "detect.rules.partner-tenant-fanout",
+        "min_tenants",
+    ),
+    (
+        "fanout_window_minutes",
+        "detect.rules.partner-tenant-fanout",
+        "window_minutes",
+    ),
+    (
+        "security_info_risky_hours",
+        "detect.rules.security-info-changed-privileged",
+        "risky_hours",
+    ),
+    (
+        "chain_window_hours",
+        "detect.rules.account-takeover-chain",
+        "window_hours",
+    ),
+    (
+        "silent_sign_ins_hours",
+        "detect.rules.log-source-silent",
+        "sign_ins_hours",
+    ),
+    (
+        "silent_audits_hours",
+        "detect.rules.log-source-silent",
+        "audits_hours",
+    ),
+    (
+        "silent_probability",
+        "detect.rules.log-source-silent",
+        "probability",
+    ),
+    (
+        "silent_max_hours",
+        "detect.rules.log-source-silent",
+        "max_hours",
+    ),
+];
+
+/// The problems of a retired table (`[detect.thresholds]`, `[detect.gdap_relationship]`,
+/// `[detect.cross_tenant_access]`): each key
+/// is refused with the exact TOML to write in its new place.
+fn retired(
+    old: &str,
+    table: Option<&serde_json::Value>,
+    new_place: impl Fn(&str) -> Option<(&'static str, &'static str)>,
+) -> Vec<String> {
+    let Some(table) = table else {
+        return Vec::new();
+    };
+    let Some(keys) = table.as_object() else {
+        return vec![format!(
+            "{old}: retired (and not a table); see docs/detectors.md, \"Settings\""
+        )];
+    };
+    keys.iter()
+        .map(|(key, value)| match new_place(key) {
+            Some((table, new_key)) => format!(
+                "{old}.{key}: [{old}] is retired; write it as `{new_key} = {}` under [{table}]",
+                crate::settings::toml_value(value)
+            ),
+            None => format!(
+                "{old}.{key}: unknown key, and [{old}] is retired: each rule's settings are in \
+                 [detect.rules.RULE-ID] (`entrawatch rules RULE-ID` shows them)"
+            ),
+        })
+        .collect()
 }
 
 /// Detection config (`[detect]` in the TOML file).
@@ -267,15 +367,21 @@ pub struct DetectConfig {
     pub partner_access_groups: Vec<String>,
     /// Rule ids to run; empty means all.
     pub enabled_rules: Vec<String>,
-    pub thresholds: Thresholds,
-    /// `cross-tenant-access-changed` settings (`[detect.cross_tenant_access]`): the GDAP plumbing
-    /// apps whose changes never fire.
-    pub cross_tenant_access: CrossTenantAccess,
+    /// What the baseline rules share (`[detect.baseline]`).
+    pub baseline: Baseline,
+    /// Each rule's own settings (`[detect.rules.RULE-ID]`), read by the rule's registry entry.
+    pub rules: RuleTables,
+    /// The retired `[detect.thresholds]` table: refused, each key with its new place.
+    pub thresholds: Option<serde_json::Value>,
+    /// The retired `[detect.cross_tenant_access]` table (now
+    /// `[detect.rules.cross-tenant-access-changed]`): refused, each key with its new place.
+    pub cross_tenant_access: Option<serde_json::Value>,
     /// Application settings (`[detect.applications]`): the high-impact permissions shared by
     /// `consent-grant-risky` and `app-credential-added`, and the credential rotation identities.
     pub applications: Applications,
-    /// `gdap-relationship-risky` settings (`[detect.gdap_relationship]`).
-    pub gdap_relationship: crate::detectors::gdap_relationship_risky::Settings,
+    /// The retired `[detect.gdap_relationship]` table (now `[detect.rules.gdap-relationship-risky]`):
+    /// refused, each key with its new place.
+    pub gdap_relationship: Option<serde_json::Value>,
     /// Per-rule allow lists, keyed by rule id.
     pub allow: BTreeMap<String, AllowList>,
 }
@@ -292,16 +398,28 @@ impl Default for DetectConfig {
                 .collect(),
             partner_access_groups: Vec::new(),
             enabled_rules: Vec::new(),
-            thresholds: Thresholds::default(),
-            cross_tenant_access: Default::default(),
+            baseline: Baseline::default(),
+            rules: RuleTables::default(),
+            thresholds: None,
+            cross_tenant_access: None,
             applications: Applications::default(),
-            gdap_relationship: Default::default(),
+            gdap_relationship: None,
             allow: BTreeMap::new(),
         }
     }
 }
 
 impl DetectConfig {
+    /// The settings of the rule whose settings type is `S` (`[detect.rules.RULE-ID]`).
+    pub fn rule<S: RuleSettings>(&self) -> &S {
+        self.rules.get::<S>()
+    }
+
+    /// [`DetectConfig::rule`], to change (tests and tools that build a config in code).
+    pub fn rule_mut<S: RuleSettings>(&mut self) -> &mut S {
+        self.rules.get_mut::<S>()
+    }
+
     /// The display name of a privileged role template, if it is one.
     pub fn role_name(template_id: &str) -> Option<&'static str> {
         PRIVILEGED_ROLE_TEMPLATES
@@ -329,7 +447,7 @@ impl DetectConfig {
     /// Whether a method name is phishing-resistant by the configured list.
     pub fn is_phishing_resistant(&self, method: &str) -> bool {
         let m = method.to_ascii_lowercase();
-        self.thresholds
+        self.baseline
             .phishing_resistant_methods
             .iter()
             .any(|p| m.contains(&p.to_ascii_lowercase()))
@@ -416,78 +534,36 @@ impl DetectConfig {
             }
         }
         problems.extend(self.applications.validate());
-        problems.extend(self.gdap_relationship.validate());
-        let t = &self.thresholds;
-        let positive: [(&str, f64); 23] = [
-            ("learning_days", t.learning_days as f64 + 1.0),
-            ("learning_sign_ins", f64::from(t.learning_sign_ins) + 1.0),
-            ("travel_min_km", t.travel_min_km),
-            ("travel_min_kmh", t.travel_min_kmh),
-            ("spray_min_users", f64::from(t.spray_min_users)),
-            ("spray_window_minutes", t.spray_window_minutes as f64),
-            ("spray_high_tenants", f64::from(t.spray_high_tenants)),
-            (
-                "brute_force_min_failures",
-                f64::from(t.brute_force_min_failures),
-            ),
-            (
-                "brute_force_window_minutes",
-                t.brute_force_window_minutes as f64,
-            ),
-            (
-                "brute_force_success_minutes",
-                t.brute_force_success_minutes as f64,
-            ),
-            (
-                "mfa_fatigue_min_denials",
-                f64::from(t.mfa_fatigue_min_denials),
-            ),
-            (
-                "mfa_fatigue_window_minutes",
-                t.mfa_fatigue_window_minutes as f64,
-            ),
-            (
-                "mfa_fatigue_success_minutes",
-                t.mfa_fatigue_success_minutes as f64,
-            ),
-            (
-                "session_replay_window_minutes",
-                t.session_replay_window_minutes as f64,
-            ),
-            ("disabled_min_attempts", f64::from(t.disabled_min_attempts)),
-            ("disabled_window_hours", t.disabled_window_hours as f64),
-            ("fanout_min_tenants", f64::from(t.fanout_min_tenants)),
-            ("fanout_window_minutes", t.fanout_window_minutes as f64),
-            (
-                "security_info_risky_hours",
-                t.security_info_risky_hours as f64,
-            ),
-            ("chain_window_hours", t.chain_window_hours as f64),
-            ("silent_sign_ins_hours", t.silent_sign_ins_hours as f64),
-            ("silent_audits_hours", t.silent_audits_hours as f64),
-            ("silent_max_hours", t.silent_max_hours as f64),
-        ];
-        for (name, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                problems.push(format!(
-                    "detect.thresholds.{name}: must be greater than zero"
-                ));
-            }
-        }
-        if !(t.silent_probability > 0.0 && t.silent_probability < 0.5) {
-            problems.push(format!(
-                "detect.thresholds.silent_probability: must be between 0 and 0.5 (got {})",
-                t.silent_probability
-            ));
-        }
-        let floor = t.silent_sign_ins_hours.max(t.silent_audits_hours);
-        if t.silent_max_hours < floor || t.silent_max_hours > 720 {
-            problems.push(format!(
-                "detect.thresholds.silent_max_hours: must be between the silence floors \
-                 (silent_sign_ins_hours, silent_audits_hours: {floor}) and 720 (30 days); got {}",
-                t.silent_max_hours
-            ));
-        }
+        problems.extend(self.baseline.validate());
+        problems.extend(self.rules.validate());
+        problems.extend(retired(
+            "detect.thresholds",
+            self.thresholds.as_ref(),
+            |key| {
+                MOVED_THRESHOLDS
+                    .iter()
+                    .find(|(old, _, _)| *old == key)
+                    .map(|(_, table, new_key)| (*table, *new_key))
+            },
+        ));
+        problems.extend(retired(
+            "detect.cross_tenant_access",
+            self.cross_tenant_access.as_ref(),
+            |key| {
+                (key == "plumbing_apps")
+                    .then_some(("detect.rules.cross-tenant-access-changed", "plumbing_apps"))
+            },
+        ));
+        problems.extend(retired(
+            "detect.gdap_relationship",
+            self.gdap_relationship.as_ref(),
+            |key| {
+                ["max_auto_extend_days", "max_duration_days"]
+                    .into_iter()
+                    .find(|k| *k == key)
+                    .map(|k| ("detect.rules.gdap-relationship-risky", k))
+            },
+        ));
         problems
     }
 }
@@ -540,58 +616,6 @@ impl Cidr {
             }
             _ => false,
         }
-    }
-}
-
-/// `cross-tenant-access-changed`'s settings (`[detect.cross_tenant_access]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CrossTenantAccess {
-    /// The GDAP plumbing: apps whose changes to cross-tenant access never fire, by app id,
-    /// service principal object id or service principal name; by display name only for records
-    /// that carry no app id (Entra often writes `appId: null` for app initiators).
-    pub plumbing_apps: Vec<String>,
-}
-
-impl Default for CrossTenantAccess {
-    fn default() -> Self {
-        CrossTenantAccess {
-            // The first-party service principals GDAP creates in a customer tenant ("GDAP
-            // frequently asked questions"), and the one that migrated DAP to GDAP.
-            plumbing_apps: [
-                "2832473f-ec63-45fb-976f-5d45a7d4bb91",
-                "Partner Customer Delegated Administration",
-                "a3475900-ccec-4a69-98f5-a65cd5dc5306",
-                "Partner Customer Delegated Admin Offline Processor",
-                "b39d63e7-7fa3-4b2b-94ea-ee256fdb8c2f",
-                "Partner Center Delegated Admin Migrate",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        }
-    }
-}
-
-impl CrossTenantAccess {
-    /// Whether the audit was initiated by a plumbing app (never by a user).
-    pub fn is_plumbing(&self, a: &entrawatch_ingest::model::Audit) -> bool {
-        let Some(app) = a.initiated_by.app.as_ref() else {
-            return false;
-        };
-        if a.initiated_by.user.as_ref().is_some_and(|u| u.id.is_some()) {
-            return false;
-        }
-        let listed = |v: Option<&str>| {
-            v.is_some_and(|v| {
-                self.plumbing_apps
-                    .iter()
-                    .any(|p| p.trim().eq_ignore_ascii_case(v.trim()))
-            })
-        };
-        listed(app.app_id.as_deref())
-            || listed(app.service_principal_id.as_deref())
-            || listed(app.service_principal_name.as_deref())
-            || (app.app_id.is_none() && listed(app.display_name.as_deref()))
     }
 }
 
@@ -819,7 +843,8 @@ mod tests {
                 ips: vec!["1.2.3.4/40".into()],
             },
         );
-        c.thresholds.spray_min_users = 0;
+        c.rule_mut::<crate::detectors::password_spray::Settings>()
+            .min_users = 0;
         let problems = c.validate(&["mfa-not-satisfied"]);
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].starts_with("detect.partner_tenants[0]"));
@@ -836,82 +861,180 @@ mod tests {
         assert!(
             problems
                 .iter()
-                .any(|p| p.starts_with("detect.thresholds.spray_min_users"))
+                .any(|p| p == "detect.rules.password-spray.min_users: must be greater than zero")
         );
     }
 
-    #[test]
-    fn mfa_fatigue_thresholds_default_and_are_validated() {
-        let t = Thresholds::default();
-        assert_eq!(
-            (
-                t.mfa_fatigue_min_denials,
-                t.mfa_fatigue_window_minutes,
-                t.mfa_fatigue_success_minutes
-            ),
-            (3, 10, 30)
-        );
-        let parsed: Thresholds = serde_json::from_value(serde_json::json!({
-            "mfa_fatigue_min_denials": 5, "mfa_fatigue_window_minutes": 15
-        }))
-        .unwrap();
-        assert_eq!(parsed.mfa_fatigue_min_denials, 5);
-        assert_eq!(parsed.mfa_fatigue_window_minutes, 15);
-        assert_eq!(parsed.mfa_fatigue_success_minutes, 30);
-        let mut c = DetectConfig::default();
-        c.thresholds.mfa_fatigue_min_denials = 0;
-        c.thresholds.mfa_fatigue_window_minutes = -1;
-        c.thresholds.mfa_fatigue_success_minutes = 0;
-        let problems = c.validate(&[]);
-        for name in [
-            "mfa_fatigue_min_denials",
-            "mfa_fatigue_window_minutes",
-            "mfa_fatigue_success_minutes",
-        ] {
-            assert!(
-                problems
-                    .iter()
-                    .any(|p| p.starts_with(&format!("detect.thresholds.{name}:"))),
-                "{problems:#?}"
-            );
+    /// The defaults of the retired `[detect.thresholds]` table, as the last build that read it had
+    /// them: each must be the default of the key it moved to.
+    fn old_threshold_defaults() -> serde_json::Value {
+        serde_json::json!({
+            "learning_days": 7, "learning_sign_ins": 10,
+            "phishing_resistant_methods": ["FIDO2", "passkey", "Windows Hello for Business",
+                "certificate", "X.509", "platform credential"],
+            "travel_min_km": 500.0, "travel_min_kmh": 900.0,
+            "spray_min_users": 10, "spray_window_minutes": 20, "spray_high_tenants": 3,
+            "brute_force_min_failures": 10, "brute_force_window_minutes": 10,
+            "brute_force_success_minutes": 60,
+            "mfa_fatigue_min_denials": 3, "mfa_fatigue_window_minutes": 10,
+            "mfa_fatigue_success_minutes": 30,
+            "session_replay_window_minutes": 60,
+            "disabled_min_attempts": 3, "disabled_min_ips": 2, "disabled_window_hours": 24,
+            "fanout_min_tenants": 5, "fanout_window_minutes": 60,
+            "security_info_risky_hours": 6, "chain_window_hours": 6,
+            "silent_sign_ins_hours": 1, "silent_audits_hours": 1,
+            "silent_probability": 0.000001, "silent_max_hours": 168
+        })
+    }
+
+    /// The value at `table.key` (`detect.rules.brute-force`, `min_failures`) of a config's
+    /// settings, as JSON.
+    fn current(c: &DetectConfig, table: &str, key: &str) -> serde_json::Value {
+        if table == "detect.baseline" {
+            let b = &c.baseline;
+            return match key {
+                "learning_days" => serde_json::json!(b.learning_days),
+                "learning_sign_ins" => serde_json::json!(b.learning_sign_ins),
+                _ => serde_json::json!(b.phishing_resistant_methods),
+            };
         }
+        let rule = table.strip_prefix("detect.rules.").unwrap();
+        let (_, settings) = c.rules.iter().find(|(id, _)| *id == rule).unwrap();
+        settings.to_json()[key].clone()
     }
 
     #[test]
-    fn the_session_replay_window_defaults_and_is_validated() {
-        assert_eq!(Thresholds::default().session_replay_window_minutes, 60);
-        let parsed: Thresholds = serde_json::from_value(serde_json::json!({
-            "session_replay_window_minutes": 30
+    fn every_retired_threshold_moved_with_its_default_and_is_refused_with_its_new_toml() {
+        let old = old_threshold_defaults();
+        let old = old.as_object().unwrap();
+        assert_eq!(old.len(), MOVED_THRESHOLDS.len());
+        let defaults = DetectConfig::default();
+        for (key, value) in old {
+            let (_, table, new_key) = MOVED_THRESHOLDS
+                .iter()
+                .find(|(o, _, _)| o == key)
+                .unwrap_or_else(|| panic!("{key} has no new place"));
+            assert_eq!(&current(&defaults, table, new_key), value, "{key}");
+        }
+        // A config that still has the old table: every key refused with what to write instead,
+        // and the new TOML read back gives the values the old table meant.
+        let c: DetectConfig = serde_json::from_value(serde_json::json!({
+            "thresholds": {"spray_min_users": 12, "learning_days": 3, "silent_probability": 0.001,
+                           "phishing_resistant_methods": ["FIDO2"], "nonsense": 1},
+            "gdap_relationship": {"max_duration_days": 730},
+            "cross_tenant_access": {"plumbing_apps": ["automation@contoso.com"]}
         }))
         .unwrap();
-        assert_eq!(parsed.session_replay_window_minutes, 30);
-        let mut c = DetectConfig::default();
-        c.thresholds.session_replay_window_minutes = 0;
         let problems = c.validate(&[]);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with("detect.thresholds.session_replay_window_minutes:")),
-            "{problems:#?}"
+        assert_eq!(
+            problems,
+            [
+                "detect.thresholds.learning_days: [detect.thresholds] is retired; write it as \
+                 `learning_days = 3` under [detect.baseline]",
+                "detect.thresholds.nonsense: unknown key, and [detect.thresholds] is retired: \
+                 each rule's settings are in [detect.rules.RULE-ID] (`entrawatch rules RULE-ID` \
+                 shows them)",
+                "detect.thresholds.phishing_resistant_methods: [detect.thresholds] is retired; \
+                 write it as `phishing_resistant_methods = [\"FIDO2\"]` under [detect.baseline]",
+                "detect.thresholds.silent_probability: [detect.thresholds] is retired; write it as \
+                 `probability = 0.001` under [detect.rules.log-source-silent]",
+                "detect.thresholds.spray_min_users: [detect.thresholds] is retired; write it as \
+                 `min_users = 12` under [detect.rules.password-spray]",
+                "detect.cross_tenant_access.plumbing_apps: [detect.cross_tenant_access] is \
+                 retired; write it as `plumbing_apps = [\"automation@contoso.com\"]` under \
+                 [detect.rules.cross-tenant-access-changed]",
+                "detect.gdap_relationship.max_duration_days: [detect.gdap_relationship] is \
+                 retired; write it as `max_duration_days = 730` under \
+                 [detect.rules.gdap-relationship-risky]",
+            ]
+        );
+        let moved: DetectConfig = serde_json::from_value(serde_json::json!({
+            "baseline": {"learning_days": 3, "phishing_resistant_methods": ["FIDO2"]},
+            "rules": {
+                "password-spray": {"min_users": 12},
+                "log-source-silent": {"probability": 0.001},
+                "gdap-relationship-risky": {"max_duration_days": 730}
+            }
+        }))
+        .unwrap();
+        assert_eq!(moved.validate(&[]), Vec::<String>::new());
+        assert_eq!(moved.baseline.learning_days, 3);
+        assert_eq!(
+            moved
+                .rule::<crate::detectors::password_spray::Settings>()
+                .min_users,
+            12
+        );
+        assert_eq!(
+            moved
+                .rule::<crate::detectors::log_source_silent::Settings>()
+                .probability,
+            0.001
+        );
+        assert_eq!(
+            moved
+                .rule::<crate::detectors::gdap_relationship_risky::Settings>()
+                .max_duration_days,
+            730
+        );
+        // The rest at their defaults.
+        assert_eq!(
+            moved
+                .rule::<crate::detectors::password_spray::Settings>()
+                .window_minutes,
+            20
         );
     }
 
     #[test]
-    fn the_chain_window_defaults_and_is_validated() {
-        assert_eq!(Thresholds::default().chain_window_hours, 6);
-        let parsed: Thresholds = serde_json::from_value(serde_json::json!({
-            "chain_window_hours": 12
+    fn rule_tables_refuse_unknown_rules_and_keys_and_bad_values_all_at_once() {
+        let c: DetectConfig = serde_json::from_value(serde_json::json!({
+            "baseline": {"learning_days": -1},
+            "rules": {
+                "no-such-rule": {"x": 1},
+                "mfa-not-satisfied": {},
+                "brute-force": {"min_failure": 3},
+                "mfa-fatigue": {"window_minutes": "ten"},
+                "log-source-silent": {"probability": 0.7, "max_hours": 1000},
+                "account-takeover-chain": {"window_hours": 0}
+            }
         }))
         .unwrap();
-        assert_eq!(parsed.chain_window_hours, 12);
-        let mut c = DetectConfig::default();
-        c.thresholds.chain_window_hours = 0;
-        let problems = c.validate(&[]);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with("detect.thresholds.chain_window_hours:")),
+        let problems = c.validate(&["mfa-not-satisfied", "brute-force"]);
+        let paths: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "detect.baseline.learning_days",
+                "detect.rules.brute-force.min_failure",
+                "detect.rules.mfa-fatigue.window_minutes",
+                "detect.rules.mfa-not-satisfied",
+                "detect.rules.no-such-rule",
+                "detect.rules.log-source-silent.probability",
+                "detect.rules.log-source-silent.max_hours",
+                "detect.rules.account-takeover-chain.window_hours",
+            ],
             "{problems:#?}"
+        );
+        assert!(
+            problems[1].contains("unknown field `min_failure`"),
+            "{}",
+            problems[1]
+        );
+        assert!(problems[2].contains("invalid type"), "{}", problems[2]);
+        assert!(
+            problems[3].contains("this rule has no settings"),
+            "{}",
+            problems[3]
+        );
+        assert!(problems[4].contains("unknown rule"), "{}", problems[4]);
+        // A table that did not read leaves the rule at its defaults (the config is refused anyway).
+        assert_eq!(
+            c.rule::<crate::detectors::mfa_fatigue::Settings>(),
+            &crate::detectors::mfa_fatigue::Settings::default()
         );
     }
 

@@ -103,6 +103,13 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// references (printed by `entrawatch rules ID`).
     fn doc(&self) -> &'static str;
 
+    /// How to read this rule's settings (`[detect.rules.RULE-ID]`): `Some(&Of::<Settings>(PhantomData))`
+    /// for a rule with a `Settings` type ([`crate::settings::RuleSettings`]), `None` (the default)
+    /// for a rule without: a table for it is then refused.
+    fn settings(&self) -> Option<&'static dyn crate::settings::SettingsKind> {
+        None
+    }
+
     /// The kinds of event [`Detector::observe`] decides on (every kind unless it says fewer): the
     /// engine hands each event only to the rules of its kind, so a sign-in does not pass through
     /// the audit rules' code on its way.

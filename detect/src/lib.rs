@@ -19,8 +19,10 @@
 //! - [`detectors`]: one file per detector, with the helpers several of them share; [`registry`]
 //!   lists them once.
 //! - [`finding`]: the [`Finding`] a detector emits, with its [`Severity`] and [`Principal`].
-//! - [`config`]: the [`DetectConfig`]: thresholds, partner tenants, break-glass accounts, extra
-//!   privileged principals, enabled rules and allow lists.
+//! - [`config`]: the [`DetectConfig`]: partner tenants, break-glass accounts, extra privileged
+//!   principals, the baseline, enabled rules, allow lists, and the rule tables.
+//! - [`settings`]: how each rule's own settings (`[detect.rules.RULE-ID]`, a `Settings` type in
+//!   the detector's file) are read, checked and looked up.
 
 pub mod apps;
 pub mod config;
@@ -31,6 +33,7 @@ pub mod finding;
 pub mod keys;
 pub mod privileged;
 pub mod registry;
+pub mod settings;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -7,6 +7,8 @@
 //! methods, then privilege escalation) and the "Microsoft Entra audit log activity reference"
 //! (`User registered security info`, `Add member to role`).
 
+use std::marker::PhantomData;
+
 use std::collections::BTreeSet;
 
 use entrawatch_ingest::Event;
@@ -15,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::time_text;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, PrincipalKind, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 
 pub const ID: &str = "account-takeover-chain";
 
@@ -45,7 +48,7 @@ pub const POSTURE_RULES: [&str; 5] = [
 /// User documentation, printed by `entrawatch rules account-takeover-chain`.
 pub const DOC: &str = r#"## What it detects
 One user (same tenant, same user object id) who is the principal of findings that, within
-`chain_window_hours` (default 6), tell the story of an account taken over:
+`window_hours` (default 6), tell the story of an account taken over:
 - findings of at least three different other rules, each of medium or higher severity (for
   example a new-country sign-in, a security-info change and a privileged role grant); or
 - the sequence, at any severity: a risky or unfamiliar sign-in (`risky-sign-in`,
@@ -88,7 +91,7 @@ title), with the three event ids.
 ## Known false positives and tuning
 An administrator travelling who re-registers their phone abroad and is granted a role the same
 day by a colleague. Confirm the steps with the user and the approver of the grant. Shorten
-`chain_window_hours` to demand a tighter sequence; allow lists of the member rules keep their
+`window_hours` to demand a tighter sequence; allow lists of the member rules keep their
 findings out of chains, and `[detect.allow.account-takeover-chain]` exempts a principal from the
 chain alert alone.
 
@@ -97,6 +100,40 @@ Microsoft Learn: "What are risk detections?" (Identity Protection), "Microsoft E
 activity reference" (UserManagement `User registered security info`, RoleManagement `Add member
 to role`), "Investigate risk", and MITRE ATT&CK T1078.004 and T1098.
 "#;
+
+/// `[detect.rules.account-takeover-chain]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The findings of one user within this many hours make a chain (default 6).
+    pub window_hours: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { window_hours: 6 }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[(
+        "window_hours",
+        "the findings of one user within this many hours make a chain",
+    )];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 1] = [("window_hours", self.window_hours as f64)];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AccountTakeoverChain;
@@ -146,6 +183,10 @@ impl Detector for AccountTakeoverChain {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -165,8 +206,8 @@ impl Detector for AccountTakeoverChain {
     ) {
         let window = ctx
             .config
-            .thresholds
-            .chain_window_hours
+            .rule::<Settings>()
+            .window_hours
             .saturating_mul(3600);
         for (i, f) in findings.iter().enumerate() {
             if !is_member(f)

@@ -35,7 +35,7 @@ Severity:
   principal`) gave it a permission of `detect.applications.high_impact_permissions` (mail, files,
   directory, role management...; the list `consent-grant-risky` uses), or when the actor never
   managed this application (added a credential, updated it, added an owner) in the last 30 days
-  (not judged while the tenant's audit stream is younger than `learning_days`);
+  (not judged while the tenant's audit stream is younger than `detect.baseline.learning_days`);
 - **medium** otherwise;
 - **low** when the actor is a configured rotation identity
   (`detect.applications.rotation_identities`: user object ids or UPNs, service principal object
@@ -123,7 +123,7 @@ impl Detector for AppCredentialAdded {
             .tenants
             .get(tenant)
             .and_then(|t| ctx.state.streams.get(&(t, Stream::Audits)))
-            .is_none_or(|s| now - s.first < ctx.config.thresholds.learning_days * 86_400);
+            .is_none_or(|s| now - s.first < ctx.config.baseline.learning_days * 86_400);
         let new_actor = !history.managed_by_actor && !learning;
         let severity = if rotation {
             Severity::Low

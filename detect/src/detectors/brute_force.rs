@@ -1,23 +1,25 @@
 //! `brute-force`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
 use super::{PASSWORD_FAILURE_CODES, about_sign_in, app_name, place, time_text, who};
-use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::{PrincipalState, count_since, push_in_window};
 
 pub const ID: &str = "brute-force";
 
 /// User documentation, printed by `entrawatch rules brute-force`.
 pub const DOC: &str = r#"## What it detects
-At least `brute_force_min_failures` (default 10) failed password checks for one user within
-`brute_force_window_minutes` (default 10), from any number of IPs: error codes 50126 invalid
+At least `min_failures` (default 10) failed password checks for one user within
+`window_minutes` (default 10), from any number of IPs: error codes 50126 invalid
 username or password, 50053 locked by smart lockout, 50055 expired password, 50056 invalid or
 missing password. It fires medium once per burst (again only after a full quiet window), and
-high for each successful interactive sign-in of that user within `brute_force_success_minutes`
+high for each successful interactive sign-in of that user within `success_minutes`
 (default 60) of the burst's last failure.
 
 ## Why it matters
@@ -45,7 +47,7 @@ password.
 A user who forgot a changed password, or a phone or mail client retrying an old password after
 a password change, fails in bursts; the success high then follows when the user finally signs
 in correctly. Smart lockout (50053) means Entra already slowed the attack down. Raise
-`brute_force_min_failures` or allow-list service accounts with known-bad clients
+`min_failures` or allow-list service accounts with known-bad clients
 (`allow.brute-force.principals`). Attacks against many users from one IP are `password-spray`.
 
 ## References
@@ -54,14 +56,67 @@ Microsoft Learn: "Protect user accounts from attacks with Microsoft Entra smart 
 50056); "Password spray investigation" (incident response playbooks); MITRE ATT&CK T1110.001.
 "#;
 
+/// `[detect.rules.brute-force]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// This many failed passwords for one account... (default 10).
+    pub min_failures: u32,
+    /// ...within this many minutes make a burst (default 10).
+    pub window_minutes: i64,
+    /// A success this soon after the burst raises it to high (default 60).
+    pub success_minutes: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_failures: 10,
+            window_minutes: 10,
+            success_minutes: 60,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "min_failures",
+            "this many failed passwords for one account...",
+        ),
+        ("window_minutes", "...within this many minutes make a burst"),
+        (
+            "success_minutes",
+            "a success this soon after the burst raises it to high",
+        ),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 3] = [
+            ("min_failures", f64::from(self.min_failures)),
+            ("window_minutes", self.window_minutes as f64),
+            ("success_minutes", self.success_minutes as f64),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BruteForce;
 
 /// Learns a password-check failure of principal `p` at `now`, after the detectors decided on it:
 /// the failure (in [`PrincipalState::failures`], pruned to the window) and the burst it completes.
-pub(crate) fn learn(p: &mut PrincipalState, t: &Thresholds, now: i64) {
-    let window = t.brute_force_window_minutes * 60;
-    if push_in_window(&mut p.failures, now, window, t.brute_force_min_failures) {
+pub(crate) fn learn(p: &mut PrincipalState, t: &Settings, now: i64) {
+    let window = t.window_minutes * 60;
+    if push_in_window(&mut p.failures, now, window, t.min_failures) {
         p.brute_force_at = Some(now);
     }
 }
@@ -74,6 +129,10 @@ pub fn failures_since(p: &PrincipalState, since: i64) -> usize {
 impl Detector for BruteForce {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
     }
 
     fn doc(&self) -> &'static str {
@@ -117,11 +176,11 @@ fn on_failure(
     history: &PrincipalState,
     out: &mut Vec<Finding>,
 ) {
-    let t = &ctx.config.thresholds;
+    let t = ctx.config.rule::<Settings>();
     let now = event.meta.time.timestamp();
-    let window = t.brute_force_window_minutes * 60;
+    let window = t.window_minutes * 60;
     let count = failures_since(history, now - window + 1) + 1;
-    if (count as u32) < t.brute_force_min_failures {
+    if (count as u32) < t.min_failures {
         return;
     }
     if history.brute_force_at.is_some_and(|at| at > now - window) {
@@ -140,7 +199,7 @@ fn on_failure(
     let title = format!(
         "Brute force against {}: {count} failed passwords within {} minutes",
         who(s),
-        t.brute_force_window_minutes
+        t.window_minutes
     );
     let summary = format!(
         "{count} sign-ins for {} failed password checks between {} and {} (latest: {code} from {} \
@@ -153,11 +212,11 @@ fn on_failure(
         ip.as_deref().unwrap_or("an unknown IP"),
         place(s),
         app_name(s),
-        t.brute_force_success_minutes,
+        t.success_minutes,
     );
     let mut evidence = Map::new();
     evidence.insert("failures_in_window".into(), json!(count));
-    evidence.insert("window_minutes".into(), json!(t.brute_force_window_minutes));
+    evidence.insert("window_minutes".into(), json!(t.window_minutes));
     evidence.insert("first_failure_at".into(), json!(time_text(first)));
     evidence.insert("ip_address".into(), json!(ip));
     evidence.insert("location".into(), json!(place(s)));
@@ -166,8 +225,10 @@ fn on_failure(
     evidence.insert("app".into(), json!(app_name(s)));
     evidence.insert("client_app_used".into(), json!(s.client_app_used));
     evidence.insert("user_agent".into(), json!(s.user_agent));
-    // The per-IP history covers the spray window; use it only when it covers this window too.
-    if t.brute_force_window_minutes <= t.spray_window_minutes
+    // The per-IP history covers the spray window (`password-spray`'s settings); use it only when
+    // it covers this window too.
+    let spray = ctx.config.rule::<super::password_spray::Settings>();
+    if t.window_minutes <= spray.window_minutes
         && let Some(ip_history) = ip.as_deref().and_then(|ip| ctx.state.ip(ip))
     {
         let from_ip = ip_history
@@ -199,12 +260,12 @@ fn on_success(
     history: &PrincipalState,
     out: &mut Vec<Finding>,
 ) {
-    let t = &ctx.config.thresholds;
+    let t = ctx.config.rule::<Settings>();
     let now = event.meta.time.timestamp();
     let Some(burst_at) = history.brute_force_at else {
         return;
     };
-    if now < burst_at || now - burst_at > t.brute_force_success_minutes * 60 {
+    if now < burst_at || now - burst_at > t.success_minutes * 60 {
         return;
     }
     let ip = s.ip_address.clone();
@@ -384,9 +445,9 @@ mod tests {
     #[test]
     fn thresholds_follow_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.brute_force_min_failures = 3;
-        config.thresholds.brute_force_window_minutes = 3;
-        config.thresholds.brute_force_success_minutes = 5;
+        config.rule_mut::<Settings>().min_failures = 3;
+        config.rule_mut::<Settings>().window_minutes = 3;
+        config.rule_mut::<Settings>().success_minutes = 5;
         let events = vec![
             failure("x1", "gus@contoso.com", 0, 50126),
             failure("x2", "gus@contoso.com", 1, 50126),

@@ -8,12 +8,15 @@
 //! `isMfaAccepted`, `isCompliantDeviceAccepted`, `isHybridAzureADJoinedDeviceAccepted`) the
 //! modified properties carry as JSON text.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Audit, Body, Event, Kind};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, actor_principal, modified_list, modified_pair, succeeded};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 
 pub const ID: &str = "cross-tenant-access-changed";
 
@@ -41,7 +44,7 @@ more, by anyone other than the GDAP plumbing:
   fire.
 
 The partner tenant is read from the `tenantId` modified property (else the target). Changes
-initiated by an app in `[detect.cross_tenant_access] plumbing_apps` (by default the first-party
+initiated by an app in `plumbing_apps` (`[detect.rules.cross-tenant-access-changed]`) (by default the first-party
 GDAP service principals Partner Customer Delegated Administration `2832473f-...`, Partner
 Customer Delegated Admin Offline Processor `a3475900-...` and Partner Center Delegated Admin
 Migrate `b39d63e7-...`) never fire; a user is never plumbing.
@@ -80,6 +83,75 @@ Microsoft Learn: "Microsoft Entra audit log activity reference" (CrossTenantAcce
 (inbound trust settings), Graph "crossTenantAccessPolicyInboundTrust resource type", and
 Partner Center "GDAP frequently asked questions" (the GDAP service principals).
 "#;
+
+/// `[detect.rules.cross-tenant-access-changed]`: this rule's settings, with their default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The GDAP plumbing: apps whose changes to cross-tenant access never fire, by app id,
+    /// service principal object id or service principal name; by display name only for records
+    /// that carry no app id (Entra often writes `appId: null` for app initiators).
+    /// (Default: the three GDAP service principals, by app id and by name.)
+    pub plumbing_apps: Vec<String>,
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[(
+        "plumbing_apps",
+        "apps (app id, service principal id or name) whose changes never fire",
+    )];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        (self.plumbing_apps.iter().enumerate())
+            .filter(|(_, a)| a.trim().is_empty())
+            .map(|(i, _)| format!("{path}.plumbing_apps[{i}]: empty"))
+            .collect()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            // The first-party service principals GDAP creates in a customer tenant ("GDAP
+            // frequently asked questions"), and the one that migrated DAP to GDAP.
+            plumbing_apps: [
+                "2832473f-ec63-45fb-976f-5d45a7d4bb91",
+                "Partner Customer Delegated Administration",
+                "a3475900-ccec-4a69-98f5-a65cd5dc5306",
+                "Partner Customer Delegated Admin Offline Processor",
+                "b39d63e7-7fa3-4b2b-94ea-ee256fdb8c2f",
+                "Partner Center Delegated Admin Migrate",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}
+
+impl Settings {
+    /// Whether the audit was initiated by a plumbing app (never by a user).
+    pub fn is_plumbing(&self, a: &Audit) -> bool {
+        let Some(app) = a.initiated_by.app.as_ref() else {
+            return false;
+        };
+        if a.initiated_by.user.as_ref().is_some_and(|u| u.id.is_some()) {
+            return false;
+        }
+        let listed = |v: Option<&str>| {
+            v.is_some_and(|v| {
+                self.plumbing_apps
+                    .iter()
+                    .any(|p| p.trim().eq_ignore_ascii_case(v.trim()))
+            })
+        };
+        listed(app.app_id.as_deref())
+            || listed(app.service_principal_id.as_deref())
+            || listed(app.service_principal_name.as_deref())
+            || (app.app_id.is_none() && listed(app.display_name.as_deref()))
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CrossTenantAccessChanged;
@@ -128,6 +200,10 @@ impl Detector for CrossTenantAccessChanged {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -148,7 +224,7 @@ impl Detector for CrossTenantAccessChanged {
         let default = is("Update the company default cross-tenant access setting");
         if !(added || default || is("Update a partner cross-tenant access setting"))
             || !succeeded(a)
-            || ctx.config.cross_tenant_access.is_plumbing(a)
+            || ctx.config.rule::<Settings>().is_plumbing(a)
         {
             return;
         }
@@ -234,7 +310,6 @@ impl Detector for CrossTenantAccessChanged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CrossTenantAccess as Settings;
     use crate::config::DetectConfig;
     use crate::finding::PrincipalKind;
     use crate::testkit::*;
@@ -407,5 +482,11 @@ mod tests {
                 .unwrap();
         assert_eq!(s.plumbing_apps.len(), 1);
         assert!(Settings::default().plumbing_apps.len() >= 3);
+        let mut config = DetectConfig::default();
+        config.rule_mut::<Settings>().plumbing_apps = vec![" ".into()];
+        assert_eq!(
+            config.validate(&[]),
+            ["detect.rules.cross-tenant-access-changed.plumbing_apps[0]: empty"]
+        );
     }
 }

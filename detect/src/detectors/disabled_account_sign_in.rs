@@ -1,22 +1,24 @@
 //! `disabled-account-sign-in`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{about_sign_in, app_name, place, plural, time_text, who};
-use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::keys::{key128, sign_in_key};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::{PrincipalState, push_capped};
 
 pub const ID: &str = "disabled-account-sign-in";
 
 /// User documentation, printed by `entrawatch rules disabled-account-sign-in`.
 pub const DOC: &str = r#"## What it detects
-Attempts at a disabled account (error code 50057): `disabled_min_attempts` (default 3) or more
-attempts, or attempts from `disabled_min_ips` (default 2) or more IP addresses, within
-`disabled_window_hours` (default 24). Low; once per run of attempts, again only after a full quiet
+Attempts at a disabled account (error code 50057): `min_attempts` (default 3) or more
+attempts, or attempts from `min_ips` (default 2) or more IP addresses, within
+`window_hours` (default 24). Low; once per run of attempts, again only after a full quiet
 window. A *successful* sign-in after the account was disabled is `sign-in-after-account-disabled`.
 
 ## Why it matters
@@ -38,7 +40,7 @@ three times from 198.51.100.40: this fires low, with the user agent to find the 
 ## Known false positives and tuning
 Leavers' phones, mail clients and scheduled scripts keep trying for weeks: the findings group
 into one episode per account, and fixing or wiping the device stops them. Raise
-`disabled_min_attempts` to quieten them, or allow-list known service accounts
+`min_attempts` to quieten them, or allow-list known service accounts
 (`allow.disabled-account-sign-in.principals`).
 
 ## References
@@ -46,6 +48,58 @@ Microsoft Learn: "Microsoft Entra authentication and authorization error codes" 
 user account is disabled); "Audit log activities" (`Disable account` in UserManagement);
 "Revoke user access in Microsoft Entra ID"; MITRE ATT&CK T1078.004.
 "#;
+
+/// `[detect.rules.disabled-account-sign-in]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// This many attempts at a disabled account... (default 3).
+    pub min_attempts: u32,
+    /// ...or attempts from this many source addresses... (default 2).
+    pub min_ips: u32,
+    /// ...within this many hours (default 24).
+    pub window_hours: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_attempts: 3,
+            min_ips: 2,
+            window_hours: 24,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "min_attempts",
+            "this many attempts at a disabled account...",
+        ),
+        (
+            "min_ips",
+            "...or attempts from this many source addresses...",
+        ),
+        ("window_hours", "...within this many hours"),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 2] = [
+            ("min_attempts", f64::from(self.min_attempts)),
+            ("window_hours", self.window_hours as f64),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DisabledAccountSignIn;
@@ -59,13 +113,13 @@ const MAX_ATTEMPTS: usize = 64;
 /// Learns an attempt at the disabled account `p` from the address with key `ip` (0 for none) at
 /// `now`, after the detectors decided on it: the burst it completes, and the attempt (in
 /// [`PrincipalState::disabled_attempts`], pruned to the window).
-pub(crate) fn learn(p: &mut PrincipalState, t: &Thresholds, ip: u128, now: i64) {
-    let window = t.disabled_window_hours * 3600;
+pub(crate) fn learn(p: &mut PrincipalState, t: &Settings, ip: u128, now: i64) {
+    let window = t.window_hours * 3600;
     if threshold_met(t, attempts_since(p, now - window + 1, Some(ip))) {
         p.disabled_burst_at = Some(now);
     }
     p.disabled_attempts.retain(|(at, _)| *at > now - window);
-    let cap = MAX_ATTEMPTS.max(t.disabled_min_attempts as usize);
+    let cap = MAX_ATTEMPTS.max(t.min_attempts as usize);
     push_capped(&mut p.disabled_attempts, (now, ip), cap, |(at, _)| *at);
 }
 
@@ -87,13 +141,17 @@ pub fn attempts_since(p: &PrincipalState, since: i64, plus: Option<u128>) -> (u3
 }
 
 /// Whether attempts ([`attempts_since`]) meet the threshold.
-pub fn threshold_met(t: &Thresholds, (attempts, ips): (u32, u32)) -> bool {
-    attempts >= t.disabled_min_attempts || ips >= t.disabled_min_ips
+pub fn threshold_met(t: &Settings, (attempts, ips): (u32, u32)) -> bool {
+    attempts >= t.min_attempts || ips >= t.min_ips
 }
 
 impl Detector for DisabledAccountSignIn {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
     }
 
     fn doc(&self) -> &'static str {
@@ -127,9 +185,9 @@ fn on_attempt(
     history: &PrincipalState,
     out: &mut Vec<Finding>,
 ) {
-    let t = &ctx.config.thresholds;
+    let t = ctx.config.rule::<Settings>();
     let now = event.meta.time.timestamp();
-    let window = t.disabled_window_hours * 3600;
+    let window = t.window_hours * 3600;
     let ip_key = s.ip_address.as_deref().map_or(0, key128);
     let counts = attempts_since(history, now - window + 1, Some(ip_key));
     if !threshold_met(t, counts) {
@@ -161,7 +219,7 @@ fn on_attempt(
         attempts,
         who(s),
         plural(ips, "IP", "IPs"),
-        t.disabled_window_hours
+        t.window_hours
     );
     let summary = format!(
         "{} is disabled, yet {attempts} sign-ins were attempted between {} and {} from {} \
@@ -180,7 +238,7 @@ fn on_attempt(
     let mut evidence = Map::new();
     evidence.insert("attempts_in_window".into(), json!(attempts));
     evidence.insert("distinct_ips".into(), json!(ips));
-    evidence.insert("window_hours".into(), json!(t.disabled_window_hours));
+    evidence.insert("window_hours".into(), json!(t.window_hours));
     evidence.insert("first_attempt_at".into(), json!(time_text(first)));
     evidence.insert("ip_address".into(), json!(ip));
     evidence.insert("location".into(), json!(place(s)));
@@ -328,9 +386,9 @@ mod tests {
     #[test]
     fn thresholds_follow_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.disabled_min_attempts = 4;
-        config.thresholds.disabled_min_ips = 3;
-        config.thresholds.disabled_window_hours = 1;
+        config.rule_mut::<Settings>().min_attempts = 4;
+        config.rule_mut::<Settings>().min_ips = 3;
+        config.rule_mut::<Settings>().window_hours = 1;
         let events = vec![
             attempt("h1", "hal@contoso.com", 0, "198.51.100.1"),
             attempt("h2", "hal@contoso.com", 10, "198.51.100.2"),

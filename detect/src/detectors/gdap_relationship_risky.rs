@@ -6,16 +6,19 @@
 //! `duration`, `autoExtendDuration`, `endDateTime`), one per relationship and modification, in the
 //! customer's tenant. Out: one finding per active relationship that grants a tier-0 role, is
 //! auto-extended longer than allowed, or lasts longer than allowed. Its settings
-//! (`[detect.gdap_relationship]`, [`Settings`]) live here.
+//! (`[detect.rules.gdap-relationship-risky]`, [`Settings`]) live here.
+
+use std::marker::PhantomData;
 
 use entrawatch_ingest::model::{Body, Event, GdapRelationship, Kind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 
 use super::names_of_roles;
 use super::partner_sensitive_change::TIER_0;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 
 pub const ID: &str = "gdap-relationship-risky";
 
@@ -63,7 +66,7 @@ both roles, the tier-0 one, the duration and the auto-extension in the evidence.
 A relationship being migrated from DAP keeps Global Administrator until it is replaced: fix the
 relationship, do not tune the rule. Long contracts may justify a longer duration or the 180-day
 auto-extension: raise `max_duration_days` or `max_auto_extend_days` under
-`[detect.gdap_relationship]`, or allow-list one customer tenant under
+`[detect.rules.gdap-relationship-risky]`, or allow-list one customer tenant under
 `[detect.allow.gdap-relationship-risky]` (principals: the customer tenant id).
 
 ## References
@@ -73,13 +76,13 @@ roles, no Global Administrator with auto-extension), "Partner security requireme
 Microsoft's enterprise access model (tier 0).
 "#;
 
-/// `[detect.gdap_relationship]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[detect.rules.gdap-relationship-risky]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Longest auto-extension allowed, in days (0: none).
+    /// Longest auto-extension allowed, in days (default 0: none).
     pub max_auto_extend_days: u32,
-    /// Longest relationship allowed, in days (GDAP allows 1 to 730).
+    /// Longest relationship allowed, in days (default 365; GDAP allows 1 to 730).
     pub max_duration_days: u32,
 }
 
@@ -92,12 +95,26 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Every problem, with its path.
-    pub fn validate(&self) -> Vec<String> {
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "max_auto_extend_days",
+            "longest auto-extension allowed, in days (0: none)",
+        ),
+        (
+            "max_duration_days",
+            "longest relationship allowed, in days (GDAP allows 1 to 730)",
+        ),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
         let mut p = Vec::new();
         if self.max_duration_days == 0 {
-            p.push("detect.gdap_relationship.max_duration_days: 0".to_owned());
+            p.push(format!(
+                "{path}.max_duration_days: must be greater than zero"
+            ));
         }
         p
     }
@@ -149,6 +166,10 @@ impl Detector for GdapRelationshipRisky {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -163,7 +184,7 @@ impl Detector for GdapRelationshipRisky {
 
     fn observe(&self, ctx: &Context<'_>, event: &Event, out: &mut Vec<Finding>) {
         let Body::Gdap(g) = &event.body else { return };
-        let settings = &ctx.config.gdap_relationship;
+        let settings = ctx.config.rule::<Settings>();
         let Some(r) = risks(g, settings) else { return };
         let severity = if r.global_admin {
             Severity::Critical
@@ -347,15 +368,13 @@ mod tests {
     #[test]
     fn the_limits_come_from_the_settings() {
         let events = vec![rel("t1", 0, "active", &[HELPDESK_ADMIN], 730, 180)];
-        let mut config = DetectConfig {
-            gdap_relationship: Settings {
-                max_auto_extend_days: 180,
-                max_duration_days: 730,
-            },
-            ..DetectConfig::default()
+        let mut config = DetectConfig::default();
+        *config.rule_mut::<Settings>() = Settings {
+            max_auto_extend_days: 180,
+            max_duration_days: 730,
         };
         assert!(run(ID, config.clone(), &events).is_empty());
-        config.gdap_relationship.max_duration_days = 729;
+        config.rule_mut::<Settings>().max_duration_days = 729;
         assert_eq!(run(ID, config, &events).len(), 1);
         let parsed: Settings =
             serde_json::from_value(json!({"max_auto_extend_days": 180, "max_duration_days": 400}))
@@ -367,8 +386,8 @@ mod tests {
                 max_duration_days: 0,
                 ..Settings::default()
             }
-            .validate(),
-            ["detect.gdap_relationship.max_duration_days: 0"]
+            .validate("detect.rules.gdap-relationship-risky"),
+            ["detect.rules.gdap-relationship-risky.max_duration_days: must be greater than zero"]
         );
     }
 }

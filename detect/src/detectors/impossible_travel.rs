@@ -1,5 +1,7 @@
 //! `impossible-travel`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, Value, json};
 
@@ -9,6 +11,7 @@ use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::keys::country_text;
 use crate::privileged::PrivilegedDirectory;
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::{Fix, valid_coordinates};
 
 pub const ID: &str = "impossible-travel";
@@ -16,7 +19,7 @@ pub const ID: &str = "impossible-travel";
 /// User documentation, printed by `entrawatch rules impossible-travel`.
 pub const DOC: &str = r#"## What it detects
 Two successful sign-ins by one user, interactive or not, whose locations are more than
-`travel_min_km` (default 500 km) apart at an implied speed over `travel_min_kmh` (default
+`min_km` (default 500 km) apart at an implied speed over `min_kmh` (default
 900 km/h, faster than an airliner). Each successful sign-in with coordinates is compared with the
 user's previous one; two sign-ins in the same second from far apart always fire.
 
@@ -47,7 +50,7 @@ VPNs, secure web gateways and cloud proxies that egress far from the user (Zscal
 iCloud Private Relay) make the location jump as the user connects and disconnects; mobile
 carriers and IPv6 ranges are sometimes placed hundreds of kilometres away. A pair of sign-ins
 where either address is in `allow.impossible-travel.ips` does not fire, so add corporate VPN and
-proxy egress ranges there. Raise `travel_min_km` to ignore regional geolocation noise. Repeats
+proxy egress ranges there. Raise `min_km` to ignore regional geolocation noise. Repeats
 for the same user group into one episode.
 
 ## References
@@ -55,6 +58,51 @@ Microsoft Learn: "What are risk detections?" in Microsoft Entra ID Protection ("
 travel", "Impossible travel" from Defender for Cloud Apps); the Graph `signIn` resource
 (`location.geoCoordinates`); MITRE ATT&CK T1078.004.
 "#;
+
+/// `[detect.rules.impossible-travel]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Two sign-ins closer than this many kilometres are never travel (default 500.0).
+    pub min_km: f64,
+    /// The speed (km/h) above which the trip is impossible: an airliner's (default 900.0).
+    pub min_kmh: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_km: 500.0,
+            min_kmh: 900.0,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "min_km",
+            "two sign-ins closer than this many kilometres are never travel",
+        ),
+        (
+            "min_kmh",
+            "the speed (km/h) above which the trip is impossible: an airliner's",
+        ),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 2] = [("min_km", self.min_km), ("min_kmh", self.min_kmh)];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 /// Mean Earth radius (IUGG), in km.
 const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -101,6 +149,10 @@ impl Detector for ImpossibleTravel {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -132,9 +184,9 @@ impl Detector for ImpossibleTravel {
         if prev.ip != 0 && ctx.sign_in_keys(event).ip == Some(prev.ip) {
             return;
         }
-        let t = &ctx.config.thresholds;
+        let t = ctx.config.rule::<Settings>();
         let km = haversine_km(f64::from(prev.lat), f64::from(prev.lon), lat, lon);
-        if km <= t.travel_min_km {
+        if km <= t.min_km {
             return;
         }
         let now = event.meta.time.timestamp();
@@ -144,7 +196,7 @@ impl Detector for ImpossibleTravel {
         } else {
             km * 3600.0 / secs as f64
         };
-        if kmh <= t.travel_min_kmh {
+        if kmh <= t.min_kmh {
             return;
         }
         let principal = sign_in_principal(s);
@@ -419,7 +471,7 @@ mod tests {
     #[test]
     fn thresholds_follow_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.travel_min_km = 8_000.0;
+        config.rule_mut::<Settings>().min_km = 8_000.0;
         let events = vec![
             sign_in("c1", "hal@contoso.com", 0).build(),
             sign_in("c2", "hal@contoso.com", 60)
@@ -428,7 +480,7 @@ mod tests {
                 .build(),
         ];
         assert!(run(ID, config.clone(), &events).is_empty());
-        config.thresholds.travel_min_km = 500.0;
+        config.rule_mut::<Settings>().min_km = 500.0;
         assert_eq!(
             pairs(&run(ID, config, &events)),
             vec![("c1", "c2", Severity::Medium)]

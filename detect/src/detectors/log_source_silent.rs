@@ -1,12 +1,15 @@
 //! `log-source-silent`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use chrono::DateTime;
 use entrawatch_ingest::model::Event;
 use serde_json::{Map, json};
 
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
-use crate::state::{Stream, StreamState};
+use crate::settings::{Of, RuleSettings, SettingsKind};
+use crate::state::{SilencePolicy, Stream, StreamState};
 
 pub const ID: &str = "log-source-silent";
 
@@ -20,10 +23,10 @@ believable. Each stream (per tenant: sign-ins, audits) learns how busy it is at 
 week over the last 30 days, in *active minutes* (minutes with at least one event), and how much
 its activity clumps (sessions bring bursts, then empty hours). From that, each hour has a chance
 of being empty; the chance of the whole silence is the product over the hours it has covered. The
-rule fires when that chance falls below `silent_probability` (default 0.000001, one in a million:
+rule fires when that chance falls below `probability` (default 0.000001, one in a million:
 streams are checked hour after hour across many tenants, so a larger threshold means regular false
-alarms), and not before the silence lasts `silent_sign_ins_hours` / `silent_audits_hours`
-(default 1 hour each), or, whatever the model, when it reaches `silent_max_hours` (default 168,
+alarms), and not before the silence lasts `sign_ins_hours` / `audits_hours`
+(default 1 hour each), or, whatever the model, when it reaches `max_hours` (default 168,
 a week).
 
 So a busy stream (sign-ins most minutes) that stops is reported after an hour; a tenant quiet
@@ -32,7 +35,7 @@ hours that are never empty; a small tenant whose audit log speaks once a day is 
 the week's ceiling, not every few days.
 
 A stream is watched once it has a baseline: at least 10 events spread over the learning period
-(`learning_days`, default 7). Time is the pipeline's event-time clock, the newest event time seen
+(`detect.baseline.learning_days`, default 7). Time is the pipeline's event-time clock, the newest event time seen
 from any tenant, so a replay raises the same alerts as the live stream did, and a pipeline that
 receives nothing at all raises nothing. One alert per gap: it fires on the first clock tick
 (whole event-time minute) after the moment the silence became improbable, and again only after
@@ -63,7 +66,7 @@ the hour Contoso's users usually start.
 ## Known false positives and tuning
 A tenant whose activity changes for good (a migration, a company shutting down, holidays longer
 than the history shows) until its 30 days of rates catch up; planned collector maintenance. Lower
-`silent_probability` (for example 0.00000001) for fewer, later alerts (raised to 0.001 it gave
+`probability` (for example 0.00000001) for fewer, later alerts (raised to 0.001 it gave
 four to six false alarms in 30 days of a 16-tenant simulated world, 0.0001 up to one, the default
 none), raise the floors for busy
 streams you want reported later, or allow-list the tenant under
@@ -77,6 +80,97 @@ Microsoft Learn: "Stream Microsoft Entra logs to an event hub", "Microsoft Entra
 "Integrate Microsoft Entra logs with Azure Monitor logs" (diagnostic settings), and the Partner
 Center "Partner security requirements".
 "#;
+
+/// `[detect.rules.log-source-silent]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// No silence of a sign-in stream shorter than this is reported (default 1).
+    pub sign_ins_hours: i64,
+    /// No silence of an audit stream shorter than this is reported (default 1).
+    pub audits_hours: i64,
+    /// A silence is reported once its chance under the stream's own rates by hour of the week falls below this (0 to 0.5) (default 0.000001).
+    pub probability: f64,
+    /// A silence this long is reported whatever the rates (the floors to 720) (default 168).
+    pub max_hours: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sign_ins_hours: 1,
+            audits_hours: 1,
+            probability: 0.000_001,
+            max_hours: 168,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "sign_ins_hours",
+            "no silence of a sign-in stream shorter than this is reported",
+        ),
+        (
+            "audits_hours",
+            "no silence of an audit stream shorter than this is reported",
+        ),
+        (
+            "probability",
+            "a silence is reported once its chance under the stream's own rates by hour of the week falls below this (0 to 0.5)",
+        ),
+        (
+            "max_hours",
+            "a silence this long is reported whatever the rates (the floors to 720)",
+        ),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 2] = [
+            ("sign_ins_hours", self.sign_ins_hours as f64),
+            ("audits_hours", self.audits_hours as f64),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        if !(self.probability > 0.0 && self.probability < 0.5) {
+            problems.push(format!(
+                "{path}.probability: must be between 0 and 0.5 (got {})",
+                self.probability
+            ));
+        }
+        let floor = self.sign_ins_hours.max(self.audits_hours);
+        if self.max_hours < floor || self.max_hours > 720 {
+            problems.push(format!(
+                "{path}.max_hours: must be between the silence floors (sign_ins_hours, \
+                 audits_hours: {floor}) and 720 (30 days); got {}",
+                self.max_hours
+            ));
+        }
+        problems
+    }
+}
+
+impl Settings {
+    /// When a silence of `stream` is reported.
+    pub fn silence(&self, stream: Stream) -> SilencePolicy {
+        let floor_hours = match stream {
+            Stream::SignIns => self.sign_ins_hours,
+            Stream::Audits => self.audits_hours,
+        };
+        SilencePolicy {
+            floor_secs: floor_hours.saturating_mul(3600),
+            ceiling_secs: self.max_hours.saturating_mul(3600),
+            probability: self.probability,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogSourceSilent;
@@ -101,6 +195,10 @@ impl Detector for LogSourceSilent {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -120,7 +218,8 @@ impl Detector for LogSourceSilent {
     /// not silent). That fires exactly once per gap without writing any state; a stream that
     /// speaks again starts a new gap.
     fn on_tick(&self, ctx: &Context<'_>, now: i64, out: &mut Vec<Finding>) {
-        let t = &ctx.config.thresholds;
+        let t = ctx.config.rule::<Settings>();
+        let learning_days = ctx.config.baseline.learning_days;
         let previous = minute_floor(ctx.state.clock);
         let current = minute_floor(now);
         let mut silent: Vec<(&str, Stream, &StreamState)> = ctx
@@ -128,7 +227,7 @@ impl Detector for LogSourceSilent {
             .streams
             .iter()
             .filter(|(_, s)| s.due >= previous && s.due < current)
-            .filter(|(_, s)| has_baseline(s, t.learning_days))
+            .filter(|(_, s)| has_baseline(s, learning_days))
             .map(|((tenant, stream), s)| (ctx.state.tenants.name(*tenant), *stream, s))
             .collect();
         silent.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -230,7 +329,7 @@ mod tests {
     /// A one-day learning period, so the stories stay short.
     fn one_day_learning() -> DetectConfig {
         let mut config = DetectConfig::default();
-        config.thresholds.learning_days = 1;
+        config.baseline.learning_days = 1;
         config
     }
 

@@ -10,15 +10,17 @@
 //! the fraud texts that the Sentinel "MFA Rejected by User" rule matches. 50074 and 50076 (strong
 //! authentication required) are prompts, not denials.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
 use super::{
     about_sign_in, app_name, contains_caseless, place, time_text, who, with_ascii_lowercase,
 };
-use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::{PrincipalState, count_since, push_in_window};
 
 pub const ID: &str = "mfa-fatigue";
@@ -26,12 +28,12 @@ pub const ID: &str = "mfa-fatigue";
 /// User documentation, printed by `entrawatch rules mfa-fatigue`.
 pub const DOC: &str = r#"## What it detects
 Repeated MFA prompts a user denied or left unanswered, in a short window: at least
-`mfa_fatigue_min_denials` (default 3) sign-ins of one user failing with error 500121
+`min_denials` (default 3) sign-ins of one user failing with error 500121
 ("Authentication failed during strong authentication request", with `status.additionalDetails`
 such as `MFA denied; user declined the authentication` or `MFA denied; user did not respond to
-mobile app notification`) within `mfa_fatigue_window_minutes` (default 10). It fires medium
+mobile app notification`) within `window_minutes` (default 10). It fires medium
 once per burst, and high for the first successful interactive sign-in of that user within
-`mfa_fatigue_success_minutes` (default 30) of the burst's last denial: the user gave in and
+`success_minutes` (default 30) of the burst's last denial: the user gave in and
 approved. A prompt the user reports as fraud (500121 with `MFA denied; Phone App Reported Fraud`,
 `Fraud reported`, or any fraud text in the details or the MFA step) fires high on its own.
 
@@ -63,7 +65,7 @@ A user whose phone is off or in a drawer leaves several prompts unanswered while
 new laptop; an Authenticator app that lost its registration after a phone change. The success
 that follows comes from the user's usual address and device: compare with the denied attempts.
 Number matching and additional context in Authenticator make the attack much harder; keep
-them on. Raise `mfa_fatigue_min_denials` for noisy populations, or allow-list a test account
+them on. Raise `min_denials` for noisy populations, or allow-list a test account
 under `[detect.allow.mfa-fatigue]`.
 
 ## References
@@ -73,6 +75,59 @@ authentication push notifications", "Configure Microsoft Entra multifactor authe
 settings" (report suspicious activity); Microsoft Sentinel "MFA Rejected by User"; MITRE
 ATT&CK T1621.
 "#;
+
+/// `[detect.rules.mfa-fatigue]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// This many MFA denials or unanswered prompts (500121) for one user... (default 3).
+    pub min_denials: u32,
+    /// ...within this many minutes make a burst (default 10).
+    pub window_minutes: i64,
+    /// An interactive success this soon after its last denial raises it to high (default 30).
+    pub success_minutes: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_denials: 3,
+            window_minutes: 10,
+            success_minutes: 30,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "min_denials",
+            "this many MFA denials or unanswered prompts (500121) for one user...",
+        ),
+        ("window_minutes", "...within this many minutes make a burst"),
+        (
+            "success_minutes",
+            "an interactive success this soon after its last denial raises it to high",
+        ),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 3] = [
+            ("min_denials", f64::from(self.min_denials)),
+            ("window_minutes", self.window_minutes as f64),
+            ("success_minutes", self.success_minutes as f64),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MfaFatigue;
@@ -128,9 +183,9 @@ pub const MFA_DENIED_CODE: i64 = 500121;
 
 /// Learns an MFA denial (500121) of user `p` at `now`, after the detectors decided on it: the
 /// denial (in [`PrincipalState::mfa_denials`], pruned to the window) and the burst it completes.
-pub(crate) fn learn_denial(p: &mut PrincipalState, t: &Thresholds, now: i64) {
-    let window = t.mfa_fatigue_window_minutes * 60;
-    if push_in_window(&mut p.mfa_denials, now, window, t.mfa_fatigue_min_denials) {
+pub(crate) fn learn_denial(p: &mut PrincipalState, t: &Settings, now: i64) {
+    let window = t.window_minutes * 60;
+    if push_in_window(&mut p.mfa_denials, now, window, t.min_denials) {
         p.mfa_fatigue_at = Some(now);
     }
 }
@@ -151,6 +206,10 @@ pub fn denials_since(p: &PrincipalState, since: i64) -> usize {
 impl Detector for MfaFatigue {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
     }
 
     fn doc(&self) -> &'static str {
@@ -208,11 +267,11 @@ fn on_denial(
     history: &PrincipalState,
     out: &mut Vec<Finding>,
 ) {
-    let t = &ctx.config.thresholds;
+    let t = ctx.config.rule::<Settings>();
     let now = event.meta.time.timestamp();
-    let window = t.mfa_fatigue_window_minutes * 60;
+    let window = t.window_minutes * 60;
     let count = denials_since(history, now - window + 1) + 1;
-    if (count as u32) < t.mfa_fatigue_min_denials {
+    if (count as u32) < t.min_denials {
         return;
     }
     if history.mfa_fatigue_at.is_some_and(|at| at > now - window) {
@@ -226,7 +285,7 @@ fn on_denial(
     let title = format!(
         "MFA fatigue against {}: {count} MFA prompts denied or unanswered within {} minutes",
         who(s),
-        t.mfa_fatigue_window_minutes
+        t.window_minutes
     );
     let summary = format!(
         "{count} sign-ins of {} failed at the MFA prompt (500121) between {} and {} (latest: {} \
@@ -241,11 +300,11 @@ fn on_denial(
         s.ip_address.as_deref().unwrap_or("an unknown IP"),
         place(s),
         app_name(s),
-        t.mfa_fatigue_success_minutes,
+        t.success_minutes,
     );
     let mut evidence = base_evidence(s);
     evidence.insert("denials_in_window".into(), json!(count));
-    evidence.insert("window_minutes".into(), json!(t.mfa_fatigue_window_minutes));
+    evidence.insert("window_minutes".into(), json!(t.window_minutes));
     evidence.insert("first_denial_at".into(), json!(time_text(first)));
     evidence.insert("latest_outcome".into(), json!(outcome(s)));
     evidence.insert("latest_failure_reason".into(), json!(s.failure_reason));
@@ -304,16 +363,16 @@ fn on_success(
     history: &PrincipalState,
     out: &mut Vec<Finding>,
 ) {
-    let t = &ctx.config.thresholds;
+    let t = ctx.config.rule::<Settings>();
     let now = event.meta.time.timestamp();
     let Some(burst_at) = history.mfa_fatigue_at else {
         return;
     };
-    if now < burst_at || now - burst_at > t.mfa_fatigue_success_minutes * 60 {
+    if now < burst_at || now - burst_at > t.success_minutes * 60 {
         return;
     }
     let minutes = (now - burst_at) / 60;
-    let denials = denials_since(history, burst_at - t.mfa_fatigue_window_minutes * 60 + 1);
+    let denials = denials_since(history, burst_at - t.window_minutes * 60 + 1);
     let title = format!(
         "{} approved a sign-in {minutes} minutes after a burst of denied MFA prompts",
         who(s)
@@ -481,9 +540,9 @@ mod tests {
     #[test]
     fn thresholds_follow_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.mfa_fatigue_min_denials = 2;
-        config.thresholds.mfa_fatigue_window_minutes = 3;
-        config.thresholds.mfa_fatigue_success_minutes = 5;
+        config.rule_mut::<Settings>().min_denials = 2;
+        config.rule_mut::<Settings>().window_minutes = 3;
+        config.rule_mut::<Settings>().success_minutes = 5;
         let events = vec![
             denial("x1", "hal@contoso.com", 0, DECLINED),
             denial("x2", "hal@contoso.com", 3, DECLINED),

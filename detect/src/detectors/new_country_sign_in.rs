@@ -16,8 +16,8 @@ pub const ID: &str = "new-country-sign-in";
 pub const DOC: &str = r#"## What it detects
 A successful interactive user sign-in from a country this user has not signed in from
 (interactively, successfully) in the previous 30 days. The rule only judges users with a
-baseline: by default 7 days of history and 10 successful sign-ins (`learning_days`,
-`learning_sign_ins`), with at least one country seen in the last 30 days. New accounts and the
+baseline: by default 7 days of history and 10 successful sign-ins (`detect.baseline.learning_days`,
+`detect.baseline.learning_sign_ins`), with at least one country seen in the last 30 days. New accounts and the
 first week after deployment stay quiet. The alert says what history it speaks for: "not seen for
 this account in 30 days" once the account has 30 days of history, "in the 9 days watched" before
 (`history_days` in the evidence).
@@ -47,7 +47,7 @@ Business travel, staff working abroad, and VPN or secure web gateway egress in a
 (consumer VPNs, Zscaler, Netskope) each fire once per new country. Mobile carriers and IPv6
 ranges are sometimes placed in a neighbouring country. Allow-list egress ranges
 (`allow.new-country-sign-in.ips`) or frequent travellers (`...principals`); raise
-`learning_days` / `learning_sign_ins` to wait longer for a baseline. Judge a finding together
+`detect.baseline.learning_days` / `detect.baseline.learning_sign_ins` to wait longer for a baseline. Judge a finding together
 with `impossible-travel`, `risky-sign-in` and `mfa-not-satisfied` for the same user.
 
 ## References
@@ -90,7 +90,7 @@ impl Detector for NewCountrySignIn {
             return;
         };
         let now = event.meta.time.timestamp();
-        let t = &ctx.config.thresholds;
+        let t = &ctx.config.baseline;
         if !history.has_baseline(now, t.learning_days, t.learning_sign_ins) {
             return;
         }
@@ -314,8 +314,8 @@ mod tests {
     #[test]
     fn learning_period_follows_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.learning_days = 2;
-        config.thresholds.learning_sign_ins = 6;
+        config.baseline.learning_days = 2;
+        config.baseline.learning_sign_ins = 6;
         let mut events = baseline("ann@contoso.com", 3, 3, 0);
         events.push(
             sign_in("c1", "ann@contoso.com", 0)

@@ -20,11 +20,11 @@ signs in successfully to a customer tenant they did not reach in the previous 30
 - **High**: the first sign-in ever seen of that partner home tenant (`homeTenantId`) into the
   customer: no technician of that partner has acted there before. This fires even for a
   technician with no history, since a brand-new partner has none.
-- **Medium**: a technician with a learning period of history (`learning_days` since first seen
-  and `learning_sign_ins` successful sign-ins, defaults 7 days and 10) reaches a customer that
+- **Medium**: a technician with a learning period of history (`detect.baseline.learning_days` since first seen
+  and `detect.baseline.learning_sign_ins` successful sign-ins, defaults 7 days and 10) reaches a customer that
   their partner already serves but they themselves have not touched for 30 days.
 
-Both wait until entrawatch has watched the customer's sign-in log for `learning_days`, so a
+Both wait until entrawatch has watched the customer's sign-in log for `detect.baseline.learning_days`, so a
 newly onboarded customer, or the first week after a restart, does not make every technician look
 new. The medium alert says what history it speaks for: "for the first time in 30 days" once the
 technician has 30 days of history, "in the 12 days watched" before (`history_days` in the
@@ -51,8 +51,8 @@ partner tenant nobody has seen before signs in to Contoso: high.
 ## Known false positives and tuning
 A technician picking up a new customer ticket, staff rotation, and a newly signed GDAP
 relationship all fire once per technician and tenant. Confirm with the partner's ticket and
-with Microsoft 365 admin center > Settings > Partner relationships. Raise `learning_days` /
-`learning_sign_ins` for partners whose staff rotate often, or allow-list a technician by object
+with Microsoft 365 admin center > Settings > Partner relationships. Raise `detect.baseline.learning_days` /
+`detect.baseline.learning_sign_ins` for partners whose staff rotate often, or allow-list a technician by object
 id or UPN under `[detect.allow.partner-new-tenant]`.
 
 ## References
@@ -98,7 +98,7 @@ impl Detector for PartnerNewTenant {
             return;
         }
         let state = ctx.state;
-        let t = &ctx.config.thresholds;
+        let t = &ctx.config.baseline;
         let now = event.meta.time.timestamp();
         let learning_secs = t.learning_days * 86_400;
         let customer_index = state.tenants.get(customer);

@@ -1,5 +1,7 @@
 //! `partner-tenant-fanout`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde_json::{Map, json};
 
@@ -7,6 +9,7 @@ use super::{sign_in_principal, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
 use crate::privileged::PrivilegedDirectory;
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::State;
 
 pub const ID: &str = "partner-tenant-fanout";
@@ -14,8 +17,8 @@ pub const ID: &str = "partner-tenant-fanout";
 /// User documentation, printed by `entrawatch rules partner-tenant-fanout`.
 pub const DOC: &str = r#"## What it detects
 One partner technician, or one source IP acting as a service provider, signing in successfully to
-at least `fanout_min_tenants` distinct customer tenants (default 5) within
-`fanout_window_minutes` (default 60). It fires once, on the sign-in that reaches the threshold,
+at least `min_tenants` distinct customer tenants (default 5) within
+`window_minutes` (default 60). It fires once, on the sign-in that reaches the threshold,
 not on every later sign-in; it can fire again only after the count has fallen back below the
 threshold as the window slides.
 
@@ -46,7 +49,7 @@ high at the Litware sign-in, with the five customer tenants in the evidence.
 ## Known false positives and tuning
 Month-end or licensing work that walks many customers, partner automation that signs in to every
 customer, and a partner office whose technicians share one egress IP. Raise
-`fanout_min_tenants` or shorten `fanout_window_minutes`, and allow-list the automation account
+`min_tenants` or shorten `window_minutes`, and allow-list the automation account
 or the office egress range under `[detect.allow.partner-tenant-fanout]`.
 
 ## References
@@ -54,6 +57,51 @@ Microsoft Learn: "Granular delegated admin privileges (GDAP) introduction" and "
 Microsoft Entra ID" (`crossTenantAccessType`, `homeTenantId`); Microsoft Security blog on
 NOBELIUM targeting delegated administrative privileges (2021).
 "#;
+
+/// `[detect.rules.partner-tenant-fanout]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// One technician or IP reaching this many customer tenants... (default 5).
+    pub min_tenants: u32,
+    /// ...within this many minutes (default 60).
+    pub window_minutes: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_tenants: 5,
+            window_minutes: 60,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "min_tenants",
+            "one technician or IP reaching this many customer tenants...",
+        ),
+        ("window_minutes", "...within this many minutes"),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 2] = [
+            ("min_tenants", f64::from(self.min_tenants)),
+            ("window_minutes", self.window_minutes as f64),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PartnerTenantFanout;
@@ -90,6 +138,10 @@ impl Detector for PartnerTenantFanout {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -114,10 +166,10 @@ impl Detector for PartnerTenantFanout {
             return;
         };
         let customer = &event.meta.tenant_id;
-        let t = &ctx.config.thresholds;
+        let t = ctx.config.rule::<Settings>();
         let now = event.meta.time.timestamp();
-        let since = now - t.fanout_window_minutes * 60;
-        let min = t.fanout_min_tenants;
+        let since = now - t.window_minutes * 60;
+        let min = t.min_tenants;
 
         let by_technician = s.user_id.as_deref().and_then(|user| {
             let list = ctx
@@ -364,8 +416,8 @@ mod tests {
     #[test]
     fn thresholds_come_from_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.fanout_min_tenants = 3;
-        config.thresholds.fanout_window_minutes = 10;
+        config.rule_mut::<Settings>().min_tenants = 3;
+        config.rule_mut::<Settings>().window_minutes = 10;
         let t = "user_5f0c@northwindcsp.example";
         let events = vec![
             tech("k1", t, 1, 0).build(),

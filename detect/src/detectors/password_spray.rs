@@ -1,14 +1,16 @@
 //! `password-spray`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind, SignIn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{PASSWORD_FAILURE_CODES, app_name, plural, time_text};
 use super::{place, who};
-use crate::config::Thresholds;
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::{distinct, push_capped};
 
 pub const ID: &str = "password-spray";
@@ -21,15 +23,15 @@ pub const MAX_TARGETED_ACCOUNTS: usize = 50;
 pub const DOC: &str = r#"## What it detects
 One source IP failing password checks (error codes 50126 invalid username or password, 50053
 locked by smart lockout, 50055 expired password, 50056 invalid or missing password) against at
-least `spray_min_users` distinct users (default 10) within `spray_window_minutes` (default 20),
+least `min_users` distinct users (default 10) within `window_minutes` (default 20),
 across all the tenants entrawatch watches. It reports when the threshold is crossed, naming every
 account the window holds; then once for each further account the spray targets (not for repeats
 of an account it already tried), and when the number of users in the window doubles or the IP
-reaches `spray_high_tenants` tenants (default 3). These findings join one alert per tenant, whose
+reaches `high_tenants` tenants (default 3). These findings join one alert per tenant, whose
 `targeted_accounts` lists the accounts (at most 50, with the true number in
 `targeted_accounts_total`) and whose `event_ids` gain each failure's id; they notify only when the
 alert opens, escalates or is due a reminder.
-Severity is medium; high once the IP sprays `spray_high_tenants` or more tenants. A successful
+Severity is medium; high once the IP sprays `high_tenants` or more tenants. A successful
 sign-in from the IP within an hour of its last spraying is reported high, once per user.
 
 ## Why it matters
@@ -56,7 +58,7 @@ fires high for that user: reset her password and revoke her sessions.
 A shared egress (corporate NAT, a school, a CSP's own office) where a misconfigured app or a
 password change makes many users fail at once; mail clients retrying an expired password. The
 success escalation then fires for ordinary users at the same address. Allow-list those egress
-ranges (`allow.password-spray.ips`) or raise `spray_min_users`. Sprays spread over many IPs
+ranges (`allow.password-spray.ips`) or raise `min_users`. Sprays spread over many IPs
 (botnets, residential proxies) stay below the per-IP threshold: rely on Entra ID Protection's
 password spray risk detection for those.
 
@@ -65,6 +67,56 @@ Microsoft Learn: "Password spray investigation" (incident response playbooks); "
 authentication and authorization error codes" (AADSTS50126, 50053, 50055, 50056); "Protect user
 accounts from attacks with Microsoft Entra smart lockout"; MITRE ATT&CK T1110.003.
 "#;
+
+/// `[detect.rules.password-spray]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// One IP failing passwords against this many accounts... (default 10).
+    pub min_users: u32,
+    /// ...within this many minutes is a spray (default 20).
+    pub window_minutes: i64,
+    /// A spray across this many tenants is high (default 3).
+    pub high_tenants: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_users: 10,
+            window_minutes: 20,
+            high_tenants: 3,
+        }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[
+        (
+            "min_users",
+            "one IP failing passwords against this many accounts...",
+        ),
+        ("window_minutes", "...within this many minutes is a spray"),
+        ("high_tenants", "a spray across this many tenants is high"),
+    ];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 3] = [
+            ("min_users", f64::from(self.min_users)),
+            ("window_minutes", self.window_minutes as f64),
+            ("high_tenants", f64::from(self.high_tenants)),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 /// A success from an IP this soon after it last sprayed raises `password-spray` to high.
 pub const SPRAY_SUCCESS_SECS: i64 = 3600;
@@ -143,19 +195,11 @@ impl SprayState {
     /// Whether a failure that brings this IP to (`users`, `tenants`) in the window is news: the
     /// first crossing of `spray_min_users` after a quiet window, then only a doubling of the users
     /// reported, or reaching `spray_high_tenants`.
-    pub fn report(
-        &self,
-        t: &Thresholds,
-        now: i64,
-        users: u32,
-        tenants: u32,
-    ) -> Option<SprayReport> {
-        if users < t.spray_min_users {
+    pub fn report(&self, t: &Settings, now: i64, users: u32, tenants: u32) -> Option<SprayReport> {
+        if users < t.min_users {
             return None;
         }
-        let open = self
-            .at
-            .is_some_and(|at| at > now - t.spray_window_minutes * 60);
+        let open = self.at.is_some_and(|at| at > now - t.window_minutes * 60);
         let (reported_users, reported_tenants) = self.reported;
         if !open {
             return Some(SprayReport {
@@ -165,8 +209,7 @@ impl SprayState {
             });
         }
         let doubled = users >= reported_users.saturating_mul(2);
-        let reached_high =
-            tenants >= t.spray_high_tenants && reported_tenants < t.spray_high_tenants;
+        let reached_high = tenants >= t.high_tenants && reported_tenants < t.high_tenants;
         (doubled || reached_high).then(|| SprayReport {
             users: users.max(reported_users),
             tenants: tenants.max(reported_tenants),
@@ -211,13 +254,13 @@ impl SprayState {
     /// reported of it, and the failure with its names.
     pub fn learn_failure(
         &mut self,
-        t: &Thresholds,
+        t: &Settings,
         s: &SignIn,
         event_id: &str,
         (user, tenant): (u128, u32),
         now: i64,
     ) {
-        let window = t.spray_window_minutes * 60;
+        let window = t.window_minutes * 60;
         let (users, tenants) = self.counts_with(now, window, user, Some(tenant));
         if self.at.is_none_or(|at| at <= now - window) {
             // No spray open: the accounts of the last one are of no more use.
@@ -237,7 +280,7 @@ impl SprayState {
         if let Some(report) = report {
             self.reported = (report.users, report.tenants);
         }
-        if users >= t.spray_min_users {
+        if users >= t.min_users {
             self.at = Some(now);
         }
         self.failures.retain(|(at, _, _)| *at > now - window);
@@ -314,9 +357,9 @@ fn on_failure(
     user: u128,
     out: &mut Vec<Finding>,
 ) {
-    let t = &ctx.config.thresholds;
+    let t = ctx.config.rule::<Settings>();
     let now = event.meta.time.timestamp();
-    let window = t.spray_window_minutes * 60;
+    let window = t.window_minutes * 60;
     let tenant = &event.meta.tenant_id;
     let (users, tenants) = history.counts_with(now, window, user, ctx.state.tenants.get(tenant));
     let report = history.report(t, now, users, tenants);
@@ -345,7 +388,7 @@ fn on_failure(
     tenant_ids.sort();
     tenant_ids.dedup();
 
-    let reached_high = tenants >= t.spray_high_tenants;
+    let reached_high = tenants >= t.high_tenants;
     let severity = if reached_high {
         Severity::High
     } else {
@@ -358,7 +401,7 @@ fn on_failure(
             "targeted another account",
             format!("Password spray from {ip} continues"),
         )
-    } else if reached_high && history.reported.1 < t.spray_high_tenants {
+    } else if reached_high && history.reported.1 < t.high_tenants {
         (
             "reached many tenants",
             format!("Password spray from {ip} spread"),
@@ -395,7 +438,7 @@ fn on_failure(
         "{headline}: {} in {} failed password checks within {} minutes",
         plural(users, "user", "users"),
         plural(tenants, "tenant", "tenants"),
-        t.spray_window_minutes
+        t.window_minutes
     );
     let code = s.error_code.unwrap_or_default();
     let summary = format!(
@@ -422,7 +465,7 @@ fn on_failure(
     evidence.insert("targeted_accounts".into(), json!(targeted));
     evidence.insert("targeted_accounts_total".into(), json!(targeted_total));
     evidence.insert("failures_in_window".into(), json!(recent.len() + 1));
-    evidence.insert("window_minutes".into(), json!(t.spray_window_minutes));
+    evidence.insert("window_minutes".into(), json!(t.window_minutes));
     evidence.insert("first_failure_at".into(), json!(time_text(first)));
     evidence.insert("latest_user".into(), json!(who(s)));
     evidence.insert("latest_error_code".into(), json!(code));
@@ -520,6 +563,10 @@ pub struct PasswordSpray;
 impl Detector for PasswordSpray {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
     }
 
     fn doc(&self) -> &'static str {
@@ -862,8 +909,8 @@ mod tests {
     #[test]
     fn thresholds_follow_the_config() {
         let mut config = DetectConfig::default();
-        config.thresholds.spray_min_users = 3;
-        config.thresholds.spray_window_minutes = 5;
+        config.rule_mut::<Settings>().min_users = 3;
+        config.rule_mut::<Settings>().window_minutes = 5;
         let events: Vec<Event> = (1..=4)
             .map(|u| failure(&format!("t{u}"), u, 2 * u as i64, SPRAYER, 50126))
             .collect();

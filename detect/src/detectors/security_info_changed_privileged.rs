@@ -1,11 +1,14 @@
 //! `security-info-changed-privileged`: see [`DOC`] for what it detects and why.
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Audit, Body, Event, Kind, TargetResource};
 use serde_json::{Map, Value, json};
 
 use super::{actor_ip, actor_name, partner_initiator, succeeded, with_ascii_lowercase};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Principal, PrincipalKind, Severity};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 
 pub const ID: &str = "security-info-changed-privileged";
 
@@ -48,7 +51,7 @@ role of the privileged catalogue, active or eligible, or a principal configured 
 
 High; critical when another user made the change (an admin or helpdesk acting on the account),
 when the actor is a partner technician, or when the target had a risky sign-in (medium or high,
-at risk) in the previous `security_info_risky_hours` (default 6). Changes an app initiated stay
+at risk) in the previous `risky_hours` (default 6). Changes an app initiated stay
 high: Microsoft's own services (`Azure MFA StrongAuthenticationService`) write users'
 self-service registrations that way. Regular users managing their own methods never fire.
 
@@ -76,13 +79,47 @@ Admins replacing phones, and onboarding of new admins (often with a Temporary Ac
 helpdesk, critical), fire; one registration writes several audits, which group into one alert per
 admin. A pass issued by an onboarding app stays high. Confirm with the admin through a channel that does
 not use the new method. Allow-list a helpdesk identity-verification service by object id under
-`[detect.allow.security-info-changed-privileged]`; tune `security_info_risky_hours`.
+`[detect.allow.security-info-changed-privileged]`; tune `risky_hours`.
 
 ## References
 Microsoft Learn: "Audit activity reference" (UserManagement and Authentication Methods),
 "Configure Temporary Access Pass", "Combined security information registration", and the Partner
 Center "Partner security requirements".
 "#;
+
+/// `[detect.rules.security-info-changed-privileged]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// A risky sign-in of the target this recent makes the change critical (default 6).
+    pub risky_hours: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { risky_hours: 6 }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[(
+        "risky_hours",
+        "a risky sign-in of the target this recent makes the change critical",
+    )];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 1] = [("risky_hours", self.risky_hours as f64)];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SecurityInfoChangedPrivileged;
@@ -163,6 +200,10 @@ impl Detector for SecurityInfoChangedPrivileged {
         ID
     }
 
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
+    }
+
     fn doc(&self) -> &'static str {
         DOC
     }
@@ -197,7 +238,7 @@ impl Detector for SecurityInfoChangedPrivileged {
             return;
         }
         let now = event.meta.time.timestamp();
-        let risky_since = now - ctx.config.thresholds.security_info_risky_hours * 3600;
+        let risky_since = now - ctx.config.rule::<Settings>().risky_hours * 3600;
         let risky_at = ctx
             .state
             .principal(tenant, target_id)

@@ -6,6 +6,8 @@
 //! the token`) and the Azure Monitor `SigninLogs` / `AADNonInteractiveUserSignInLogs` table
 //! reference (`SessionId` column; Event Hub `properties.sessionId`).
 
+use std::marker::PhantomData;
+
 use entrawatch_ingest::model::{Event, Kind};
 use serde_json::{Map, json};
 
@@ -14,6 +16,7 @@ use super::{about_sign_in, app_name, place, sign_in_principal, time_text, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::keys::{country_code, country_text};
+use crate::settings::{Of, RuleSettings, SettingsKind};
 use crate::state::SessionUse;
 
 pub const ID: &str = "session-token-replay";
@@ -24,7 +27,7 @@ A successful user sign-in (interactive or not) whose session id (`sessionId`) th
 began with somewhere else, from a network one person cannot plausibly use at the same time: a
 different country, or a network ID Protection flags as anonymising or malicious
 (`riskEventTypes` `anonymizedIPAddress`, `maliciousIPAddress`) when the session did not begin on
-one, within `session_replay_window_minutes` (default 60) of the session's last use from where it
+one, within `window_minutes` (default 60) of the session's last use from where it
 began. High when that sign-in's MFA was "satisfied by claim in the token" (the stolen cookie or
 token carried it); medium otherwise. The same session over an office's IPv4 and IPv6 addresses
 (same country and city) stays quiet, and so does a session used in another country hours after
@@ -57,7 +60,7 @@ MFA methods the attacker added, and find the phishing mail.
 A VPN or secure web gateway that egresses in another country, switched on or off in the middle
 of a session, looks the same; add its egress ranges under
 `[detect.allow.session-token-replay]` (`ips`, either end of the pair) or allow-list the user.
-Shorten `session_replay_window_minutes` to ignore slower moves. Repeats for one user group into
+Shorten `window_minutes` to ignore slower moves. Repeats for one user group into
 one episode.
 
 ## References
@@ -66,6 +69,40 @@ Microsoft Learn: "signIn resource type" (beta, `sessionId`), "SigninLogs" table 
 cookie theft to BEC: Attackers use AiTM phishing sites as entry point to further financial
 fraud"; MITRE ATT&CK T1539, T1550.004.
 "#;
+
+/// `[detect.rules.session-token-replay]`: this rule's settings, each with its default.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// One session used from another country (or an anonymising network) within this many minutes of its last use from where it began (default 60).
+    pub window_minutes: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { window_minutes: 60 }
+    }
+}
+
+impl RuleSettings for Settings {
+    crate::settings_slot!();
+
+    const KEYS: &'static [(&'static str, &'static str)] = &[(
+        "window_minutes",
+        "one session used from another country (or an anonymising network) within this many minutes of its last use from where it began",
+    )];
+
+    fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let positive: [(&str, f64); 1] = [("window_minutes", self.window_minutes as f64)];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                problems.push(format!("{path}.{key}: must be greater than zero"));
+            }
+        }
+        problems
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SessionTokenReplay;
@@ -90,6 +127,10 @@ fn origin_place(u: &SessionUse) -> String {
 impl Detector for SessionTokenReplay {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn settings(&self) -> Option<&'static dyn SettingsKind> {
+        Some(&Of::<Settings>(PhantomData))
     }
 
     fn doc(&self) -> &'static str {
@@ -132,7 +173,7 @@ impl Detector for SessionTokenReplay {
         }
         let now = event.meta.time.timestamp();
         let gap = (now - origin.at).abs();
-        if gap > ctx.config.thresholds.session_replay_window_minutes * 60 {
+        if gap > ctx.config.rule::<Settings>().window_minutes * 60 {
             return;
         }
         let country = country_code(s.location.country_or_region.as_deref());

@@ -18,7 +18,7 @@ catalogue, active or eligible, a principal configured as privileged, or a partne
 through GDAP) that completed MFA in this sign-in with phishable methods only: a second-factor step
 succeeded, and no step used a phishing-resistant method. By default FIDO2 security keys, passkeys,
 Windows Hello for Business, certificate-based authentication (X.509) and platform credentials count
-as phishing-resistant; the list is `detect.thresholds.phishing_resistant_methods`.
+as phishing-resistant; the list is `detect.baseline.phishing_resistant_methods`.
 
 Steps that carry MFA over from an earlier session ("Previously satisfied", a claim in the token) say
 nothing about how the MFA was done, so they are ignored: a sign-in whose only MFA is carried over
@@ -48,7 +48,7 @@ her FIDO2 key: quiet.
 Admins who have not yet registered a phishing-resistant method fire on every fresh MFA prompt until
 they do; repeats group into one episode per principal. Methods the tenant names differently (a
 third-party certificate provider, a new passkey label) can be added to
-`detect.thresholds.phishing_resistant_methods`. Break-glass accounts should use FIDO2 keys; if one
+`detect.baseline.phishing_resistant_methods`. Break-glass accounts should use FIDO2 keys; if one
 cannot, put it in `[detect.allow.weak-mfa-privileged]`.
 
 ## References

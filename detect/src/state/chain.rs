@@ -53,7 +53,10 @@ impl State {
     /// Learns from the findings the engine kept for one event (after allow lists): the findings
     /// that may join a chain are remembered per user, a chain reported marks its user.
     pub fn record_findings(&mut self, config: &DetectConfig, findings: &[Finding]) {
-        let window = config.thresholds.chain_window_hours.saturating_mul(3600);
+        let window = config
+            .rule::<crate::detectors::account_takeover_chain::Settings>()
+            .window_hours
+            .saturating_mul(3600);
         for f in findings {
             if f.principal.kind != PrincipalKind::User {
                 continue;

@@ -39,7 +39,7 @@ impl Stream {
     }
 }
 
-/// When a silence of a stream is reported: the settings of `[detect.thresholds]`, in seconds.
+/// When a silence of a stream is reported: the settings of `[detect.rules.log-source-silent]`, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SilencePolicy {
     /// No silence shorter than this is reported.

@@ -79,7 +79,12 @@ impl State {
         self.streams
             .entry((tenant, stream))
             .or_insert_with(|| StreamState::new(now))
-            .touch(now, &config.thresholds.silence(stream));
+            .touch(
+                now,
+                &config
+                    .rule::<crate::detectors::log_source_silent::Settings>()
+                    .silence(stream),
+            );
     }
 
     fn principal_mut(&mut self, tenant: u32, key: u128, now: i64) -> &mut PrincipalState {
@@ -105,7 +110,6 @@ impl State {
         event_id: &str,
         now: i64,
     ) {
-        let t = &config.thresholds;
         let (ip, id) = (keys.ip, keys.principal);
         if let Some(id) = id {
             let p = self.principal_mut(tenant, id, now);
@@ -153,11 +157,13 @@ impl State {
                     }
                 }
                 Some(code) if PASSWORD_FAILURE_CODES.contains(&code) => {
-                    brute_force::learn(p, t, now);
+                    brute_force::learn(p, config.rule(), now);
                 }
-                Some(MFA_DENIED_CODE) if s.is_user() => mfa_fatigue::learn_denial(p, t, now),
+                Some(MFA_DENIED_CODE) if s.is_user() => {
+                    mfa_fatigue::learn_denial(p, config.rule(), now)
+                }
                 Some(DISABLED_ACCOUNT_CODE) => {
-                    disabled_account_sign_in::learn(p, t, ip.unwrap_or(0), now);
+                    disabled_account_sign_in::learn(p, config.rule(), ip.unwrap_or(0), now);
                 }
                 _ => {}
             }
@@ -189,7 +195,7 @@ impl State {
             {
                 entry
                     .spray
-                    .learn_failure(t, s, event_id, (user, tenant), now);
+                    .learn_failure(config.rule(), s, event_id, (user, tenant), now);
             }
             if let Some(user) = id.filter(|_| s.is_success() && s.is_user()) {
                 entry.spray.learn_success(user, now);
