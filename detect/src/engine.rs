@@ -79,6 +79,14 @@ fn by_kind(detectors: &[Box<dyn Detector>]) -> Vec<Vec<usize>> {
     by_kind
 }
 
+/// Rules from outside the native catalogue (Sigma rules), run after the native detectors on each
+/// event, in a fixed order. Their findings then go the way native ones go (allow lists,
+/// `on_findings` hooks, counters).
+pub trait ExtraRules: Send + Sync + std::fmt::Debug {
+    /// Decides on one event; pushes findings in a deterministic order.
+    fn observe(&self, event: &Event, out: &mut Vec<Finding>);
+}
+
 /// Runs the detectors over events in event-time order.
 #[derive(Debug)]
 pub struct Engine {
@@ -94,6 +102,8 @@ pub struct Engine {
     allowed: u64,
     last_tick: Option<i64>,
     last_eviction: Option<i64>,
+    /// Sigma rules (or any other non-native set), run after the native detectors.
+    extra: Option<std::sync::Arc<dyn ExtraRules>>,
 }
 
 impl Engine {
@@ -123,7 +133,13 @@ impl Engine {
             allowed: 0,
             last_tick: None,
             last_eviction: None,
+            extra: None,
         })
+    }
+
+    /// Sets (or removes) the rules run after the native detectors; kept across `reconfigure`.
+    pub fn set_extra_rules(&mut self, extra: Option<std::sync::Arc<dyn ExtraRules>>) {
+        self.extra = extra;
     }
 
     /// Swaps the detection config (a reload), keeping everything learned. Refused, with every
@@ -194,6 +210,9 @@ impl Engine {
         let ctx = Context::new(&self.config, &self.directory, &self.state);
         for &i in &self.by_kind[event.kind() as usize] {
             self.detectors[i].observe(&ctx, event, out);
+        }
+        if let Some(extra) = &self.extra {
+            extra.observe(event, out);
         }
         let keys = ctx.sign_in_keys(event);
         self.filter_allowed(out, before);
