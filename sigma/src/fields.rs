@@ -29,7 +29,7 @@ pub enum V<'a> {
 }
 
 /// Visits the values of a field; true when the predicate accepted one.
-pub type Getter = for<'e> fn(&'e Event, &mut dyn FnMut(V<'e>) -> bool) -> bool;
+pub type Getter = fn(&Event, &mut dyn FnMut(V<'_>) -> bool) -> bool;
 
 /// Which log a rule reads (its `logsource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,7 +91,7 @@ fn rd(e: &Event) -> Option<&RiskDetection> {
 }
 
 /// Presents each value of an iterator (or `Null` when it is empty).
-fn each<'e, I: Iterator<Item = V<'e>>>(values: I, p: &mut dyn FnMut(V<'e>) -> bool) -> bool {
+fn each<'e, I: Iterator<Item = V<'e>>>(values: I, p: &mut dyn FnMut(V<'_>) -> bool) -> bool {
     let mut seen = false;
     for v in values {
         seen = true;
@@ -215,6 +215,21 @@ fn targets(e: &Event) -> impl Iterator<Item = &TargetResource> {
 
 fn modified(e: &Event) -> impl Iterator<Item = &ModifiedProperty> {
     targets(e).flat_map(|t| &t.modified_properties)
+}
+
+/// A modified property as it reads in the record's JSON (`"displayName":"UserType","oldValue":
+/// "[\"Guest\"]","newValue":"[\"Member\"]"`): what rules that search the whole audit message
+/// for a change look for. Built only when a rule gets that far.
+fn modified_fragment(m: &ModifiedProperty) -> String {
+    let json = |v: &Option<entrawatch_ingest::Text>| {
+        serde_json::to_string(v.as_deref().unwrap_or_default()).unwrap_or_default()
+    };
+    format!(
+        "\"displayName\":{},\"oldValue\":{},\"newValue\":{}",
+        json(&m.display_name),
+        json(&m.old_value),
+        json(&m.new_value)
+    )
 }
 
 fn audit_result(a: &Audit) -> V<'_> {
@@ -905,14 +920,25 @@ const AUDIT: &[(&str, &str, Origin, Getter)] = &[
             }
         },
     ),
-    // Azure activity-log name of the operation (`properties.message`), and `ActivityType`: the
-    // activity's display name.
+    // `properties.message` (the Azure activity-log name of the operation, which rules also search
+    // for a change): the activity's display name, then each modified property as its JSON reads.
     (
         "properties.message",
         "properties.activityDisplayName",
         Origin::Aliased,
-        |e, p| p(au(e).map_or(V::Null, |a| V::Str(a.activity_display_name.as_str()))),
+        |e, p| match au(e) {
+            None => p(V::Null),
+            Some(a) => {
+                p(V::Str(a.activity_display_name.as_str()))
+                    || (a
+                        .target_resources
+                        .iter()
+                        .flat_map(|t| &t.modified_properties))
+                    .any(|m| p(V::Str(&modified_fragment(m))))
+            }
+        },
     ),
+    // `ActivityType`: the activity's display name.
     (
         "activitytype",
         "properties.activityDisplayName",

@@ -112,6 +112,13 @@ impl SigmaConfig {
     }
 }
 
+/// SigmaHQ rules that read correctly but cannot match any single Entra record, with the reason:
+/// reported as unsupported rather than run and never fire.
+pub const NOT_ONE_RECORD: &[(&str, &str)] = &[(
+    "f7b5b004-dece-46e4-a4a5-f6fd0e1c6947",
+    "wants one audit record to be both `Add user` and `Add member to role`: two records, a correlation",
+)];
+
 /// What `sigma check` says of one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -264,7 +271,10 @@ pub fn load(config: &SigmaConfig) -> Loaded {
                 }
                 Ok(rule) => {
                     entry.log = Some(rule.log);
-                    if let Some(why) = config.excludes(&meta) {
+                    let never = NOT_ONE_RECORD.iter().find(|(id, _)| *id == meta.id);
+                    if let Some((_, why)) = never {
+                        Status::Unsupported((*why).to_owned())
+                    } else if let Some(why) = config.excludes(&meta) {
                         Status::Excluded(why)
                     } else {
                         let status = match rule.origin {
