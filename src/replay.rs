@@ -109,10 +109,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
+    let mut replay_config = config.replay_config();
+    replay_config.extra_rules =
+        crate::sigma::rules(config.sigma.as_ref(), &args.sigma, args.quiet)?;
     let replayed = replay_files(
         files,
         &opts,
-        &config.replay_config(),
+        &replay_config,
         &mut |message| progress.update(message),
         &mut on_reject,
         &mut on_event,

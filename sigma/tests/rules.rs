@@ -724,3 +724,37 @@ fn a_match_is_an_engine_finding() {
         1
     );
 }
+
+/// `detect.allow."sigma:<id>"` is accepted by the config check and drops that rule's findings for
+/// the principals it names, as for a native rule.
+#[test]
+fn allow_lists_take_sigma_rule_ids() {
+    let id = "sigma:19128e5e-4743-48dc-bd97-52e5775af817";
+    let mut config = entrawatch_detect::DetectConfig::default();
+    let mut event = base('r');
+    set(&mut event, "type", "leakedCredentials");
+    let Body::RiskDetection(r) = &event.body else {
+        unreachable!()
+    };
+    let user = r.user_id.as_deref().unwrap().to_owned();
+    config.allow.insert(
+        id.to_owned(),
+        entrawatch_detect::config::AllowList {
+            principals: vec![user],
+            ips: Vec::new(),
+        },
+    );
+    assert!(
+        config.validate(&[]).is_empty(),
+        "{:?}",
+        config.validate(&[])
+    );
+    let mut engine = entrawatch_detect::Engine::new(config).unwrap();
+    engine.set_extra_rules(Some(std::sync::Arc::new(SigmaSet::new(
+        load(&pinned()).rules,
+    ))));
+    let mut out = Vec::new();
+    engine.process(&event, &mut out);
+    assert!(out.iter().all(|f| f.rule != id), "{out:?}");
+    assert_eq!(engine.allowed(), 1);
+}
