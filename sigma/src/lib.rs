@@ -622,6 +622,13 @@ impl SigmaSet {
         }
     }
 
+    /// How many rules match the event, without building findings (for measurements).
+    pub fn count_matches(&self, event: &Event) -> usize {
+        (self.rules_for(event).iter())
+            .filter(|r| r.rule.matches(event))
+            .count()
+    }
+
     /// Whether a rule (by Sigma id) matches the event; for tests and `sigma check`.
     pub fn matching_ids(&self, event: &Event) -> Vec<&str> {
         (self.rules_for(event).iter())

@@ -241,6 +241,9 @@ fn compile(doc: &Yaml, meta: &Meta) -> Result<Rule, Refusal> {
                 }
                 items.push(item(field, &mods, fv, spec)?);
             }
+            // An AND group has no side effects: the cheap tests first, so a selection usually
+            // fails before it searches text.
+            items.sort_by_key(Item::cost);
             groups.push(items);
         }
         selections.push(Selection {
@@ -418,9 +421,19 @@ fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
+/// Whether `hay` contains `needle` (lower case) in any ASCII casing, without copying `hay`: the
+/// candidates are the places of the needle's first byte in either case, found a vector at a time.
 fn contains_caseless(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    if h.len() < n.len() {
+        return false;
+    }
+    let last_start = h.len() - n.len();
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), &h[..=last_start])
+        .any(|i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// Writes an integer without allocating.
@@ -491,6 +504,24 @@ impl Matcher {
 }
 
 impl Item {
+    /// A rough order of cost: exact values, then text searches, then regular expressions; a
+    /// field presenting many values (arrays, objects) after one presenting one.
+    fn cost(&self) -> u8 {
+        let search = self.matchers.iter().map(|m| match m {
+            Matcher::Null | Matcher::Exists(_) | Matcher::Int(_) | Matcher::Bool(_) => 0,
+            Matcher::Text(Cmp::Eq, _) | Matcher::Cidr(..) => 1,
+            Matcher::Text(..) => 2,
+            Matcher::Regex(_) => 3,
+        });
+        let many = u8::from(
+            self.field.canonical.contains("targetResources")
+                || self.field.canonical.contains("initiatedBy")
+                || self.field.canonical.contains("additional")
+                || self.field.canonical == "properties.activityDisplayName",
+        );
+        search.max().unwrap_or(0) + 4 * many
+    }
+
     fn matches(&self, event: &entrawatch_ingest::Event) -> bool {
         let get = self.field.get;
         if self.all {
