@@ -575,7 +575,7 @@ fn sigma_rules_run_beside_the_native_detectors() {
     let run = replay(&root(), &args);
     assert!(run.output.status.success(), "{}", stderr(&run));
     assert!(
-        stderr(&run).contains("sigma: 72 of 95 rules run"),
+        stderr(&run).contains("sigma: 74 of 95 rules run"),
         "{}",
         stderr(&run)
     );

@@ -56,13 +56,74 @@ pub enum Origin {
     Aliased,
 }
 
+/// Visits the values of a field found by a key the rule names (an `additionalDetails` entry, a
+/// modified property).
+pub type KeyedGetter = fn(&Event, &str, &mut dyn FnMut(V<'_>) -> bool) -> bool;
+
 /// A resolved field.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Field {
     /// The Event Hub name it stands for (shown in reports and evidence).
     pub canonical: &'static str,
     pub origin: Origin,
-    pub get: Getter,
+    get: Getter,
+    /// For a keyed field: the getter and the key.
+    keyed: Option<(KeyedGetter, Box<str>)>,
+}
+
+impl Field {
+    /// Hands each value of the field to `p`; true when it accepted one.
+    pub fn visit(&self, event: &Event, p: &mut dyn FnMut(V<'_>) -> bool) -> bool {
+        match &self.keyed {
+            Some((get, key)) => get(event, key, p),
+            None => (self.get)(event, p),
+        }
+    }
+
+    /// The name shown in evidence: the canonical name, with the key of a keyed field.
+    pub fn shown(&self) -> String {
+        match &self.keyed {
+            Some((_, key)) => format!("{}[{key}]", self.canonical),
+            None => self.canonical.to_owned(),
+        }
+    }
+}
+
+/// `additionalDetails.<key>`: the values of the audit's additional details with that key
+/// (case-insensitive).
+fn additional_detail(e: &Event, key: &str, p: &mut dyn FnMut(V<'_>) -> bool) -> bool {
+    each(
+        (au(e).into_iter().flat_map(|a| &a.additional_details))
+            .filter(|kv| kv.key.eq_ignore_ascii_case(key))
+            .map(|kv| opt(kv.value.as_deref())),
+        p,
+    )
+}
+
+/// A modified property by name (`ConsentContext.IsAdminConsent`): its new values.
+fn modified_by_name(e: &Event, name: &str, p: &mut dyn FnMut(V<'_>) -> bool) -> bool {
+    each(
+        modified(e)
+            .filter(|m| {
+                m.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .map(|m| opt(m.new_value.as_deref())),
+        p,
+    )
+}
+
+/// Audit names that read a modified property of that name (as `Consent to application` records
+/// carry them).
+const MODIFIED_PROPERTY_NAMES: &[&str] = &[
+    "consentcontext.isadminconsent",
+    "consentcontext.isapponly",
+    "consentcontext.onbehalfofall",
+];
+
+fn null_getter(_: &Event, p: &mut dyn FnMut(V<'_>) -> bool) -> bool {
+    p(V::Null)
 }
 
 fn opt<'e>(v: Option<&'e str>) -> V<'e> {
@@ -1134,10 +1195,38 @@ pub fn resolve(log: Log, name: &str) -> Option<Field> {
                 canonical,
                 origin,
                 get,
+                keyed: None,
             })
     };
     if let Some(f) = find(&lower) {
         return Some(f);
+    }
+    if log == Log::Audit {
+        let keyed = |canonical, get: KeyedGetter, key: &str| {
+            Some(Field {
+                canonical,
+                origin: Origin::Aliased,
+                get: null_getter,
+                keyed: Some((get, key.into())),
+            })
+        };
+        let trimmed = name.trim();
+        for prefix in ["properties.additionaldetails.", "additionaldetails."] {
+            if lower.starts_with(prefix) && lower.len() > prefix.len() {
+                return keyed(
+                    "properties.additionalDetails",
+                    additional_detail,
+                    &trimmed[prefix.len()..],
+                );
+            }
+        }
+        if MODIFIED_PROPERTY_NAMES.contains(&lower.as_str()) {
+            return keyed(
+                "properties.targetResources.modifiedProperties.newValue",
+                modified_by_name,
+                trimmed,
+            );
+        }
     }
     // A flat Graph name or a Log Analytics column: `properties.` + the name, or the path of a
     // `TargetResources.*` style column.
@@ -1189,6 +1278,11 @@ mod tests {
             f.canonical,
             "properties.targetResources.modifiedProperties.newValue"
         );
+        let f = resolve(Log::Audit, "additionalDetails.additionalInfo").unwrap();
+        assert_eq!(f.shown(), "properties.additionalDetails[additionalInfo]");
+        let f = resolve(Log::Audit, "ConsentContext.IsAdminConsent").unwrap();
+        assert_eq!(f.origin, Origin::Aliased);
+        assert!(resolve(Log::SignIn, "additionalDetails.x").is_none());
         assert!(resolve(Log::SignIn, "NetworkLocationDetails").is_none());
         assert!(resolve(Log::SignIn, "properties.message").is_none());
         assert!(resolve(Log::Audit, "riskEventType").is_none());

@@ -580,7 +580,7 @@ impl SigmaSet {
         let mut fields = Map::new();
         for (name, field) in &r.rule.fields {
             let mut values = Vec::new();
-            (field.get)(event, &mut |v| {
+            field.visit(event, &mut |v| {
                 if values.len() < 8 {
                     values.push(value_json(v));
                 }
@@ -590,7 +590,7 @@ impl SigmaSet {
                 1 => values.remove(0),
                 _ => Value::Array(values),
             };
-            fields.insert(field.canonical.to_owned(), v);
+            fields.insert(field.shown(), v);
             let _ = name;
         }
         evidence.insert("fields".into(), Value::Object(fields));

@@ -237,7 +237,7 @@ fn compile(doc: &Yaml, meta: &Meta) -> Result<Rule, Refusal> {
                     continue;
                 };
                 if !fields.iter().any(|(n, _)| n == field_name) {
-                    fields.push((field_name.to_owned(), field));
+                    fields.push((field_name.to_owned(), field.clone()));
                 }
                 items.push(item(field, &mods, fv, spec)?);
             }
@@ -523,11 +523,11 @@ impl Item {
     }
 
     fn matches(&self, event: &entrawatch_ingest::Event) -> bool {
-        let get = self.field.get;
+        let field = &self.field;
         if self.all {
-            self.matchers.iter().all(|m| get(event, &mut |v| m.test(v)))
+            (self.matchers.iter()).all(|m| field.visit(event, &mut |v| m.test(v)))
         } else {
-            get(event, &mut |v| self.matchers.iter().any(|m| m.test(v)))
+            field.visit(event, &mut |v| self.matchers.iter().any(|m| m.test(v)))
         }
     }
 }

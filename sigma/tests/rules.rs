@@ -97,6 +97,13 @@ fn set(e: &mut Event, key: &str, value: &str) {
                 "mod_name" => modified(a).display_name = t(),
                 "mod_old" => modified(a).old_value = t(),
                 "mod_new" => modified(a).new_value = t(),
+                // The audit's additional details: one `AdditionalInfo` entry.
+                "info" => {
+                    a.additional_details = vec![entrawatch_ingest::model::KeyValue {
+                        key: Text::from("AdditionalInfo"),
+                        value: t(),
+                    }]
+                }
                 _ => panic!("audit key {key}"),
             }
         }
@@ -408,6 +415,32 @@ const CASES: &[(&str, char, Sets, Sets)] = &[
             ),
         ],
         &[("mod_new", "[{\"RelyingParty\":\"*\",\"State\":1}]")],
+    ),
+    (
+        "9b2cc4c4-2ad4-416d-8e8e-ee6aa6f5035a",
+        'a',
+        &[
+            ("act", "Consent to application"),
+            ("mod_name", "ConsentContext.IsAdminConsent"),
+            ("mod_new", "False"),
+        ],
+        &[("mod_new", "True")],
+    ),
+    (
+        "a4b25073-8947-489c-a8dd-93b41c23f26d",
+        'a',
+        &[
+            ("category", "Device"),
+            ("act", "Recover device local administrator password"),
+            (
+                "info",
+                "Successfully recovered local credential by device id: 6a1f0e4c-1f4a-4b47-9a54-0d5f1a7c3e21",
+            ),
+        ],
+        &[(
+            "info",
+            "Failed to recover local credential by device id: 6a1f0e4c-1f4a-4b47-9a54-0d5f1a7c3e21",
+        )],
     ),
     // identity_protection
     (
