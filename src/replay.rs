@@ -300,8 +300,12 @@ fn render_summary(s: &Summary) -> String {
             format!(" ({})", by_severity.join(", "))
         }
     );
+    // Sigma rule ids (`sigma:` and a GUID) are longer than native ones: the column fits the longest.
+    let width = (s.alerts_by_rule.keys().map(String::len).max())
+        .unwrap_or(0)
+        .max(34);
     for (rule, n) in &s.alerts_by_rule {
-        out += &format!("    {rule:<34} {n}\n");
+        out += &format!("    {rule:<width$} {n}\n");
     }
     out += &format!(
         "  state: {} principals tracked, {:.1} KB ({} bytes per principal)\n",
