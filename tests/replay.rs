@@ -615,6 +615,51 @@ fn sigma_rules_run_beside_the_native_detectors() {
     );
 }
 
+/// Sigma findings feed no native rule: on a simulated world where they would (Sigma findings of
+/// medium and high severity about users would join the account-takeover chain), the native alerts
+/// are byte for byte those of a replay without Sigma.
+#[test]
+fn sigma_rules_leave_the_native_alerts_unchanged() {
+    let world = tempfile::tempdir().unwrap();
+    let dir = world.path().join("world");
+    let status = entrawatch()
+        .args([
+            "simulate",
+            "--days",
+            "10",
+            "--tenants",
+            "6",
+            "--users-per-tenant",
+            "8",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = dir.join("entrawatch.toml");
+    let config = config.to_str().unwrap();
+    let rules = root().join("sigma/tests/fixtures/sigmahq");
+    let native = replay(&dir, &["--config", config, "."]);
+    let with = replay(
+        &dir,
+        &["--config", config, ".", "--sigma", rules.to_str().unwrap()],
+    );
+    assert!(with.output.status.success(), "{}", stderr(&with));
+    let is_sigma = |a: &Value| a["rule"].as_str().unwrap().starts_with("sigma:");
+    let natives: Vec<&Value> = with.alerts.iter().filter(|a| !is_sigma(a)).collect();
+    assert!(with.alerts.iter().any(is_sigma));
+    assert!(
+        native
+            .alerts
+            .iter()
+            .any(|a| a["rule"] == "account-takeover-chain")
+    );
+    assert_eq!(natives, native.alerts.iter().collect::<Vec<_>>());
+}
+
 #[test]
 fn a_folder_with_a_link_loop_a_pipe_and_unreadable_paths_is_read_to_the_end() {
     let dir = tempfile::tempdir().unwrap();

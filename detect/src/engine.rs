@@ -4,7 +4,8 @@
 //! detector decides on the event against the state *before* it; (3) allow lists drop what the config
 //! exempts; (4) when findings are left, `on_findings` hooks see them (rules about other rules'
 //! findings), their findings pass the allow lists too, and the state remembers the findings;
-//! (5) the state and the privileged directory learn from the event. Once per hour of event
+//! (5) extra rules (Sigma, [`ExtraRules`]) decide, and their findings pass the allow lists;
+//! (6) the state and the privileged directory learn from the event. Once per hour of event
 //! time, history older than 30 days is evicted.
 
 use std::collections::BTreeMap;
@@ -79,9 +80,10 @@ fn by_kind(detectors: &[Box<dyn Detector>]) -> Vec<Vec<usize>> {
     by_kind
 }
 
-/// Rules from outside the native catalogue (Sigma rules), run after the native detectors on each
-/// event, in a fixed order. Their findings then go the way native ones go (allow lists,
-/// `on_findings` hooks, counters).
+/// Rules from outside the native catalogue (Sigma rules), run on each event after the native
+/// detectors and their `on_findings` hooks, in a fixed order. Their findings pass the allow lists
+/// and are counted like native ones, and feed no native rule (the account-takeover chain does not
+/// see them).
 pub trait ExtraRules: Send + Sync + std::fmt::Debug {
     /// Decides on one event; pushes findings in a deterministic order.
     fn observe(&self, event: &Event, out: &mut Vec<Finding>);
@@ -211,9 +213,6 @@ impl Engine {
         for &i in &self.by_kind[event.kind() as usize] {
             self.detectors[i].observe(&ctx, event, out);
         }
-        if let Some(extra) = &self.extra {
-            extra.observe(event, out);
-        }
         let keys = ctx.sign_in_keys(event);
         self.filter_allowed(out, before);
         if out.len() > before {
@@ -232,6 +231,14 @@ impl Engine {
             {
                 self.state.record_findings(&self.config, &out[before..]);
             }
+        }
+        // Extra (Sigma) rules after the native ones and their hooks: their findings pass the allow
+        // lists and are counted, but feed no native rule, so the native alerts are the same with
+        // or without them.
+        if let Some(extra) = &self.extra {
+            let from = out.len();
+            extra.observe(event, out);
+            self.filter_allowed(out, from);
         }
         for finding in &out[before..] {
             *self.findings_by_rule.entry(finding.rule).or_default() += 1;
