@@ -40,6 +40,28 @@ pub enum Command {
     /// MB/s, their ratio, peak memory, state bytes per principal), or with `--latency` the service's
     /// latency from a record's arrival to its webhook POST; see docs/PERFORMANCE-RESULTS.md.
     Bench(entrawatch_sim::bench::BenchArgs),
+    /// Sigma rules: `entrawatch sigma check DIR` reports, rule by rule, whether it runs here.
+    Sigma(SigmaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SigmaArgs {
+    #[command(subcommand)]
+    pub command: SigmaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigmaCommand {
+    /// Per rule: native, aliased (both run), unknown field, placeholder, unsupported logsource,
+    /// unsupported, parse error; then totals. Exit 1 when a folder cannot be read.
+    Check {
+        /// Rule folders (recursive `.yml`) or files.
+        #[arg(required = true, value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        /// Exit 1 when any rule does not run.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +148,11 @@ pub struct ReplayArgs {
     /// allow lists, thresholds, tenant names.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Sigma rule folder (recursive `.yml`), run beside the native detectors; repeatable, added
+    /// to the config's `[sigma]` paths.
+    #[arg(long, value_name = "DIR")]
+    pub sigma: Vec<PathBuf>,
 
     /// Largest single record accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = entrawatch_ingest::reader::DEFAULT_MAX_RECORD_BYTES)]

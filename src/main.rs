@@ -6,6 +6,7 @@ mod replay;
 mod rules;
 mod run;
 mod send_test;
+mod sigma;
 mod validate;
 
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Validate(args) => validate::run(args),
         cli::Command::SendTest(args) => send_test::run(args),
         cli::Command::Bench(args) => entrawatch_sim::bench::run(args, &load_replay_config),
+        cli::Command::Sigma(args) => sigma::run(args),
     };
     match result {
         Ok(code) => code,
@@ -36,5 +38,8 @@ fn main() -> ExitCode {
 fn load_replay_config(
     path: &std::path::Path,
 ) -> anyhow::Result<entrawatch_alert::replay::ReplayConfig> {
-    Ok(entrawatch_config::load(path)?.replay_config())
+    let config = entrawatch_config::load(path)?;
+    let mut replay = config.replay_config();
+    replay.extra_rules = sigma::rules(config.sigma.as_ref(), &[], true)?;
+    Ok(replay)
 }

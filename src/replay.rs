@@ -109,10 +109,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
+    let mut replay_config = config.replay_config();
+    replay_config.extra_rules =
+        crate::sigma::rules(config.sigma.as_ref(), &args.sigma, args.quiet)?;
     let replayed = replay_files(
         files,
         &opts,
-        &config.replay_config(),
+        &replay_config,
         &mut |message| progress.update(message),
         &mut on_reject,
         &mut on_event,
@@ -297,8 +300,12 @@ fn render_summary(s: &Summary) -> String {
             format!(" ({})", by_severity.join(", "))
         }
     );
+    // Sigma rule ids (`sigma:` and a GUID) are longer than native ones: the column fits the longest.
+    let width = (s.alerts_by_rule.keys().map(String::len).max())
+        .unwrap_or(0)
+        .max(34);
     for (rule, n) in &s.alerts_by_rule {
-        out += &format!("    {rule:<34} {n}\n");
+        out += &format!("    {rule:<width$} {n}\n");
     }
     out += &format!(
         "  state: {} principals tracked, {:.1} KB ({} bytes per principal)\n",

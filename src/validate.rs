@@ -165,6 +165,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
+    // The Sigma rule folders are read as `run` reads them (a folder that cannot be read refuses
+    // the start).
+    if let Err(e) = crate::sigma::rules(config.sigma.as_ref(), &[], true) {
+        eprintln!("{}: {e:#}", args.config.display());
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
     if args.online && !online(&config) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }

@@ -560,6 +560,106 @@ fn the_bundled_demo_replays_cleanly_and_tells_its_stories() {
     assert_eq!(first, out(&args));
 }
 
+/// The pinned SigmaHQ Entra rules beside the native detectors on the demo: both kinds of alert,
+/// Sigma ones with their rule id, severity and MITRE from the rule; the same bytes on a second run;
+/// a rule folder that does not exist refuses the start.
+#[test]
+fn sigma_rules_run_beside_the_native_detectors() {
+    let args = [
+        "--config",
+        "examples/entrawatch.toml",
+        "examples/demo",
+        "--sigma",
+        "sigma/tests/fixtures/sigmahq",
+    ];
+    let run = replay(&root(), &args);
+    assert!(run.output.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("sigma: 74 of 95 rules run"),
+        "{}",
+        stderr(&run)
+    );
+    let rules: Vec<&str> = (run.alerts.iter())
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.iter().any(|r| !r.starts_with("sigma:")), "{rules:?}");
+    let a = (run.alerts.iter())
+        .find(|a| a["rule"] == "sigma:4f77e1d7-3982-4ee0-8489-abf2d6b75284")
+        .expect("the non-compliant device rule fires on the demo");
+    assert_eq!(a["severity"], "high");
+    assert_eq!(a["title"], "Sign-ins from Non-Compliant Devices");
+    assert_eq!(a["mitre"], json!(["T1078.004"]));
+    assert_eq!(
+        a["evidence"]["fields"]["properties.deviceDetail.isCompliant"],
+        false
+    );
+    assert!(
+        run.summary["alerts_by_rule"]["sigma:4f77e1d7-3982-4ee0-8489-abf2d6b75284"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    let again = replay(&root(), &args);
+    assert_eq!(run.alerts_bytes, again.alerts_bytes);
+
+    let missing = entrawatch()
+        .args(["replay", "-q", "examples/demo", "--sigma", "no/such/rules"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("invalid sigma config") && err.contains("no/such/rules"),
+        "{err}"
+    );
+}
+
+/// Sigma findings feed no native rule: on a simulated world where they would (Sigma findings of
+/// medium and high severity about users would join the account-takeover chain), the native alerts
+/// are byte for byte those of a replay without Sigma.
+#[test]
+fn sigma_rules_leave_the_native_alerts_unchanged() {
+    let world = tempfile::tempdir().unwrap();
+    let dir = world.path().join("world");
+    let status = entrawatch()
+        .args([
+            "simulate",
+            "--days",
+            "10",
+            "--tenants",
+            "6",
+            "--users-per-tenant",
+            "8",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = dir.join("entrawatch.toml");
+    let config = config.to_str().unwrap();
+    let rules = root().join("sigma/tests/fixtures/sigmahq");
+    let native = replay(&dir, &["--config", config, "."]);
+    let with = replay(
+        &dir,
+        &["--config", config, ".", "--sigma", rules.to_str().unwrap()],
+    );
+    assert!(with.output.status.success(), "{}", stderr(&with));
+    let is_sigma = |a: &Value| a["rule"].as_str().unwrap().starts_with("sigma:");
+    let natives: Vec<&Value> = with.alerts.iter().filter(|a| !is_sigma(a)).collect();
+    assert!(with.alerts.iter().any(is_sigma));
+    assert!(
+        native
+            .alerts
+            .iter()
+            .any(|a| a["rule"] == "account-takeover-chain")
+    );
+    assert_eq!(natives, native.alerts.iter().collect::<Vec<_>>());
+}
+
 #[test]
 fn a_folder_with_a_link_loop_a_pipe_and_unreadable_paths_is_read_to_the_end() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,8 @@ pub struct ReplayConfig {
     pub stage: StageConfig,
     /// Tenant id → name, for the alert records.
     pub tenant_names: BTreeMap<String, String>,
+    /// Rules run after the native detectors (the `[sigma]` rules), if any.
+    pub extra_rules: Option<std::sync::Arc<dyn entrawatch_detect::ExtraRules>>,
 }
 
 /// What a replay of files produced.
@@ -70,6 +72,7 @@ pub fn replay_files(
     };
     let stats = ordered.stats.clone();
     let mut engine = Engine::new(config.detect.clone()).map_err(ReplayError::Config)?;
+    engine.set_extra_rules(config.extra_rules.clone());
     let mut stage = AlertStage::records(&config.stage, config.tenant_names.clone());
     let mut findings = Vec::new();
     let mut duplicates = 0u64;

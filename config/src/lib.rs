@@ -160,6 +160,8 @@ pub struct FileConfig {
     pub route: Option<RouteConfig>,
     pub silences: Vec<SilenceConfig>,
     pub inhibit_rules: Vec<InhibitRule>,
+    /// `[sigma]`: Sigma rule folders and filters (docs/sigma.md).
+    pub sigma: Option<entrawatch_sigma::SigmaConfig>,
     /// Where the entries of the arrays of tables stand in the file (not a key of the file).
     #[serde(skip)]
     entries: Entries,
@@ -210,6 +212,7 @@ impl FileConfig {
             detect: self.detect.clone(),
             stage: self.stage_config(),
             tenant_names: self.tenant_names(),
+            extra_rules: None,
         }
     }
 
@@ -532,12 +535,16 @@ fn sections(mut table: toml::Table, problems: &mut Vec<String>) -> FileConfig {
         },
         silences: many(&mut table, "silences", problems, &mut entries, at_path),
         inhibit_rules: many(&mut table, "inhibit_rules", problems, &mut entries, at_path),
+        sigma: match table.remove("sigma") {
+            None => None,
+            Some(v) => at_path(v, "sigma").map_err(|p| problems.push(p)).ok(),
+        },
         entries: Entries::default(),
     };
     config.entries = entries;
     for key in table.keys() {
         problems.push(format!(
-            "{key}: unknown section (known: service, tenants, detect, alert, sources, destinations, route, silences, inhibit_rules)"
+            "{key}: unknown section (known: service, tenants, detect, alert, sources, destinations, route, silences, inhibit_rules, sigma)"
         ));
     }
     config
@@ -653,6 +660,9 @@ pub fn validate(config: &FileConfig) -> Vec<String> {
         .collect();
     problems.extend(config.detect.validate(&rules));
     problems.extend(config.alert.validate("alert"));
+    if let Some(sigma) = &config.sigma {
+        problems.extend(sigma.validate());
+    }
     let s = &config.service;
     if s.admin_listen.parse::<std::net::SocketAddr>().is_err() {
         problems.push(format!(
@@ -896,6 +906,30 @@ mod tests {
             assert_eq!(lines, keys, "{}: every key documented\n{text}", d.id());
         }
         assert!(seen >= 12, "{seen}");
+    }
+
+    #[test]
+    fn the_sigma_section_is_read_and_its_problems_listed_with_the_others() {
+        let good = "[sigma]\npaths = [\"rules/sigma\"]\nexclude_tags = [\"attack.t1078\"]\n";
+        let config = parse(good, &BTreeMap::new()).unwrap();
+        let sigma = config.sigma.as_ref().unwrap();
+        assert_eq!(sigma.paths, [std::path::PathBuf::from("rules/sigma")]);
+        assert_eq!(sigma.exclude_tags, ["attack.t1078"]);
+        let text = r#"
+            [sigma]
+            paths = ["rules/sigma"]
+            levels = ["high", "urgent"]
+            statuses = ["stable", "beta"]
+            [alert]
+            episode_window_hours = 0
+        "#;
+        let problems = parse(text, &BTreeMap::new()).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("alert.episode_window_hours"));
+        assert!(problems[1].starts_with("sigma.statuses: unknown status \"beta\""));
+        assert!(problems[2].starts_with("sigma.levels: unknown level \"urgent\""));
+        let err = parse("[sigma]\npath = \"x\"\n", &BTreeMap::new()).unwrap_err();
+        assert!(err[0].starts_with("sigma.path: unknown field"), "{err:?}");
     }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

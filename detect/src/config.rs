@@ -522,7 +522,8 @@ impl DetectConfig {
             }
         }
         for (rule, list) in &self.allow {
-            if !known_rules.contains(&rule.as_str()) {
+            // `sigma:<id>`: a Sigma rule, checked against the loaded rules when they load.
+            if !known_rules.contains(&rule.as_str()) && !rule.starts_with("sigma:") {
                 problems.push(format!(
                     "detect.allow.{rule}: unknown rule; known rules: {known}"
                 ));

@@ -4,7 +4,8 @@
 //! detector decides on the event against the state *before* it; (3) allow lists drop what the config
 //! exempts; (4) when findings are left, `on_findings` hooks see them (rules about other rules'
 //! findings), their findings pass the allow lists too, and the state remembers the findings;
-//! (5) the state and the privileged directory learn from the event. Once per hour of event
+//! (5) extra rules (Sigma, [`ExtraRules`]) decide, and their findings pass the allow lists;
+//! (6) the state and the privileged directory learn from the event. Once per hour of event
 //! time, history older than 30 days is evicted.
 
 use std::collections::BTreeMap;
@@ -79,6 +80,15 @@ fn by_kind(detectors: &[Box<dyn Detector>]) -> Vec<Vec<usize>> {
     by_kind
 }
 
+/// Rules from outside the native catalogue (Sigma rules), run on each event after the native
+/// detectors and their `on_findings` hooks, in a fixed order. Their findings pass the allow lists
+/// and are counted like native ones, and feed no native rule (the account-takeover chain does not
+/// see them).
+pub trait ExtraRules: Send + Sync + std::fmt::Debug {
+    /// Decides on one event; pushes findings in a deterministic order.
+    fn observe(&self, event: &Event, out: &mut Vec<Finding>);
+}
+
 /// Runs the detectors over events in event-time order.
 #[derive(Debug)]
 pub struct Engine {
@@ -94,6 +104,8 @@ pub struct Engine {
     allowed: u64,
     last_tick: Option<i64>,
     last_eviction: Option<i64>,
+    /// Sigma rules (or any other non-native set), run after the native detectors.
+    extra: Option<std::sync::Arc<dyn ExtraRules>>,
 }
 
 impl Engine {
@@ -123,7 +135,13 @@ impl Engine {
             allowed: 0,
             last_tick: None,
             last_eviction: None,
+            extra: None,
         })
+    }
+
+    /// Sets (or removes) the rules run after the native detectors; kept across `reconfigure`.
+    pub fn set_extra_rules(&mut self, extra: Option<std::sync::Arc<dyn ExtraRules>>) {
+        self.extra = extra;
     }
 
     /// Swaps the detection config (a reload), keeping everything learned. Refused, with every
@@ -213,6 +231,14 @@ impl Engine {
             {
                 self.state.record_findings(&self.config, &out[before..]);
             }
+        }
+        // Extra (Sigma) rules after the native ones and their hooks: their findings pass the allow
+        // lists and are counted, but feed no native rule, so the native alerts are the same with
+        // or without them.
+        if let Some(extra) = &self.extra {
+            let from = out.len();
+            extra.observe(event, out);
+            self.filter_allowed(out, from);
         }
         for finding in &out[before..] {
             *self.findings_by_rule.entry(finding.rule).or_default() += 1;

@@ -40,7 +40,7 @@ pub(crate) mod testkit;
 
 pub use config::DetectConfig;
 pub use detector::{Context, Detector};
-pub use engine::{ConfigError, Engine, SnapshotError};
+pub use engine::{ConfigError, Engine, ExtraRules, SnapshotError};
 pub use finding::{Finding, Principal, PrincipalKind, Severity};
 pub use privileged::PrivilegedDirectory;
 pub use state::State;

@@ -103,7 +103,9 @@ pub async fn serve(args: RunArgs, config: FileConfig) -> anyhow::Result<ExitCode
 
     // Restore.
     admin_state.set_phase(Phase::Restoring);
-    let (engine, alert_state, positions, aligner) = restore(&snapshot_path, &config)?;
+    let sigma = crate::sigma::rules(config.sigma.as_ref(), &[], true)?;
+    let (mut engine, alert_state, positions, aligner) = restore(&snapshot_path, &config)?;
+    engine.set_extra_rules(sigma);
     let snapshots = Snapshots::new(snapshot_path);
 
     // The alert side: routing, destinations, silences, the stage, delivery.
