@@ -62,6 +62,18 @@ check() {
 }
 
 check "hadolint deploy/Dockerfile" hadolint --ignore DL3008 deploy/Dockerfile
+# The builder stage compiles the workspace: cargo refuses it when a member's folder is missing.
+dockerfile_has_every_member() {
+  local m ok=0
+  for m in $("$PYTHON" -c 'import tomllib; print(" ".join(tomllib.load(open("Cargo.toml", "rb"))["workspace"]["members"]))'); do
+    if ! grep -qE "^COPY $m $m\$" deploy/Dockerfile; then
+      echo "   deploy/Dockerfile: the builder stage does not copy workspace member $m"
+      ok=1
+    fi
+  done
+  return "$ok"
+}
+check "Dockerfile copies every workspace member" dockerfile_has_every_member
 check "shellcheck" shellcheck deploy/*.sh scripts/* .ci/run
 
 # Python checks: copies in sync (or --fix), custom resources, cross-references, rule tests coverage,
