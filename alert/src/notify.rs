@@ -81,14 +81,22 @@ pub struct Notification {
 
 /// The deterministic notification id.
 pub fn notification_id(alert_id: &str, destination: &str, seq: u32) -> String {
+    format!("n-{}", id_hash(&[alert_id, destination, &seq.to_string()]))
+}
+
+/// 16 hex digits of SHA-256 over `parts`, each followed by a NUL: the body of every deterministic
+/// id (`n-` notifications, `ew-` system alerts), so a repeat after a crash makes the same id.
+pub fn id_hash(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for part in [alert_id, destination, &seq.to_string()] {
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    let digest = h.finalize();
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("n-{hex}")
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

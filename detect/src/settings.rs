@@ -34,6 +34,16 @@ pub trait RuleSettings:
     fn validate(&self, path: &str) -> Vec<String>;
 }
 
+/// The problems of `values` that are not greater than zero (NaN included), each as
+/// `{path}.{key}: must be greater than zero`: the check most settings make of their numbers.
+pub fn greater_than_zero(path: &str, values: &[(&str, f64)]) -> Vec<String> {
+    values
+        .iter()
+        .filter(|(_, v)| v.is_nan() || *v <= 0.0)
+        .map(|(key, _)| format!("{path}.{key}: must be greater than zero"))
+        .collect()
+}
+
 /// Where a settings type sits in every [`RuleTables`] (each holds the registry's rules in one
 /// order): found by a scan the first time, then read, so the lookup a detector makes on every event
 /// costs an index and one type check. A wrong or unset place only sends the lookup to the scan.

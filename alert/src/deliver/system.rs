@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 use entrawatch_detect::{Principal, PrincipalKind, Severity};
 use entrawatch_ingest::notice::{AccessChange, Notice};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::destination::ResolvedDestination;
-use crate::notify::{Kind, Notification, notification_id};
+use crate::notify::{Kind, Notification, id_hash, notification_id};
 use crate::outbox::ExpiredRow;
 use crate::record::AlertRecord;
 
@@ -33,19 +32,8 @@ pub struct SystemEvent {
 
 /// The alert record of a system event at `now`.
 pub fn system_alert(event: &SystemEvent, now: DateTime<Utc>) -> AlertRecord {
-    let mut h = Sha256::new();
-    for part in [event.rule, event.key.as_str()] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
     AlertRecord {
-        id: format!("ew-{hex}"),
+        id: format!("ew-{}", id_hash(&[event.rule, event.key.as_str()])),
         rule: event.rule.to_owned(),
         severity: event.severity,
         tenant_id: SYSTEM_TENANT.to_owned(),
@@ -314,22 +302,8 @@ pub fn access_alert(source: &str, notice: &Notice, now: DateTime<Utc>) -> AlertR
             ),
         )
     };
-    let mut h = Sha256::new();
-    for part in [
-        rule,
-        source,
-        notice.tenant_id.as_str(),
-        &notice.since.timestamp_millis().to_string(),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let since = notice.since.timestamp_millis().to_string();
+    let hex = id_hash(&[rule, source, notice.tenant_id.as_str(), &since]);
     AlertRecord {
         id: format!("ew-{hex}"),
         rule: rule.to_owned(),

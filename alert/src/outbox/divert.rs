@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use entrawatch_detect::Severity;
 use rusqlite::{TransactionBehavior, params};
-use sha2::{Digest, Sha256};
 
 use super::queue::{ROW_COLS, RawRow, batch_row, parse_kind, raw_row};
 use super::{Outbox, OutboxError, insert_rows, millis};
@@ -60,18 +59,10 @@ pub struct Expired {
 /// The id of the copy of `original` sent to `fallback`: deterministic, so rerouting twice (after
 /// a crash) inserts nothing new.
 pub fn rerouted_id(original: &str, fallback: &str) -> String {
-    let mut h = Sha256::new();
-    for part in ["reroute", original, fallback] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("n-{hex}")
+    format!(
+        "n-{}",
+        crate::notify::id_hash(&["reroute", original, fallback])
+    )
 }
 
 /// The fallbacks of a row of `destination` that can take it: known, not itself, each once.

@@ -124,14 +124,7 @@ impl RuleSettings for Settings {
     )];
 
     fn validate(&self, path: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        let positive: [(&str, f64); 1] = [("window_hours", self.window_hours as f64)];
-        for (key, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                problems.push(format!("{path}.{key}: must be greater than zero"));
-            }
-        }
-        problems
+        crate::settings::greater_than_zero(path, &[("window_hours", self.window_hours as f64)])
     }
 }
 

@@ -87,17 +87,13 @@ impl RuleSettings for Settings {
     ];
 
     fn validate(&self, path: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        let positive: [(&str, f64); 2] = [
-            ("min_attempts", f64::from(self.min_attempts)),
-            ("window_hours", self.window_hours as f64),
-        ];
-        for (key, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                problems.push(format!("{path}.{key}: must be greater than zero"));
-            }
-        }
-        problems
+        crate::settings::greater_than_zero(
+            path,
+            &[
+                ("min_attempts", f64::from(self.min_attempts)),
+                ("window_hours", self.window_hours as f64),
+            ],
+        )
     }
 }
 

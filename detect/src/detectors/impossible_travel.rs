@@ -93,14 +93,10 @@ impl RuleSettings for Settings {
     ];
 
     fn validate(&self, path: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        let positive: [(&str, f64); 2] = [("min_km", self.min_km), ("min_kmh", self.min_kmh)];
-        for (key, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                problems.push(format!("{path}.{key}: must be greater than zero"));
-            }
-        }
-        problems
+        crate::settings::greater_than_zero(
+            path,
+            &[("min_km", self.min_km), ("min_kmh", self.min_kmh)],
+        )
     }
 }
 

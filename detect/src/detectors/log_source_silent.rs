@@ -129,16 +129,13 @@ impl RuleSettings for Settings {
     ];
 
     fn validate(&self, path: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        let positive: [(&str, f64); 2] = [
-            ("sign_ins_hours", self.sign_ins_hours as f64),
-            ("audits_hours", self.audits_hours as f64),
-        ];
-        for (key, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                problems.push(format!("{path}.{key}: must be greater than zero"));
-            }
-        }
+        let mut problems = crate::settings::greater_than_zero(
+            path,
+            &[
+                ("sign_ins_hours", self.sign_ins_hours as f64),
+                ("audits_hours", self.audits_hours as f64),
+            ],
+        );
         if !(self.probability > 0.0 && self.probability < 0.5) {
             problems.push(format!(
                 "{path}.probability: must be between 0 and 0.5 (got {})",

@@ -103,18 +103,14 @@ impl RuleSettings for Settings {
     ];
 
     fn validate(&self, path: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        let positive: [(&str, f64); 3] = [
-            ("min_users", f64::from(self.min_users)),
-            ("window_minutes", self.window_minutes as f64),
-            ("high_tenants", f64::from(self.high_tenants)),
-        ];
-        for (key, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                problems.push(format!("{path}.{key}: must be greater than zero"));
-            }
-        }
-        problems
+        crate::settings::greater_than_zero(
+            path,
+            &[
+                ("min_users", f64::from(self.min_users)),
+                ("window_minutes", self.window_minutes as f64),
+                ("high_tenants", f64::from(self.high_tenants)),
+            ],
+        )
     }
 }
 
