@@ -61,32 +61,7 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
     let config = demo_config(dir.path(), false);
-    let port = free_port();
-    let mut child = entrawatch()
-        .args(["run", "--exit-when-done", "--config"])
-        .arg(&config)
-        .env(
-            "ENTRAWATCH_SERVICE__ADMIN_LISTEN",
-            format!("127.0.0.1:{port}"),
-        )
-        .env("EW_TEST_WEBHOOK_URL", receiver.url())
-        .env("EW_TEST_WEBHOOK_SECRET", "s3cret")
-        .env("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(120));
-    let mut logs = String::new();
-    use std::io::Read as _;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    assert!(status.success(), "exit {status}:\n{logs}");
+    let logs = run_until_done(&config, &receiver, Duration::from_secs(120));
     assert!(!logs.contains("s3cret"), "a secret reached the logs");
     assert!(
         !logs.contains(ADMIN_TOKEN),
@@ -126,10 +101,32 @@ fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!("\n[sigma]\npaths = [{}]\n", toml_path(&rules)));
     std::fs::write(&config, text).unwrap();
+    run_until_done(&config, &receiver, Duration::from_secs(180));
+    let delivered = delivered_alert_ids(&receiver.requests());
+    let replayed = replay_alerts(
+        &root().join("examples/entrawatch.toml"),
+        &root().join("examples/demo"),
+        &["--sigma".as_ref(), rules.as_os_str()],
+    );
+    let expected: std::collections::BTreeSet<String> = replayed
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    let sigma = replayed
+        .iter()
+        .filter(|a| a["rule"].as_str().is_some_and(|r| r.starts_with("sigma:")))
+        .count();
+    assert!(sigma > 0, "the replay raised no Sigma alert");
+    assert_eq!(delivered, expected, "run and replay disagree");
+}
+
+/// Runs `entrawatch run --exit-when-done` on `config`, delivering to `receiver` (the config's
+/// webhook), and returns its log once it has exited successfully (bounded by `timeout`).
+fn run_until_done(config: &Path, receiver: &Receiver, timeout: Duration) -> String {
     let port = free_port();
     let mut child = entrawatch()
         .args(["run", "--exit-when-done", "--config"])
-        .arg(&config)
+        .arg(config)
         .env(
             "ENTRAWATCH_SERVICE__ADMIN_LISTEN",
             format!("127.0.0.1:{port}"),
@@ -142,7 +139,7 @@ fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(180));
+    let status = wait_child(&mut child, timeout);
     let mut logs = String::new();
     use std::io::Read as _;
     child
@@ -152,35 +149,7 @@ fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
         .read_to_string(&mut logs)
         .unwrap();
     assert!(status.success(), "exit {status}:\n{logs}");
-    let delivered = delivered_alert_ids(&receiver.requests());
-    let out = entrawatch()
-        .args(["replay", "--quiet", "--config"])
-        .arg(root().join("examples/entrawatch.toml"))
-        .arg(root().join("examples/demo"))
-        .arg("--sigma")
-        .arg(&rules)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let expected: std::collections::BTreeSet<String> = replayed
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect();
-    let sigma = replayed
-        .iter()
-        .filter(|a| a["rule"].as_str().is_some_and(|r| r.starts_with("sigma:")))
-        .count();
-    assert!(sigma > 0, "the replay raised no Sigma alert");
-    assert_eq!(delivered, expected, "run and replay disagree");
+    logs
 }
 
 fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {

@@ -373,10 +373,23 @@ pub fn toml_path(p: &Path) -> String {
 
 /// The alert ids `entrawatch replay --config CONFIG PATH` raises.
 pub fn replay_alert_ids(config: &Path, path: &Path) -> std::collections::BTreeSet<String> {
+    replay_alerts(config, path, &[])
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The alerts `entrawatch replay --config CONFIG PATH EXTRA...` prints, in order.
+pub fn replay_alerts(
+    config: &Path,
+    path: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Vec<serde_json::Value> {
     let out = entrawatch()
         .args(["replay", "--quiet", "--config"])
         .arg(config)
         .arg(path)
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -387,12 +400,7 @@ pub fn replay_alert_ids(config: &Path, path: &Path) -> std::collections::BTreeSe
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
