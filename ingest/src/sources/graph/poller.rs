@@ -163,6 +163,14 @@ impl LanePoller {
         self.shared.tx.send(msg).await.is_ok()
     }
 
+    /// The health a token refused for want of the app's consent means.
+    fn no_consent(reason: &str) -> Health {
+        Health::Down {
+            cause: AccessCause::Consent,
+            detail: reason.to_owned(),
+        }
+    }
+
     /// The health a refusal means.
     fn refused(denied: &Denied) -> Health {
         Health::Down {
@@ -207,14 +215,11 @@ impl LanePoller {
             // (the directory lane reported its parts itself).
             if let CycleEnd::NoConsent(reason) = &end
                 && self.lane != Lane::DirectoryRoles
+                && !self
+                    .health(self.lane.name(), Self::no_consent(reason))
+                    .await
             {
-                let down = Health::Down {
-                    cause: AccessCause::Consent,
-                    detail: reason.clone(),
-                };
-                if !self.health(self.lane.name(), down).await {
-                    return;
-                }
+                return;
             }
             // Caught up, parked or failing: this lane holds no other until its next cycle finds
             // back-fill to do.
@@ -555,11 +560,7 @@ impl LanePoller {
                     continue;
                 }
                 WindowEnd::NoConsent(r) => {
-                    let down = Health::Down {
-                        cause: AccessCause::Consent,
-                        detail: r.clone(),
-                    };
-                    if !self.health(part.name(), down).await {
+                    if !self.health(part.name(), Self::no_consent(&r)).await {
                         return CycleEnd::Stopped;
                     }
                     no_consent = true;
