@@ -157,4 +157,15 @@ pub struct ReplayArgs {
     /// Largest single record accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = entrawatch_ingest::reader::DEFAULT_MAX_RECORD_BYTES)]
     pub max_record_bytes: usize,
+
+    /// Memory the events read may take before they are sorted and written to disk in runs, then
+    /// merged (bytes, or with a unit: 512M, 2G; K, M and G are powers of 1024). An input that fits
+    /// is ordered in memory; the files being read (one per core) come on top.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = entrawatch_ingest::ordered::parse_size)]
+    pub memory_budget: u64,
+
+    /// Folder for the sorted runs (a fresh folder is made inside it and removed at the end);
+    /// the system's temporary folder by default.
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
 }

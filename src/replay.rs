@@ -35,6 +35,10 @@ pub struct Summary {
     pub tracked_principals: u64,
     pub state_bytes: u64,
     pub state_bytes_per_principal: u64,
+    /// Sorted runs written to disk because the input did not fit `--memory-budget` (0: it fitted),
+    /// and their bytes.
+    pub spilled_runs: u64,
+    pub spilled_bytes: u64,
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -110,6 +114,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     let mut replay_config = config.replay_config();
+    replay_config.order = entrawatch_ingest::ordered::OrderOptions {
+        memory_budget: args.memory_budget,
+        spill_dir: args.spill_dir.clone(),
+    };
     replay_config.extra_rules =
         crate::sigma::rules(config.sigma.as_ref(), &args.sigma, args.quiet)?;
     let replayed = replay_files(
@@ -201,6 +209,8 @@ fn summarize(replayed: Replayed, ignored: &[std::path::PathBuf], elapsed: f64) -
             .state_bytes
             .checked_div(replayed.tracked_principals)
             .unwrap_or(0) as u64,
+        spilled_runs: replayed.spilled_runs as u64,
+        spilled_bytes: replayed.spilled_bytes,
     }
 }
 
@@ -234,6 +244,13 @@ fn render_summary(s: &Summary) -> String {
         );
     }
     out += &format!("  duplicates: {} dropped\n", s.duplicates);
+    if s.spilled_runs > 0 {
+        out += &format!(
+            "  ordering:   past the memory budget, {} sorted runs ({:.1} MB) written to disk and merged\n",
+            s.spilled_runs,
+            s.spilled_bytes as f64 / 1e6
+        );
+    }
     out += &format!("  parse errors: {}\n", s.read.parse_errors);
     if s.read.no_event_time > 0 {
         out += &format!(

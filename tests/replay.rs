@@ -866,3 +866,99 @@ fn records_without_a_time_of_their_own_take_a_time_they_carry_or_are_rejected() 
     assert_eq!(run.alerts_bytes, again.alerts_bytes);
     assert_eq!(again.summary["no_event_time"], 2);
 }
+
+/// Every log file under `dir`, in the walk's order.
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            entries.sort();
+            stack.extend(entries.into_iter().rev());
+        } else if p.extension().is_some_and(|e| e == "json" || e == "jsonl") {
+            files.push(p);
+        }
+    }
+    files
+}
+
+/// A replay larger than its memory budget writes sorted runs to disk and merges them, and raises
+/// byte for byte the alerts of a replay held in memory; so does a replay of the same files given
+/// in other orders. The runs' folder is gone afterwards.
+#[test]
+fn a_replay_past_its_memory_budget_or_in_any_file_order_raises_the_same_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::simulate_world(dir.path(), 7);
+    let config = world.join("entrawatch.toml");
+    let config = config.to_str().unwrap();
+    let world_arg = world.to_str().unwrap();
+    let memory = replay(dir.path(), &["--config", config, world_arg]);
+    assert!(memory.output.status.success(), "{}", stderr(&memory));
+    assert_eq!(
+        memory.summary["spilled_runs"], 0,
+        "the default budget holds it"
+    );
+    assert!(memory.alerts.len() > 10, "{} alerts", memory.alerts.len());
+    assert!(memory.summary["duplicates"].as_u64().unwrap() > 0);
+
+    let spill = tempfile::tempdir().unwrap();
+    let spill_arg = spill.path().to_str().unwrap();
+    for budget in ["64K", "1M"] {
+        let spilled = replay(
+            dir.path(),
+            &[
+                "--config",
+                config,
+                "--memory-budget",
+                budget,
+                "--spill-dir",
+                spill_arg,
+                world_arg,
+            ],
+        );
+        assert!(spilled.output.status.success(), "{}", stderr(&spilled));
+        let runs = spilled.summary["spilled_runs"].as_u64().unwrap();
+        assert!(runs >= 3, "budget {budget}: {runs} runs");
+        assert!(
+            stderr(&spilled).contains("sorted runs"),
+            "{}",
+            stderr(&spilled)
+        );
+        assert_eq!(spilled.alerts_bytes, memory.alerts_bytes, "budget {budget}");
+        assert_eq!(spilled.events, memory.events, "budget {budget}");
+        assert_eq!(spilled.summary["duplicates"], memory.summary["duplicates"]);
+        assert_eq!(
+            std::fs::read_dir(spill.path()).unwrap().count(),
+            0,
+            "the runs are removed"
+        );
+    }
+
+    // The same files named one by one, in reverse and in a shuffled order.
+    let mut files = log_files(&world);
+    assert!(files.len() > 20, "{} files", files.len());
+    for turn in 0..2 {
+        if turn == 0 {
+            files.reverse();
+        } else {
+            let n = files.len();
+            for i in 0..n {
+                files.swap(i, (i * 7 + 3) % n);
+            }
+        }
+        let mut args = vec!["--config", config, "--memory-budget", "256K"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let reordered = replay(dir.path(), &args);
+        assert!(reordered.output.status.success(), "{}", stderr(&reordered));
+        assert_eq!(reordered.alerts_bytes, memory.alerts_bytes, "turn {turn}");
+    }
+
+    // A budget that is not a size is refused with the reason.
+    let bad = replay(dir.path(), &["--memory-budget", "lots", world_arg]);
+    assert!(!bad.output.status.success());
+    assert!(stderr(&bad).contains("not a size"), "{}", stderr(&bad));
+}

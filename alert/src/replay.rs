@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use entrawatch_detect::{DetectConfig, Engine};
-use entrawatch_ingest::ordered::read_ordered;
+use entrawatch_ingest::ordered::{OrderOptions, SpillError, read_ordered};
 use entrawatch_ingest::{Event, IngestStats, ReadOptions, Rejected};
 
 use crate::record::AlertRecord;
@@ -21,6 +21,8 @@ pub struct ReplayConfig {
     pub tenant_names: BTreeMap<String, String>,
     /// Rules run after the native detectors (the `[sigma]` rules), if any.
     pub extra_rules: Option<std::sync::Arc<dyn entrawatch_detect::ExtraRules>>,
+    /// The memory budget of the ordering, and where runs go past it.
+    pub order: OrderOptions,
 }
 
 /// What a replay of files produced.
@@ -33,6 +35,10 @@ pub struct Replayed {
     /// Detection state at the end: tracked principals and approximate bytes they take.
     pub tracked_principals: usize,
     pub state_bytes: usize,
+    /// Sorted runs written to disk because the input did not fit the memory budget, and their
+    /// bytes (0 and 0 when it fitted).
+    pub spilled_runs: usize,
+    pub spilled_bytes: u64,
     /// Wall time of each stage, for `entrawatch bench`.
     pub stages: StageSeconds,
 }
@@ -40,10 +46,11 @@ pub struct Replayed {
 /// Wall seconds of the replay's stages.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageSeconds {
-    /// Reading, parsing and normalising every file, and fingerprinting each event's key (on all
-    /// cores).
+    /// Reading, parsing and normalising every file (on all cores), and writing sorted runs when
+    /// the input is larger than the memory budget.
     pub read: f64,
-    /// Putting the events in event-time order and finding the repeats (by sorting fingerprints).
+    /// Putting the events held in memory in event-time order and finding the repeats (a merge of
+    /// runs does this during detection).
     pub order: f64,
     /// Every detector and the alert records, one event at a time on one thread (events are freed
     /// on another meanwhile).
@@ -64,7 +71,8 @@ pub fn replay_files(
     on_event: &mut dyn FnMut(&Event) -> std::io::Result<()>,
 ) -> Result<Replayed, ReplayError> {
     let started = std::time::Instant::now();
-    let ordered = read_ordered(files, opts, progress, on_reject);
+    let ordered = read_ordered(files, opts, &config.order, progress, on_reject)?;
+    let (spilled_runs, spilled_bytes) = (ordered.spilled_runs, ordered.spilled_bytes);
     let mut stages = StageSeconds {
         read: ordered.read_seconds,
         order: ordered.order_seconds,
@@ -80,23 +88,21 @@ pub fn replay_files(
     let now = chrono::Utc::now();
     let mut rows = Vec::new();
     let detected_from = started.elapsed().as_secs_f64();
-    ordered
-        .for_each(&mut |n, event, repeated| {
-            if repeated {
-                duplicates += 1;
-            } else {
-                on_event(event)?;
-                engine.process(event, &mut findings);
-                for f in findings.drain(..) {
-                    stage.add(f, now, &mut rows);
-                }
+    ordered.for_each(&mut |n, event, repeated| {
+        if repeated {
+            duplicates += 1;
+        } else {
+            on_event(event).map_err(ReplayError::Events)?;
+            engine.process(event, &mut findings);
+            for f in findings.drain(..) {
+                stage.add(f, now, &mut rows);
             }
-            if n.is_multiple_of(4096) {
-                progress(&|| format!("detecting {}%", n * 100 / total.max(1)));
-            }
-            Ok::<(), std::io::Error>(())
-        })
-        .map_err(ReplayError::Events)?;
+        }
+        if n.is_multiple_of(4096) {
+            progress(&|| format!("detecting {}%", n * 100 / total.max(1)));
+        }
+        Ok::<(), ReplayError>(())
+    })?;
     stages.detect = started.elapsed().as_secs_f64() - detected_from;
     let state = engine.state();
     let (tracked_principals, state_bytes) = (state.principals.len(), state.approx_bytes());
@@ -111,6 +117,8 @@ pub fn replay_files(
         alerts,
         tracked_principals,
         state_bytes,
+        spilled_runs,
+        spilled_bytes,
         stages,
     })
 }
@@ -122,6 +130,8 @@ pub enum ReplayError {
     Config(entrawatch_detect::ConfigError),
     #[error("cannot write the events file: {0}")]
     Events(std::io::Error),
+    #[error(transparent)]
+    Spill(#[from] SpillError),
 }
 
 #[cfg(test)]
@@ -143,11 +153,12 @@ mod tests {
         for f in 0..3u32 {
             let mut text = String::new();
             for k in 0..70u32 {
-                let minute = i64::from((k * 7 + f * 13) % 50);
-                let id = if f == 2 && k % 9 == 0 {
-                    format!("0-{}", k / 2)
+                // Every ninth record of the last file is a copy of one of the first file's (same
+                // id, same time): a repeat, wherever it comes in the input.
+                let (id, minute) = if f == 2 && k % 9 == 0 {
+                    (format!("0-{}", k / 2), i64::from((k / 2) * 7 % 50))
                 } else {
-                    format!("{f}-{k}")
+                    (format!("{f}-{k}"), i64::from((k * 7 + f * 13) % 50))
                 };
                 let time = (start + chrono::Duration::minutes(minute)).to_utc();
                 let record = serde_json::json!({"id": id, "createdDateTime": time.to_rfc3339(),

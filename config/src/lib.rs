@@ -213,6 +213,7 @@ impl FileConfig {
             stage: self.stage_config(),
             tenant_names: self.tenant_names(),
             extra_rules: None,
+            order: Default::default(),
         }
     }
 

@@ -1,18 +1,36 @@
 //! A whole set of files in event-time order, for `entrawatch replay`: every file read on every
 //! core, the events ordered as the live service's aligner orders them, exact repeats marked, and
-//! the events handed out one at a time.
+//! the events handed out one at a time, in a bounded amount of memory.
 //!
 //! [`read_ordered`] reads the files in parallel and takes their results in file order, so counts,
-//! rejects and the order of equal-time events are exactly those of a sequential read. The reading
-//! threads also fingerprint each event's de-duplication key, so finding repeats is a sort of
-//! fingerprints rather than a hash-set lookup per event. Events are put in order of time, then
-//! record identity ([`crate::align::order`]): the order never depends on which file an event came
-//! from; exact repeats keep file order and only the first of them counts.
+//! rejects and input positions are exactly those of a sequential read. Events are put in order of
+//! time, then record identity ([`crate::align::order`]), then input position: the order never
+//! depends on which file an event came from, and exact repeats keep input order.
 //!
-//! [`Ordered::for_each`] hands each event out in that order, a chunk at a time whose events are
-//! first read through ([`warm`]), and frees each on another thread once it is handed back.
+//! **Repeats.** An event repeats an earlier one when both have the same event time and the same
+//! identity ([`Event::dedup_key`]: tenant, kind, id and version): the same record read twice (two
+//! overlapping exports, a page fetched again, Graph and Event Hub copies). In this order such
+//! events are next to each other, so finding them needs neither a set of keys nor a second pass,
+//! whatever the size of the input. Two records with one id and different times are both kept:
+//! they are not the same record (the live service's window, `dedup_window_hours`, drops the later
+//! one when it comes within the window; replay does not guess).
+//!
+//! **Memory.** The events read are held while their estimated size stays within
+//! [`OrderOptions::memory_budget`]; an input that fits is ordered in memory, as one sort. Past the
+//! budget, the events held are sorted and written to disk as a run ([`spill`]), and reading goes
+//! on; at the end the runs (and the last events, still in memory) are merged. Either way the
+//! events come out in the same order with the same repeats marked (a test compares them).
+//!
+//! [`Ordered::for_each`] hands each event out in that order. From memory, a chunk at a time whose
+//! events are first read through ([`warm`]), each freed on another thread once handed back; from
+//! runs, as the merge takes them.
 
+mod spill;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -21,53 +39,233 @@ use crate::model::{Body, Text};
 use crate::reader::{Item, ReadOptions, Rejected, read_file};
 use crate::stats::IngestStats;
 
+use spill::{Run, RunReader, SpillDir};
+
+/// The memory a replay's events may take before sorted runs go to disk, unless told otherwise.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+
+/// How [`read_ordered`] holds the events it orders.
+#[derive(Debug, Clone)]
+pub struct OrderOptions {
+    /// Estimated bytes of events held in memory before they are sorted and written to disk.
+    /// The files being read at the time (one per core) come on top of it.
+    pub memory_budget: u64,
+    /// Where the runs' folder is made (the system's temporary folder when `None`).
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Default for OrderOptions {
+    fn default() -> Self {
+        OrderOptions {
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            spill_dir: None,
+        }
+    }
+}
+
+/// A size in bytes: a whole number, optionally followed by K, M or G (powers of 1024; `KB`,
+/// `KiB`, ... read the same way).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (a number, optionally with K, M or G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M or G)")),
+    };
+    let bytes = number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("{text:?}: the budget must be above 0"));
+    }
+    Ok(bytes)
+}
+
+/// Runs could not be written or read back (a full disk, a folder that cannot be made).
+#[derive(Debug, thiserror::Error)]
+#[error("replay's sorted runs on disk: {0}")]
+pub struct SpillError(#[from] pub std::io::Error);
+
 /// A set of files read and put in event-time order.
 #[derive(Debug)]
 pub struct Ordered {
-    /// Every event read, in the order read; taken out as it is handed out.
-    events: Vec<Option<Box<Event>>>,
-    /// (event time, index into `events`) in the order events are handed out.
-    order: Vec<(DateTime<Utc>, u32)>,
-    /// Per position of `order`: the event repeats an earlier one.
-    repeated: Vec<bool>,
+    held: Held,
+    len: usize,
     /// What reading counted.
     pub stats: IngestStats,
-    /// Wall seconds spent reading, parsing and fingerprinting (on every core).
+    /// Wall seconds spent reading and parsing (on every core), and writing runs.
     pub read_seconds: f64,
-    /// Wall seconds spent ordering and finding the repeats.
+    /// Wall seconds spent ordering and finding the repeats (in memory; a merge of runs orders
+    /// while it hands events out).
     pub order_seconds: f64,
+    /// Runs written to disk (0 when the input fitted the budget), and their bytes.
+    pub spilled_runs: usize,
+    pub spilled_bytes: u64,
+}
+
+#[derive(Debug)]
+enum Held {
+    /// Every event in memory.
+    Memory {
+        /// Every event read, in input order; taken out as it is handed out.
+        events: Vec<Option<Box<Event>>>,
+        /// (event time, index into `events`) in the order events are handed out.
+        order: Vec<(DateTime<Utc>, u32)>,
+        /// Per position of `order`: the event repeats an earlier one.
+        repeated: Vec<bool>,
+    },
+    /// Sorted runs on disk, and the last events read, sorted, in memory.
+    Runs {
+        dir: SpillDir,
+        runs: Vec<Run>,
+        #[allow(clippy::vec_box)]
+        last: Vec<(u64, Box<Event>)>,
+    },
 }
 
 /// Reads `files` (counting, handing rejects to `on_reject` in file order), orders their events
-/// and marks the repeats. `progress` is given a message now and then.
+/// and marks the repeats, within `order.memory_budget`. `progress` is given a message now and then.
 pub fn read_ordered(
     files: &[PathBuf],
     opts: &ReadOptions,
+    order: &OrderOptions,
     progress: &mut dyn FnMut(&dyn Fn() -> String),
     on_reject: &mut dyn FnMut(&Rejected),
-) -> Ordered {
+) -> Result<Ordered, SpillError> {
     let started = std::time::Instant::now();
+    let total_bytes: u64 = (files.iter())
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let mut stats = IngestStats::default();
     let mut events: Vec<Option<Box<Event>>> = Vec::new();
-    let mut keys: Vec<u64> = Vec::new();
+    // Input position of `events[0]`, and the estimated bytes `events` takes.
+    let mut base = 0u64;
+    let mut held = 0u64;
+    let mut dir: Option<SpillDir> = None;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut failed: Option<std::io::Error> = None;
     read_files_in_parallel(files, opts, &mut |i, file| {
         for r in &file.rejects {
             on_reject(r);
         }
-        events.extend(file.events.into_iter().map(Some));
-        keys.extend(file.keys);
         stats.merge(file.stats);
+        if failed.is_none() {
+            held += file.estimate;
+            events.extend(file.events.into_iter().map(Some));
+            if held > order.memory_budget {
+                match spill(&mut dir, order, base, &events) {
+                    Ok(run) => runs.push(run),
+                    Err(e) => failed = Some(e),
+                }
+                base += events.len() as u64;
+                events.clear();
+                held = 0;
+            }
+        }
         progress(&|| {
-            format!(
-                "reading {}/{} files · {} records",
+            let mut line = format!(
+                "reading {}/{} files · {} records · {} of {} MB",
                 i + 1,
                 files.len(),
-                stats.records_read
-            )
+                stats.records_read,
+                stats.bytes_read / 1_000_000,
+                total_bytes / 1_000_000
+            );
+            let seconds = started.elapsed().as_secs_f64();
+            if stats.bytes_read > 0 && total_bytes > stats.bytes_read && seconds > 1.0 {
+                let left = (total_bytes - stats.bytes_read) as f64;
+                let eta = seconds * left / stats.bytes_read as f64;
+                line.push_str(&format!(" · about {eta:.0} s left"));
+            }
+            if !runs.is_empty() {
+                line.push_str(&format!(" · {} sorted runs on disk", runs.len()));
+            }
+            line
         });
     });
+    if let Some(e) = failed {
+        return Err(SpillError(e));
+    }
     let read_seconds = started.elapsed().as_secs_f64();
-    progress(&|| format!("ordering {} events", events.len()));
+    progress(&|| format!("ordering {} events", base as usize + events.len()));
+    let len = base as usize + events.len();
+    let held = if let Some(mut dir) = dir {
+        merge_down(&mut dir, &mut runs)?;
+        let sorted = sorted_positions(&events);
+        let last = sorted
+            .into_iter()
+            .filter_map(|i| Some((base + u64::from(i), events[i as usize].take()?)))
+            .collect();
+        Held::Runs { dir, runs, last }
+    } else {
+        let (order, repeated) = order_in_memory(&events);
+        Held::Memory {
+            events,
+            order,
+            repeated,
+        }
+    };
+    let (spilled_runs, spilled_bytes) = match &held {
+        Held::Runs { dir, .. } => (dir.runs(), dir.bytes),
+        Held::Memory { .. } => (0, 0),
+    };
+    Ok(Ordered {
+        held,
+        len,
+        stats,
+        read_seconds,
+        order_seconds: started.elapsed().as_secs_f64() - read_seconds,
+        spilled_runs,
+        spilled_bytes,
+    })
+}
+
+/// Sorts `events` (input positions from `base`) and writes them as the next run, making the
+/// runs' folder first if need be.
+fn spill(
+    dir: &mut Option<SpillDir>,
+    order: &OrderOptions,
+    base: u64,
+    events: &[Option<Box<Event>>],
+) -> std::io::Result<Run> {
+    if dir.is_none() {
+        *dir = Some(SpillDir::create(order.spill_dir.as_deref())?);
+    }
+    let dir = dir.as_mut().expect("made above");
+    let sorted = sorted_positions(events);
+    dir.write_run(
+        sorted
+            .iter()
+            .filter_map(|&i| Some((base + u64::from(i), events[i as usize].as_deref()?))),
+    )
+}
+
+/// Indexes of `events` in the replay's order: event time, identity, index.
+fn sorted_positions(events: &[Option<Box<Event>>]) -> Vec<u32> {
+    let mut sorted: Vec<u32> = (0..events.len() as u32).collect();
+    sorted.sort_unstable_by(|&a, &b| {
+        let event = |i: u32| events[i as usize].as_deref();
+        event(a)
+            .zip(event(b))
+            .map_or(std::cmp::Ordering::Equal, |(x, y)| {
+                crate::align::order(x, y)
+            })
+            .then(a.cmp(&b))
+    });
+    sorted
+}
+
+/// The order of events held in memory, and which of them repeat the one before.
+#[allow(clippy::type_complexity)]
+fn order_in_memory(events: &[Option<Box<Event>>]) -> (Vec<(DateTime<Utc>, u32)>, Vec<bool>) {
     // (time, position) is unique, so an unstable sort of it is the stable sort by time.
     let mut order: Vec<(DateTime<Utc>, u32)> = events
         .iter()
@@ -80,99 +278,237 @@ pub fn read_ordered(
         })
         .collect();
     order.sort_unstable();
+    let mut repeated = vec![false; order.len()];
     // Ties in time go in the order of the records' identities, as the live service's aligner
-    // orders them; exact repeats stay in file order.
+    // orders them; exact repeats stay in input order, next to each other.
+    let mut at = 0;
     for tie in order.chunk_by_mut(|a, b| a.0 == b.0) {
         if tie.len() > 1 {
-            tie.sort_by(|a, b| {
-                let event = |i: u32| events[i as usize].as_deref();
-                event(a.1)
-                    .zip(event(b.1))
-                    .map_or(std::cmp::Ordering::Equal, |(x, y)| {
-                        crate::align::order(x, y)
-                    })
-                    .then(a.1.cmp(&b.1))
-            });
+            let key = |i: u32| events[i as usize].as_ref().map(|e| e.dedup_key_ref());
+            tie.sort_by(|a, b| key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1)));
+            for k in 1..tie.len() {
+                repeated[at + k] = key(tie[k].1).is_some() && key(tie[k].1) == key(tie[k - 1].1);
+            }
         }
+        at += tie.len();
     }
-    // Only events whose fingerprints are equal are compared, by their full keys.
-    let repeated = mark_repeats(&order, &keys, |a, b| {
-        let key = |i: u32| events[i as usize].as_ref().map(|e| e.dedup_key_ref());
-        key(a) == key(b)
-    });
-    Ordered {
-        events,
-        order,
-        repeated,
-        stats,
-        read_seconds,
-        order_seconds: started.elapsed().as_secs_f64() - read_seconds,
-    }
+    (order, repeated)
 }
 
 impl Ordered {
     /// Events read, repeats included.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.len == 0
     }
 
     /// Hands every event to `each` in order, with its position and whether it repeats an earlier
-    /// one; stops at the first error. Each event is freed on another thread after `each` returns.
-    pub fn for_each<E>(
-        mut self,
+    /// one; stops at the first error (of `each`, or of reading a run back).
+    pub fn for_each<E: From<SpillError>>(
+        self,
         each: &mut dyn FnMut(usize, &Event, bool) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (events, order, repeated) = (&mut self.events, &self.order, &self.repeated);
-        std::thread::scope(|scope| {
-            // Freeing an event costs about as much as detecting it (dozens of small strings,
-            // allocated by the reading threads): another core does it meanwhile.
-            let (free, freed) = std::sync::mpsc::sync_channel::<Vec<Box<Event>>>(64);
-            // The emptied batches come back to be filled again. A fresh batch for each would be a
-            // large allocation on this thread, and glibc answers one by first consolidating the
-            // small chunks that the freeing thread left: measured, 11 % of the detection thread.
-            let (empty, emptied) = std::sync::mpsc::channel::<Vec<Box<Event>>>();
-            scope.spawn(move || {
-                for mut batch in freed {
-                    batch.clear();
-                    if empty.send(batch).is_err() {
-                        break;
-                    }
+        match self.held {
+            Held::Memory {
+                mut events,
+                order,
+                repeated,
+            } => for_each_in_memory(&mut events, &order, &repeated, each),
+            Held::Runs { dir, runs, last } => {
+                let merged = merge(&runs, last, each);
+                drop(dir);
+                merged
+            }
+        }
+    }
+}
+
+/// A run's next event, in the merge's heap: the smallest in the replay's order comes out first.
+struct Head {
+    event: Box<Event>,
+    position: u64,
+    /// Which source it came from, to take the next from.
+    source: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        crate::align::order(&self.event, &other.event).then(self.position.cmp(&other.position))
+    }
+}
+
+/// Where the merge takes events from: a run on disk, or the events still in memory.
+enum Source {
+    Disk(RunReader),
+    Memory(std::vec::IntoIter<(u64, Box<Event>)>),
+}
+
+impl Source {
+    fn next(&mut self) -> Result<Option<(u64, Box<Event>)>, SpillError> {
+        match self {
+            Source::Disk(r) => Ok(r.next_event()?),
+            Source::Memory(m) => Ok(m.next()),
+        }
+    }
+}
+
+/// Runs open at once in a merge. Past it, the earliest runs are first merged into one (a run of
+/// runs), so a small budget over a large input needs neither thousands of open files nor their
+/// read buffers.
+pub(crate) const MAX_FAN_IN: usize = 64;
+
+/// Several sorted sources merged into one order.
+struct Merger {
+    sources: Vec<Source>,
+    heap: BinaryHeap<Reverse<Head>>,
+}
+
+impl Merger {
+    fn new(mut sources: Vec<Source>) -> Result<Merger, SpillError> {
+        let mut heap = BinaryHeap::with_capacity(sources.len());
+        for (source, s) in sources.iter_mut().enumerate() {
+            if let Some((position, event)) = s.next()? {
+                heap.push(Reverse(Head {
+                    event,
+                    position,
+                    source,
+                }));
+            }
+        }
+        Ok(Merger { sources, heap })
+    }
+
+    /// The next event in order, with its input position.
+    fn next(&mut self) -> Result<Option<(u64, Box<Event>)>, SpillError> {
+        let Some(Reverse(head)) = self.heap.pop() else {
+            return Ok(None);
+        };
+        if let Some((position, event)) = self.sources[head.source].next()? {
+            self.heap.push(Reverse(Head {
+                event,
+                position,
+                source: head.source,
+            }));
+        }
+        Ok(Some((head.position, head.event)))
+    }
+}
+
+/// Merges runs, [`MAX_FAN_IN`] at a time and earliest first, until at most [`MAX_FAN_IN`] are left
+/// (one place kept for the events still in memory).
+fn merge_down(dir: &mut SpillDir, runs: &mut Vec<Run>) -> Result<(), SpillError> {
+    while runs.len() >= MAX_FAN_IN {
+        let batch: Vec<Run> = runs.drain(..MAX_FAN_IN).collect();
+        let sources = (batch.iter())
+            .map(|r| r.open().map(Source::Disk))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut merger = Merger::new(sources)?;
+        let mut w = dir.start_run()?;
+        while let Some((position, event)) = merger.next()? {
+            w.push(position, &event)?;
+        }
+        drop(merger);
+        runs.push(dir.finish_run(w)?);
+        for run in batch {
+            run.remove()?;
+        }
+    }
+    Ok(())
+}
+
+/// Merges the runs and the last events into one order, marking each event that has the time and
+/// identity of the one before it as a repeat.
+#[allow(clippy::vec_box)]
+fn merge<E: From<SpillError>>(
+    runs: &[Run],
+    last: Vec<(u64, Box<Event>)>,
+    each: &mut dyn FnMut(usize, &Event, bool) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut sources = Vec::with_capacity(runs.len() + 1);
+    for run in runs {
+        sources.push(Source::Disk(run.open().map_err(SpillError)?));
+    }
+    sources.push(Source::Memory(last.into_iter()));
+    let mut merger = Merger::new(sources)?;
+    let mut previous: Option<Box<Event>> = None;
+    let mut n = 0;
+    while let Some((_, event)) = merger.next()? {
+        let repeated = previous.as_ref().is_some_and(|p| {
+            p.meta.time == event.meta.time && p.dedup_key_ref() == event.dedup_key_ref()
+        });
+        each(n, &event, repeated)?;
+        n += 1;
+        previous = Some(event);
+    }
+    Ok(())
+}
+
+/// [`Ordered::for_each`] for events held in memory.
+fn for_each_in_memory<E>(
+    events: &mut [Option<Box<Event>>],
+    order: &[(DateTime<Utc>, u32)],
+    repeated: &[bool],
+    each: &mut dyn FnMut(usize, &Event, bool) -> Result<(), E>,
+) -> Result<(), E> {
+    std::thread::scope(|scope| {
+        // Freeing an event costs about as much as detecting it (dozens of small strings,
+        // allocated by the reading threads): another core does it meanwhile.
+        let (free, freed) = std::sync::mpsc::sync_channel::<Vec<Box<Event>>>(64);
+        // The emptied batches come back to be filled again. A fresh batch for each would be a
+        // large allocation on this thread, and glibc answers one by first consolidating the
+        // small chunks that the freeing thread left: measured, 11 % of the detection thread.
+        let (empty, emptied) = std::sync::mpsc::channel::<Vec<Box<Event>>>();
+        scope.spawn(move || {
+            for mut batch in freed {
+                batch.clear();
+                if empty.send(batch).is_err() {
+                    break;
                 }
-            });
-            let mut done: Vec<Box<Event>> = Vec::with_capacity(FREE_BATCH);
-            for (c, chunk) in order.chunks(WARM_CHUNK).enumerate() {
-                let warmed = chunk
-                    .iter()
-                    .filter_map(|&(_, i)| events[i as usize].as_deref())
-                    .fold(0usize, |sum, event| sum.wrapping_add(warm(event)));
-                std::hint::black_box(warmed);
-                for (k, &(_, i)) in chunk.iter().enumerate() {
-                    let n = c * WARM_CHUNK + k;
-                    let Some(event) = events[i as usize].take() else {
-                        continue;
-                    };
-                    each(n, &event, repeated[n])?;
-                    done.push(event);
-                    if done.len() == FREE_BATCH {
-                        let next = emptied
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(FREE_BATCH));
-                        let batch = std::mem::replace(&mut done, next);
-                        // Should the freeing thread be gone, the batch comes back in the error and
-                        // is freed here; the events go on either way.
-                        if let Err(unsent) = free.send(batch) {
-                            drop(unsent);
-                        }
+            }
+        });
+        let mut done: Vec<Box<Event>> = Vec::with_capacity(FREE_BATCH);
+        for (c, chunk) in order.chunks(WARM_CHUNK).enumerate() {
+            let warmed = chunk
+                .iter()
+                .filter_map(|&(_, i)| events[i as usize].as_deref())
+                .fold(0usize, |sum, event| sum.wrapping_add(warm(event)));
+            std::hint::black_box(warmed);
+            for (k, &(_, i)) in chunk.iter().enumerate() {
+                let n = c * WARM_CHUNK + k;
+                let Some(event) = events[i as usize].take() else {
+                    continue;
+                };
+                each(n, &event, repeated[n])?;
+                done.push(event);
+                if done.len() == FREE_BATCH {
+                    let next = emptied
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(FREE_BATCH));
+                    let batch = std::mem::replace(&mut done, next);
+                    // Should the freeing thread be gone, the batch comes back in the error and
+                    // is freed here; the events go on either way.
+                    if let Err(unsent) = free.send(batch) {
+                        drop(unsent);
                     }
                 }
             }
-            Ok(())
-        })
-    }
+        }
+        Ok(())
+    })
 }
 
 /// Events handed to the freeing thread at a time.
@@ -247,58 +583,41 @@ fn warm(event: &Event) -> usize {
     sum
 }
 
-/// A fingerprint of [`Event::dedup_key`]: events with equal keys have equal fingerprints.
-fn fingerprint(event: &Event) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(event.dedup_key_ref())
-}
-
-/// Which events of `order` (event-time order) repeat an earlier one: `true` at position `n` when
-/// an event before it in `order` has the same key. `keys[i]` is the fingerprint of event `i`;
-/// `same(i, j)` compares the full keys of events `i` and `j`, and is asked only when their
-/// fingerprints are equal, so a fingerprint collision never drops an event.
-fn mark_repeats(
-    order: &[(chrono::DateTime<Utc>, u32)],
-    keys: &[u64],
-    same: impl Fn(u32, u32) -> bool,
-) -> Vec<bool> {
-    // (fingerprint, position in `order`), sorted: equal fingerprints side by side, earliest first.
-    let mut by_key: Vec<(u64, u32)> = order
-        .iter()
-        .enumerate()
-        .map(|(n, &(_, i))| (keys[i as usize], n as u32))
-        .collect();
-    by_key.sort_unstable();
-    let mut repeated = vec![false; order.len()];
-    let mut kept: Vec<u32> = Vec::new();
-    for group in by_key.chunk_by(|a, b| a.0 == b.0) {
-        if group.len() == 1 {
-            continue;
-        }
-        // Within a group, an event repeats one kept before it, or is kept itself.
-        kept.clear();
-        for &(_, n) in group {
-            let event = order[n as usize].1;
-            if kept.iter().any(|&k| same(order[k as usize].1, event)) {
-                repeated[n as usize] = true;
-            } else {
-                kept.push(n);
-            }
-        }
-    }
-    repeated
-}
-
 /// What one file gave: its events, its rejects (in file order) and its counts.
 #[derive(Debug, Default)]
 struct FileRead {
     /// Kept in the boxes the reader hands out: moving a box is cheaper than moving an event.
     #[allow(clippy::vec_box)]
     events: Vec<Box<Event>>,
-    /// [`fingerprint`] of each event, taken here while the event is fresh in this core's cache.
-    keys: Vec<u64>,
+    /// Estimated bytes the events take in memory ([`estimate`]).
+    estimate: u64,
     rejects: Vec<Rejected>,
     stats: IngestStats,
+}
+
+/// Events whose encoded size is measured per file; the others are taken to be of their average.
+const ESTIMATE_SAMPLE: usize = 64;
+
+/// Bytes an event held in memory is counted for, per byte of its encoded form, and on top of it.
+/// Measured on simulated worlds, held events take about 1.45 bytes per encoded byte (boxes, inline
+/// text slots, empty options, allocator rounding) plus their slots in the order; counting 2.0
+/// leaves room in the budget for what else the replay holds (the files being read, the detection
+/// state, write buffers): a 1 M-record world replayed with the default 1 GB budget peaked at
+/// 0.90 GB resident (docs/PERFORMANCE-RESULTS.md).
+const MEMORY_PER_ENCODED_BYTE: f64 = 2.0;
+const MEMORY_PER_EVENT: u64 = 48;
+
+/// The estimated bytes `events` take in memory, from the encoded size of a sample of them.
+fn estimate(events: &[Box<Event>]) -> u64 {
+    if events.is_empty() {
+        return 0;
+    }
+    let step = events.len().div_ceil(ESTIMATE_SAMPLE);
+    let (sum, count) = (events.iter().step_by(step)).fold((0u64, 0u64), |(sum, count), e| {
+        (sum + spill::encoded_len(e), count + 1)
+    });
+    let encoded = sum as f64 / count as f64 * events.len() as f64;
+    (encoded * MEMORY_PER_ENCODED_BYTE) as u64 + MEMORY_PER_EVENT * events.len() as u64
 }
 
 fn read_one(file: &Path, opts: &ReadOptions) -> FileRead {
@@ -306,14 +625,12 @@ fn read_one(file: &Path, opts: &ReadOptions) -> FileRead {
     let bytes = read_file(file, opts, &mut |item| {
         out.stats.count(&item);
         match item {
-            Item::Event(e) => {
-                out.keys.push(fingerprint(&e));
-                out.events.push(e);
-            }
+            Item::Event(e) => out.events.push(e),
             Item::Rejected(r) => out.rejects.push(r),
             Item::Skipped { .. } | Item::EmptyFile { .. } => {}
         }
     });
+    out.estimate = estimate(&out.events);
     out.stats.files_read = 1;
     // A file that cannot be read was handed out as a rejected file, counted above.
     out.stats.bytes_read = bytes.unwrap_or(0);
@@ -321,6 +638,9 @@ fn read_one(file: &Path, opts: &ReadOptions) -> FileRead {
 }
 
 /// Reads `files` on all available cores and hands what each gave to `take`, in file order.
+///
+/// A reader does not start a file more than two per core ahead of the one `take` waits for, so
+/// what waits to be taken stays bounded however slow one file, or `take`, is.
 fn read_files_in_parallel(
     files: &[PathBuf],
     opts: &ReadOptions,
@@ -331,16 +651,24 @@ fn read_files_in_parallel(
         .map_or(1, |n| n.get())
         .min(files.len())
         .max(1);
+    let ahead = 2 * workers;
     let next = AtomicUsize::new(0);
+    // The index of the file `take` waits for; readers wait on it to move.
+    let taken = (Mutex::new(0usize), Condvar::new());
     let (tx, rx) = std::sync::mpsc::channel::<(usize, FileRead)>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let next = &next;
+            let (next, taken) = (&next, &taken);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
+                    let mut expected = taken.0.lock().unwrap_or_else(|e| e.into_inner());
+                    while i >= *expected + ahead {
+                        expected = taken.1.wait(expected).unwrap_or_else(|e| e.into_inner());
+                    }
+                    drop(expected);
                     if tx.send((i, read_one(file, opts))).is_err() {
                         break;
                     }
@@ -355,6 +683,8 @@ fn read_files_in_parallel(
             while let Some(read) = pending.remove(&expected) {
                 take(expected, read);
                 expected += 1;
+                *taken.0.lock().unwrap_or_else(|e| e.into_inner()) = expected;
+                taken.1.notify_all();
             }
         }
     });
@@ -363,7 +693,6 @@ fn read_files_in_parallel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
     /// The event that `read_bytes` makes of one record.
     fn event_of(record: &serde_json::Value) -> Box<Event> {
@@ -383,47 +712,144 @@ mod tests {
         out.pop().expect("an event")
     }
 
+    /// Sign-ins of a few ids at a few times over several files: exact repeats (same id, same time)
+    /// within and across files, one id at two times, equal times across ids.
+    fn files(dir: &Path, count: u32) -> Vec<PathBuf> {
+        let tenant = "4d3bac44-0230-4732-9e70-cc00736f0a97";
+        let mut files = Vec::new();
+        for f in 0..count {
+            let mut text = String::new();
+            for k in 0..40u32 {
+                let minute = (k * 7 + f * 11) % 23;
+                // Ids repeat across files; most of a repeated id's copies share its time.
+                let id = format!("id-{}", (k * 3 + f) % 29);
+                let minute = if k % 13 == 5 {
+                    minute
+                } else {
+                    (k * 3 + f) % 29 % 23
+                };
+                text.push_str(&format!(
+                    "{}\n",
+                    serde_json::json!({"id": id, "createdDateTime":
+                        format!("2021-01-01T00:{minute:02}:00Z"), "userId": "u",
+                        "ipAddress": format!("203.0.113.{f}"), "resourceTenantId": tenant})
+                ));
+            }
+            let path = dir.join(format!("{f}.json"));
+            std::fs::write(&path, text).unwrap();
+            files.push(path);
+        }
+        files
+    }
+
+    /// (time, id, ip, repeated) of every event handed out.
+    fn handed_out(
+        files: &[PathBuf],
+        budget: u64,
+        spill_dir: &Path,
+    ) -> (Vec<(i64, String, String, bool)>, usize) {
+        let order = OrderOptions {
+            memory_budget: budget,
+            spill_dir: Some(spill_dir.to_path_buf()),
+        };
+        let ordered = read_ordered(
+            files,
+            &ReadOptions::default(),
+            &order,
+            &mut |_| {},
+            &mut |r| panic!("rejected: {r:?}"),
+        )
+        .unwrap();
+        let runs = ordered.spilled_runs;
+        let mut out = Vec::new();
+        ordered
+            .for_each(&mut |n, e, repeated| {
+                assert_eq!(n, out.len());
+                let ip = e.as_sign_in().and_then(|s| s.ip_address.clone());
+                out.push((
+                    e.meta.time.timestamp(),
+                    e.meta.id.to_string(),
+                    ip.map(|t| t.to_string()).unwrap_or_default(),
+                    repeated,
+                ));
+                Ok::<(), SpillError>(())
+            })
+            .unwrap();
+        (out, runs)
+    }
+
+    /// In memory and through runs on disk (a budget of a few events), the events come out in the
+    /// same order with the same repeats marked: event time, then identity, then input position;
+    /// a repeat is an event with the time and identity of the one before it.
     #[test]
-    fn repeats_are_found_exactly_as_by_dedup_key() {
-        let event = |tenant: &str, id: &str| {
-            event_of(
-                &serde_json::json!({"id": id, "createdDateTime": "2021-01-01T00:00:00Z",
-                "userId": "u", "resourceTenantId": tenant}),
-            )
+    fn runs_on_disk_give_the_order_and_repeats_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = tempfile::tempdir().unwrap();
+        let files = files(dir.path(), 5);
+        let (memory, runs) = handed_out(&files, u64::MAX, spill.path());
+        assert_eq!(runs, 0);
+        assert_eq!(memory.len(), 200);
+        // What the order must be, from the records alone.
+        let mut want = memory.clone();
+        want.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let keys: Vec<_> = want.iter().map(|w| (w.0, w.1.clone())).collect();
+        for (k, w) in want.iter_mut().enumerate() {
+            w.3 = k > 0 && keys[k - 1] == keys[k];
+        }
+        assert_eq!(memory, want);
+        let repeats = memory.iter().filter(|e| e.3).count();
+        assert!(repeats > 20, "{repeats} repeats");
+        let ids: std::collections::HashSet<_> =
+            memory.iter().filter(|e| !e.3).map(|e| &e.1).collect();
+        assert!(
+            memory.iter().filter(|e| !e.3).count() > ids.len(),
+            "an id at two times is kept twice"
+        );
+        for budget in [1, 2_000, 20_000] {
+            let (spilled, runs) = handed_out(&files, budget, spill.path());
+            assert!(runs >= 2, "budget {budget}: {runs} runs");
+            assert_eq!(spilled, memory, "budget {budget}");
+        }
+        assert_eq!(
+            std::fs::read_dir(spill.path()).unwrap().count(),
+            0,
+            "the runs' folders are removed"
+        );
+    }
+
+    /// More runs than a merge opens at once are first merged into runs of runs: the same order.
+    #[test]
+    fn runs_past_the_fan_in_are_merged_in_stages() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = tempfile::tempdir().unwrap();
+        let files = files(dir.path(), MAX_FAN_IN as u32 * 2 + 5);
+        let (memory, _) = handed_out(&files, u64::MAX, spill.path());
+        let (spilled, runs) = handed_out(&files, 1, spill.path());
+        assert!(
+            runs > 2 * MAX_FAN_IN,
+            "{runs} runs written, merged ones included"
+        );
+        assert_eq!(spilled, memory);
+        assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    }
+
+    /// Whatever the order of the files, detection sees the same records in the same order (of
+    /// exact repeats, a copy from another file may be the one kept: the same record).
+    #[test]
+    fn the_order_of_the_files_does_not_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = tempfile::tempdir().unwrap();
+        let mut files = files(dir.path(), 5);
+        let strip = |v: Vec<(i64, String, String, bool)>| -> Vec<(i64, String)> {
+            v.into_iter().filter(|e| !e.3).map(|e| (e.0, e.1)).collect()
         };
-        let t = "4d3bac44-0230-4732-9e70-cc00736f0a97";
-        let events = [
-            event(t, "4d3bac44-0230-4732-9e70-cc00736f0a97"),
-            event(t, "4D3BAC44-0230-4732-9E70-CC00736F0A97"),
-            event(t, "4d3bac44-0230-4732-9e70-cc00736f0a97"),
-            event(t, "x@1"),
-            event("5d3bac44-0230-4732-9e70-cc00736f0a97", "x@1"),
-            event(t, "x@1"),
-        ];
-        let exact_repeats = |order: &[(chrono::DateTime<Utc>, u32)]| -> Vec<bool> {
-            let mut seen = HashSet::new();
-            order
-                .iter()
-                .map(|&(_, i)| !seen.insert(events[i as usize].dedup_key()))
-                .collect()
-        };
-        let same = |a: u32, b: u32| {
-            events[a as usize].dedup_key_ref() == events[b as usize].dedup_key_ref()
-        };
-        let time = chrono::DateTime::<Utc>::default();
-        let keys: Vec<u64> = events.iter().map(|e| fingerprint(e)).collect();
-        // Twenty-four orders of the six events (rotations and swaps), so "earliest is kept" is
-        // checked in many orders, not only the one they were written in.
-        let mut perm: Vec<u32> = (0..events.len() as u32).collect();
-        for turn in 0..24 {
-            perm.rotate_left(turn % events.len());
-            perm.swap(turn % 3, 5 - turn % 4);
-            let order: Vec<_> = perm.iter().map(|&i| (time, i)).collect();
-            let want = exact_repeats(&order);
-            assert_eq!(mark_repeats(&order, &keys, same), want, "{perm:?}");
-            // Fingerprints that all collide: the full keys still decide.
-            assert_eq!(mark_repeats(&order, &[7; 6], same), want, "{perm:?}");
-            assert_eq!(want.iter().filter(|r| !**r).count(), 4);
+        let want = strip(handed_out(&files, u64::MAX, spill.path()).0);
+        for turn in 0..4 {
+            files.rotate_left(1);
+            files.swap(turn % 2, 4);
+            for budget in [u64::MAX, 3_000] {
+                assert_eq!(strip(handed_out(&files, budget, spill.path()).0), want);
+            }
         }
     }
 

@@ -89,7 +89,9 @@ fn read(files: Vec<PathBuf>) -> IngestStats {
         ..ReadOptions::default()
     };
     ends(Duration::from_secs(120), move || {
-        read_ordered(&files, &opts, &mut |_| {}, &mut |_| {}).stats
+        read_ordered(&files, &opts, &Default::default(), &mut |_| {}, &mut |_| {})
+            .expect("in memory")
+            .stats
     })
 }
 

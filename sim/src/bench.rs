@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// Runs of each phase; the fastest is reported.
     #[arg(long, default_value_t = 1)]
     pub reps: u32,
+    /// The full replay's memory budget (as `replay --memory-budget`: 512M, 2G); past it, sorted
+    /// runs go to disk and are merged.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = entrawatch_ingest::ordered::parse_size)]
+    pub memory_budget: u64,
     /// Print the figures as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -102,6 +106,8 @@ pub struct Report {
     pub state_scale: Option<synth::StateScale>,
     /// The highest resident memory of any phase.
     pub peak_rss_mb: f64,
+    /// The full replay's memory budget (bytes).
+    pub memory_budget: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,6 +148,9 @@ pub struct ReplayFigures {
     pub finish_seconds: f64,
     /// The detection stage's wall time per event processed.
     pub detect_us_per_event: f64,
+    /// Sorted runs the replay wrote to disk past its memory budget (0: it fitted), and their bytes.
+    pub spilled_runs: u64,
+    pub spilled_bytes: u64,
 }
 
 impl ReplayFigures {
@@ -267,6 +276,13 @@ fn load_config(dir: &Path, load: &LoadConfig) -> anyhow::Result<ReplayConfig> {
     }
 }
 
+/// [`load_config`] with the replay's memory budget from the arguments.
+fn replay_config(dir: &Path, load: &LoadConfig, args: &BenchArgs) -> anyhow::Result<ReplayConfig> {
+    let mut config = load_config(dir, load)?;
+    config.order.memory_budget = args.memory_budget;
+    Ok(config)
+}
+
 fn bench(
     args: &BenchArgs,
     dir: &Path,
@@ -282,7 +298,7 @@ fn bench(
     if files.is_empty() {
         bail!("no log files under {}", dir.display());
     }
-    let config = load_config(dir, load)?;
+    let config = replay_config(dir, load, args)?;
 
     let failures = AtomicU64::new(0);
     let opts = read_options();
@@ -367,6 +383,7 @@ fn bench(
         tenants,
         state_scale: None,
         peak_rss_mb,
+        memory_budget: args.memory_budget,
         phases,
     })
 }
@@ -419,6 +436,8 @@ fn replay_phase(
                     finish_seconds: r.stages.finish,
                     detect_seconds: r.stages.detect,
                     detect_us_per_event: r.stages.detect * 1e6 / r.events_processed.max(1) as f64,
+                    spilled_runs: r.spilled_runs as u64,
+                    spilled_bytes: r.spilled_bytes,
                 }),
         );
         counts
@@ -441,7 +460,7 @@ fn compare_tenants(
     let result = (|| {
         generate(&dir, args.seed, tenants, users, load)?;
         let files = walk_all(std::slice::from_ref(&dir))?.files;
-        let config = load_config(&dir, load)?;
+        let config = replay_config(&dir, load, args)?;
         eprintln!("entrawatch bench: full replay of the {tenants}-tenant world");
         let mut quickest = None;
         let phase = measure::best((0..args.reps.max(1)).map(|_| {
@@ -527,6 +546,22 @@ fn render(r: &Report) -> String {
         rp.detect_seconds,
         rp.detect_us_per_event,
         rp.finish_seconds
+    );
+    let full_peak = (r.phases.iter())
+        .find(|p| p.name == "full replay")
+        .map_or(0.0, |p| p.rss_peak_mb);
+    out += &format!(
+        "replay memory: peak RSS {full_peak:.0} MB against a budget of {:.0} MB · {}\n",
+        r.memory_budget as f64 / 1e6,
+        if rp.spilled_runs == 0 {
+            "fitted, ordered in memory".to_owned()
+        } else {
+            format!(
+                "{} sorted runs ({:.0} MB) written to disk and merged",
+                rp.spilled_runs,
+                rp.spilled_bytes as f64 / 1e6
+            )
+        }
     );
     out += &format!(
         "state after the replay: {} principals, {} bytes each (State::approx_bytes)\n",

@@ -1,0 +1,318 @@
+//! Sorted runs of events on disk, for a replay larger than its memory budget.
+//!
+//! A run is the events of one stretch of the input, sorted in the replay's order (event time, then
+//! record identity, then input position) and written one after another in bincode: the position
+//! (`u64`), the [`Meta`] and the body. The folder that holds the runs is made fresh for the replay,
+//! readable by its owner only, and removed with everything in it when the replay ends (or fails).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Audit, Body, Event, GdapRelationship, Meta, RiskDetection, RiskyUser, RoleGrant, SignIn,
+};
+
+/// The body as written to a run. [`Body`] is tagged inside the event's own map (`"kind"`), which
+/// a format without field names cannot read back; this enum has the same variants, in the same
+/// order as [`BodyOwned`], tagged by position.
+#[derive(Serialize)]
+enum BodyRef<'a> {
+    SignIn(&'a SignIn),
+    Audit(&'a Audit),
+    RiskyUser(&'a RiskyUser),
+    RiskDetection(&'a RiskDetection),
+    Role(&'a RoleGrant),
+    Gdap(&'a GdapRelationship),
+}
+
+/// [`BodyRef`] read back.
+#[derive(Deserialize)]
+enum BodyOwned {
+    SignIn(Box<SignIn>),
+    Audit(Box<Audit>),
+    RiskyUser(Box<RiskyUser>),
+    RiskDetection(Box<RiskDetection>),
+    Role(Box<RoleGrant>),
+    Gdap(Box<GdapRelationship>),
+}
+
+fn body_ref(body: &Body) -> BodyRef<'_> {
+    match body {
+        Body::SignIn(b) => BodyRef::SignIn(b),
+        Body::Audit(b) => BodyRef::Audit(b),
+        Body::RiskyUser(b) => BodyRef::RiskyUser(b),
+        Body::RiskDetection(b) => BodyRef::RiskDetection(b),
+        Body::Role(b) => BodyRef::Role(b),
+        Body::Gdap(b) => BodyRef::Gdap(b),
+    }
+}
+
+fn body_owned(body: BodyOwned) -> Body {
+    match body {
+        BodyOwned::SignIn(b) => Body::SignIn(b),
+        BodyOwned::Audit(b) => Body::Audit(b),
+        BodyOwned::RiskyUser(b) => Body::RiskyUser(b),
+        BodyOwned::RiskDetection(b) => Body::RiskDetection(b),
+        BodyOwned::Role(b) => Body::Role(b),
+        BodyOwned::Gdap(b) => Body::Gdap(b),
+    }
+}
+
+/// Writes one event of a run.
+pub(super) fn write_event(w: &mut impl Write, position: u64, event: &Event) -> std::io::Result<()> {
+    bincode::serialize_into(w, &(position, &event.meta, body_ref(&event.body)))
+        .map_err(|e| into_io(*e))
+}
+
+/// Bytes [`write_event`] writes for `event`: what it takes in a run, and the base of the estimate
+/// of what it takes in memory.
+pub(super) fn encoded_len(event: &Event) -> u64 {
+    bincode::serialized_size(&(0u64, &event.meta, body_ref(&event.body))).unwrap_or(0)
+}
+
+fn into_io(e: bincode::ErrorKind) -> std::io::Error {
+    match e {
+        bincode::ErrorKind::Io(e) => e,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+    }
+}
+
+/// The folder of a replay's runs; removed, with its runs, when dropped.
+#[derive(Debug)]
+pub(super) struct SpillDir {
+    path: PathBuf,
+    runs: usize,
+    /// Bytes written to runs so far.
+    pub bytes: u64,
+}
+
+impl SpillDir {
+    /// A fresh folder inside `parent` (the system's temporary folder when `None`).
+    pub fn create(parent: Option<&Path>) -> std::io::Result<SpillDir> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = parent.join(format!(
+            "entrawatch-replay-{}-{stamp:x}",
+            std::process::id()
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        // `create`, not `create_all`: a folder already there is not ours to fill.
+        builder.create(&path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+        })?;
+        Ok(SpillDir {
+            path,
+            runs: 0,
+            bytes: 0,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn runs(&self) -> usize {
+        self.runs
+    }
+
+    /// Writes `events` (already in order, each with its input position) as the next run.
+    pub fn write_run<'a>(
+        &mut self,
+        events: impl Iterator<Item = (u64, &'a Event)>,
+    ) -> std::io::Result<Run> {
+        let mut w = self.start_run()?;
+        for (position, event) in events {
+            w.push(position, event)?;
+        }
+        self.finish_run(w)
+    }
+
+    /// Opens the next run for writing, an event at a time ([`RunWriter::push`]).
+    pub fn start_run(&mut self) -> std::io::Result<RunWriter> {
+        let path = self.path.join(format!("run-{:05}.bin", self.runs));
+        self.runs += 1;
+        let file = File::create(&path).map_err(|e| named(&path, "write", e))?;
+        Ok(RunWriter {
+            w: BufWriter::with_capacity(1 << 20, file),
+            count: 0,
+            path,
+        })
+    }
+
+    /// Ends a run started by [`SpillDir::start_run`].
+    pub fn finish_run(&mut self, run: RunWriter) -> std::io::Result<Run> {
+        let RunWriter { w, count, path } = run;
+        let file = w
+            .into_inner()
+            .map_err(|e| named(&path, "write", e.into_error()))?;
+        self.bytes += file.metadata().map_err(|e| named(&path, "write", e))?.len();
+        Ok(Run { path, count })
+    }
+}
+
+/// `e`, saying what could not be done to which run.
+fn named(path: &Path, verb: &str, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot {verb} {}: {e}", path.display()))
+}
+
+/// A run being written.
+#[derive(Debug)]
+pub(super) struct RunWriter {
+    w: BufWriter<File>,
+    count: u64,
+    path: PathBuf,
+}
+
+impl RunWriter {
+    pub fn push(&mut self, position: u64, event: &Event) -> std::io::Result<()> {
+        self.count += 1;
+        write_event(&mut self.w, position, event).map_err(|e| named(&self.path, "write", e))
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        // Best effort: a run left behind is named for this replay and holds only its input.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A run written to disk: its file and how many events it holds.
+#[derive(Debug)]
+pub(super) struct Run {
+    path: PathBuf,
+    count: u64,
+}
+
+impl Run {
+    /// Opens the run for reading, from its first event.
+    pub fn open(&self) -> std::io::Result<RunReader> {
+        let file = File::open(&self.path).map_err(|e| named(&self.path, "read", e))?;
+        Ok(RunReader {
+            reader: BufReader::with_capacity(READ_BUFFER, file),
+            left: self.count,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Removes the run's file (once merged into another run).
+    pub fn remove(self) -> std::io::Result<()> {
+        std::fs::remove_file(&self.path).map_err(|e| named(&self.path, "remove", e))
+    }
+}
+
+/// The read buffer of each run in a merge: at most [`super::MAX_FAN_IN`] are open at once.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Reads a run's events back, in the order written.
+#[derive(Debug)]
+pub(super) struct RunReader {
+    reader: BufReader<File>,
+    left: u64,
+    path: PathBuf,
+}
+
+impl RunReader {
+    /// The next event and its input position; `None` after the last.
+    pub fn next_event(&mut self) -> std::io::Result<Option<(u64, Box<Event>)>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let (position, meta, body): (u64, Meta, BodyOwned) =
+            bincode::deserialize_from(&mut self.reader).map_err(|e| {
+                let e = into_io(*e);
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot read back {}: {e}", self.path.display()),
+                )
+            })?;
+        self.left -= 1;
+        Ok(Some((
+            position,
+            Box::new(Event {
+                meta,
+                body: body_owned(body),
+            }),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of event the real samples hold comes back from a run as it went in (compared
+    /// through its JSON form, which names every field).
+    #[test]
+    fn runs_give_back_every_field_of_every_kind() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut events = Vec::new();
+        for file in crate::walk(&[fixtures]).files {
+            let _ = crate::read_file(&file, &crate::ReadOptions::default(), &mut |item| {
+                if let crate::Item::Event(e) = item {
+                    events.push(e);
+                }
+            });
+        }
+        // The samples hold no directory context: a role grant and a GDAP relationship, filled.
+        let meta = events[0].meta.clone();
+        let t = |s: &str| Some(crate::Text::from(s));
+        events.push(Box::new(Event {
+            meta: meta.clone(),
+            body: Body::Role(Box::new(RoleGrant {
+                eligible: true,
+                principal_id: "4d3bac44-0230-4732-9e70-cc00736f0a97".into(),
+                principal_type: t("user"),
+                principal_user_principal_name: t("adele@contoso.com"),
+                role_definition_id: "62e90394-69f5-4237-9190-012177145e10".into(),
+                directory_scope_id: t("/"),
+                start: Some(meta.time),
+                ..RoleGrant::default()
+            })),
+        }));
+        events.push(Box::new(Event {
+            meta,
+            body: Body::Gdap(Box::new(GdapRelationship {
+                status: t("active"),
+                role_definition_ids: vec!["62e90394-69f5-4237-9190-012177145e10".into()],
+                duration_days: Some(730),
+                auto_extend_days: Some(0),
+                ..GdapRelationship::default()
+            })),
+        }));
+        let mut kinds: Vec<_> = events.iter().map(|e| e.kind() as usize).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), 6, "every kind of body: {kinds:?}");
+        let parent = tempfile::tempdir().unwrap();
+        let mut dir = SpillDir::create(Some(parent.path())).unwrap();
+        let run = dir
+            .write_run(events.iter().enumerate().map(|(i, e)| (i as u64 * 3, &**e)))
+            .unwrap();
+        let mut back = run.open().unwrap();
+        for (i, e) in events.iter().enumerate() {
+            let (position, got) = back.next_event().unwrap().expect("an event");
+            assert_eq!(position, i as u64 * 3);
+            assert_eq!(
+                serde_json::to_value(&got).unwrap(),
+                serde_json::to_value(e).unwrap()
+            );
+        }
+        assert!(back.next_event().unwrap().is_none());
+        let written = dir.bytes;
+        assert!(written > 0);
+        let sum: u64 = events.iter().map(|e| encoded_len(e)).sum();
+        assert_eq!(written, sum, "encoded_len is what a run takes");
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists(), "the runs go with the replay");
+    }
+}
