@@ -69,11 +69,12 @@ fn per_event_cost_of_the_pinned_set() {
         matches / rounds
     );
     let mut out = Vec::new();
+    let mut state = entrawatch_detect::ExtraState::default();
     let started = Instant::now();
     let mut findings = 0usize;
     for _ in 0..rounds {
         for e in &events {
-            set.observe(e, &mut out);
+            set.observe(e, &mut state, &mut out);
             findings += out.len();
             out.clear();
         }
