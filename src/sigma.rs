@@ -47,7 +47,7 @@ pub fn rules(
         bail!("invalid sigma config:\n  {}", problems.join("\n  "));
     }
     let total = loaded.entries.len();
-    let set = SigmaSet::new(loaded.rules);
+    let set = SigmaSet::from_loaded(loaded);
     let message = format!(
         "sigma: {} of {total} rules run (`entrawatch sigma check` says why the others do not)",
         set.len()

@@ -105,7 +105,10 @@ pub fn replay_files(
     })?;
     stages.detect = started.elapsed().as_secs_f64() - detected_from;
     let state = engine.state();
-    let (tracked_principals, state_bytes) = (state.principals.len(), state.approx_bytes());
+    let (tracked_principals, state_bytes) = (
+        state.principals.len(),
+        state.approx_bytes() + engine.extra_state().approx_bytes(),
+    );
     let events_processed = engine.events_seen();
     drop(engine);
     let alerts = stage.into_alerts();

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DetectConfig;
 use crate::detector::{Context, Detector};
+use crate::extra::ExtraState;
 use crate::finding::Finding;
 use crate::privileged::PrivilegedDirectory;
 use crate::registry;
@@ -28,8 +29,8 @@ pub struct ConfigError {
 }
 
 /// Version of the snapshot layout; a snapshot of another version is refused (and the service starts
-/// cold, saying so) rather than misread.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// cold, saying so) rather than misread. Version 3 added the extra (Sigma correlation) rules' state.
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// The engine's learned state as written into a snapshot (borrowed, so writing copies nothing).
 #[derive(Serialize)]
@@ -42,12 +43,13 @@ struct SnapshotRef<'a> {
     allowed: u64,
     last_tick: Option<i64>,
     last_eviction: Option<i64>,
+    extra: &'a ExtraState,
 }
 
-/// The same fields, read back.
+/// The same fields after the version, read back (the version is read first, alone, so a snapshot
+/// of another layout is named by its version rather than failing to decode).
 #[derive(Deserialize)]
 struct SnapshotOwned {
-    version: u32,
     state: State,
     directory: PrivilegedDirectory,
     events_seen: u64,
@@ -55,6 +57,7 @@ struct SnapshotOwned {
     allowed: u64,
     last_tick: Option<i64>,
     last_eviction: Option<i64>,
+    extra: ExtraState,
 }
 
 /// A snapshot that cannot be restored.
@@ -84,9 +87,14 @@ fn by_kind(detectors: &[Box<dyn Detector>]) -> Vec<Vec<usize>> {
 /// detectors and their `on_findings` hooks, in a fixed order. Their findings pass the allow lists
 /// and are counted like native ones, and feed no native rule (the account-takeover chain does not
 /// see them).
+///
+/// Rules that need memory across events (Sigma correlation rules) keep it in the [`ExtraState`]
+/// the engine owns and writes in its snapshot: the same events give the same findings whether or
+/// not the engine was restarted between them.
 pub trait ExtraRules: Send + Sync + std::fmt::Debug {
-    /// Decides on one event; pushes findings in a deterministic order.
-    fn observe(&self, event: &Event, out: &mut Vec<Finding>);
+    /// Decides on one event; pushes findings in a deterministic order. `state` is the engine's,
+    /// carried across events and restarts; the rules evict from it by event time.
+    fn observe(&self, event: &Event, state: &mut ExtraState, out: &mut Vec<Finding>);
 }
 
 /// Runs the detectors over events in event-time order.
@@ -106,6 +114,8 @@ pub struct Engine {
     last_eviction: Option<i64>,
     /// Sigma rules (or any other non-native set), run after the native detectors.
     extra: Option<std::sync::Arc<dyn ExtraRules>>,
+    /// What the extra rules remember (correlation windows); in the snapshot.
+    extra_state: ExtraState,
 }
 
 impl Engine {
@@ -136,6 +146,7 @@ impl Engine {
             last_tick: None,
             last_eviction: None,
             extra: None,
+            extra_state: ExtraState::default(),
         })
     }
 
@@ -165,6 +176,7 @@ impl Engine {
             allowed: self.allowed,
             last_tick: self.last_tick,
             last_eviction: self.last_eviction,
+            extra: &self.extra_state,
         };
         bincode::serialize_into(w, &view).map_err(|e| SnapshotError::Decode(e.to_string()))
     }
@@ -172,14 +184,22 @@ impl Engine {
     /// An engine with `config` that continues from a snapshot written by
     /// [`Engine::write_snapshot`]. Counters of rules this build does not have (a snapshot written
     /// by another version) are dropped.
-    pub fn restore<R: std::io::Read>(config: DetectConfig, r: R) -> Result<Engine, SnapshotError> {
-        let snap: SnapshotOwned =
-            bincode::deserialize_from(r).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version {
-                found: snap.version,
-            });
+    pub fn restore<R: std::io::Read>(
+        config: DetectConfig,
+        mut r: R,
+    ) -> Result<Engine, SnapshotError> {
+        let decode = |e: bincode::Error| SnapshotError::Decode(e.to_string());
+        let version: u32 = bincode::deserialize_from(&mut r).map_err(decode)?;
+        if version != SNAPSHOT_VERSION {
+            // Leading bytes that are no plausible version: not an engine snapshot at all.
+            if version == 0 || version > 1000 {
+                return Err(SnapshotError::Decode(format!(
+                    "not an engine snapshot (leading number {version})"
+                )));
+            }
+            return Err(SnapshotError::Version { found: version });
         }
+        let snap: SnapshotOwned = bincode::deserialize_from(r).map_err(decode)?;
         let mut engine = Engine::new(config)?;
         let ids: Vec<&'static str> = registry::all().iter().map(|d| d.id()).collect();
         engine.state = snap.state;
@@ -193,6 +213,7 @@ impl Engine {
         engine.allowed = snap.allowed;
         engine.last_tick = snap.last_tick;
         engine.last_eviction = snap.last_eviction;
+        engine.extra_state = snap.extra;
         Ok(engine)
     }
 
@@ -237,7 +258,7 @@ impl Engine {
         // or without them.
         if let Some(extra) = &self.extra {
             let from = out.len();
-            extra.observe(event, out);
+            extra.observe(event, &mut self.extra_state, out);
             self.filter_allowed(out, from);
         }
         for finding in &out[before..] {
@@ -292,6 +313,11 @@ impl Engine {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// What the extra (Sigma) rules remember: correlation windows.
+    pub fn extra_state(&self) -> &ExtraState {
+        &self.extra_state
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -358,6 +384,12 @@ mod tests {
         bytes[0] = 99;
         let err = Engine::restore(DetectConfig::default(), bytes.as_slice()).unwrap_err();
         assert!(matches!(err, SnapshotError::Version { found: 99 }), "{err}");
+        // A snapshot of the previous layout (before the extra rules' state) is named by its
+        // version, not misread.
+        bytes[0] = 2;
+        bytes.truncate(bytes.len() - 16);
+        let err = Engine::restore(DetectConfig::default(), bytes.as_slice()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Version { found: 2 }), "{err}");
     }
 }
 

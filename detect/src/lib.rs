@@ -9,6 +9,7 @@
 //! The modules, in the order data meets them:
 //! - [`engine`]: the [`Engine`] owns all state, feeds each event to every enabled detector before
 //!   the state learns from it, and writes and restores snapshots.
+//! - [`extra`]: the [`ExtraState`] the engine keeps for extra (Sigma) rules: correlation windows.
 //! - [`privileged`]: the [`PrivilegedDirectory`], who holds a privileged role per tenant.
 //! - [`state`]: the 30-day [`State`] (per principal, per partner technician, per source IP, per
 //!   tenant stream), which learns from each event after the detectors have decided on it.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod detector;
 pub mod detectors;
 pub mod engine;
+pub mod extra;
 pub mod finding;
 pub mod keys;
 pub mod privileged;
@@ -41,6 +43,7 @@ pub(crate) mod testkit;
 pub use config::DetectConfig;
 pub use detector::{Context, Detector};
 pub use engine::{ConfigError, Engine, ExtraRules, SnapshotError};
+pub use extra::ExtraState;
 pub use finding::{Finding, Principal, PrincipalKind, Severity};
 pub use privileged::PrivilegedDirectory;
 pub use state::State;

@@ -5,8 +5,11 @@
 //! the typed event model ([`fields`]); what cannot run is reported with the reason
 //! ([`Status`]). The rules that run form a [`SigmaSet`], which the detection engine calls after
 //! its native detectors ([`entrawatch_detect::ExtraRules`]); a match is a
-//! [`entrawatch_detect::Finding`] with rule id `sigma:<rule id>`.
+//! [`entrawatch_detect::Finding`] with rule id `sigma:<rule id>`. Correlation rules (Sigma v2,
+//! [`correlation`]) join the matches of the rules they name over event time, their windows kept
+//! in the engine's [`entrawatch_detect::ExtraState`] (and so in its snapshot).
 
+pub mod correlation;
 pub mod fields;
 pub mod rule;
 
@@ -15,7 +18,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use entrawatch_detect::{ExtraRules, Finding, Principal, PrincipalKind, Severity};
+use entrawatch_detect::extra::Member;
+use entrawatch_detect::{ExtraRules, ExtraState, Finding, Principal, PrincipalKind, Severity};
 use entrawatch_ingest::{Body, Event};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -133,6 +137,8 @@ pub enum Status {
     ParseError(String),
     /// Left out by the config's include/exclude filters.
     Excluded(&'static str),
+    /// A correlation rule whose referenced rules all run: it runs.
+    Correlation,
 }
 
 impl Status {
@@ -146,16 +152,17 @@ impl Status {
             Status::Unsupported(_) => "unsupported",
             Status::ParseError(_) => "parse error",
             Status::Excluded(_) => "excluded",
+            Status::Correlation => "correlation",
         }
     }
 
     pub fn runs(&self) -> bool {
-        matches!(self, Status::Native | Status::Aliased)
+        matches!(self, Status::Native | Status::Aliased | Status::Correlation)
     }
 
     fn detail(&self) -> String {
         match self {
-            Status::Native | Status::Aliased => String::new(),
+            Status::Native | Status::Aliased | Status::Correlation => String::new(),
             Status::UnknownField(v) | Status::Placeholder(v) => v.join(", "),
             Status::UnsupportedLogsource(s) | Status::Unsupported(s) | Status::ParseError(s) => {
                 s.clone()
@@ -174,6 +181,8 @@ pub struct Entry {
     pub title: String,
     pub log: Option<Log>,
     pub status: Status,
+    /// The rule's `name` (what correlation rules may refer to it by).
+    pub name: String,
 }
 
 /// The rules found in the configured folders.
@@ -181,6 +190,8 @@ pub struct Entry {
 pub struct Loaded {
     pub entries: Vec<Entry>,
     pub rules: Vec<Rule>,
+    /// The correlation rules that run, their references resolved.
+    pub correlations: Vec<correlation::Compiled>,
     /// Problems with the folders themselves (missing, too deep, too many files).
     pub problems: Vec<String>,
 }
@@ -236,6 +247,8 @@ fn walk(
 pub fn load(config: &SigmaConfig) -> Loaded {
     let mut loaded = Loaded::default();
     let mut ids = HashSet::new();
+    // Correlation rules, resolved once every rule is read (a reference may be in a later file).
+    let mut pending = Vec::new();
     for root in &config.paths {
         let mut files = Vec::new();
         match std::fs::symlink_metadata(root) {
@@ -254,47 +267,111 @@ pub fn load(config: &SigmaConfig) -> Loaded {
                 .unwrap_or(&file)
                 .display()
                 .to_string();
-            let (meta, compiled) = match read_bounded(&file) {
-                Ok(text) => rule::parse(&text),
-                Err(e) => (rule::Meta::default(), Err(Refusal::Parse(e))),
-            };
-            let mut entry = Entry {
-                path: shown,
-                id: meta.id.clone(),
-                title: meta.title.clone(),
-                log: None,
-                status: Status::Native,
-            };
-            entry.status = match compiled {
-                _ if !meta.id.is_empty() && !ids.insert(meta.id.clone()) => {
-                    Status::ParseError("an earlier file has the same id".into())
+            let docs = match read_bounded(&file).and_then(|t| rule::documents(&t)) {
+                Ok(docs) => docs,
+                Err(e) => {
+                    loaded.entries.push(Entry {
+                        path: shown,
+                        id: String::new(),
+                        title: String::new(),
+                        log: None,
+                        status: Status::ParseError(e),
+                        name: String::new(),
+                    });
+                    continue;
                 }
-                Ok(rule) => {
-                    entry.log = Some(rule.log);
-                    let never = NOT_ONE_RECORD.iter().find(|(id, _)| *id == meta.id);
-                    if let Some((_, why)) = never {
-                        Status::Unsupported((*why).to_owned())
-                    } else if let Some(why) = config.excludes(&meta) {
-                        Status::Excluded(why)
-                    } else {
-                        let status = match rule.origin {
-                            Origin::Native => Status::Native,
-                            Origin::Aliased => Status::Aliased,
-                        };
-                        loaded.rules.push(rule);
-                        status
+            };
+            let several = docs.len() > 1;
+            for (n, doc) in docs.iter().enumerate() {
+                let path = if several {
+                    format!("{shown}#{}", n + 1)
+                } else {
+                    shown.clone()
+                };
+                if correlation::is_correlation(doc) {
+                    let (meta, spec) = correlation::parse(doc);
+                    let mut entry = Entry {
+                        path,
+                        id: meta.id.clone(),
+                        title: meta.title.clone(),
+                        log: None,
+                        status: Status::Correlation,
+                        name: meta.name.clone(),
+                    };
+                    match spec {
+                        _ if !meta.id.is_empty() && !ids.insert(meta.id.clone()) => {
+                            entry.status =
+                                Status::ParseError("an earlier file has the same id".into());
+                        }
+                        Ok(spec) => pending.push((loaded.entries.len(), spec)),
+                        Err(refusal) => entry.status = refused(refusal),
                     }
+                    loaded.entries.push(entry);
+                    continue;
                 }
-                Err(Refusal::Parse(e)) => Status::ParseError(e),
-                Err(Refusal::Logsource(e)) => Status::UnsupportedLogsource(e),
-                Err(Refusal::Placeholder(v)) => Status::Placeholder(v),
-                Err(Refusal::UnknownField(v)) => Status::UnknownField(v),
-                Err(Refusal::Unsupported(e)) => Status::Unsupported(e),
-            };
-            loaded.entries.push(entry);
+                let (meta, compiled) = rule::parse_doc(doc);
+                let mut entry = Entry {
+                    path,
+                    id: meta.id.clone(),
+                    title: meta.title.clone(),
+                    log: None,
+                    status: Status::Native,
+                    name: meta.name.clone(),
+                };
+                entry.status = match compiled {
+                    _ if !meta.id.is_empty() && !ids.insert(meta.id.clone()) => {
+                        Status::ParseError("an earlier file has the same id".into())
+                    }
+                    Ok(rule) => {
+                        entry.log = Some(rule.log);
+                        let never = NOT_ONE_RECORD.iter().find(|(id, _)| *id == meta.id);
+                        if let Some((_, why)) = never {
+                            Status::Unsupported((*why).to_owned())
+                        } else if let Some(why) = config.excludes(&meta) {
+                            Status::Excluded(why)
+                        } else {
+                            let status = match rule.origin {
+                                Origin::Native => Status::Native,
+                                Origin::Aliased => Status::Aliased,
+                            };
+                            loaded.rules.push(rule);
+                            status
+                        }
+                    }
+                    Err(refusal) => refused(refusal),
+                };
+                loaded.entries.push(entry);
+            }
         }
     }
+    let correlations: Vec<(String, String)> = (pending.iter())
+        .map(|(_, s)| (s.meta.id.clone(), s.meta.name.clone()))
+        .collect();
+    for (at, spec) in pending {
+        let status = match config.excludes(&spec.meta) {
+            Some(why) => Status::Excluded(why),
+            None => match correlation::compile(spec, &loaded.rules, &loaded.entries, &correlations)
+            {
+                Ok(c) => {
+                    loaded.correlations.push(c);
+                    Status::Correlation
+                }
+                Err(refusal) => refused(refusal),
+            },
+        };
+        loaded.entries[at].status = status;
+    }
     loaded
+}
+
+fn refused(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::Parse(e) => Status::ParseError(e),
+        Refusal::Logsource(e) => Status::UnsupportedLogsource(e),
+        Refusal::Placeholder(v) => Status::Placeholder(v),
+        Refusal::UnknownField(v) => Status::UnknownField(v),
+        Refusal::Unsupported(e) => Status::Unsupported(e),
+    }
 }
 
 fn read_bounded(path: &Path) -> Result<String, String> {
@@ -334,9 +411,13 @@ pub fn report(loaded: &Loaded) -> String {
     }
     let count = |label: &str| entries.iter().filter(|e| e.status.label() == label).count();
     let runs = entries.iter().filter(|e| e.status.runs()).count();
+    let correlations = match count("correlation") {
+        0 => String::new(),
+        n => format!(", {n} correlation"),
+    };
     let _ = writeln!(
         out,
-        "\n{} rules: {runs} run ({} native, {} aliased); {} unknown field, {} placeholder, {} unsupported logsource, {} unsupported, {} parse error, {} excluded",
+        "\n{} rules: {runs} run ({} native, {} aliased{correlations}); {} unknown field, {} placeholder, {} unsupported logsource, {} unsupported, {} parse error, {} excluded",
         entries.len(),
         count("native"),
         count("aliased"),
@@ -416,6 +497,10 @@ struct Runnable {
     id: &'static str,
     severity: Severity,
     mitre: &'static [&'static str],
+    /// Whether a match is an alert of its own (not when only correlations use the rule).
+    own: bool,
+    /// The correlations this rule feeds: (correlation, position among its rules).
+    feeds: Vec<(usize, usize)>,
 }
 
 /// The rules that run, by log, in load order (folder order, then file name): alerts come out in
@@ -425,29 +510,66 @@ pub struct SigmaSet {
     sign_in: Vec<Runnable>,
     audit: Vec<Runnable>,
     risk: Vec<Runnable>,
+    /// Correlation rules, in load order; their windows live in the engine's [`ExtraState`].
+    correlations: Vec<correlation::Runnable>,
 }
 
 impl SigmaSet {
+    /// The detection rules, without correlations.
     pub fn new(rules: Vec<Rule>) -> SigmaSet {
+        SigmaSet::with_correlations(rules, Vec::new())
+    }
+
+    /// Everything [`load`] found that runs: detection and correlation rules.
+    pub fn from_loaded(loaded: Loaded) -> SigmaSet {
+        SigmaSet::with_correlations(loaded.rules, loaded.correlations)
+    }
+
+    /// Detection rules and the correlations over them. A rule a correlation refers to gives no
+    /// alert of its own unless the correlation says `generate: true`.
+    pub fn with_correlations(
+        rules: Vec<Rule>,
+        correlations: Vec<correlation::Compiled>,
+    ) -> SigmaSet {
         let mut set = SigmaSet::default();
         for rule in rules {
-            let r = Runnable {
+            let mut r = Runnable {
                 id: intern(format!("sigma:{}", rule.meta.id)),
                 severity: severity(&rule.meta.level),
                 mitre: intern_list(mitre(&rule.meta.tags)),
+                own: true,
+                feeds: Vec::new(),
                 rule,
             };
+            for (ci, c) in correlations.iter().enumerate() {
+                if let Some(mi) = c.rule_ids.iter().position(|id| *id == r.rule.meta.id) {
+                    r.feeds.push((ci, mi));
+                    r.own &= c.spec.generate;
+                }
+            }
             match r.rule.log {
                 Log::SignIn => set.sign_in.push(r),
                 Log::Audit => set.audit.push(r),
                 Log::Risk => set.risk.push(r),
             }
         }
+        set.correlations = (correlations.into_iter())
+            .map(|c| correlation::Runnable {
+                id: intern(format!("sigma:{}", c.spec.meta.id)),
+                severity: severity(&c.spec.meta.level),
+                mitre: intern_list(mitre(&c.spec.meta.tags)),
+                group: c.group,
+                value: c.value,
+                rule_ids: c.rule_ids,
+                spec: c.spec,
+            })
+            .collect();
         set
     }
 
+    /// Detection and correlation rules.
     pub fn len(&self) -> usize {
-        self.sign_in.len() + self.audit.len() + self.risk.len()
+        self.sign_in.len() + self.audit.len() + self.risk.len() + self.correlations.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -458,6 +580,7 @@ impl SigmaSet {
     pub fn ids(&self) -> Vec<&'static str> {
         (self.sign_in.iter().chain(&self.audit).chain(&self.risk))
             .map(|r| r.id)
+            .chain(self.correlations.iter().map(|c| c.id))
             .collect()
     }
 
@@ -638,12 +761,197 @@ impl SigmaSet {
     }
 }
 
+impl SigmaSet {
+    /// Once per hour of event time: drops expired events and empty groups from every window,
+    /// and the windows of correlations this set does not run (rules changed across a restart).
+    fn sweep(&self, state: &mut ExtraState, now: i64) {
+        if state.last_sweep.is_some_and(|t| now - t < 3600) {
+            return;
+        }
+        state.last_sweep = Some(now);
+        state.windows.retain(|id, groups| {
+            match self.correlations.iter().find(|c| c.id == id) {
+                Some(c) => c.sweep(groups, now),
+                None => groups.clear(),
+            }
+            !groups.is_empty()
+        });
+    }
+
+    /// One event the rules at positions `bits` of correlation `c` matched (`first` the lowest).
+    fn correlate(
+        &self,
+        c: &correlation::Runnable,
+        first: usize,
+        bits: u64,
+        event: &Event,
+        state: &mut ExtraState,
+        out: &mut Vec<Finding>,
+    ) {
+        let mut key = event.meta.tenant_id.to_string();
+        let mut values = Vec::with_capacity(c.group[first].len());
+        for field in &c.group[first] {
+            // An event without a group-by value is in no group.
+            let Some(v) = correlation::first_text(field, event) else {
+                return;
+            };
+            key.push('\u{1f}');
+            key.push_str(&v);
+            values.push(v);
+        }
+        let value = match &c.value[first] {
+            Some(field) => match correlation::first_text(field, event) {
+                Some(v) => Some(v),
+                None => return,
+            },
+            None => None,
+        };
+        let now = event.meta.time.timestamp();
+        let member = Member {
+            time: now,
+            rules: bits,
+            event_id: event.meta.id.to_string(),
+            value,
+        };
+        if let Some(fired) = c.record(state, &key, member, now) {
+            out.push(correlation_finding(c, event, values, fired));
+        }
+    }
+}
+
+fn correlation_finding(
+    c: &correlation::Runnable,
+    event: &Event,
+    values: Vec<String>,
+    fired: correlation::Fired,
+) -> Finding {
+    use correlation::{Kind, MAX_EVIDENCE};
+    let spec = &c.spec;
+    let (principal, ip) = principal(event);
+    let members = &fired.members;
+    let mut evidence = Map::new();
+    evidence.insert("sigma_id".into(), Value::String(spec.meta.id.clone()));
+    evidence.insert(
+        "correlation".into(),
+        Value::String(spec.kind.as_str().into()),
+    );
+    let group: Map<String, Value> = (spec.group_by.iter().cloned())
+        .zip(values.iter().map(|v| Value::String(v.clone())))
+        .collect();
+    evidence.insert("group".into(), Value::Object(group));
+    evidence.insert("count".into(), Value::from(fired.count));
+    evidence.insert("threshold".into(), Value::from(spec.threshold));
+    evidence.insert("timespan".into(), Value::String(spec.timespan_text.clone()));
+    let first = members.first().map_or(0, |m| m.time);
+    let last = members.last().map_or(0, |m| m.time);
+    evidence.insert("span_seconds".into(), Value::from(last - first));
+    evidence.insert("events".into(), Value::from(members.len()));
+    match spec.kind {
+        Kind::ValueCount => {
+            let distinct: Vec<Value> = (members.iter())
+                .filter_map(|m| m.value.clone().map(Value::String))
+                .take(MAX_EVIDENCE)
+                .collect();
+            evidence.insert(
+                "field".into(),
+                Value::String(spec.field.clone().unwrap_or_default()),
+            );
+            evidence.insert("values".into(), Value::Array(distinct));
+        }
+        Kind::Temporal | Kind::TemporalOrdered => {
+            let all = members.iter().fold(0u64, |acc, m| acc | m.rules);
+            let rules: Vec<Value> = (c.rule_ids.iter().enumerate())
+                .filter(|(i, _)| all & (1 << i) != 0)
+                .map(|(_, id)| Value::String(id.clone()))
+                .collect();
+            evidence.insert("rules".into(), Value::Array(rules));
+        }
+        Kind::EventCount => {}
+    }
+    // The first events and the one that completed the correlation.
+    let mut event_ids: Vec<String> = (members.iter())
+        .take(MAX_EVIDENCE - 1)
+        .map(|m| m.event_id.clone())
+        .collect();
+    if members.len() >= MAX_EVIDENCE
+        && let Some(m) = members.last()
+    {
+        event_ids.push(m.event_id.clone());
+    }
+    if !spec.meta.status.is_empty() {
+        evidence.insert(
+            "sigma_status".into(),
+            Value::String(spec.meta.status.clone()),
+        );
+    }
+    let what = match spec.kind {
+        Kind::EventCount => format!("{} events", fired.count),
+        Kind::ValueCount => format!(
+            "{} distinct {}",
+            fired.count,
+            spec.field.as_deref().unwrap_or_default()
+        ),
+        Kind::Temporal | Kind::TemporalOrdered => {
+            format!("{} of {} rules", fired.count, spec.rules.len())
+        }
+    };
+    let group = if values.is_empty() {
+        "the tenant".to_owned()
+    } else {
+        (spec.group_by.iter().zip(&values))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let summary = format!(
+        "Sigma correlation \"{}\" ({}): {what} for {group} within {}",
+        spec.meta.title,
+        spec.kind.as_str(),
+        spec.timespan_text
+    );
+    Finding {
+        rule: c.id,
+        severity: c.severity,
+        tenant_id: event.meta.tenant_id.to_string(),
+        principal,
+        time: event.meta.time,
+        event_ids,
+        title: spec.meta.title.clone(),
+        summary,
+        evidence,
+        mitre: c.mitre,
+        ip,
+    }
+}
+
 impl ExtraRules for SigmaSet {
-    fn observe(&self, event: &Event, out: &mut Vec<Finding>) {
+    fn observe(&self, event: &Event, state: &mut ExtraState, out: &mut Vec<Finding>) {
+        // (correlation, position of the rule in it) for every matching rule that feeds one.
+        let mut hits: Vec<(usize, usize)> = Vec::new();
         for r in self.rules_for(event) {
             if r.rule.matches(event) {
-                out.push(self.finding(r, event));
+                if r.own {
+                    out.push(self.finding(r, event));
+                }
+                hits.extend_from_slice(&r.feeds);
             }
+        }
+        if self.correlations.is_empty() {
+            return;
+        }
+        self.sweep(state, event.meta.time.timestamp());
+        // Correlations in load order; an event matching several rules of one correlation is one
+        // event of it.
+        hits.sort_unstable();
+        let mut i = 0;
+        while i < hits.len() {
+            let (ci, first) = hits[i];
+            let mut bits = 0u64;
+            while i < hits.len() && hits[i].0 == ci {
+                bits |= 1 << hits[i].1;
+                i += 1;
+            }
+            self.correlate(&self.correlations[ci], first, bits, event, state, out);
         }
     }
 }

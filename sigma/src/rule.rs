@@ -37,6 +37,8 @@ pub struct Meta {
     pub level: String,
     pub tags: Vec<String>,
     pub description: String,
+    /// The `name` correlation rules may refer to the rule by.
+    pub name: String,
 }
 
 /// A rule ready to run.
@@ -100,7 +102,7 @@ const MAX_VALUES: usize = 1024;
 const MAX_CONDITION: usize = 4096;
 const MAX_REGEX: usize = 1 << 16;
 
-fn str_of(y: &Yaml) -> Option<String> {
+pub(crate) fn str_of(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) => Some(s.clone()),
         Yaml::Number(n) => Some(n.to_string()),
@@ -109,8 +111,25 @@ fn str_of(y: &Yaml) -> Option<String> {
     }
 }
 
-fn get<'a>(y: &'a Yaml, key: &str) -> Option<&'a Yaml> {
+pub(crate) fn get<'a>(y: &'a Yaml, key: &str) -> Option<&'a Yaml> {
     y.as_mapping()?.get(key)
+}
+
+/// The YAML documents of a file (`---` separates them: a correlation rule and its base rules
+/// may share a file).
+pub fn documents(text: &str) -> Result<Vec<Yaml>, String> {
+    use serde::Deserialize as _;
+    let mut docs = Vec::new();
+    for d in yaml_serde::Deserializer::from_str(text) {
+        let doc = Yaml::deserialize(d).map_err(|e| e.to_string())?;
+        if !doc.is_null() {
+            docs.push(doc);
+        }
+    }
+    if docs.is_empty() {
+        return Err("no YAML document".into());
+    }
+    Ok(docs)
 }
 
 /// Reads a rule's metadata and logsource, then compiles its detection.
@@ -119,19 +138,30 @@ pub fn parse(text: &str) -> (Meta, Result<Rule, Refusal>) {
         Ok(d) => d,
         Err(e) => return (Meta::default(), Err(Refusal::Parse(e.to_string()))),
     };
-    let text_of = |k: &str| get(&doc, k).and_then(str_of).unwrap_or_default();
-    let meta = Meta {
+    parse_doc(&doc)
+}
+
+/// The metadata every rule document has, detection or correlation.
+pub fn meta(doc: &Yaml) -> Meta {
+    let text_of = |k: &str| get(doc, k).and_then(str_of).unwrap_or_default();
+    Meta {
         id: text_of("id"),
         title: text_of("title"),
         status: text_of("status"),
         level: text_of("level"),
         description: text_of("description"),
-        tags: get(&doc, "tags")
+        name: text_of("name"),
+        tags: get(doc, "tags")
             .and_then(Yaml::as_sequence)
             .map(|s| s.iter().filter_map(str_of).collect())
             .unwrap_or_default(),
-    };
-    let compiled = compile(&doc, &meta);
+    }
+}
+
+/// [`parse`] of one YAML document.
+pub fn parse_doc(doc: &Yaml) -> (Meta, Result<Rule, Refusal>) {
+    let meta = meta(doc);
+    let compiled = compile(doc, &meta);
     (meta, compiled)
 }
 
@@ -144,7 +174,7 @@ fn compile(doc: &Yaml, meta: &Meta) -> Result<Rule, Refusal> {
     }
     if get(doc, "correlation").is_some() {
         return Err(Refusal::Unsupported(
-            "correlation rules (Sigma v2) are not evaluated yet".into(),
+            "a correlation rule: read with the others of its folder (`load`)".into(),
         ));
     }
     let logsource = get(doc, "logsource").ok_or(Refusal::Parse("no `logsource`".into()))?;

@@ -168,6 +168,7 @@ impl RuntimeMetrics {
 
     /// The full state-size estimate (walks the state; call at snapshot time).
     pub fn observe_state_bytes(&self, engine: &Engine) {
-        self.state_bytes.set(engine.state().approx_bytes() as i64);
+        self.state_bytes
+            .set((engine.state().approx_bytes() + engine.extra_state().approx_bytes()) as i64);
     }
 }
