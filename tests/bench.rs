@@ -38,7 +38,8 @@ fn a_quick_bench_measures_every_phase_on_the_same_records() {
             "read-only",
             "parse-only (serde_json typed)",
             "ingest only (read_file)",
-            "full replay"
+            "full replay",
+            "parse-only (sonic-rs typed)"
         ]
     );
     let records = report["world"]["records"].as_u64().unwrap();
@@ -57,6 +58,9 @@ fn a_quick_bench_measures_every_phase_on_the_same_records() {
     assert_eq!(state["principals_tracked"], 200);
     assert!(state["approx_bytes_per_principal"].as_f64().unwrap() > 100.0);
     assert!(report["ratio_full_to_parse_cpu"].as_f64().unwrap() > 0.0);
+    assert!(report["ratio_full_to_sonic_cpu"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["replay"]["spilled_runs"], 0, "the default budget holds it");
+    assert!(report["memory_budget"].as_u64().unwrap() > 0);
     // The replay's stages happen inside the full replay phase of the same round.
     let stage = |k: &str| replay[k].as_f64().unwrap();
     let stages = stage("read_seconds")

@@ -101,6 +101,9 @@ pub struct Report {
     /// machine moves least).
     pub ratio_full_to_parse_wall: f64,
     pub ratio_full_to_parse_cpu: f64,
+    /// The same ratios against the sonic-rs reference (the same struct, a faster parser).
+    pub ratio_full_to_sonic_wall: f64,
+    pub ratio_full_to_sonic_cpu: f64,
     pub replay: ReplayFigures,
     pub tenants: Option<TenantsComparison>,
     pub state_scale: Option<synth::StateScale>,
@@ -305,7 +308,7 @@ fn bench(
     let mut replay_figures = None;
     // Rounds of all four phases rather than each phase repeated: a burst of load from elsewhere
     // then costs every phase alike, and the best run of each is kept.
-    let mut rounds: Vec<[Phase; 4]> = Vec::new();
+    let mut rounds: Vec<[Phase; 5]> = Vec::new();
     for round in 1..=reps {
         eprintln!("entrawatch bench: round {round}/{reps}: read-only pass");
         let read = measure::measure("read-only", || {
@@ -319,7 +322,9 @@ fn bench(
         );
         failures.store(0, Ordering::Relaxed);
         let parse = measure::measure("parse-only (serde_json typed)", || {
-            measure::on_all_cores(&files, &|f| reference::parse_file(f, &failures))
+            measure::on_all_cores(&files, &|f| {
+                reference::parse_file(f, reference::Parser::SerdeJson, &failures)
+            })
         });
         eprintln!(
             "entrawatch bench: round {round}/{reps}: ingest only (read_file, events dropped)"
@@ -339,7 +344,15 @@ fn bench(
         eprintln!("entrawatch bench: round {round}/{reps}: full replay");
         let (full, figures) = replay_phase("full replay", &files, &config);
         replay_figures = Some(ReplayFigures::quicker(replay_figures, figures));
-        rounds.push([read, parse, ingest, full]);
+        eprintln!("entrawatch bench: round {round}/{reps}: parse-only reference (sonic-rs typed)");
+        let sonic_failures = AtomicU64::new(0);
+        let sonic = measure::measure("parse-only (sonic-rs typed)", || {
+            measure::on_all_cores(&files, &|f| {
+                reference::parse_file(f, reference::Parser::Sonic, &sonic_failures)
+            })
+        });
+        failures.fetch_add(sonic_failures.into_inner(), Ordering::Relaxed);
+        rounds.push([read, parse, ingest, full, sonic]);
     }
     let best = |i: usize| measure::best(rounds.iter().map(|r| r[i].clone()));
     let least_cpu = |i: usize| {
@@ -348,8 +361,9 @@ fn bench(
             .map(|r| r[i].cpu_us_per_event)
             .fold(f64::INFINITY, f64::min)
     };
-    let (read, parse, ingest, full) = (best(0), best(1), best(2), best(3));
+    let (read, parse, ingest, full, sonic) = (best(0), best(1), best(2), best(3), best(4));
     let cpu_ratio = least_cpu(1) / least_cpu(3);
+    let sonic_cpu_ratio = least_cpu(4) / least_cpu(3);
     let mut replay = replay_figures.context("the replay did not run")??;
     replay.reference_failures = failures.load(Ordering::Relaxed);
 
@@ -358,7 +372,7 @@ fn bench(
     } else {
         None
     };
-    let phases = vec![read, parse, ingest, full];
+    let phases = vec![read, parse, ingest, full, sonic];
     let peak_rss_mb = phases.iter().map(|p| p.rss_peak_mb).fold(0.0, f64::max);
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     Ok(Report {
@@ -378,6 +392,8 @@ fn bench(
         },
         ratio_full_to_parse_wall: ratio(phases[3].events_per_second, phases[1].events_per_second),
         ratio_full_to_parse_cpu: cpu_ratio,
+        ratio_full_to_sonic_wall: ratio(phases[3].events_per_second, phases[4].events_per_second),
+        ratio_full_to_sonic_cpu: sonic_cpu_ratio,
         rounds: rounds.iter().map(|r| r.to_vec()).collect(),
         replay,
         tenants,
@@ -526,8 +542,11 @@ fn render(r: &Report) -> String {
         );
     }
     out += &format!(
-        "\nfull replay / parse-only: {:.2} by wall time, {:.2} by CPU time (goal ≥ 0.80)\n",
-        r.ratio_full_to_parse_wall, r.ratio_full_to_parse_cpu
+        "\nfull replay / parse-only: {:.2} by wall time, {:.2} by CPU time (goal ≥ 0.80) · against sonic-rs: {:.2} by wall, {:.2} by CPU\n",
+        r.ratio_full_to_parse_wall,
+        r.ratio_full_to_parse_cpu,
+        r.ratio_full_to_sonic_wall,
+        r.ratio_full_to_sonic_cpu
     );
     let rp = &r.replay;
     out += &format!(

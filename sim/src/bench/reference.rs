@@ -388,16 +388,37 @@ pub fn parse(raw: &[u8]) -> Option<RefRecord<'_>> {
     serde_json::from_slice(raw).ok()
 }
 
+/// The same struct decoded by sonic-rs (SIMD scanning): the fastest typed JSON parse measured on
+/// these machines, the second reference the replay is held against.
+pub fn parse_sonic(raw: &[u8]) -> Option<RefRecord<'_>> {
+    sonic_rs::from_slice(raw).ok()
+}
+
+/// Which parser [`parse_file`] decodes with.
+#[derive(Debug, Clone, Copy)]
+pub enum Parser {
+    SerdeJson,
+    Sonic,
+}
+
 /// Reads one file and decodes every record of it: (records decoded, bytes). Records that do not
 /// decode are counted too (the world has none; a count that differs from the replay's says so).
-pub fn parse_file(path: &std::path::Path, failures: &std::sync::atomic::AtomicU64) -> (u64, u64) {
+pub fn parse_file(
+    path: &std::path::Path,
+    parser: Parser,
+    failures: &std::sync::atomic::AtomicU64,
+) -> (u64, u64) {
     let Ok(bytes) = std::fs::read(path) else {
         return (0, 0);
     };
     let mut records = 0u64;
     entrawatch_ingest::reader::for_each_json_record(&bytes, &mut |raw| {
         records += 1;
-        match parse(raw) {
+        let decoded = match parser {
+            Parser::SerdeJson => parse(raw),
+            Parser::Sonic => parse_sonic(raw),
+        };
+        match decoded {
             Some(rec) => {
                 std::hint::black_box(&rec);
             }
