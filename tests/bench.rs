@@ -59,7 +59,10 @@ fn a_quick_bench_measures_every_phase_on_the_same_records() {
     assert!(state["approx_bytes_per_principal"].as_f64().unwrap() > 100.0);
     assert!(report["ratio_full_to_parse_cpu"].as_f64().unwrap() > 0.0);
     assert!(report["ratio_full_to_sonic_cpu"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["replay"]["spilled_runs"], 0, "the default budget holds it");
+    assert_eq!(
+        report["replay"]["spilled_runs"], 0,
+        "the default budget holds it"
+    );
     assert!(report["memory_budget"].as_u64().unwrap() > 0);
     // The replay's stages happen inside the full replay phase of the same round.
     let stage = |k: &str| replay[k].as_f64().unwrap();
