@@ -149,51 +149,75 @@ pub fn read_ordered(
     // Input position of `events[0]`, and the estimated bytes `events` takes.
     let mut base = 0u64;
     let mut held = 0u64;
-    let mut dir: Option<SpillDir> = None;
-    let mut runs: Vec<Run> = Vec::new();
-    let mut failed: Option<std::io::Error> = None;
-    read_files_in_parallel(files, opts, &mut |i, file| {
-        for r in &file.rejects {
-            on_reject(r);
-        }
-        stats.merge(file.stats);
-        if failed.is_none() {
-            held += file.estimate;
-            events.extend(file.events.into_iter().map(Some));
-            if held > order.memory_budget {
-                match spill(&mut dir, order, base, &events) {
-                    Ok(run) => runs.push(run),
-                    Err(e) => failed = Some(e),
-                }
-                base += events.len() as u64;
-                events.clear();
-                held = 0;
+    let mut runs_sent = 0usize;
+    let mut spiller_gone = false;
+    let spilled = std::thread::scope(|scope| {
+        // Runs are sorted, written and freed on their own thread while reading goes on. The first
+        // is the whole budget and reading waits for it; after it, runs are half the budget, so
+        // the one being written and the one filling stay within the budget together.
+        let (to_spill, spill_rx) = std::sync::mpsc::sync_channel::<(u64, Events)>(0);
+        let (written, acks) = std::sync::mpsc::channel::<()>();
+        let spiller = scope.spawn(move || -> std::io::Result<(Option<SpillDir>, Vec<Run>)> {
+            let mut dir = None;
+            let mut runs = Vec::new();
+            for (base, events) in spill_rx {
+                runs.push(spill(&mut dir, order, base, &events)?);
+                drop(events);
+                let _ = written.send(());
             }
-        }
-        progress(&|| {
-            let mut line = format!(
-                "reading {}/{} files · {} records · {} of {} MB",
-                i + 1,
-                files.len(),
-                stats.records_read,
-                stats.bytes_read / 1_000_000,
-                total_bytes / 1_000_000
-            );
-            let seconds = started.elapsed().as_secs_f64();
-            if stats.bytes_read > 0 && total_bytes > stats.bytes_read && seconds > 1.0 {
-                let left = (total_bytes - stats.bytes_read) as f64;
-                let eta = seconds * left / stats.bytes_read as f64;
-                line.push_str(&format!(" · about {eta:.0} s left"));
-            }
-            if !runs.is_empty() {
-                line.push_str(&format!(" · {} sorted runs on disk", runs.len()));
-            }
-            line
+            Ok((dir, runs))
         });
+        read_files_in_parallel(files, opts, &mut |i, file| {
+            for r in &file.rejects {
+                on_reject(r);
+            }
+            stats.merge(file.stats);
+            if !spiller_gone {
+                held += file.estimate;
+                events.extend(file.events.into_iter().map(Some));
+                let threshold = if runs_sent == 0 {
+                    order.memory_budget
+                } else {
+                    order.memory_budget / 2
+                };
+                if held > threshold {
+                    let full = std::mem::take(&mut events);
+                    let count = full.len() as u64;
+                    // A spiller that stopped (its error is taken below) takes nothing more.
+                    spiller_gone = to_spill.send((base, full)).is_err()
+                        || (runs_sent == 0 && acks.recv().is_err());
+                    runs_sent += 1;
+                    base += count;
+                    held = 0;
+                }
+            }
+            progress(&|| {
+                let mut line = format!(
+                    "reading {}/{} files · {} records · {} of {} MB",
+                    i + 1,
+                    files.len(),
+                    stats.records_read,
+                    stats.bytes_read / 1_000_000,
+                    total_bytes / 1_000_000
+                );
+                let seconds = started.elapsed().as_secs_f64();
+                if stats.bytes_read > 0 && total_bytes > stats.bytes_read && seconds > 1.0 {
+                    let left = (total_bytes - stats.bytes_read) as f64;
+                    let eta = seconds * left / stats.bytes_read as f64;
+                    line.push_str(&format!(" · about {eta:.0} s left"));
+                }
+                if runs_sent > 0 {
+                    line.push_str(&format!(" · {runs_sent} sorted runs to disk"));
+                }
+                line
+            });
+        });
+        drop(to_spill);
+        spiller
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
-    if let Some(e) = failed {
-        return Err(SpillError(e));
-    }
+    let (dir, mut runs) = spilled.map_err(SpillError)?;
     let read_seconds = started.elapsed().as_secs_f64();
     progress(&|| format!("ordering {} events", base as usize + events.len()));
     let len = base as usize + events.len();
@@ -227,6 +251,10 @@ pub fn read_ordered(
         spilled_bytes,
     })
 }
+
+/// Events held in memory, in input order (taken out as they are handed out).
+#[allow(clippy::vec_box)]
+type Events = Vec<Option<Box<Event>>>;
 
 /// Sorts `events` (input positions from `base`) and writes them as the next run, making the
 /// runs' folder first if need be.
@@ -430,8 +458,19 @@ fn merge_down(dir: &mut SpillDir, runs: &mut Vec<Run>) -> Result<(), SpillError>
     Ok(())
 }
 
+/// Events the merge hands to detection at a time.
+const MERGE_BATCH: usize = 256;
+
+/// A batch of merged events, each with whether it repeats the one before it.
+#[allow(clippy::vec_box)]
+type Merged = Vec<(Box<Event>, bool)>;
+
 /// Merges the runs and the last events into one order, marking each event that has the time and
 /// identity of the one before it as a repeat.
+///
+/// Three threads share the work, as reading a run back costs about what detecting costs: this one
+/// hands the events to `each` (detection); a merging thread decodes the runs and picks the next
+/// event; a freeing thread drops the events `each` is done with and returns the emptied batches.
 #[allow(clippy::vec_box)]
 fn merge<E: From<SpillError>>(
     runs: &[Run],
@@ -443,18 +482,73 @@ fn merge<E: From<SpillError>>(
         sources.push(Source::Disk(run.open().map_err(SpillError)?));
     }
     sources.push(Source::Memory(last.into_iter()));
-    let mut merger = Merger::new(sources)?;
-    let mut previous: Option<Box<Event>> = None;
-    let mut n = 0;
-    while let Some((_, event)) = merger.next()? {
-        let repeated = previous.as_ref().is_some_and(|p| {
-            p.meta.time == event.meta.time && p.dedup_key_ref() == event.dedup_key_ref()
+    std::thread::scope(|scope| {
+        let (merged, batches) = std::sync::mpsc::sync_channel::<Result<Merged, SpillError>>(16);
+        let (free, freed) = std::sync::mpsc::sync_channel::<Merged>(16);
+        let (empty, emptied) = std::sync::mpsc::channel::<Merged>();
+        scope.spawn(move || {
+            for mut batch in freed {
+                batch.clear();
+                if empty.send(batch).is_err() {
+                    break;
+                }
+            }
         });
-        each(n, &event, repeated)?;
-        n += 1;
-        previous = Some(event);
-    }
-    Ok(())
+        scope.spawn(move || {
+            let run = || -> Result<(), SpillError> {
+                let mut merger = Merger::new(sources)?;
+                // The last event of the batch sent before, for the first of the next.
+                let mut before: Option<(DateTime<Utc>, (String, crate::Kind, String))> = None;
+                let mut batch: Merged = Vec::with_capacity(MERGE_BATCH);
+                while let Some((_, event)) = merger.next()? {
+                    let repeated = match batch.last() {
+                        Some((p, _)) => {
+                            p.meta.time == event.meta.time
+                                && p.dedup_key_ref() == event.dedup_key_ref()
+                        }
+                        None => before.as_ref().is_some_and(|(time, key)| {
+                            *time == event.meta.time && *key == event.dedup_key()
+                        }),
+                    };
+                    batch.push((event, repeated));
+                    if batch.len() == MERGE_BATCH {
+                        let (p, _) = batch.last().expect("a full batch");
+                        before = Some((p.meta.time, p.dedup_key()));
+                        let next = emptied
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(MERGE_BATCH));
+                        if merged
+                            .send(Ok(std::mem::replace(&mut batch, next)))
+                            .is_err()
+                        {
+                            // Detection stopped: nothing more to merge.
+                            return Ok(());
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = merged.send(Ok(batch));
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = merged.send(Err(e));
+            }
+        });
+        let mut n = 0;
+        for batch in batches {
+            let batch = batch?;
+            for (event, repeated) in &batch {
+                each(n, event, *repeated)?;
+                n += 1;
+            }
+            // Should the freeing thread be gone, the batch is freed here.
+            if let Err(unsent) = free.send(batch) {
+                drop(unsent);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// [`Ordered::for_each`] for events held in memory.
@@ -831,6 +925,67 @@ mod tests {
         );
         assert_eq!(spilled, memory);
         assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    }
+
+    /// Detection that stops (an error of its own) stops the merge with it; a folder for the runs
+    /// that cannot be made stops the replay with the folder named.
+    #[test]
+    fn errors_stop_the_merge_and_name_the_runs_folder() {
+        #[derive(Debug)]
+        enum Stop {
+            At(usize),
+            Spill,
+        }
+        impl From<SpillError> for Stop {
+            fn from(_: SpillError) -> Stop {
+                Stop::Spill
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spill = tempfile::tempdir().unwrap();
+        let files = files(dir.path(), 40);
+        let order = OrderOptions {
+            memory_budget: 1,
+            spill_dir: Some(spill.path().to_path_buf()),
+        };
+        let ordered = read_ordered(
+            &files,
+            &ReadOptions::default(),
+            &order,
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(ordered.len() > 3 * MERGE_BATCH);
+        let stopped = ordered.for_each(&mut |n, _, _| {
+            if n == MERGE_BATCH + 7 {
+                return Err(Stop::At(n));
+            }
+            Ok(())
+        });
+        assert!(
+            matches!(stopped, Err(Stop::At(n)) if n == MERGE_BATCH + 7),
+            "{stopped:?}"
+        );
+        assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+
+        let missing = spill.path().join("not-here");
+        let order = OrderOptions {
+            memory_budget: 1,
+            spill_dir: Some(missing.clone()),
+        };
+        let err = read_ordered(
+            &files,
+            &ReadOptions::default(),
+            &order,
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
     }
 
     /// Whatever the order of the files, detection sees the same records in the same order (of
