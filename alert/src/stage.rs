@@ -285,12 +285,19 @@ impl AlertStage {
 
     /// Moves the event clock to `event` and says whether its record is seen for the first time
     /// inside the de-duplication window (`false`: a repeat, to be dropped before detection).
+    ///
+    /// A repeat is the same record: the same identity (tenant, kind, id and version) at the same
+    /// event time, as `replay` finds repeats (`entrawatch_ingest::ordered`), so the service and a
+    /// replay drop the same records. One id at two times is two records.
     pub fn first_sight(&mut self, event: &Event) -> bool {
         let t = event.meta.time.timestamp();
         self.state.clock = self.state.clock.max(t);
-        let (tenant, kind, id) = event.dedup_key();
-        let key =
-            entrawatch_detect::keys::key128(&format!("{tenant}\u{1f}{}\u{1f}{id}", kind.as_str()));
+        let (tenant, kind, id) = event.dedup_key_ref();
+        let key = entrawatch_detect::keys::key128(&format!(
+            "{tenant}\u{1f}{}\u{1f}{id}\u{1f}{}",
+            kind.as_str(),
+            event.meta.time.timestamp_micros()
+        ));
         self.state.dedup.first(key, t, self.state.clock)
     }
 
@@ -438,5 +445,52 @@ impl AlertStage {
             alert.tenant_name = self.tenant_names.get(&alert.tenant_id).cloned();
         }
         alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sign-in `read_bytes` makes of `id` at `time` in `tenant`.
+    fn sign_in(tenant: &str, id: &str, time: &str) -> Box<Event> {
+        let record = serde_json::json!({"id": id, "createdDateTime": time, "userId": "u",
+            "resourceTenantId": tenant});
+        let mut out = None;
+        entrawatch_ingest::read_bytes(
+            "t.json",
+            format!("{record}\n").as_bytes(),
+            None,
+            &entrawatch_ingest::ReadOptions::default(),
+            &mut |i| {
+                if let entrawatch_ingest::Item::Event(e) = i {
+                    out = Some(e);
+                }
+            },
+        );
+        out.expect("a sign-in")
+    }
+
+    /// The service drops what replay drops: the same record (identity and event time) again
+    /// within the window; one id at another time, or in another tenant, is another record.
+    #[test]
+    fn a_repeat_is_the_same_identity_at_the_same_time() {
+        let (a, b) = (
+            "4d3bac44-0230-4732-9e70-cc00736f0a97",
+            "5d3bac44-0230-4732-9e70-cc00736f0a97",
+        );
+        let mut stage = AlertStage::records(&StageConfig::default(), BTreeMap::new());
+        let seen = [
+            sign_in(a, "s1", "2021-01-01T00:00:00Z"),
+            sign_in(a, "s1", "2021-01-01T00:00:00Z"),
+            sign_in(a, "s1", "2021-01-01T00:05:00Z"),
+            sign_in(b, "s1", "2021-01-01T00:00:00Z"),
+            sign_in(a, "s2", "2021-01-01T00:05:00Z"),
+            sign_in(a, "s1", "2021-01-01T00:05:00Z"),
+        ]
+        .iter()
+        .map(|e| stage.first_sight(e))
+        .collect::<Vec<_>>();
+        assert_eq!(seen, [true, false, true, true, true, false]);
     }
 }

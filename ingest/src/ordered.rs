@@ -12,8 +12,8 @@
 //! overlapping exports, a page fetched again, Graph and Event Hub copies). In this order such
 //! events are next to each other, so finding them needs neither a set of keys nor a second pass,
 //! whatever the size of the input. Two records with one id and different times are both kept:
-//! they are not the same record (the live service's window, `dedup_window_hours`, drops the later
-//! one when it comes within the window; replay does not guess).
+//! they are not the same record. The live service drops the same repeats
+//! (`entrawatch_alert::stage::AlertStage::first_sight`, within its de-duplication window).
 //!
 //! **Memory.** The events read are held while their estimated size stays within
 //! [`OrderOptions::memory_budget`]; an input that fits is ordered in memory, as one sort. Past the
