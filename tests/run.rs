@@ -287,6 +287,93 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
     );
 }
 
+/// The rules an alert envelope carries, over every request a receiver got.
+fn delivered_rules(requests: &[Received]) -> std::collections::BTreeSet<String> {
+    (requests.iter())
+        .flat_map(|r| r.json()["alerts"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["rule"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `[sigma]` is read again on reload: a folder that cannot be read refuses the reload with the
+/// folder named (the running rules stay), and a new rule runs on the records that come after it.
+#[test]
+fn a_reload_runs_new_sigma_rules_and_refuses_a_folder_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let receiver = Receiver::ok();
+    let config = file_config(dir.path(), &input, true);
+    // Every lane idle after a second: the one record dropped below is released at once.
+    let base = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[service]\n", "[service]\nidle_source_secs = 1\n");
+    std::fs::write(&config, &base).unwrap();
+    let log = dir.path().join("log.jsonl");
+    let mut service = Service::start_env(
+        &config,
+        free_port(),
+        &log,
+        &[],
+        &[
+            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
+            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    );
+    service.wait_ready(Duration::from_secs(60));
+    let reload = || http_auth("POST", &service.admin, "/-/reload", ADMIN_TOKEN, "").unwrap();
+
+    let missing = dir.path().join("no-such-rules");
+    let with_sigma = |path: &Path| format!("{base}\n[sigma]\npaths = [{}]\n", toml_path(path));
+    std::fs::write(&config, with_sigma(&missing)).unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no-such-rules"), "{body}");
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let id = "6a1c2f5e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    std::fs::write(
+        rules.join("reload_probe.yml"),
+        format!(
+            "title: Reload probe sign-in\nid: {id}\nstatus: test\n\
+             description: The reload test's rule, one user's sign-in.\n\
+             logsource:\n  product: azure\n  service: signinlogs\n\
+             detection:\n  selection:\n    properties.userPrincipalName: reload.probe@contoso.com\n\
+             \x20 condition: selection\nlevel: high\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(&config, with_sigma(&rules)).unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("sigma: 1 rules run"), "{body}");
+
+    let tenant = "11111111-aaaa-4aaa-8aaa-111111111111";
+    let record = serde_json::json!({"records": [{
+        "time": "2026-11-21T10:00:00Z", "category": "SignInLogs", "tenantId": tenant,
+        "operationName": "Sign-in activity", "resultType": "0",
+        "properties": {"id": "0f6c1d2e-3a4b-4c5d-8e9f-a0b1c2d3e4f5",
+            "createdDateTime": "2026-11-21T10:00:00Z",
+            "userPrincipalName": "reload.probe@contoso.com",
+            "userId": "7c1d2e3f-4a5b-4c6d-9e8f-0a1b2c3d4e5f", "ipAddress": "203.0.113.10",
+            "status": {"errorCode": 0}, "resourceTenantId": tenant, "homeTenantId": tenant,
+            "isInteractive": true,
+            "authenticationRequirement": "multiFactorAuthentication"}}]});
+    std::fs::write(input.join("probe.json"), record.to_string()).unwrap();
+    let rule = format!("sigma:{id}");
+    assert!(
+        receiver.wait_for(Duration::from_secs(60), |r| delivered_rules(r)
+            .contains(&rule)),
+        "no {rule} alert after the reload; got {:?}\n{}",
+        delivered_rules(&receiver.requests()),
+        service.logs()
+    );
+    let status = service.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", service.logs());
+}
+
 #[test]
 fn a_file_source_over_a_folder_with_every_hazard_delivers_what_it_can_read_and_says_what_it_cannot()
 {

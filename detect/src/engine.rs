@@ -95,6 +95,11 @@ pub trait ExtraRules: Send + Sync + std::fmt::Debug {
     /// Decides on one event; pushes findings in a deterministic order. `state` is the engine's,
     /// carried across events and restarts; the rules evict from it by event time.
     fn observe(&self, event: &Event, state: &mut ExtraState, out: &mut Vec<Finding>);
+
+    /// What the set is, in a few words, for the log and the reload's answer.
+    fn describe(&self) -> String {
+        "extra rules".to_owned()
+    }
 }
 
 /// Runs the detectors over events in event-time order.

@@ -954,6 +954,14 @@ impl ExtraRules for SigmaSet {
             self.correlate(&self.correlations[ci], first, bits, event, state, out);
         }
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "sigma: {} rules run, {} of them correlations",
+            self.len(),
+            self.correlations.len()
+        )
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub struct Reloaded {
     pub detect: entrawatch_detect::DetectConfig,
     pub routing: Routing,
     pub stage: StageConfig,
+    /// The `[sigma]` rules as loaded from the new config (`None`: none). Correlation windows of
+    /// rules kept by id carry on.
+    pub sigma: Option<std::sync::Arc<dyn entrawatch_detect::ExtraRules>>,
 }
 
 /// When the detection thread last wrote a snapshot and whether state changed since.
@@ -143,6 +146,7 @@ pub fn detection_loop(
                     .map_err(|e| e.to_string());
                 if result.is_ok() {
                     pipeline.alerts.reconfigure(&new.stage, new.routing);
+                    pipeline.engine.set_extra_rules(new.sigma);
                 }
                 let _ = reply.send(result);
             }

@@ -457,14 +457,28 @@ async fn reload_inner(
             }
         }
     }
+    // The Sigma rules, read again from their folders: a folder that cannot be read refuses the
+    // reload like any other problem.
+    let sigma = match crate::sigma::rules(config.sigma.as_ref(), &[], true) {
+        Ok(sigma) => sigma,
+        Err(e) => {
+            problems.push(format!("{e:#}"));
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
+    let sigma_note = match &sigma {
+        Some(rules) => format!("{}; ", rules.describe()),
+        None => String::new(),
+    };
     let (tx, rx) = oneshot::channel();
     let reloaded = Reloaded {
         detect: config.detect.clone(),
         routing,
         stage: config.stage_config(),
+        sigma,
     };
     input
         .send(Input::Reload(Box::new(reloaded), tx))
@@ -473,17 +487,16 @@ async fn reload_inner(
     rx.await.map_err(|_| "shutting down".to_owned())??;
     silences.add_from_config(&file_silences);
     if retargets.is_empty() {
-        return Ok(
-            "config reloaded (sources, destinations and [service] changes need a restart)"
-                .to_owned(),
-        );
+        return Ok(format!(
+            "config reloaded ({sigma_note}sources, destinations and [service] changes need a restart)"
+        ));
     }
     let mut changes = Vec::new();
     for (control, r) in retargets {
         changes.push(control.apply(r).await?.to_string());
     }
     Ok(format!(
-        "config reloaded; {} (other source, destination and [service] changes need a restart)",
+        "config reloaded; {} ({sigma_note}other source, destination and [service] changes need a restart)",
         changes.join("; ")
     ))
 }
