@@ -157,6 +157,11 @@ impl Engine {
 
     /// Sets (or removes) the rules run after the native detectors; kept across `reconfigure`.
     pub fn set_extra_rules(&mut self, extra: Option<std::sync::Arc<dyn ExtraRules>>) {
+        // With no extra rules left, nothing would ever sweep their windows: they go now. (A set
+        // that stays sweeps the windows of the correlations it no longer has.)
+        if extra.is_none() {
+            self.extra_state = ExtraState::default();
+        }
         self.extra = extra;
     }
 
