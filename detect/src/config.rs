@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use crate::keys::{KeyHash, caseless_hash};
+use crate::keys::{KeyHash, caseless_hash, key128};
 use crate::settings::{RuleSettings, RuleTables};
 
 /// Role template ids of the privileged role catalogue (docs/detectors.md, "Privileged principal").
@@ -86,25 +86,46 @@ impl PrincipalRef {
 /// Principals named in config (`detect.break_glass`, `detect.privileged_principals`), looked up on
 /// every sign-in: indexed by a case-insensitive hash of the id so a lookup costs the same for
 /// one entry or five thousand, and allocates nothing. A hit is confirmed with the same comparison
-/// as [`PrincipalRef::matches`].
+/// as [`PrincipalRef::matches`]. A key of a length no entry has is not hashed at all (a UPN against
+/// a list of object ids, or the reverse), and a caller that has the [`key128`] of the id already
+/// (the engine makes the sign-in's principal key once per event) looks it up by that instead
+/// ([`PrincipalList::contains_keyed`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(from = "Vec<PrincipalRef>")]
 pub struct PrincipalList {
     refs: Vec<PrincipalRef>,
     /// Caseless hash of the id to the entries with it (of any tenant).
     index: HashMap<u64, Vec<u32>, KeyHash>,
+    /// [`key128`] of the id (the same for every ASCII casing) to the entries with it.
+    by_key: HashMap<u128, Vec<u32>, KeyHash>,
+    /// The lengths of the entries' ids: bit `len`, ids of 63 bytes or more sharing bit 63.
+    lengths: u64,
+}
+
+/// The bit of [`PrincipalList::lengths`] for an id of `len` bytes.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl From<Vec<PrincipalRef>> for PrincipalList {
     fn from(refs: Vec<PrincipalRef>) -> Self {
         let mut index: HashMap<u64, Vec<u32>, KeyHash> = HashMap::default();
+        let mut by_key: HashMap<u128, Vec<u32>, KeyHash> = HashMap::default();
+        let mut lengths = 0;
         for (i, r) in refs.iter().enumerate() {
             index
                 .entry(caseless_hash(&r.id))
                 .or_default()
                 .push(i as u32);
+            by_key.entry(key128(&r.id)).or_default().push(i as u32);
+            lengths |= length_bit(r.id.len());
         }
-        PrincipalList { refs, index }
+        PrincipalList {
+            refs,
+            index,
+            by_key,
+            lengths,
+        }
     }
 }
 
@@ -125,12 +146,33 @@ impl PrincipalList {
     /// Whether an entry names this principal in this tenant, by object id or by UPN: exactly
     /// `self.iter().any(|p| p.matches(tenant_id, id, upn))`.
     pub fn contains(&self, tenant_id: &str, id: &str, upn: Option<&str>) -> bool {
-        !self.refs.is_empty()
-            && (self.names(tenant_id, id) || upn.is_some_and(|u| self.names(tenant_id, u)))
+        self.contains_keyed(tenant_id, id, None, upn)
     }
 
-    fn names(&self, tenant_id: &str, key: &str) -> bool {
-        self.index.get(&caseless_hash(key)).is_some_and(|hits| {
+    /// [`PrincipalList::contains`], given `id_key`, the [`key128`] of `id` when the caller has it
+    /// (the sign-in's principal key): `id` is then not hashed.
+    pub fn contains_keyed(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        id_key: Option<u128>,
+        upn: Option<&str>,
+    ) -> bool {
+        !self.refs.is_empty()
+            && (self.names(tenant_id, id, id_key)
+                || upn.is_some_and(|u| self.names(tenant_id, u, None)))
+    }
+
+    fn names(&self, tenant_id: &str, key: &str, key128: Option<u128>) -> bool {
+        // Ids equal in any casing have the same length, caseless hash and key128.
+        if self.lengths & length_bit(key.len()) == 0 {
+            return false;
+        }
+        let hits = match key128 {
+            Some(k) => self.by_key.get(&k),
+            None => self.index.get(&caseless_hash(key)),
+        };
+        hits.is_some_and(|hits| {
             hits.iter()
                 .any(|&i| self.refs[i as usize].matches(tenant_id, key, None))
         })
@@ -781,9 +823,20 @@ mod tests {
             tenant_id: tenants[0].to_lowercase(),
             id: refs[1].id.to_uppercase(),
         });
+        // Ids that trim to a listed one share its key128, not its match; a long one shares its
+        // length bit with every other of 63 bytes or more.
+        refs.push(PrincipalRef {
+            tenant_id: tenants[0].into(),
+            id: format!(" {} ", refs[3].id),
+        });
+        refs.push(PrincipalRef {
+            tenant_id: tenants[1].into(),
+            id: format!("{}@{}.onmicrosoft.com", "a".repeat(60), "b".repeat(10)),
+        });
         let list = PrincipalList::from(refs.clone());
         assert_eq!(list.len(), refs.len());
         let mut probes: Vec<(String, String, Option<String>)> = Vec::new();
+        let t_of = |r: &PrincipalRef| r.tenant_id.clone();
         for r in &refs {
             for t in [
                 r.tenant_id.clone(),
@@ -794,6 +847,8 @@ mod tests {
                 probes.push((t.clone(), "not-listed".into(), Some(r.id.to_lowercase())));
                 probes.push((t.clone(), r.id.clone() + "x", Some(r.id[1..].to_owned())));
             }
+            probes.push((t_of(r), r.id.trim().to_owned(), Some(format!(" {}", r.id))));
+            probes.push((t_of(r), format!("{}{}", r.id, "c".repeat(70)), None));
             probes.push((tenants[1].into(), r.id.clone(), None));
             probes.push(("other".into(), r.id.clone(), Some(r.id.clone())));
         }
@@ -804,6 +859,11 @@ mod tests {
                 list.contains(t, id, upn.as_deref()),
                 scan,
                 "{t} {id} {upn:?}"
+            );
+            assert_eq!(
+                list.contains_keyed(t, id, Some(key128(id)), upn.as_deref()),
+                scan,
+                "keyed: {t} {id} {upn:?}"
             );
             hits += usize::from(scan);
         }

@@ -150,11 +150,13 @@ impl Detector for AdminCollaborationUse {
         if !(s.is_user() && s.is_interactive() && s.is_success()) {
             return;
         }
-        let Some(what) = collaboration(s) else { return };
+        // Privilege first: most sign-ins are not privileged, the answer is shared with the other
+        // sign-in rules that ask it, and `collaboration` scans the app name.
         let tenant = &event.meta.tenant_id;
         if !ctx.sign_in_is_privileged(tenant, s) {
             return;
         }
+        let Some(what) = collaboration(s) else { return };
         let partner = PrivilegedDirectory::is_partner_technician(ctx.config, s);
         let roles = role_names(ctx, tenant, s);
         let app = app_name(s);

@@ -117,7 +117,12 @@ impl Detector for BreakGlassAccountUsed {
         let Some(id) = s.user_id.as_deref().or(upn) else {
             return;
         };
-        if !ctx.config.is_break_glass(tenant, id, upn) {
+        // The principal's key, made once per event, is `id`'s when the sign-in is keyed by it.
+        let id_key = crate::keys::sign_in_key(s)
+            .is_some_and(|k| std::ptr::eq(k, id))
+            .then(|| ctx.sign_in_keys(event).principal)
+            .flatten();
+        if !(ctx.config.break_glass).contains_keyed(tenant, id, id_key, upn) {
             return;
         }
         let outcome = Outcome::of(s);

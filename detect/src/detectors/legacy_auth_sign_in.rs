@@ -3,7 +3,7 @@
 use entrawatch_ingest::model::{AuthenticationProtocol, Event, Kind, SignIn};
 use serde_json::{Map, Value, json};
 
-use super::{about_sign_in, actor, app_name, contains_any_caseless, place, role_names, who};
+use super::{about_sign_in, actor, app_name, place, role_names, who};
 use crate::detector::{Context, Detector};
 use crate::finding::{Finding, Severity};
 use crate::privileged::PrivilegedDirectory;
@@ -73,8 +73,32 @@ const LEGACY_CLIENTS: [&str; 13] = [
     "outlook anywhere",
 ];
 
-/// `userAgent` markers of Basic auth converted into a password token request, lower case.
+/// `userAgent` markers of Basic auth converted into a password token request, lower case. Each
+/// has a `b` ([`AGENT_ANCHOR`]), which is how [`has_legacy_agent`] finds them.
 const LEGACY_AGENTS: [&str; 3] = ["bav2ropc", "cbainprod", "cbaintar"];
+
+/// The letter every [`LEGACY_AGENTS`] marker holds (first or second), and one that ordinary user
+/// agents rarely hold: once in a browser's `AppleWebKit`, never in most app agents, where `c` (the
+/// other first letter) is everywhere (`Chrome`, `compatible`, `Microsoft`).
+const AGENT_ANCHOR: u8 = b'b';
+
+/// Whether `agent` holds a [`LEGACY_AGENTS`] marker in any ASCII casing: exactly
+/// `contains_any_caseless(agent, &LEGACY_AGENTS)`, in one scan for the rare anchor letter instead
+/// of one per first letter. Every successful user sign-in asks it, and most agents hold no `b` or
+/// one, so the scan is nearly all the cost.
+fn has_legacy_agent(agent: &str) -> bool {
+    let text = agent.as_bytes();
+    let upper = AGENT_ANCHOR.to_ascii_uppercase();
+    memchr::memchr2_iter(AGENT_ANCHOR, upper, text).any(|at| {
+        LEGACY_AGENTS.iter().any(|marker| {
+            let marker = marker.as_bytes();
+            let lead = marker.iter().position(|&c| c == AGENT_ANCHOR);
+            lead.and_then(|lead| at.checked_sub(lead))
+                .and_then(|start| text.get(start..start + marker.len()))
+                .is_some_and(|t| t.eq_ignore_ascii_case(marker))
+        })
+    })
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LegacyAuthSignIn;
@@ -94,7 +118,7 @@ fn legacy_signals(s: &SignIn) -> Vec<(&'static str, String)> {
         }
     }
     if let Some(agent) = s.user_agent.as_deref()
-        && contains_any_caseless(agent, &LEGACY_AGENTS)
+        && has_legacy_agent(agent)
     {
         signals.push(("userAgent", agent.to_owned()));
     }
@@ -328,6 +352,72 @@ mod tests {
                 .build(),
         ];
         assert!(run(ID, DetectConfig::default(), &events).is_empty());
+    }
+
+    /// The anchored scan decides as the general one over the markers, on real agents and on
+    /// random text made of the markers' letters in both cases (markers overlapping, cut short,
+    /// at either end).
+    #[test]
+    fn the_anchored_agent_scan_decides_as_the_general_one() {
+        use crate::detectors::contains_any_caseless;
+        assert!(
+            LEGACY_AGENTS
+                .iter()
+                .all(|m| m.as_bytes().contains(&AGENT_ANCHOR))
+        );
+        let real = [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Microsoft Teams/1416/1.0.0.2024112701 (iOS 18.1)",
+            "BAV2ROPC",
+            "CBAinPROD",
+            "CBAinTAR",
+            "Microsoft Office/16.0 (bav2ropc; Pro)",
+            "xcbaintaR",
+            "cbainta",
+            "bav2rop",
+            "",
+            "b",
+            "B",
+            "cB",
+        ];
+        for agent in real {
+            assert_eq!(
+                has_legacy_agent(agent),
+                contains_any_caseless(agent, &LEGACY_AGENTS),
+                "{agent:?}"
+            );
+        }
+        let letters = b"bBcCaAvV2rRoOpPiInNdDtT x";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let mut agent = String::new();
+            for _ in 0..next(24) {
+                if next(6) == 0 {
+                    let marker = LEGACY_AGENTS[next(3) as usize];
+                    let cut = marker.len() - next(3) as usize;
+                    for c in marker[..cut].chars() {
+                        agent.push(if next(2) == 0 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        });
+                    }
+                } else {
+                    agent.push(char::from(letters[next(letters.len() as u64) as usize]));
+                }
+            }
+            let want = contains_any_caseless(&agent, &LEGACY_AGENTS);
+            found += usize::from(want);
+            assert_eq!(has_legacy_agent(&agent), want, "{agent:?}");
+        }
+        assert!(found > 1000, "agents with a marker: {found}");
     }
 
     #[test]

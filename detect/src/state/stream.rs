@@ -138,21 +138,36 @@ impl WeekCounts {
         }
     }
 
-    /// The hours of the week whose rate may have moved: those whose counts changed, and those
-    /// never seen when the mean moved.
-    fn to_learn(&self, mean_moved: bool) -> impl Iterator<Item = usize> {
-        let (changed, unseen) = (self.changed, self.unseen);
-        (0..3).flat_map(move |i| {
-            let mut bits = changed[i] | if mean_moved { unseen[i] } else { 0 };
-            std::iter::from_fn(move || {
-                (bits != 0).then(|| {
-                    let at = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    i * 64 + at
-                })
+    /// The hours of the week whose rate may have moved, as bits: those seen whose counts changed
+    /// (rate: their own), and those never seen whose counts changed or, when the mean moved, all
+    /// of them (rate: the mean).
+    fn to_learn(&self, mean_moved: bool) -> ([u64; 3], [u64; 3]) {
+        let (mut seen, mut unseen) = ([0; 3], [0; 3]);
+        for i in 0..3 {
+            seen[i] = self.changed[i] & !self.unseen[i];
+            unseen[i] = self.unseen[i]
+                & if mean_moved {
+                    u64::MAX
+                } else {
+                    self.changed[i]
+                };
+        }
+        (seen, unseen)
+    }
+}
+
+/// The hours of the week whose bits are set, in order.
+fn hours_in(bits: [u64; 3]) -> impl Iterator<Item = usize> {
+    (0..3).flat_map(move |i| {
+        let mut word = bits[i];
+        std::iter::from_fn(move || {
+            (word != 0).then(|| {
+                let at = word.trailing_zeros() as usize;
+                word &= word - 1;
+                i * 64 + at
             })
         })
-    }
+    })
 }
 
 impl StreamState {
@@ -265,8 +280,8 @@ impl StreamState {
 
     /// The empty shares and rates by hour of the week from the completed hours in the ring (those
     /// since the stream began, within the last 30 days). Only the hours of the week whose rate
-    /// moved, or all of them when the clumping is refitted, have their empty share worked out
-    /// again.
+    /// may have moved (the unseen ones as one), or all of them when the clumping is refitted,
+    /// have their empty share worked out again.
     fn learn(&mut self) {
         let mut counts = match self.counts.take() {
             Some(counts) => counts,
@@ -279,16 +294,21 @@ impl StreamState {
             f64::from(counts.all_minutes) / f64::from(counts.all_seen)
         };
         let mean = mean as f32;
-        // Only these can have moved: a rate is a function of its counts (or of the mean).
-        let mut moved = [false; WEEK_HOURS as usize];
-        for w in counts.to_learn(mean.to_bits() != counts.mean) {
-            let rate = if counts.seen[w] == 0 {
-                mean
-            } else {
-                counts.minutes[w] as f32 / counts.seen[w] as f32
-            };
-            moved[w] = rate.to_bits() != self.rates[w].to_bits();
+        // Only these can have moved: a rate is a function of its counts (or of the mean). Which
+        // of the hours seen did is kept as bits, so that only they have their empty share worked
+        // out again. The hours never seen take the mean and are all worked out again: their share
+        // is one value, and each hour's share is always its rate's (so redoing one whose rate
+        // stayed changes nothing). While a stream is younger than a week most hours are unseen,
+        // and each new hour moves the mean.
+        let mut moved = [0u64; 3];
+        let (seen_hours, unseen_hours) = counts.to_learn(mean.to_bits() != counts.mean);
+        for w in hours_in(seen_hours) {
+            let rate = counts.minutes[w] as f32 / counts.seen[w] as f32;
+            moved[w / 64] |= u64::from(rate.to_bits() != self.rates[w].to_bits()) << (w % 64);
             self.rates[w] = rate;
+        }
+        for w in hours_in(unseen_hours) {
+            self.rates[w] = mean;
         }
         (counts.changed, counts.mean) = ([0; 3], mean.to_bits());
         let (empty, seen) = (&counts.empty, &counts.seen);
@@ -300,17 +320,21 @@ impl StreamState {
             refitted = clumping.to_bits() != self.clumping.to_bits();
             self.clumping = clumping;
         }
-        // The hours of the week not seen yet share the mean rate, so they share its chance.
         let clumping = f64::from(self.clumping);
-        let mut unseen = None;
-        for w in 0..WEEK_HOURS as usize {
-            if refitted || moved[w] {
-                let rate = f64::from(self.rates[w]);
-                self.empty[w] = if seen[w] == 0 {
-                    *unseen.get_or_insert_with(|| empty_chance(rate, clumping) as f32)
-                } else {
-                    empty_chance(rate, clumping) as f32
-                };
+        let (redo, unseen_redo) = if refitted {
+            let unseen = counts.unseen;
+            ([0, 1, 2].map(|i| EVERY_HOUR[i] & !unseen[i]), unseen)
+        } else {
+            (moved, unseen_hours)
+        };
+        for w in hours_in(redo) {
+            self.empty[w] = empty_chance(f64::from(self.rates[w]), clumping) as f32;
+        }
+        // The hours of the week not seen yet share the mean rate, so they share its chance.
+        if unseen_redo != [0; 3] {
+            let chance = empty_chance(f64::from(mean), clumping) as f32;
+            for w in hours_in(unseen_redo) {
+                self.empty[w] = chance;
             }
         }
         self.counts = Some(counts);
@@ -514,7 +538,7 @@ mod tests {
         let start = 40 * 24 * H;
         let (mut kept, mut walked) = (StreamState::new(start), StreamState::new(start));
         let mut now = start;
-        let (mut late, mut incremental) = (0, 0);
+        let (mut late, mut incremental, mut relearned) = (0, 0, 0);
         for i in 0..20_000 {
             now += match next(100) {
                 0 => (next(50 * 24) as i64) * H,
@@ -528,6 +552,7 @@ mod tests {
                 now
             };
             incremental += usize::from(kept.counts.is_some());
+            let newest_before = kept.newest_hour;
             walked.counts = None;
             kept.touch(at, &p);
             walked.touch(at, &p);
@@ -535,11 +560,39 @@ mod tests {
                 assert_eq!(kept.counts, walked.counts, "counts after event {i}");
             }
             assert_eq!(kept.rates, walked.rates, "rates after event {i}");
+            // Right after a new hour is learned, every hour's rate and empty share are what
+            // learning all 168 from the counts gives (the old learning, which redid every hour
+            // that moved without tracking which).
+            if kept.newest_hour != newest_before
+                && let Some(counts) = kept.counts.as_deref()
+            {
+                relearned += 1;
+                let k = f64::from(kept.clumping);
+                for w in 0..WEEK_HOURS as usize {
+                    let rate = if counts.seen[w] == 0 {
+                        f32::from_bits(counts.mean)
+                    } else {
+                        counts.minutes[w] as f32 / counts.seen[w] as f32
+                    };
+                    assert_eq!(
+                        kept.rates[w].to_bits(),
+                        rate.to_bits(),
+                        "rate {w}, event {i}"
+                    );
+                    let chance = empty_chance(f64::from(rate), k) as f32;
+                    assert_eq!(
+                        kept.empty[w].to_bits(),
+                        chance.to_bits(),
+                        "empty {w}, event {i}"
+                    );
+                }
+            }
             assert_eq!(kept.empty, walked.empty, "empty shares after event {i}");
             assert_eq!(kept.due, walked.due, "due after event {i}");
             assert_eq!(kept.clumping.to_bits(), walked.clumping.to_bits());
         }
         assert!(late > 1000 && incremental > 19_000, "{late} {incremental}");
+        assert!(relearned > 1000, "{relearned}");
     }
 
     #[test]
