@@ -468,9 +468,11 @@ type Merged = Vec<(Box<Event>, bool)>;
 /// Merges the runs and the last events into one order, marking each event that has the time and
 /// identity of the one before it as a repeat.
 ///
-/// Three threads share the work, as reading a run back costs about what detecting costs: this one
-/// hands the events to `each` (detection); a merging thread decodes the runs and picks the next
-/// event; a freeing thread drops the events `each` is done with and returns the emptied batches.
+/// Reading a run back costs about what detecting costs, so a merging thread decodes the runs and
+/// picks the next events while this one hands them to `each` (detection). The batches detection is
+/// done with go back to the merging thread, which frees their events: the thread that allocated
+/// them, so the allocator's locks are not fought over (freeing them on a third thread was measured
+/// to spend a tenth of the replay waiting on those locks).
 #[allow(clippy::vec_box)]
 fn merge<E: From<SpillError>>(
     runs: &[Run],
@@ -484,55 +486,15 @@ fn merge<E: From<SpillError>>(
     sources.push(Source::Memory(last.into_iter()));
     std::thread::scope(|scope| {
         let (merged, batches) = std::sync::mpsc::sync_channel::<Result<Merged, SpillError>>(16);
-        let (free, freed) = std::sync::mpsc::sync_channel::<Merged>(16);
-        let (empty, emptied) = std::sync::mpsc::channel::<Merged>();
+        let (done, finished) = std::sync::mpsc::channel::<Merged>();
         scope.spawn(move || {
-            for mut batch in freed {
-                batch.clear();
-                if empty.send(batch).is_err() {
-                    break;
-                }
-            }
-        });
-        scope.spawn(move || {
-            let run = || -> Result<(), SpillError> {
-                let mut merger = Merger::new(sources)?;
-                // The last event of the batch sent before, for the first of the next.
-                let mut before: Option<(DateTime<Utc>, (String, crate::Kind, String))> = None;
-                let mut batch: Merged = Vec::with_capacity(MERGE_BATCH);
-                while let Some((_, event)) = merger.next()? {
-                    let repeated = match batch.last() {
-                        Some((p, _)) => {
-                            p.meta.time == event.meta.time
-                                && p.dedup_key_ref() == event.dedup_key_ref()
-                        }
-                        None => before.as_ref().is_some_and(|(time, key)| {
-                            *time == event.meta.time && *key == event.dedup_key()
-                        }),
-                    };
-                    batch.push((event, repeated));
-                    if batch.len() == MERGE_BATCH {
-                        let (p, _) = batch.last().expect("a full batch");
-                        before = Some((p.meta.time, p.dedup_key()));
-                        let next = emptied
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(MERGE_BATCH));
-                        if merged
-                            .send(Ok(std::mem::replace(&mut batch, next)))
-                            .is_err()
-                        {
-                            // Detection stopped: nothing more to merge.
-                            return Ok(());
-                        }
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = merged.send(Ok(batch));
-                }
-                Ok(())
-            };
-            if let Err(e) = run() {
+            if let Err(e) = merge_batches(sources, &merged, &finished) {
                 let _ = merged.send(Err(e));
+            }
+            // Detection ends when this sender is gone; then free its last batches.
+            drop(merged);
+            for old in finished {
+                drop(old);
             }
         });
         let mut n = 0;
@@ -542,13 +504,59 @@ fn merge<E: From<SpillError>>(
                 each(n, event, *repeated)?;
                 n += 1;
             }
-            // Should the freeing thread be gone, the batch is freed here.
-            if let Err(unsent) = free.send(batch) {
+            // Should the merging thread be gone, the batch is freed here.
+            if let Err(unsent) = done.send(batch) {
                 drop(unsent);
             }
         }
         Ok(())
     })
+}
+
+/// The merging thread of [`merge`]: sends the merged events in batches to `merged`, freeing the
+/// batches detection hands back on `finished` as it goes.
+fn merge_batches(
+    sources: Vec<Source>,
+    merged: &std::sync::mpsc::SyncSender<Result<Merged, SpillError>>,
+    finished: &std::sync::mpsc::Receiver<Merged>,
+) -> Result<(), SpillError> {
+    let mut merger = Merger::new(sources)?;
+    // The last event of the batch sent before, for the first of the next.
+    let mut before: Option<(DateTime<Utc>, (String, crate::Kind, String))> = None;
+    let mut batch: Merged = Vec::with_capacity(MERGE_BATCH);
+    while let Some((_, event)) = merger.next()? {
+        let repeated = match batch.last() {
+            Some((p, _)) => {
+                p.meta.time == event.meta.time && p.dedup_key_ref() == event.dedup_key_ref()
+            }
+            None => before
+                .as_ref()
+                .is_some_and(|(time, key)| *time == event.meta.time && *key == event.dedup_key()),
+        };
+        batch.push((event, repeated));
+        if batch.len() == MERGE_BATCH {
+            let (p, _) = batch.last().expect("a full batch");
+            before = Some((p.meta.time, p.dedup_key()));
+            // Free what detection has finished with, and fill its batch again.
+            let mut next = None;
+            for mut old in finished.try_iter() {
+                old.clear();
+                next = Some(old);
+            }
+            let next = next.unwrap_or_else(|| Vec::with_capacity(MERGE_BATCH));
+            if merged
+                .send(Ok(std::mem::replace(&mut batch, next)))
+                .is_err()
+            {
+                // Detection stopped: nothing more to merge.
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = merged.send(Ok(batch));
+    }
+    Ok(())
 }
 
 /// [`Ordered::for_each`] for events held in memory.

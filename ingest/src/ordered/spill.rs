@@ -6,7 +6,7 @@
 //! readable by its owner only, and removed with everything in it when the replay ends (or fails).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,16 +61,59 @@ fn body_owned(body: BodyOwned) -> Body {
     }
 }
 
-/// Writes one event of a run.
-pub(super) fn write_event(w: &mut impl Write, position: u64, event: &Event) -> std::io::Result<()> {
-    bincode::serialize_into(w, &(position, &event.meta, body_ref(&event.body)))
-        .map_err(|e| into_io(*e))
+/// The event's [`Meta`] as written to a run: its time as seconds and nanoseconds, not RFC 3339
+/// text (the time is read back for every event of a merge; the bodies' times stay as they are).
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    id: &'a crate::Text,
+    tenant_id: &'a crate::Text,
+    time: (i64, u32),
+    time_source: crate::TimeSource,
+    shape: crate::Shape,
+}
+
+/// [`MetaRef`] read back.
+#[derive(Deserialize)]
+struct MetaOwned {
+    id: crate::Text,
+    tenant_id: crate::Text,
+    time: (i64, u32),
+    time_source: crate::TimeSource,
+    shape: crate::Shape,
+}
+
+fn record(position: u64, event: &Event) -> (u64, MetaRef<'_>, BodyRef<'_>) {
+    let m = &event.meta;
+    let meta = MetaRef {
+        id: &m.id,
+        tenant_id: &m.tenant_id,
+        time: (m.time.timestamp(), m.time.timestamp_subsec_nanos()),
+        time_source: m.time_source,
+        shape: m.shape,
+    };
+    (position, meta, body_ref(&event.body))
+}
+
+/// Writes one event of a run: its length (`u32`, little-endian), then the encoded event, so a
+/// reader takes each whole from its buffer and decodes it from memory.
+pub(super) fn write_event(
+    w: &mut impl Write,
+    scratch: &mut Vec<u8>,
+    position: u64,
+    event: &Event,
+) -> std::io::Result<()> {
+    scratch.clear();
+    bincode::serialize_into(&mut *scratch, &record(position, event)).map_err(|e| into_io(*e))?;
+    let len = u32::try_from(scratch.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "an event over 4 GiB"))?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(scratch)
 }
 
 /// Bytes [`write_event`] writes for `event`: what it takes in a run, and the base of the estimate
 /// of what it takes in memory.
 pub(super) fn encoded_len(event: &Event) -> u64 {
-    bincode::serialized_size(&(0u64, &event.meta, body_ref(&event.body))).unwrap_or(0)
+    4 + bincode::serialized_size(&record(0, event)).unwrap_or(0)
 }
 
 fn into_io(e: bincode::ErrorKind) -> std::io::Error {
@@ -142,6 +185,7 @@ impl SpillDir {
         let file = File::create(&path).map_err(|e| named(&path, "write", e))?;
         Ok(RunWriter {
             w: BufWriter::with_capacity(1 << 20, file),
+            scratch: Vec::new(),
             count: 0,
             path,
         })
@@ -149,7 +193,7 @@ impl SpillDir {
 
     /// Ends a run started by [`SpillDir::start_run`].
     pub fn finish_run(&mut self, run: RunWriter) -> std::io::Result<Run> {
-        let RunWriter { w, count, path } = run;
+        let RunWriter { w, count, path, .. } = run;
         let file = w
             .into_inner()
             .map_err(|e| named(&path, "write", e.into_error()))?;
@@ -167,6 +211,8 @@ fn named(path: &Path, verb: &str, e: std::io::Error) -> std::io::Error {
 #[derive(Debug)]
 pub(super) struct RunWriter {
     w: BufWriter<File>,
+    /// The event being encoded.
+    scratch: Vec<u8>,
     count: u64,
     path: PathBuf,
 }
@@ -174,7 +220,8 @@ pub(super) struct RunWriter {
 impl RunWriter {
     pub fn push(&mut self, position: u64, event: &Event) -> std::io::Result<()> {
         self.count += 1;
-        write_event(&mut self.w, position, event).map_err(|e| named(&self.path, "write", e))
+        write_event(&mut self.w, &mut self.scratch, position, event)
+            .map_err(|e| named(&self.path, "write", e))
     }
 }
 
@@ -198,6 +245,7 @@ impl Run {
         let file = File::open(&self.path).map_err(|e| named(&self.path, "read", e))?;
         Ok(RunReader {
             reader: BufReader::with_capacity(READ_BUFFER, file),
+            scratch: Vec::new(),
             left: self.count,
             path: self.path.clone(),
         })
@@ -216,6 +264,8 @@ const READ_BUFFER: usize = 64 * 1024;
 #[derive(Debug)]
 pub(super) struct RunReader {
     reader: BufReader<File>,
+    /// The event being decoded.
+    scratch: Vec<u8>,
     left: u64,
     path: PathBuf,
 }
@@ -226,14 +276,31 @@ impl RunReader {
         if self.left == 0 {
             return Ok(None);
         }
-        let (position, meta, body): (u64, Meta, BodyOwned) =
-            bincode::deserialize_from(&mut self.reader).map_err(|e| {
-                let e = into_io(*e);
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot read back {}: {e}", self.path.display()),
-                )
-            })?;
+        let back = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read back {}: {e}", self.path.display()),
+            )
+        };
+        let mut len = [0u8; 4];
+        self.reader.read_exact(&mut len).map_err(back)?;
+        self.scratch.resize(u32::from_le_bytes(len) as usize, 0);
+        self.reader.read_exact(&mut self.scratch).map_err(back)?;
+        let (position, m, body): (u64, MetaOwned, BodyOwned) =
+            bincode::deserialize(&self.scratch).map_err(|e| back(into_io(*e)))?;
+        let time = chrono::DateTime::from_timestamp(m.time.0, m.time.1).ok_or_else(|| {
+            back(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a time out of range",
+            ))
+        })?;
+        let meta = Meta {
+            id: m.id,
+            tenant_id: m.tenant_id,
+            time,
+            time_source: m.time_source,
+            shape: m.shape,
+        };
         self.left -= 1;
         Ok(Some((
             position,
