@@ -90,16 +90,14 @@ fn run_delivers_exactly_the_alerts_replay_finds_and_exits_when_done() {
     }
 }
 
-/// Replay is the oracle for Sigma alerts too: the service with `[sigma]` over the demo delivers
-/// exactly the alert ids `replay --sigma` finds (the pinned SigmaHQ rules), native and Sigma alike.
-#[test]
-fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
+/// Runs the service with `[sigma]` over `rules` on the demo until it is done, checks that it
+/// delivered exactly the alert ids `replay --sigma rules` raises, and returns replay's alerts.
+fn run_with_sigma_equals_replay(rules: &Path) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
     let config = demo_config(dir.path(), false);
-    let rules = root().join("sigma/tests/fixtures/sigmahq");
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("\n[sigma]\npaths = [{}]\n", toml_path(&rules)));
+    text.push_str(&format!("\n[sigma]\npaths = [{}]\n", toml_path(rules)));
     std::fs::write(&config, text).unwrap();
     run_until_done(&config, &receiver, Duration::from_secs(180));
     let delivered = delivered_alert_ids(&receiver.requests());
@@ -112,12 +110,20 @@ fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
         .iter()
         .map(|a| a["id"].as_str().unwrap().to_owned())
         .collect();
+    assert_eq!(delivered, expected, "run and replay disagree");
+    replayed
+}
+
+/// Replay is the oracle for Sigma alerts too: the service with `[sigma]` over the demo delivers
+/// exactly the alert ids `replay --sigma` finds (the pinned SigmaHQ rules), native and Sigma alike.
+#[test]
+fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
+    let replayed = run_with_sigma_equals_replay(&root().join("sigma/tests/fixtures/sigmahq"));
     let sigma = replayed
         .iter()
         .filter(|a| a["rule"].as_str().is_some_and(|r| r.starts_with("sigma:")))
         .count();
     assert!(sigma > 0, "the replay raised no Sigma alert");
-    assert_eq!(delivered, expected, "run and replay disagree");
 }
 
 /// Sigma correlation rules in the service: their windows live in the engine's state, and the
@@ -125,30 +131,12 @@ fn run_with_sigma_rules_delivers_exactly_the_alerts_replay_finds() {
 /// correlations fire: one address failing for many users, a failure then a success).
 #[test]
 fn run_with_sigma_correlation_rules_delivers_exactly_the_alerts_replay_finds() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::ok();
-    let config = demo_config(dir.path(), false);
-    let rules = root().join("sigma/tests/fixtures/correlation");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("\n[sigma]\npaths = [{}]\n", toml_path(&rules)));
-    std::fs::write(&config, text).unwrap();
-    run_until_done(&config, &receiver, Duration::from_secs(180));
-    let delivered = delivered_alert_ids(&receiver.requests());
-    let replayed = replay_alerts(
-        &root().join("examples/entrawatch.toml"),
-        &root().join("examples/demo"),
-        &["--sigma".as_ref(), rules.as_os_str()],
-    );
-    let expected: std::collections::BTreeSet<String> = replayed
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect();
+    let replayed = run_with_sigma_equals_replay(&root().join("sigma/tests/fixtures/correlation"));
     let correlations = replayed
         .iter()
         .filter(|a| a["evidence"]["correlation"].is_string())
         .count();
     assert!(correlations > 0, "the replay raised no correlation alert");
-    assert_eq!(delivered, expected, "run and replay disagree");
 }
 
 /// Runs `entrawatch run --exit-when-done` on `config`, delivering to `receiver` (the config's

@@ -3,15 +3,18 @@
 //! other groups, and keep their windows in the engine's snapshot, so a restarted engine gives the
 //! same findings as one that never stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use entrawatch_detect::{DetectConfig, Engine, Finding};
 use entrawatch_ingest::enums::RiskLevel;
 use entrawatch_ingest::model::TargetResource;
-use entrawatch_ingest::{Body, Event, Item, Kind, ReadOptions, Text, read_bytes};
+use entrawatch_ingest::{Body, Event, Kind, Text};
 use entrawatch_sigma::{SigmaConfig, SigmaSet, Status, load, report};
+
+mod common;
+use common::first_event;
 
 const BURST: &str = "sigma:6c1b3f0e-2f52-4c1e-9d6a-4b7e0c6a1a01";
 const FAILED: &str = "sigma:6c1b3f0e-2f52-4c1e-9d6a-4b7e0c6a1a02";
@@ -34,29 +37,6 @@ fn fixtures() -> SigmaConfig {
 
 fn sigma() -> Arc<SigmaSet> {
     Arc::new(SigmaSet::from_loaded(load(&fixtures())))
-}
-
-fn first_event(file: &str, kind: Kind) -> Event {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ingest/tests/fixtures")
-        .join(file);
-    let bytes = std::fs::read(&path).unwrap();
-    let mut found = None;
-    read_bytes(
-        file,
-        &bytes,
-        Some("11111111-2222-3333-4444-555555555555"),
-        &ReadOptions::default(),
-        &mut |item| {
-            if let Item::Event(e) = item
-                && e.kind() == kind
-                && found.is_none()
-            {
-                found = Some(*e);
-            }
-        },
-    );
-    found.unwrap_or_else(|| panic!("no {kind:?} in {file}"))
 }
 
 fn at(minute: i64) -> DateTime<Utc> {

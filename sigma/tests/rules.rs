@@ -2,43 +2,23 @@
 //! and one that must not. Events start from real Event Hub / Graph records (the ingest crate's
 //! fixtures, read by the real reader) and change only the fields the rule is about.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use entrawatch_ingest::model::{
     Audit, AuditResult, AuthenticationRequirement, ConditionalAccessStatus, ModifiedProperty,
     RiskState, TargetResource,
 };
-use entrawatch_ingest::{Body, Event, Item, ReadOptions, Text, read_bytes};
+use entrawatch_ingest::{Body, Event, Text};
 use entrawatch_sigma::{SigmaConfig, SigmaSet, load};
+
+mod common;
+use common::first_event;
 
 fn pinned() -> SigmaConfig {
     SigmaConfig {
         paths: vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigmahq")],
         ..SigmaConfig::default()
     }
-}
-
-fn first_event(file: &str, kind: entrawatch_ingest::Kind) -> Event {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ingest/tests/fixtures")
-        .join(file);
-    let bytes = std::fs::read(&path).unwrap();
-    let mut found = None;
-    read_bytes(
-        file,
-        &bytes,
-        Some("11111111-2222-3333-4444-555555555555"),
-        &ReadOptions::default(),
-        &mut |item| {
-            if let Item::Event(e) = item
-                && e.kind() == kind
-                && found.is_none()
-            {
-                found = Some(*e);
-            }
-        },
-    );
-    found.unwrap_or_else(|| panic!("no {kind:?} in {file}"))
 }
 
 fn target(a: &mut Audit) -> &mut TargetResource {
