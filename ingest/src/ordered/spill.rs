@@ -1,9 +1,10 @@
 //! Sorted runs of events on disk, for a replay larger than its memory budget.
 //!
 //! A run is the events of one stretch of the input, sorted in the replay's order (event time, then
-//! record identity, then input position) and written one after another in bincode: the position
-//! (`u64`), the [`Meta`] and the body. The folder that holds the runs is made fresh for the replay,
-//! readable by its owner only, and removed with everything in it when the replay ends (or fails).
+//! record identity, then input position) and written one after another, each as its length
+//! (`u32`) and then, in bincode, the position (`u64`), the [`Meta`] (its time as numbers) and the
+//! body. The folder that holds the runs is made fresh for the replay, readable by its owner only,
+//! and removed with everything in it when the replay ends (or fails).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
