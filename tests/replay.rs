@@ -621,24 +621,7 @@ fn sigma_rules_run_beside_the_native_detectors() {
 #[test]
 fn sigma_rules_leave_the_native_alerts_unchanged() {
     let world = tempfile::tempdir().unwrap();
-    let dir = world.path().join("world");
-    let status = entrawatch()
-        .args([
-            "simulate",
-            "--days",
-            "10",
-            "--tenants",
-            "6",
-            "--users-per-tenant",
-            "8",
-        ])
-        .arg("--out")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let dir = common::simulate_world(world.path(), 1);
     let config = dir.join("entrawatch.toml");
     let config = config.to_str().unwrap();
     let rules = root().join("sigma/tests/fixtures/sigmahq");

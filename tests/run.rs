@@ -139,6 +139,22 @@ fn run_with_sigma_correlation_rules_delivers_exactly_the_alerts_replay_finds() {
     assert!(correlations > 0, "the replay raised no correlation alert");
 }
 
+/// Starts `entrawatch run ARGS` on `config` with its log in `log`, delivering to `receiver` (the
+/// config's webhook), with the admin token set.
+fn start_service(config: &Path, log: &Path, args: &[&str], receiver: &Receiver) -> Service {
+    Service::start_env(
+        config,
+        free_port(),
+        log,
+        args,
+        &[
+            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
+            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
+            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    )
+}
+
 /// Runs `entrawatch run --exit-when-done` on `config`, delivering to `receiver` (the config's
 /// webhook), and returns its log once it has exited successfully (bounded by `timeout`).
 fn run_until_done(config: &Path, receiver: &Receiver, timeout: Duration) -> String {
@@ -190,19 +206,8 @@ fn health_metrics_and_a_clean_promtool_lint_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
     let config = demo_config(dir.path(), true);
-    let port = free_port();
     let log = dir.path().join("log.jsonl");
-    let mut service = Service::start_env(
-        &config,
-        port,
-        &log,
-        &[],
-        &[
-            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
-            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
-            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
-    );
+    let mut service = start_service(&config, &log, &[], &receiver);
     service.wait_ready(Duration::from_secs(60));
     assert_eq!(http("GET", &service.admin, "/livez", "").unwrap().0, 200);
     assert!(
@@ -298,17 +303,7 @@ fn a_reload_runs_new_sigma_rules_and_refuses_a_folder_it_cannot_read() {
         .replace("[service]\n", "[service]\nidle_source_secs = 1\n");
     std::fs::write(&config, &base).unwrap();
     let log = dir.path().join("log.jsonl");
-    let mut service = Service::start_env(
-        &config,
-        free_port(),
-        &log,
-        &[],
-        &[
-            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
-            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
-            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
-    );
+    let mut service = start_service(&config, &log, &[], &receiver);
     service.wait_ready(Duration::from_secs(60));
     let reload = || http_auth("POST", &service.admin, "/-/reload", ADMIN_TOKEN, "").unwrap();
 
@@ -370,17 +365,7 @@ fn a_file_source_over_a_folder_with_every_hazard_delivers_what_it_can_read_and_s
     let receiver = Receiver::ok();
     let config = file_config(&dir.path().join("once"), &hazards.input, false);
     let log = dir.path().join("once.log");
-    let mut service = Service::start_env(
-        &config,
-        free_port(),
-        &log,
-        &["--exit-when-done"],
-        &[
-            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
-            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
-            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
-    );
+    let mut service = start_service(&config, &log, &["--exit-when-done"], &receiver);
     // It ends (no pipe waited on, no loop walked for ever), and says that not all was read.
     let status = service.wait(Duration::from_secs(120));
     let logs = service.logs();
@@ -404,17 +389,7 @@ fn a_file_source_over_a_folder_with_every_hazard_delivers_what_it_can_read_and_s
     // Left running, the service shows the errors in its metrics; stopped, it exits with 2 too.
     let receiver = Receiver::ok();
     let config = file_config(&dir.path().join("running"), &hazards.input, false);
-    let mut service = Service::start_env(
-        &config,
-        free_port(),
-        &dir.path().join("running.log"),
-        &[],
-        &[
-            ("EW_TEST_WEBHOOK_URL", receiver.url().as_str()),
-            ("EW_TEST_WEBHOOK_SECRET", "s3cret"),
-            ("EW_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
-    );
+    let mut service = start_service(&config, &dir.path().join("running.log"), &[], &receiver);
     service.wait_ready(Duration::from_secs(60));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let metrics = loop {
