@@ -283,7 +283,9 @@ pub fn access_alert(source: &str, notice: &Notice, now: DateTime<Utc>) -> AlertR
                 cause.map_or("refused", |c| c.as_str())
             ),
             format!(
-                "Source {source} can no longer read the {} logs of tenant {} ({}): {}. Nothing                  from this stream reaches detection until it answers again; other streams and                  tenants go on. Graph said: {}",
+                "Source {source} can no longer read the {} logs of tenant {} ({}): {}. Nothing \
+                 from this stream reaches detection until it answers again; other streams and \
+                 tenants go on. Graph said: {}",
                 first.map_or("", |s| s.stream.as_str()),
                 notice.tenant_label,
                 notice.tenant_id,
@@ -295,7 +297,8 @@ pub fn access_alert(source: &str, notice: &Notice, now: DateTime<Utc>) -> AlertR
         (
             format!("Graph access to tenant {} restored", notice.tenant_label),
             format!(
-                "Source {source} reads every stream of tenant {} ({}) again, lost since {}.                  Records from the gap are read as the back-fill overlap allows.",
+                "Source {source} reads every stream of tenant {} ({}) again, lost since {}. \
+                 Records from the gap are read as the back-fill overlap allows.",
                 notice.tenant_label,
                 notice.tenant_id,
                 notice.since.to_rfc3339()
@@ -388,6 +391,8 @@ mod tests {
         assert_eq!((a.tenant_id.as_str(), a.severity), ("t1", Severity::High));
         assert_eq!(a.evidence["cause"], json!("licence"));
         assert!(a.title.contains("Contoso") && a.summary.contains("P1/P2"));
+        // One sentence after another, as a SOC reads it (the wrapped literals join with a space).
+        assert!(!a.summary.contains("  "), "{}", a.summary);
         // The same notice later (a repeat after a crash) is the same alert; another loss, another
         // source or the restoration is not.
         let later = access_alert("graph", &notice, now + chrono::Duration::hours(1));
@@ -403,6 +408,7 @@ mod tests {
             (r.rule.as_str(), r.severity),
             ("entrawatch_source_access_restored", Severity::Info)
         );
+        assert!(!r.summary.contains("  "), "{}", r.summary);
         assert_ne!(r.id, a.id);
     }
 }
