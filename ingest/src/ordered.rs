@@ -291,6 +291,12 @@ fn sorted_positions(events: &[Option<Box<Event>>]) -> Vec<u32> {
     sorted
 }
 
+/// Whether `b` repeats `a`: the same record (identity and event time). In the replay's order a
+/// record's repeats come right after it.
+fn same_record(a: &Event, b: &Event) -> bool {
+    a.meta.time == b.meta.time && a.dedup_key_ref() == b.dedup_key_ref()
+}
+
 /// The order of events held in memory, and which of them repeat the one before.
 #[allow(clippy::type_complexity)]
 fn order_in_memory(events: &[Option<Box<Event>>]) -> (Vec<(DateTime<Utc>, u32)>, Vec<bool>) {
@@ -315,7 +321,10 @@ fn order_in_memory(events: &[Option<Box<Event>>]) -> (Vec<(DateTime<Utc>, u32)>,
             let key = |i: u32| events[i as usize].as_ref().map(|e| e.dedup_key_ref());
             tie.sort_by(|a, b| key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1)));
             for k in 1..tie.len() {
-                repeated[at + k] = key(tie[k].1).is_some() && key(tie[k].1) == key(tie[k - 1].1);
+                let event = |i: u32| events[i as usize].as_deref();
+                repeated[at + k] = event(tie[k - 1].1)
+                    .zip(event(tie[k].1))
+                    .is_some_and(|(a, b)| same_record(a, b));
             }
         }
         at += tie.len();
@@ -526,9 +535,7 @@ fn merge_batches(
     let mut batch: Merged = Vec::with_capacity(MERGE_BATCH);
     while let Some((_, event)) = merger.next()? {
         let repeated = match batch.last() {
-            Some((p, _)) => {
-                p.meta.time == event.meta.time && p.dedup_key_ref() == event.dedup_key_ref()
-            }
+            Some((p, _)) => same_record(p, &event),
             None => before
                 .as_ref()
                 .is_some_and(|(time, key)| *time == event.meta.time && *key == event.dedup_key()),
