@@ -143,6 +143,19 @@ fn caught_up(log: &str) -> Option<u64> {
         .and_then(|v| v["records"].as_u64())
 }
 
+/// Starts the service on `config` (its log in `log`) and waits, bounded, until its back-fill has
+/// caught up.
+fn start_caught_up(config: &Path, log: &Path) -> Service {
+    let mut service = Service::start(config, free_port(), log, &[]);
+    service.wait_ready(Duration::from_secs(60));
+    assert!(
+        until(LIMIT, || caught_up(&service.logs()).is_some()),
+        "the back-fill never caught up:\n{}",
+        service.logs()
+    );
+    service
+}
+
 /// The `ge` bound of a logged request's filter (`None` for a next-page request).
 fn lower_bound(l: &Logged) -> Option<DateTime<Utc>> {
     parse_filter(l.filter.as_deref()?, l.endpoint).ok()?.ge
@@ -261,13 +274,7 @@ fn a_kill_9_before_the_first_snapshot_resumes_from_the_outbox_checkpoint() {
     }
     let config = write_config(dir.path(), &fake, &tenants, "snapshot_interval_secs = 3600");
     let log = dir.path().join("log.jsonl");
-    let mut service = Service::start(&config, free_port(), &log, &[]);
-    service.wait_ready(Duration::from_secs(60));
-    assert!(
-        until(LIMIT, || caught_up(&service.logs()).is_some()),
-        "the back-fill never caught up:\n{}",
-        service.logs()
-    );
+    let mut service = start_caught_up(&config, &log);
     // Batches are committed as they are detected; let the last ones through.
     std::thread::sleep(Duration::from_secs(3));
     service.kill9();
@@ -380,13 +387,7 @@ fn a_tenant_that_loses_its_licence_while_running_raises_one_system_alert() {
     );
     std::fs::write(&config, text).unwrap();
     let log = dir.path().join("log.jsonl");
-    let mut service = Service::start(&config, free_port(), &log, &[]);
-    service.wait_ready(Duration::from_secs(60));
-    assert!(
-        until(LIMIT, || caught_up(&service.logs()).is_some()),
-        "the back-fill never caught up:\n{}",
-        service.logs()
-    );
+    let mut service = start_caught_up(&config, &log);
     // Both streams of `losing` have answered by now; then its licence goes, and a poll later
     // its audits are refused too (a permission withdrawn).
     let answered = |t: &str, e: Endpoint| {
