@@ -704,29 +704,28 @@ struct FileRead {
     stats: IngestStats,
 }
 
-/// Events whose encoded size is measured per file; the others are taken to be of their average.
+/// Events whose size is measured per file; the others are taken to be of their average.
 const ESTIMATE_SAMPLE: usize = 64;
 
-/// Bytes an event held in memory is counted for, per byte of its encoded form, and on top of it.
-/// Measured on simulated worlds, held events take about 1.45 bytes per encoded byte (boxes, inline
-/// text slots, empty options, allocator rounding) plus their slots in the order; counting 2.0
-/// leaves room in the budget for what else the replay holds (the files being read, the detection
-/// state, write buffers): a 1 M-record world replayed with the default 1 GB budget peaked at
-/// 0.90 GB resident (docs/PERFORMANCE-RESULTS.md).
-const MEMORY_PER_ENCODED_BYTE: f64 = 2.0;
+/// Bytes counted against the budget per byte an event holds ([`Event::held_bytes`]), and on top
+/// of it per event (its slot in the order and in the list of a file's events). Counting more than
+/// the events hold leaves room in the budget for what else the replay holds (the files being read,
+/// the detection state, write buffers, the allocator's free lists): a 1 M-record world replayed
+/// with the default 1 GiB budget peaked at 0.91 GB resident (docs/PERFORMANCE-RESULTS.md).
+const MEMORY_PER_HELD_BYTE: f64 = 1.3;
 const MEMORY_PER_EVENT: u64 = 48;
 
-/// The estimated bytes `events` take in memory, from the encoded size of a sample of them.
+/// The estimated bytes `events` take in memory, from the size of a sample of them.
 fn estimate(events: &[Box<Event>]) -> u64 {
     if events.is_empty() {
         return 0;
     }
     let step = events.len().div_ceil(ESTIMATE_SAMPLE);
     let (sum, count) = (events.iter().step_by(step)).fold((0u64, 0u64), |(sum, count), e| {
-        (sum + spill::encoded_len(e), count + 1)
+        (sum + e.held_bytes() as u64, count + 1)
     });
-    let encoded = sum as f64 / count as f64 * events.len() as f64;
-    (encoded * MEMORY_PER_ENCODED_BYTE) as u64 + MEMORY_PER_EVENT * events.len() as u64
+    let held = sum as f64 / count as f64 * events.len() as f64;
+    (held * MEMORY_PER_HELD_BYTE) as u64 + MEMORY_PER_EVENT * events.len() as u64
 }
 
 fn read_one(file: &Path, opts: &ReadOptions) -> FileRead {

@@ -965,4 +965,48 @@ mod tests {
             assert_same(page.as_bytes(), Some(TENANT));
         }
     }
+    #[test]
+    fn events_read_share_the_text_of_few_values_and_count_what_they_hold() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/real/datadog-integrations-core/azure_activedirectory_eventhub_records.jsonl");
+        let mut events = Vec::new();
+        read_file(&path, &ReadOptions::default(), &mut |item| {
+            if let Item::Event(e) = item {
+                events.push(e);
+            }
+        })
+        .unwrap();
+        let sign_in = events
+            .iter()
+            .find_map(|e| {
+                e.as_sign_in()
+                    .filter(|s| s.user_agent.as_ref().is_some_and(|a| a.len() > 24))
+            })
+            .expect("a sign-in with a long user agent");
+        let (user_id, agent) = (
+            sign_in.user_id.as_ref().unwrap(),
+            sign_in.user_agent.as_ref().unwrap(),
+        );
+        assert!(
+            user_id.is_shared() && agent.is_shared(),
+            "{user_id} {agent}"
+        );
+        assert_eq!(sign_in.user_agent, Some(crate::Text::shared(agent)));
+        let (mut sign_ins, mut held, mut held_copies) = (0, 0, 0);
+        for event in &events {
+            // The same event, its text copied the ordinary way: equal, and holding more (for
+            // other kinds, text made from an owned string may keep that string's spare room).
+            let copy: Event = serde_json::from_str(&serde_json::to_string(event).unwrap()).unwrap();
+            assert_eq!(format!("{copy:?}"), format!("{event:?}"));
+            assert!(event.held_bytes() > std::mem::size_of::<Event>());
+            if event.as_sign_in().is_some() {
+                assert!(copy.held_bytes() > event.held_bytes());
+                sign_ins += 1;
+            }
+            held += event.held_bytes();
+            held_copies += copy.held_bytes();
+        }
+        assert!(sign_ins >= 1, "{sign_ins}");
+        assert!(held < held_copies, "{held} {held_copies}");
+    }
 }

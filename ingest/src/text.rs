@@ -33,7 +33,164 @@ impl Text {
 
     /// Whether the text is held inline (no heap allocation).
     pub fn is_inline(&self) -> bool {
-        !self.0.is_heap_allocated()
+        !self.0.is_heap_allocated() && self.0.as_static_str().is_none()
+    }
+
+    /// Whether the text is shared ([`Text::shared`]): no allocation of its own.
+    pub fn is_shared(&self) -> bool {
+        self.0.as_static_str().is_some()
+    }
+
+    /// Heap bytes this text holds on its own, with the allocator's rounding: none when inline or
+    /// shared.
+    pub fn heap_bytes(&self) -> usize {
+        if self.0.is_heap_allocated() {
+            allocation(self.0.capacity())
+        } else {
+            0
+        }
+    }
+
+    /// `s` as text shared with every other event that holds the same value: for fields of few
+    /// distinct values that are too long to be held inline (tenant, user and app ids, names, user
+    /// agents, failure reasons). The first time a value is seen on a thread it is copied once and
+    /// kept for the life of the process; later events point at that copy instead of allocating
+    /// their own. What is kept is bounded ([`SHARED_TEXT_BUDGET`] for the whole process); past it,
+    /// values get their own allocation as [`Text::from`] gives them. Reads exactly as
+    /// `Text::from(s)`.
+    pub fn shared(s: &str) -> Text {
+        if s.len() <= INLINE {
+            return Text::from(s);
+        }
+        match shared::lookup(s) {
+            Some(kept) => Text(compact_str::CompactString::const_new(kept)),
+            None => Text::from(s),
+        }
+    }
+
+    /// [`Text::shared`] of `s` in ASCII lower case.
+    pub fn shared_lowercase(s: &str) -> Text {
+        if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Text::shared(s);
+        }
+        if s.len() <= INLINE {
+            return Text::ascii_lowercase(s);
+        }
+        Text::shared(&s.to_ascii_lowercase())
+    }
+}
+
+/// Bytes of text held inline.
+const INLINE: usize = 24;
+
+/// The bytes the allocator hands out for a request of `n`: 8 bytes of header, rounded up to 16,
+/// at least 32 (glibc's malloc).
+pub fn allocation(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// Bytes the whole process may keep for [`Text::shared`] values (their text and their slot in the
+/// per-thread tables), over every thread, for its life.
+pub const SHARED_TEXT_BUDGET: usize = 64 << 20;
+
+/// The per-thread tables of shared text.
+mod shared {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Bytes kept so far, over every thread.
+    static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+    /// What one value costs besides its text: its slot in a table, with the table's spare room.
+    const SLOT: usize = 32;
+
+    thread_local! {
+        static TABLE: RefCell<HashSet<&'static str, Seeded>> =
+            RefCell::new(HashSet::with_hasher(Seeded::new()));
+    }
+
+    /// The kept copy of `s`, made now if there is budget left; `None` when there is not.
+    pub(super) fn lookup(s: &str) -> Option<&'static str> {
+        TABLE.with(|table| {
+            let mut table = table.borrow_mut();
+            if let Some(kept) = table.get(s) {
+                return Some(*kept);
+            }
+            let cost = super::allocation(s.len()) + SLOT;
+            let taken = KEPT.fetch_add(cost, Ordering::Relaxed);
+            if taken + cost > super::SHARED_TEXT_BUDGET {
+                KEPT.fetch_sub(cost, Ordering::Relaxed);
+                return None;
+            }
+            // Kept for the life of the process, by design: bounded by the budget above.
+            let kept: &'static str = Box::leak(s.to_owned().into_boxed_str());
+            table.insert(kept);
+            Some(kept)
+        })
+    }
+
+    /// A multiply-rotate hash over the text's words from a seed drawn per table: the values come
+    /// from the logs, so the table layout must not be predictable from outside; SipHash would cost
+    /// more than the allocation it saves.
+    #[derive(Clone, Copy)]
+    pub(super) struct Seeded(u64);
+
+    impl Seeded {
+        fn new() -> Seeded {
+            Seeded(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+        }
+    }
+
+    impl BuildHasher for Seeded {
+        type Hasher = Words;
+        fn build_hasher(&self) -> Words {
+            Words(self.0)
+        }
+    }
+
+    pub(super) struct Words(u64);
+
+    impl Words {
+        #[inline]
+        fn add(&mut self, word: u64) {
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    impl Hasher for Words {
+        fn write(&mut self, bytes: &[u8]) {
+            let mut chunks = bytes.chunks_exact(8);
+            for c in &mut chunks {
+                self.add(u64::from_le_bytes([
+                    c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                ]));
+            }
+            let rest = chunks.remainder();
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
+        }
+        fn write_u8(&mut self, i: u8) {
+            self.add(u64::from(i));
+        }
+        fn write_usize(&mut self, i: usize) {
+            self.add(i as u64);
+        }
+        fn finish(&self) -> u64 {
+            // murmur3's fmix64: hashbrown takes its control bits from the top of the hash.
+            let mut h = self.0;
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            h ^ (h >> 33)
+        }
     }
 }
 
@@ -192,6 +349,35 @@ mod tests {
             std::mem::size_of::<Option<Text>>(),
             std::mem::size_of::<String>()
         );
+    }
+
+    #[test]
+    fn shared_text_reads_as_its_value_and_allocates_once() {
+        let guid = "7f0ddfd5-0ac4-40ab-a688-a16250b50aba";
+        let a = Text::shared(guid);
+        let b = Text::shared(&guid.to_string());
+        assert_eq!(a, guid);
+        assert!(a.is_shared() && !a.is_inline());
+        assert_eq!((a.heap_bytes(), b.heap_bytes()), (0, 0));
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one copy for both");
+        assert_eq!(a.clone().as_ptr(), a.as_ptr());
+        assert_eq!(Text::from(guid).heap_bytes(), 48);
+        let short = Text::shared("Windows10");
+        assert!(short.is_inline() && !short.is_shared());
+        let upper = Text::shared_lowercase("7F0DDFD5-0AC4-40AB-A688-A16250B50ABA");
+        assert_eq!(upper, guid);
+        assert_eq!(upper.as_ptr(), a.as_ptr());
+        assert_eq!(Text::shared_lowercase("ABC"), "abc");
+        // Changing a shared text copies it; the kept value stays.
+        let mut c = a.clone();
+        c.0.make_ascii_uppercase();
+        assert_eq!(c, "7F0DDFD5-0AC4-40AB-A688-A16250B50ABA");
+        assert_eq!(Text::shared(guid), guid);
+        // Equal whatever its form: hashing and ordering read the text.
+        use std::hash::BuildHasher;
+        let h = std::collections::hash_map::RandomState::new();
+        assert_eq!(h.hash_one(&a), h.hash_one(&Text::from(guid)));
+        assert_eq!(a.cmp(&Text::from(guid)), std::cmp::Ordering::Equal);
     }
 
     #[test]

@@ -49,8 +49,14 @@ fn owned(v: &Option<Scalar<'_>>) -> Option<Text> {
     text(v).map(Text::from)
 }
 
+/// [`owned`] for fields of few distinct values (ids and names of tenants, users, apps and devices;
+/// user agents; reasons): the text is shared between events ([`Text::shared`]).
+fn shared(v: &Option<Scalar<'_>>) -> Option<Text> {
+    text(v).map(|s| Text::shared(&s))
+}
+
 fn lower(v: &Option<Scalar<'_>>) -> Option<Text> {
-    text(v).map(|s| Text::ascii_lowercase(&s))
+    text(v).map(|s| Text::shared_lowercase(&s))
 }
 
 /// `value_to_i64`.
@@ -120,10 +126,13 @@ fn str_list(v: &Option<ListField<'_, Scalar<'_>>>) -> Fast<Vec<Text>> {
         None => Vec::new(),
         Some(ListField::Items(items)) => items
             .iter()
-            .filter_map(|s| scalar_text(s).map(Text::from))
+            .filter_map(|s| scalar_text(s).map(|s| Text::shared(&s)))
             .collect(),
         Some(ListField::One(Scalar::Str(s))) if json_text(s) => return Err(Decline),
-        Some(ListField::One(one)) => scalar_text(one).map(Text::from).into_iter().collect(),
+        Some(ListField::One(one)) => scalar_text(one)
+            .map(|s| Text::shared(&s))
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -137,7 +146,7 @@ fn first_guid<const N: usize>(candidates: [Option<Cow<'_, str>>; N]) -> Option<T
         .into_iter()
         .flatten()
         .find(|c| is_guid(c))
-        .map(|c| Text::ascii_lowercase(&c))
+        .map(|c| Text::shared_lowercase(&c))
 }
 
 /// Normalises one record if the fast path reads it; `None` hands it to the tolerant reader.
@@ -166,7 +175,7 @@ fn event_hub(o: &Rec<'_>, p: &Rec<'_>, ctx: &RecordContext<'_>) -> Fast<Box<Even
             .map(Cow::Owned),
         text(&p.resource_tenant_id),
     ])
-    .or_else(|| ctx.tenant_hint.map(Text::from))
+    .or_else(|| ctx.tenant_hint.map(Text::shared))
     .ok_or(Decline)?;
     let envelope_time = text(&o.time);
     build(
@@ -197,7 +206,7 @@ fn graph(o: &Rec<'_>, ctx: &RecordContext<'_>) -> Fast<Box<Event>> {
         .first()
         .map(|t| SignInEventType::parse(t));
     let tenant = first_guid([text(&o.tenant_id), text(&o.resource_tenant_id)])
-        .or_else(|| ctx.tenant_hint.map(Text::from))
+        .or_else(|| ctx.tenant_hint.map(Text::shared))
         .ok_or(Decline)?;
     build(kind, o, None, Shape::Graph, event_type, tenant, None)
 }
@@ -264,10 +273,10 @@ fn sign_in<'a>(
         .or_else(|| int(&p.result_type))
         .or_else(|| outer.and_then(|o| int(&o.result_type)));
     let failure_reason = status
-        .and_then(|s| owned(&s.failure_reason))
-        .or_else(|| owned(&p.result_description))
+        .and_then(|s| shared(&s.failure_reason))
+        .or_else(|| shared(&p.result_description))
         .or_else(|| outer_text(|o| &o.result_description));
-    let additional_details = status.and_then(|s| owned(&s.additional_details));
+    let additional_details = status.and_then(|s| shared(&s.additional_details));
     let place = match object(&p.location_details)? {
         Some(place) => Some(place),
         None => object(&p.location)?,
@@ -283,21 +292,21 @@ fn sign_in<'a>(
     Ok(SignIn {
         event_type,
         is_interactive: boolean(&p.is_interactive),
-        user_id: owned(&p.user_id),
-        user_display_name: owned(&p.user_display_name),
-        user_principal_name: owned(&p.user_principal_name),
+        user_id: shared(&p.user_id),
+        user_display_name: shared(&p.user_display_name),
+        user_principal_name: shared(&p.user_principal_name),
         user_type: text(&p.user_type).map(|s| UserType::parse(&s)),
-        app_id: owned(&p.app_id),
-        app_display_name: owned(&p.app_display_name),
-        service_principal_id: owned(&p.service_principal_id),
-        service_principal_name: owned(&p.service_principal_name),
-        resource_id: owned(&p.resource_id),
-        resource_display_name: owned(&p.resource_display_name),
+        app_id: shared(&p.app_id),
+        app_display_name: shared(&p.app_display_name),
+        service_principal_id: shared(&p.service_principal_id),
+        service_principal_name: shared(&p.service_principal_name),
+        resource_id: shared(&p.resource_id),
+        resource_display_name: shared(&p.resource_display_name),
         ip_address: owned(&p.ip_address).or_else(|| outer_text(|o| &o.caller_ip_address)),
         autonomous_system_number: int(&p.autonomous_system_number)
             .and_then(|n| u32::try_from(n).ok()),
-        client_app_used: owned(&p.client_app_used),
-        user_agent: owned(&p.user_agent),
+        client_app_used: shared(&p.client_app_used),
+        user_agent: shared(&p.user_agent),
         correlation_id: owned(&p.correlation_id).or_else(|| outer_text(|o| &o.correlation_id)),
         original_request_id: owned(&p.original_request_id),
         error_code,
@@ -309,7 +318,7 @@ fn sign_in<'a>(
             .map(|s| AuthenticationRequirement::parse(&s)),
         authentication_protocol: text(&p.authentication_protocol)
             .map(|s| AuthenticationProtocol::parse(&s)),
-        original_transfer_method: owned(&p.original_transfer_method),
+        original_transfer_method: shared(&p.original_transfer_method),
         session_id: owned(&p.session_id),
         authentication_details: array(&p.authentication_details)?
             .iter()
@@ -319,14 +328,14 @@ fn sign_in<'a>(
         risk_level_aggregated: text(&p.risk_level_aggregated).map(|s| RiskLevel::parse(&s)),
         risk_level_during_sign_in: text(&p.risk_level_during_sign_in).map(|s| RiskLevel::parse(&s)),
         risk_state: text(&p.risk_state).map(|s| RiskState::parse(&s)),
-        risk_detail: owned(&p.risk_detail),
+        risk_detail: shared(&p.risk_detail),
         risk_event_types,
         cross_tenant_access_type: text(&p.cross_tenant_access_type)
             .map(|s| CrossTenantAccessType::parse(&s)),
         home_tenant_id: lower(&p.home_tenant_id),
-        home_tenant_name: owned(&p.home_tenant_name),
+        home_tenant_name: shared(&p.home_tenant_name),
         resource_tenant_id: lower(&p.resource_tenant_id),
-        incoming_token_type: owned(&p.incoming_token_type),
+        incoming_token_type: shared(&p.incoming_token_type),
         device: match object(&p.device_detail)? {
             Some(d) => device(d),
             None => DeviceDetail::default(),
@@ -338,32 +347,32 @@ fn sign_in<'a>(
 fn authentication_step(o: &typed::AuthStep<'_>) -> AuthenticationStep {
     AuthenticationStep {
         time: text(&o.date_time).and_then(|s| parse_timestamp(&s)),
-        method: owned(&o.method),
-        method_detail: owned(&o.method_detail),
+        method: shared(&o.method),
+        method_detail: shared(&o.method_detail),
         succeeded: boolean(&o.succeeded),
-        result_detail: owned(&o.result_detail),
-        requirement: owned(&o.requirement),
+        result_detail: shared(&o.result_detail),
+        requirement: shared(&o.requirement),
     }
 }
 
 fn device(o: &typed::Device<'_>) -> DeviceDetail {
     DeviceDetail {
-        device_id: owned(&o.device_id),
-        display_name: owned(&o.display_name),
-        operating_system: owned(&o.operating_system),
-        browser: owned(&o.browser),
+        device_id: shared(&o.device_id),
+        display_name: shared(&o.display_name),
+        operating_system: shared(&o.operating_system),
+        browser: shared(&o.browser),
         is_compliant: boolean(&o.is_compliant),
         is_managed: boolean(&o.is_managed),
-        trust_type: owned(&o.trust_type),
+        trust_type: shared(&o.trust_type),
     }
 }
 
 fn location(o: &typed::Place<'_>) -> Fast<Location> {
     let geo = object(&o.geo_coordinates)?;
     Ok(Location {
-        city: owned(&o.city),
-        state: owned(&o.state),
-        country_or_region: owned(&o.country_or_region),
+        city: shared(&o.city),
+        state: shared(&o.state),
+        country_or_region: shared(&o.country_or_region),
         latitude: geo.and_then(|g| float(&g.latitude)),
         longitude: geo.and_then(|g| float(&g.longitude)),
     })
@@ -377,23 +386,23 @@ fn audit(p: &Rec<'_>, outer: Option<&Rec<'_>>) -> Fast<Audit> {
     };
     let user = match user {
         Some(u) => Some(AuditUser {
-            id: owned(&u.id),
-            display_name: owned(&u.display_name),
-            user_principal_name: owned(&u.user_principal_name),
+            id: shared(&u.id),
+            display_name: shared(&u.display_name),
+            user_principal_name: shared(&u.user_principal_name),
             ip_address: owned(&u.ip_address),
             user_type: text(&u.user_type).map(|s| UserType::parse(&s)),
             home_tenant_id: lower(&u.home_tenant_id),
-            home_tenant_name: owned(&u.home_tenant_name),
+            home_tenant_name: shared(&u.home_tenant_name),
             roles: str_list(&u.roles)?,
         }),
         None => None,
     };
     let app = match initiated {
         Some(i) => object(&i.app)?.map(|a| AuditApp {
-            app_id: owned(&a.app_id),
-            display_name: owned(&a.display_name),
-            service_principal_id: owned(&a.service_principal_id),
-            service_principal_name: owned(&a.service_principal_name),
+            app_id: shared(&a.app_id),
+            display_name: shared(&a.display_name),
+            service_principal_id: shared(&a.service_principal_id),
+            service_principal_name: shared(&a.service_principal_name),
         }),
         None => None,
     };
@@ -402,15 +411,15 @@ fn audit(p: &Rec<'_>, outer: Option<&Rec<'_>>) -> Fast<Audit> {
         target_resources.push(target_resource(t)?);
     }
     Ok(Audit {
-        activity_display_name: owned(&p.activity_display_name)
-            .or_else(|| owned(&p.operation_name))
-            .or_else(|| outer.and_then(|o| owned(&o.operation_name)))
+        activity_display_name: shared(&p.activity_display_name)
+            .or_else(|| shared(&p.operation_name))
+            .or_else(|| outer.and_then(|o| shared(&o.operation_name)))
             .unwrap_or_default(),
-        category: owned(&p.category),
-        operation_type: owned(&p.operation_type).or_else(|| owned(&p.aad_operation_type)),
+        category: shared(&p.category),
+        operation_type: shared(&p.operation_type).or_else(|| shared(&p.aad_operation_type)),
         result: text(&p.result).map(|s| AuditResult::parse(&s)),
-        result_reason: owned(&p.result_reason),
-        logged_by_service: owned(&p.logged_by_service),
+        result_reason: shared(&p.result_reason),
+        logged_by_service: shared(&p.logged_by_service),
         correlation_id: owned(&p.correlation_id)
             .or_else(|| outer.and_then(|o| owned(&o.correlation_id))),
         initiated_by: Initiator { user, app },
@@ -419,7 +428,7 @@ fn audit(p: &Rec<'_>, outer: Option<&Rec<'_>>) -> Fast<Audit> {
             .iter()
             .filter_map(|kv| {
                 Some(KeyValue {
-                    key: owned(&kv.key)?,
+                    key: shared(&kv.key)?,
                     value: owned(&kv.value),
                 })
             })
@@ -429,15 +438,15 @@ fn audit(p: &Rec<'_>, outer: Option<&Rec<'_>>) -> Fast<Audit> {
 
 fn target_resource(o: &typed::Target<'_>) -> Fast<TargetResource> {
     Ok(TargetResource {
-        id: owned(&o.id),
-        display_name: owned(&o.display_name),
-        resource_type: owned(&o.resource_type),
-        user_principal_name: owned(&o.user_principal_name),
-        group_type: owned(&o.group_type),
+        id: shared(&o.id),
+        display_name: shared(&o.display_name),
+        resource_type: shared(&o.resource_type),
+        user_principal_name: shared(&o.user_principal_name),
+        group_type: shared(&o.group_type),
         modified_properties: array(&o.modified_properties)?
             .iter()
             .map(|mp| ModifiedProperty {
-                display_name: owned(&mp.display_name),
+                display_name: shared(&mp.display_name),
                 old_value: text(&mp.old_value)
                     .and_then(|s| unwrap_json_string(&s))
                     .map(Text::from),

@@ -111,8 +111,8 @@ pub(super) fn write_event(
     w.write_all(scratch)
 }
 
-/// Bytes [`write_event`] writes for `event`: what it takes in a run, and the base of the estimate
-/// of what it takes in memory.
+/// Bytes [`write_event`] writes for `event`: what it takes in a run.
+#[cfg(test)]
 pub(super) fn encoded_len(event: &Event) -> u64 {
     4 + bincode::serialized_size(&record(0, event)).unwrap_or(0)
 }
