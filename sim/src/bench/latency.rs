@@ -67,7 +67,7 @@ pub struct LatencyArgs {
     /// Latency run: partitions of the topic.
     #[arg(long, default_value_t = 4, requires = "enabled")]
     pub partitions: i32,
-    /// Latency run: the Kafka source's `batch_wait_ms` (default: the source's own default, 50 ms).
+    /// Latency run: the Kafka source's `batch_wait_ms` (default: the source's own default, 10 ms).
     #[arg(long, requires = "enabled")]
     pub batch_wait_ms: Option<u64>,
     /// Latency run: the consumer's `fetch.wait.max.ms`. The mock broker holds a fetch that finds

@@ -37,6 +37,14 @@ const MAX_POLL: Duration = Duration::from_millis(100);
 /// Poll while the pipeline is full (waiting for room).
 const STALLED_POLL: Duration = Duration::from_millis(10);
 
+/// `d` rounded up to whole milliseconds. librdkafka waits in whole milliseconds and takes a
+/// shorter wait as none: a batch due in 0.6 ms was polled for without waiting, again and again,
+/// until it was due (a busy loop of up to a millisecond per batch, measured as most of the
+/// consumer thread's time with short batch waits).
+fn whole_millis(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
+}
+
 /// A validated source, ready to run: settings with secrets already in.
 pub struct Prepared {
     pub config: KafkaConfig,
@@ -220,7 +228,7 @@ pub fn run(
             STALLED_POLL
         } else {
             let due = shared.core().tracker.until_due(now);
-            due.map_or(MAX_POLL, |d| d.min(MAX_POLL))
+            due.map_or(MAX_POLL, |d| whole_millis(d).min(MAX_POLL))
         };
         match consumer.poll(wait) {
             None => {}
@@ -393,5 +401,21 @@ impl MessageReader {
                 .with_label_values(&[&self.name])
                 .inc_by(rejected as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_shorter_than_a_millisecond_is_not_taken_as_none() {
+        let ms = Duration::from_millis;
+        assert_eq!(whole_millis(Duration::ZERO), Duration::ZERO);
+        assert_eq!(whole_millis(Duration::from_micros(1)), ms(1));
+        assert_eq!(whole_millis(Duration::from_micros(600)), ms(1));
+        assert_eq!(whole_millis(ms(7)), ms(7));
+        assert_eq!(whole_millis(Duration::from_micros(7_001)), ms(8));
+        assert_eq!(whole_millis(Duration::from_nanos(999)), ms(1));
     }
 }

@@ -41,8 +41,9 @@ const READY_WAIT: Duration = Duration::from_secs(60);
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
 /// How long the producer may stay blocked on a full queue, and may take to flush.
 const PRODUCE_WAIT: Duration = Duration::from_secs(30);
-/// The goal for p99 from arrival at the source to the webhook POST, at sustained load.
-const GOAL_P99_MS: f64 = 250.0;
+/// The goal for p99 from arrival at the source to the webhook POST, at sustained load (issue 22;
+/// issue 9 had asked for 250 ms).
+const GOAL_P99_MS: f64 = 50.0;
 /// Raised webhook limits, so that the token bucket is not what is measured (both are the
 /// destination's maximum).
 const WEBHOOK_RATE: f64 = 1000.0;
