@@ -2,6 +2,7 @@
 //! reloads and snapshot requests from one bounded channel, so detection state is only ever touched
 //! by one thread and a snapshot is a consistent cut.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,11 +40,21 @@ pub struct Reloaded {
     pub sigma: Option<std::sync::Arc<dyn entrawatch_detect::ExtraRules>>,
 }
 
-/// When the detection thread last wrote a snapshot and whether state changed since.
+/// When the detection thread last took a snapshot, whether state changed since, and the one
+/// snapshot being written on its own thread, if any.
 pub struct Snapshots {
     path: PathBuf,
     last: Instant,
     dirty: bool,
+    writing: Option<Writing>,
+}
+
+/// A snapshot encoded on the detection thread, being written and fsynced on another.
+struct Writing {
+    started: Instant,
+    /// The batches it covers, acknowledged once it is on disk.
+    covers: BTreeMap<String, u64>,
+    done: std::thread::JoinHandle<anyhow::Result<u64>>,
 }
 
 impl Snapshots {
@@ -53,12 +64,15 @@ impl Snapshots {
             path,
             last: Instant::now(),
             dirty: false,
+            writing: None,
         }
     }
 
-    /// Writes the snapshot, then acknowledges to every source the batches it covers (their state
-    /// and the aligner's buffer are on disk: they may be committed).
+    /// Writes the snapshot and waits until it is on disk, then acknowledges to every source the
+    /// batches it covers (their state and the aligner's buffer are on disk: they may be
+    /// committed). A snapshot still being written in the background is finished first.
     fn write(&mut self, pipeline: &mut Pipeline) -> anyhow::Result<()> {
+        self.finish_background(pipeline, true);
         let started = Instant::now();
         let bytes = snapshot::write(
             &self.path,
@@ -70,17 +84,7 @@ impl Snapshots {
         pipeline.ack_durable();
         self.last = Instant::now();
         self.dirty = false;
-        pipeline
-            .metrics
-            .snapshot_duration
-            .set(started.elapsed().as_secs_f64());
-        pipeline.metrics.snapshot_bytes.set(bytes as i64);
-        pipeline.metrics.observe_state_bytes(&pipeline.engine);
-        tracing::debug!(
-            bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "snapshot written"
-        );
+        observe(pipeline, started, bytes);
         Ok(())
     }
 
@@ -90,6 +94,90 @@ impl Snapshots {
             tracing::error!(error = %format!("{e:#}"), "snapshot failed");
         }
     }
+
+    /// The periodic snapshot: encoded here (the consistent cut), written and fsynced on its own
+    /// thread while detection goes on, so a slow disk does not hold up alerts. The batches it
+    /// covers are acknowledged only once it is on disk ([`Snapshots::finish_background`], each
+    /// tick). One at a time: while one is being written, the next waits for a later tick.
+    fn start_background(&mut self, pipeline: &mut Pipeline) {
+        self.finish_background(pipeline, false);
+        if self.writing.is_some() {
+            return;
+        }
+        let started = Instant::now();
+        let bytes = match snapshot::encode(
+            &pipeline.engine,
+            pipeline.alerts.state(),
+            &pipeline.positions,
+            &pipeline.aligner.state(),
+        ) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "snapshot failed");
+                return;
+            }
+        };
+        let covers = pipeline.take_unacked();
+        let path = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || snapshot::persist(&path, &bytes));
+        match spawned {
+            Ok(done) => {
+                self.writing = Some(Writing {
+                    started,
+                    covers,
+                    done,
+                });
+                self.last = Instant::now();
+                self.dirty = false;
+            }
+            Err(e) => {
+                pipeline.return_unacked(covers);
+                tracing::error!(error = %e, "snapshot failed: cannot start its writer thread");
+            }
+        }
+    }
+
+    /// Takes in the background snapshot once it is written (with `wait`, waits for it): then
+    /// acknowledges the batches it covers; if it failed, logs it and leaves them to the next
+    /// snapshot.
+    fn finish_background(&mut self, pipeline: &mut Pipeline, wait: bool) {
+        let Some(writing) = self.writing.take() else {
+            return;
+        };
+        if !wait && !writing.done.is_finished() {
+            self.writing = Some(writing);
+            return;
+        }
+        let failure = match writing.done.join() {
+            Ok(Ok(bytes)) => {
+                pipeline.ack(writing.covers);
+                observe(pipeline, writing.started, bytes);
+                return;
+            }
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => "its writer thread panicked".to_owned(),
+        };
+        pipeline.return_unacked(writing.covers);
+        self.dirty = true;
+        tracing::error!(error = %failure, "snapshot failed");
+    }
+}
+
+/// The metrics of a snapshot now on disk, `started` when it was encoded.
+fn observe(pipeline: &Pipeline, started: Instant, bytes: u64) {
+    pipeline
+        .metrics
+        .snapshot_duration
+        .set(started.elapsed().as_secs_f64());
+    pipeline.metrics.snapshot_bytes.set(bytes as i64);
+    pipeline.metrics.observe_state_bytes(&pipeline.engine);
+    tracing::debug!(
+        bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot written"
+    );
 }
 
 /// Runs until every sender of `input` is gone; a snapshot is due every `every`.
@@ -134,9 +222,12 @@ pub fn detection_loop(
                     .metrics
                     .snapshot_age
                     .set(snapshots.last.elapsed().as_secs_f64());
-                let due = snapshots.last.elapsed() >= every || (draining && pipeline.has_unacked());
-                if snapshots.dirty && due {
+                snapshots.finish_background(&mut pipeline, false);
+                if draining && pipeline.has_unacked() {
+                    // The sources draining wait for these acknowledgements: at once.
                     snapshots.write_or_log(&mut pipeline);
+                } else if snapshots.dirty && snapshots.last.elapsed() >= every {
+                    snapshots.start_background(&mut pipeline);
                 }
             }
             Input::Reload(new, reply) => {
@@ -167,4 +258,6 @@ pub fn detection_loop(
             }
         }
     }
+    // A snapshot still being written is finished before the thread ends.
+    snapshots.finish_background(&mut pipeline, true);
 }

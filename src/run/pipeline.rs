@@ -303,10 +303,32 @@ impl Pipeline {
     /// Tells every source that its batches up to the newest one taken are durable: called once a
     /// snapshot holding their state (and the aligner's buffer) is on disk.
     pub fn ack_durable(&mut self) {
-        for (source, seq) in std::mem::take(&mut self.unacked) {
+        let unacked = self.take_unacked();
+        self.ack(unacked);
+    }
+
+    /// The newest batch taken per source and not yet acknowledged, handed over to whoever makes
+    /// them durable (a snapshot written on another thread), which then calls [`Pipeline::ack`], or
+    /// [`Pipeline::return_unacked`] if it failed.
+    pub fn take_unacked(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.unacked)
+    }
+
+    /// Tells each source that its batches up to `seq` are durable.
+    pub fn ack(&self, durable: BTreeMap<String, u64>) {
+        for (source, seq) in durable {
             if let Some(ack) = self.acks.get(source.as_str()) {
                 let _ = ack.send(Committed { seq });
             }
+        }
+    }
+
+    /// Puts back batches whose snapshot failed: the next snapshot acknowledges them (with any
+    /// newer batch of the same source taken meanwhile).
+    pub fn return_unacked(&mut self, failed: BTreeMap<String, u64>) {
+        for (source, seq) in failed {
+            let newest = self.unacked.entry(source).or_insert(seq);
+            *newest = (*newest).max(seq);
         }
     }
 

@@ -6,11 +6,13 @@
 //! episodes, occasions, event clock), record-id dedup (bincode), engine (bincode, versioned by the
 //! engine), aligner (JSON: lanes' marks, the released watermark and the buffered events, which
 //! the positions already cover). A version 1 file (four sections) is read with an empty aligner. Written to `snapshot.bin.tmp`, fsynced, renamed over `snapshot.bin`, and the folder
-//! fsynced: a crash leaves either the old snapshot or the new one, never a torn one.
+//! fsynced: a crash leaves either the old snapshot or the new one, never a torn one. The bytes are
+//! encoded on the detection thread ([`encode`]: a consistent cut) and may be written on another
+//! ([`persist`]), so the disk's fsyncs do not stall detection.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -69,9 +71,18 @@ pub fn write(
     positions: &BTreeMap<String, Value>,
     aligner: &AlignerState,
 ) -> anyhow::Result<u64> {
-    let tmp = path.with_extension("bin.tmp");
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    persist(path, &encode(engine, alerts, positions, aligner)?)
+}
+
+/// The snapshot's bytes, as [`persist`] writes them: the consistent cut, taken on the thread that
+/// owns the state. Encoding is quick; the write and its fsyncs are what take time.
+pub fn encode(
+    engine: &Engine,
+    alerts: &StageState,
+    positions: &BTreeMap<String, Value>,
+    aligner: &AlignerState,
+) -> anyhow::Result<Vec<u8>> {
+    let mut w = Vec::with_capacity(1 << 20);
     w.write_all(MAGIC)?;
     let meta = serde_json::to_vec(&Meta {
         taken_at: Utc::now(),
@@ -90,17 +101,26 @@ pub fn write(
     engine.write_snapshot(&mut engine_bytes)?;
     section(&mut w, &engine_bytes)?;
     section(&mut w, &serde_json::to_vec(aligner)?)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(w)
+}
+
+/// Writes encoded snapshot `bytes` to `path` atomically (a temporary file, fsynced, renamed over
+/// it, the folder fsynced); returns their size. Two writes to one path must not overlap.
+pub fn persist(path: &Path, bytes: &[u8]) -> anyhow::Result<u64> {
+    let tmp = path.with_extension("bin.tmp");
+    let mut file =
+        File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     file.sync_all()
         .with_context(|| format!("cannot sync {}", tmp.display()))?;
-    let size = file.metadata()?.len();
     drop(file);
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
-    Ok(size)
+    Ok(bytes.len() as u64)
 }
 
 fn section(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
