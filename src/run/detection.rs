@@ -47,6 +47,8 @@ pub struct Snapshots {
     last: Instant,
     dirty: bool,
     writing: Option<Writing>,
+    /// The last background write failed: the next tick tries again, whatever the interval.
+    retry: bool,
 }
 
 /// A snapshot encoded on the detection thread, being written and fsynced on another.
@@ -65,6 +67,7 @@ impl Snapshots {
             last: Instant::now(),
             dirty: false,
             writing: None,
+            retry: false,
         }
     }
 
@@ -84,6 +87,7 @@ impl Snapshots {
         pipeline.ack_durable();
         self.last = Instant::now();
         self.dirty = false;
+        self.retry = false;
         observe(pipeline, started, bytes);
         Ok(())
     }
@@ -131,6 +135,7 @@ impl Snapshots {
                 });
                 self.last = Instant::now();
                 self.dirty = false;
+                self.retry = false;
             }
             Err(e) => {
                 pipeline.return_unacked(covers);
@@ -161,6 +166,7 @@ impl Snapshots {
         };
         pipeline.return_unacked(writing.covers);
         self.dirty = true;
+        self.retry = true;
         tracing::error!(error = %failure, "snapshot failed");
     }
 }
@@ -226,7 +232,8 @@ pub fn detection_loop(
                 if draining && pipeline.has_unacked() {
                     // The sources draining wait for these acknowledgements: at once.
                     snapshots.write_or_log(&mut pipeline);
-                } else if snapshots.dirty && snapshots.last.elapsed() >= every {
+                } else if snapshots.dirty && (snapshots.retry || snapshots.last.elapsed() >= every)
+                {
                     snapshots.start_background(&mut pipeline);
                 }
             }
