@@ -302,12 +302,19 @@ impl fmt::Display for Text {
 
 impl serde::Serialize for Text {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        match in_runs::form(self) {
+            Some(form) => serde::Serialize::serialize(&form, s),
+            None => s.serialize_str(self.as_str()),
+        }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        if in_runs::reading() {
+            let form: in_runs::FormIn<'de> = serde::Deserialize::deserialize(d)?;
+            return in_runs::resolve(form).map_err(serde::de::Error::custom);
+        }
         struct V;
         impl serde::de::Visitor<'_> for V {
             type Value = Text;
@@ -322,6 +329,154 @@ impl<'de> serde::Deserialize<'de> for Text {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+/// How text is written in a replay's sorted runs (`ordered::spill`), which this process writes and
+/// reads back itself: a shared value ([`Text::shared`]) is written in full the first time a run
+/// meets it and by its number in the run after that, and read back shared. A run is then about
+/// half as large, and reading it back allocates only the text of few repeats (ids, values).
+///
+/// The form holds only inside [`in_runs::with`], on its thread; everywhere else (alerts, snapshots,
+/// JSON) text is a plain string.
+pub(crate) mod in_runs {
+    use std::borrow::Cow;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use super::Text;
+
+    /// The shared values a run has met so far.
+    #[derive(Debug, Default)]
+    pub(crate) enum Codec {
+        #[default]
+        Idle,
+        /// Writing: each shared value's number, by the address of its kept copy.
+        Writing(HashMap<usize, u32, BuildAddress>),
+        /// Reading: the values, by number.
+        Reading(Vec<Text>),
+    }
+
+    impl Codec {
+        pub(crate) fn writing() -> Codec {
+            Codec::Writing(HashMap::default())
+        }
+        pub(crate) fn reading() -> Codec {
+            Codec::Reading(Vec::new())
+        }
+    }
+
+    thread_local! {
+        static CODEC: RefCell<Codec> = const { RefCell::new(Codec::Idle) };
+    }
+
+    /// Runs `f` (which encodes or decodes one event of a run) with `codec` as this thread's; the
+    /// codec is handed back, with what it learnt, even if `f` panics.
+    pub(crate) fn with<R>(codec: &mut Codec, f: impl FnOnce() -> R) -> R {
+        struct Back<'a>(&'a mut Codec);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                *self.0 = CODEC.with(|c| c.take());
+            }
+        }
+        CODEC.with(|c| c.replace(std::mem::take(codec)));
+        let _back = Back(codec);
+        f()
+    }
+
+    /// A text as a run holds it.
+    #[derive(serde::Serialize)]
+    pub(crate) enum Form<'a> {
+        Plain(&'a str),
+        /// A shared value met for the first time in the run: it takes the next number.
+        New(&'a str),
+        Seen(u32),
+    }
+
+    /// [`Form`] read back (borrowed from the run's buffer where it can be).
+    #[derive(serde::Deserialize)]
+    pub(crate) enum FormIn<'a> {
+        Plain(#[serde(borrow)] Cow<'a, str>),
+        New(#[serde(borrow)] Cow<'a, str>),
+        Seen(u32),
+    }
+
+    /// How `text` is written, when this thread is writing a run.
+    pub(super) fn form(text: &Text) -> Option<Form<'_>> {
+        CODEC.with(|c| {
+            let mut codec = c.borrow_mut();
+            let Codec::Writing(numbers) = &mut *codec else {
+                return None;
+            };
+            if !text.is_shared() {
+                return Some(Form::Plain(text.as_str()));
+            }
+            // A kept copy lives as long as the process: its address names it.
+            let next = numbers.len() as u32;
+            Some(match numbers.entry(text.as_str().as_ptr() as usize) {
+                std::collections::hash_map::Entry::Occupied(n) => Form::Seen(*n.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(next);
+                    Form::New(text.as_str())
+                }
+            })
+        })
+    }
+
+    pub(super) fn reading() -> bool {
+        CODEC.with(|c| matches!(*c.borrow(), Codec::Reading(_)))
+    }
+
+    pub(super) fn resolve(form: FormIn<'_>) -> Result<Text, String> {
+        CODEC.with(|c| {
+            let mut codec = c.borrow_mut();
+            let Codec::Reading(values) = &mut *codec else {
+                return Err("text read from a run outside of one".to_owned());
+            };
+            Ok(match form {
+                FormIn::Plain(s) => Text::from(&*s),
+                FormIn::New(s) => {
+                    let t = Text::shared(&s);
+                    values.push(t.clone());
+                    t
+                }
+                FormIn::Seen(n) => values
+                    .get(n as usize)
+                    .cloned()
+                    .ok_or_else(|| format!("shared text {n} before the run named it"))?,
+            })
+        })
+    }
+
+    /// Hashes an address: addresses of kept copies come from this process's allocator, not
+    /// from the logs, so a multiply is enough.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub(crate) struct BuildAddress;
+
+    impl std::hash::BuildHasher for BuildAddress {
+        type Hasher = AddressHash;
+        fn build_hasher(&self) -> AddressHash {
+            AddressHash(0)
+        }
+    }
+
+    pub(crate) struct AddressHash(u64);
+
+    impl std::hash::Hasher for AddressHash {
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.write_u64(u64::from(*b));
+            }
+        }
+        fn write_usize(&mut self, i: usize) {
+            self.write_u64(i as u64);
+        }
+        fn write_u64(&mut self, i: u64) {
+            self.0 = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        fn finish(&self) -> u64 {
+            self.0 ^ (self.0 >> 29)
+        }
     }
 }
 

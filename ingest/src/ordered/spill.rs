@@ -2,15 +2,20 @@
 //!
 //! A run is the events of one stretch of the input, sorted in the replay's order (event time, then
 //! record identity, then input position) and written one after another, each as its length
-//! (`u32`) and then, in bincode, the position (`u64`), the [`Meta`] (its time as numbers) and the
-//! body. The folder that holds the runs is made fresh for the replay, readable by its owner only,
+//! (`u32`) and then, in bincode with variable-length integers, the position, the [`Meta`] (its
+//! time as numbers) and the body. Text shared between events (tenant, user and app ids and names,
+//! user agents: [`crate::Text::shared`]) is written once per run and then by number
+//! ([`crate::text::in_runs`]), and comes back shared. The folder that holds the runs is made fresh for the replay, readable by its owner only,
 //! and removed with everything in it when the replay ends (or fails).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use bincode::Options;
 use serde::{Deserialize, Serialize};
+
+use crate::text::in_runs::{self, Codec};
 
 use crate::model::{
     Audit, Body, Event, GdapRelationship, Meta, RiskDetection, RiskyUser, RoleGrant, SignIn,
@@ -95,26 +100,33 @@ fn record(position: u64, event: &Event) -> (u64, MetaRef<'_>, BodyRef<'_>) {
     (position, meta, body_ref(&event.body))
 }
 
+/// The encoding of a run's events: bincode with variable-length integers (a string's length or a
+/// field's presence takes a byte, not eight).
+fn codec() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .allow_trailing_bytes()
+}
+
 /// Writes one event of a run: its length (`u32`, little-endian), then the encoded event, so a
-/// reader takes each whole from its buffer and decodes it from memory.
+/// reader takes each whole from its buffer and decodes it from memory. `texts` numbers the shared
+/// text the run has met.
 pub(super) fn write_event(
     w: &mut impl Write,
     scratch: &mut Vec<u8>,
+    texts: &mut Codec,
     position: u64,
     event: &Event,
 ) -> std::io::Result<()> {
     scratch.clear();
-    bincode::serialize_into(&mut *scratch, &record(position, event)).map_err(|e| into_io(*e))?;
+    in_runs::with(texts, || {
+        codec().serialize_into(&mut *scratch, &record(position, event))
+    })
+    .map_err(|e| into_io(*e))?;
     let len = u32::try_from(scratch.len())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "an event over 4 GiB"))?;
     w.write_all(&len.to_le_bytes())?;
     w.write_all(scratch)
-}
-
-/// Bytes [`write_event`] writes for `event`: what it takes in a run.
-#[cfg(test)]
-pub(super) fn encoded_len(event: &Event) -> u64 {
-    4 + bincode::serialized_size(&record(0, event)).unwrap_or(0)
 }
 
 fn into_io(e: bincode::ErrorKind) -> std::io::Error {
@@ -187,6 +199,7 @@ impl SpillDir {
         Ok(RunWriter {
             w: BufWriter::with_capacity(1 << 20, file),
             scratch: Vec::new(),
+            texts: Codec::writing(),
             count: 0,
             path,
         })
@@ -214,6 +227,8 @@ pub(super) struct RunWriter {
     w: BufWriter<File>,
     /// The event being encoded.
     scratch: Vec<u8>,
+    /// The shared text written so far.
+    texts: Codec,
     count: u64,
     path: PathBuf,
 }
@@ -221,8 +236,14 @@ pub(super) struct RunWriter {
 impl RunWriter {
     pub fn push(&mut self, position: u64, event: &Event) -> std::io::Result<()> {
         self.count += 1;
-        write_event(&mut self.w, &mut self.scratch, position, event)
-            .map_err(|e| named(&self.path, "write", e))
+        write_event(
+            &mut self.w,
+            &mut self.scratch,
+            &mut self.texts,
+            position,
+            event,
+        )
+        .map_err(|e| named(&self.path, "write", e))
     }
 }
 
@@ -247,6 +268,7 @@ impl Run {
         Ok(RunReader {
             reader: BufReader::with_capacity(READ_BUFFER, file),
             scratch: Vec::new(),
+            texts: Codec::reading(),
             left: self.count,
             path: self.path.clone(),
         })
@@ -267,6 +289,8 @@ pub(super) struct RunReader {
     reader: BufReader<File>,
     /// The event being decoded.
     scratch: Vec<u8>,
+    /// The shared text read so far.
+    texts: Codec,
     left: u64,
     path: PathBuf,
 }
@@ -287,8 +311,10 @@ impl RunReader {
         self.reader.read_exact(&mut len).map_err(back)?;
         self.scratch.resize(u32::from_le_bytes(len) as usize, 0);
         self.reader.read_exact(&mut self.scratch).map_err(back)?;
+        let scratch = &self.scratch;
         let (position, m, body): (u64, MetaOwned, BodyOwned) =
-            bincode::deserialize(&self.scratch).map_err(|e| back(into_io(*e)))?;
+            in_runs::with(&mut self.texts, || codec().deserialize(scratch))
+                .map_err(|e| back(into_io(*e)))?;
         let time = chrono::DateTime::from_timestamp(m.time.0, m.time.1).ok_or_else(|| {
             back(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -366,6 +392,7 @@ mod tests {
             .write_run(events.iter().enumerate().map(|(i, e)| (i as u64 * 3, &**e)))
             .unwrap();
         let mut back = run.open().unwrap();
+        let mut shared = 0;
         for (i, e) in events.iter().enumerate() {
             let (position, got) = back.next_event().unwrap().expect("an event");
             assert_eq!(position, i as u64 * 3);
@@ -373,14 +400,77 @@ mod tests {
                 serde_json::to_value(&got).unwrap(),
                 serde_json::to_value(e).unwrap()
             );
+            assert_eq!(got.meta.id.is_shared(), e.meta.id.is_shared());
+            if e.meta.tenant_id.is_shared() {
+                assert!(
+                    got.meta.tenant_id.is_shared(),
+                    "shared text comes back shared"
+                );
+                shared += 1;
+            }
         }
+        assert!(shared > 0, "the samples' tenant ids are shared");
         assert!(back.next_event().unwrap().is_none());
-        let written = dir.bytes;
-        assert!(written > 0);
-        let sum: u64 = events.iter().map(|e| encoded_len(e)).sum();
-        assert_eq!(written, sum, "encoded_len is what a run takes");
+        assert!(dir.bytes > 0);
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists(), "the runs go with the replay");
+    }
+
+    /// A run writes a shared value in full once, then by number; outside a run (snapshots, JSON)
+    /// the same text is a plain string, whether shared or not.
+    #[test]
+    fn a_run_writes_shared_text_once() {
+        let agent =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)";
+        let event = |id: &str| {
+            let mut sign_in = SignIn::default();
+            sign_in.user_agent = Some(crate::Text::shared(agent));
+            sign_in.user_principal_name =
+                Some(crate::Text::shared("adele.vance@contoso.example.com"));
+            Event {
+                meta: Meta {
+                    id: crate::Text::from(id),
+                    tenant_id: crate::Text::shared("0b5b7a2e-25b6-4c94-9d41-7ad16b3e2f0a"),
+                    time: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                    time_source: crate::TimeSource::Record,
+                    shape: crate::Shape::Graph,
+                },
+                body: Body::SignIn(Box::new(sign_in)),
+            }
+        };
+        let one = event("7c6b1d4e-0a52-4f2b-8a1e-3d9c5e6f7a81");
+        let two = event("9f1e2d3c-4b5a-4968-8776-655443322110");
+        assert!(one.meta.tenant_id.is_shared());
+        let parent = tempfile::tempdir().unwrap();
+        let mut dir = SpillDir::create(Some(parent.path())).unwrap();
+        dir.write_run([(0, &one)].into_iter()).unwrap();
+        let alone = dir.bytes;
+        let run = dir.write_run([(0, &one), (1, &two)].into_iter()).unwrap();
+        let second = dir.bytes - 2 * alone;
+        let text = agent.len() + 31 + 36;
+        assert!(
+            second + text as u64 <= alone,
+            "the second event names the shared text by number: {second} B against {alone} B"
+        );
+        let mut back = run.open().unwrap();
+        for want in [&one, &two] {
+            let (_, got) = back.next_event().unwrap().unwrap();
+            assert_eq!(got.meta.id, want.meta.id);
+            let Body::SignIn(s) = &got.body else {
+                panic!("a sign-in")
+            };
+            assert_eq!(s.user_agent.as_deref(), Some(agent));
+            assert!(s.user_agent.as_ref().unwrap().is_shared());
+        }
+        // Outside a run: the same bytes as text of its own.
+        let plain = crate::Text::from(agent);
+        assert!(!plain.is_shared());
+        assert_eq!(
+            bincode::serialize(&crate::Text::shared(agent)).unwrap(),
+            bincode::serialize(&plain).unwrap()
+        );
+        let back: crate::Text = bincode::deserialize(&bincode::serialize(&plain).unwrap()).unwrap();
+        assert_eq!(back, plain);
     }
 }
