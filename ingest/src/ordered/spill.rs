@@ -424,10 +424,11 @@ mod tests {
         let agent =
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)";
         let event = |id: &str| {
-            let mut sign_in = SignIn::default();
-            sign_in.user_agent = Some(crate::Text::shared(agent));
-            sign_in.user_principal_name =
-                Some(crate::Text::shared("adele.vance@contoso.example.com"));
+            let sign_in = SignIn {
+                user_agent: Some(crate::Text::shared(agent)),
+                user_principal_name: Some(crate::Text::shared("adele.vance@contoso.example.com")),
+                ..SignIn::default()
+            };
             Event {
                 meta: Meta {
                     id: crate::Text::from(id),
