@@ -30,6 +30,7 @@ mod spill;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -151,19 +152,37 @@ pub fn read_ordered(
     let mut held = 0u64;
     let mut runs_sent = 0usize;
     let mut spiller_gone = false;
+    // Estimated bytes of the events handed to the spiller and not yet written and freed.
+    let in_flight = AtomicU64::new(0);
+    // The spiller has stopped (its runs are done, or it failed).
+    let spiller_done = AtomicBool::new(false);
     let spilled = std::thread::scope(|scope| {
-        // Runs are sorted, written and freed on their own thread while reading goes on. The first
-        // is the whole budget and reading waits for it; after it, runs are half the budget, so
-        // the one being written and the one filling stay within the budget together.
-        let (to_spill, spill_rx) = std::sync::mpsc::sync_channel::<(u64, Events)>(0);
-        let (written, acks) = std::sync::mpsc::channel::<()>();
+        // Runs are sorted, written and freed on their own thread while reading goes on, each
+        // event freed once written. The first run is the whole budget; after it, runs are half
+        // the budget. Reading waits whenever the events it holds and those not yet written would
+        // together go past the budget: while the first run is sorted and at its start, then as
+        // the writing frees room.
+        let (to_spill, spill_rx) = std::sync::mpsc::sync_channel::<(u64, u64, Events)>(0);
+        let (in_flight, spiller_done) = (&in_flight, &spiller_done);
         let spiller = scope.spawn(move || -> std::io::Result<(Option<SpillDir>, Vec<Run>)> {
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+            let _done = Done(spiller_done);
             let mut dir = None;
             let mut runs = Vec::new();
-            for (base, events) in spill_rx {
-                runs.push(spill(&mut dir, order, base, &events)?);
-                drop(events);
-                let _ = written.send(());
+            for (base, estimate, mut events) in spill_rx {
+                runs.push(spill(
+                    &mut dir,
+                    order,
+                    base,
+                    &mut events,
+                    estimate,
+                    in_flight,
+                )?);
             }
             Ok((dir, runs))
         });
@@ -183,12 +202,17 @@ pub fn read_ordered(
                 if held > threshold {
                     let full = std::mem::take(&mut events);
                     let count = full.len() as u64;
+                    in_flight.fetch_add(held, Ordering::AcqRel);
                     // A spiller that stopped (its error is taken below) takes nothing more.
-                    spiller_gone = to_spill.send((base, full)).is_err()
-                        || (runs_sent == 0 && acks.recv().is_err());
+                    spiller_gone = to_spill.send((base, held, full)).is_err();
                     runs_sent += 1;
                     base += count;
                     held = 0;
+                }
+                while held + in_flight.load(Ordering::Acquire) > order.memory_budget
+                    && !spiller_done.load(Ordering::Acquire)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
             progress(&|| {
@@ -257,24 +281,56 @@ pub fn read_ordered(
 type Events = Vec<Option<Box<Event>>>;
 
 /// Sorts `events` (input positions from `base`) and writes them as the next run, making the
-/// runs' folder first if need be.
+/// runs' folder first if need be. Each event is freed once written, and `in_flight` told, so that
+/// reading can go on in the room it leaves; by the end the run's whole `estimate` is taken off.
 fn spill(
     dir: &mut Option<SpillDir>,
     order: &OrderOptions,
     base: u64,
-    events: &[Option<Box<Event>>],
+    events: &mut Events,
+    estimate: u64,
+    in_flight: &AtomicU64,
 ) -> std::io::Result<Run> {
+    // Whatever happens below, the run's estimate leaves `in_flight` (the events go with `events`).
+    struct Release<'a> {
+        in_flight: &'a AtomicU64,
+        left: u64,
+    }
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.in_flight.fetch_sub(self.left, Ordering::AcqRel);
+        }
+    }
+    let mut release = Release {
+        in_flight,
+        left: estimate,
+    };
     if dir.is_none() {
         *dir = Some(SpillDir::create(order.spill_dir.as_deref())?);
     }
     let dir = dir.as_mut().expect("made above");
     let sorted = sorted_positions(events);
-    dir.write_run(
-        sorted
-            .iter()
-            .filter_map(|&i| Some((base + u64::from(i), events[i as usize].as_deref()?))),
-    )
+    let count = sorted.len().max(1) as u64;
+    let mut w = dir.start_run()?;
+    for (k, &i) in sorted.iter().enumerate() {
+        if let Some(event) = events[i as usize].take() {
+            w.push(base + u64::from(i), &event)?;
+        }
+        if k % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            // The share of the estimate of the events written so far, less what was released.
+            let written = (u128::from(estimate) * (k as u128 + 1) / u128::from(count)) as u64;
+            let step = written - (estimate - release.left);
+            in_flight.fetch_sub(step, Ordering::AcqRel);
+            release.left -= step;
+        }
+    }
+    let run = dir.finish_run(w)?;
+    drop(release);
+    Ok(run)
 }
+
+/// Events a run writes (and frees) between two updates of the room left in the budget.
+const RELEASE_EVERY: usize = 1024;
 
 /// Indexes of `events` in the replay's order: event time, identity, index.
 fn sorted_positions(events: &[Option<Box<Event>>]) -> Vec<u32> {
@@ -754,7 +810,7 @@ fn read_files_in_parallel(
     opts: &ReadOptions,
     take: &mut dyn FnMut(usize, FileRead),
 ) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len())
@@ -941,8 +997,62 @@ mod tests {
         assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
     }
 
+    /// A run frees each event once written and takes exactly its estimate off the room in use,
+    /// when it is written and when it cannot be.
+    #[test]
+    fn a_run_frees_its_events_and_its_room_in_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut events: Events = (0..3000u32)
+            .map(|k| {
+                Some(event_of(&serde_json::json!({
+                    "id": format!("4d3bac44-0230-4732-9e70-{k:012}"),
+                    "createdDateTime": format!("2024-05-01T10:{:02}:00Z", k % 60),
+                    "userId": "u", "userPrincipalName": "adele@contoso.com",
+                    "ipAddress": "203.0.113.9", "status": {"errorCode": 0},
+                    "resourceTenantId": "5d3bac44-0230-4732-9e70-cc00736f0a97"})))
+            })
+            .collect();
+        let order = OrderOptions {
+            memory_budget: 1,
+            spill_dir: Some(dir.path().to_path_buf()),
+        };
+        // Another run's events still being written: what this one takes off stays.
+        let in_flight = AtomicU64::new(3_000_000 + 777);
+        let mut runs_dir = None;
+        let run = spill(&mut runs_dir, &order, 0, &mut events, 3_000_000, &in_flight).unwrap();
+        let mut back = run.open().unwrap();
+        let mut count = 0;
+        while back.next_event().unwrap().is_some() {
+            count += 1;
+        }
+        assert_eq!(count, 3000);
+        assert_eq!(
+            in_flight.load(Ordering::Acquire),
+            777,
+            "the whole estimate, no more"
+        );
+        assert!(
+            events.iter().all(Option::is_none),
+            "each event freed once written"
+        );
+
+        // A run that cannot be written gives its room back too.
+        let mut events: Events = vec![Some(event_of(&serde_json::json!({
+            "id": "x", "createdDateTime": "2024-05-01T10:00:00Z", "userId": "u",
+            "userPrincipalName": "adele@contoso.com", "ipAddress": "203.0.113.9",
+            "resourceTenantId": "5d3bac44-0230-4732-9e70-cc00736f0a97"})))];
+        let order = OrderOptions {
+            memory_budget: 1,
+            spill_dir: Some(dir.path().join("no-such-folder")),
+        };
+        let in_flight = AtomicU64::new(500);
+        assert!(spill(&mut None, &order, 0, &mut events, 500, &in_flight).is_err());
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
+
     /// Detection that stops (an error of its own) stops the merge with it; a folder for the runs
-    /// that cannot be made stops the replay with the folder named.
+    /// that cannot be made stops the replay with the folder named (reading, which waits for room
+    /// in the budget, does not wait for ever).
     #[test]
     fn errors_stop_the_merge_and_name_the_runs_folder() {
         #[derive(Debug)]

@@ -180,6 +180,7 @@ impl SpillDir {
     }
 
     /// Writes `events` (already in order, each with its input position) as the next run.
+    #[cfg(test)]
     pub fn write_run<'a>(
         &mut self,
         events: impl Iterator<Item = (u64, &'a Event)>,
