@@ -9,7 +9,7 @@
 //! - [`country_code`]: an ISO country code packed into two bytes, and [`country_text`] back.
 //! - [`KeyHash`]: the hasher of the state's maps, for keys that are already well spread.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use entrawatch_ingest::model::{Event, SignIn};
@@ -258,77 +258,13 @@ impl SignInKeys {
     }
 }
 
-/// The hasher of every state map: FxHash-style multiply-rotate over the key's words, from a seed
-/// drawn once per process, then a final avalanche. Keys are already well spread (GUID values,
-/// FNV hashes of names, interned tenant numbers), so SipHash's cost buys nothing here; the seed
-/// keeps the table layout unpredictable from outside.
+/// The hasher of every state map ([`entrawatch_ingest::hash::WordHasher`], seeded once per
+/// process). Keys are already well spread (GUID values, FNV hashes of names, interned tenant
+/// numbers), so SipHash's cost buys nothing here; the seed keeps the table layout unpredictable
+/// from outside.
 pub type KeyHash = BuildHasherDefault<KeyHasher>;
 
-#[derive(Debug, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Default for KeyHasher {
-    fn default() -> Self {
-        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let seed = *SEED.get_or_init(|| {
-            use std::hash::BuildHasher;
-            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
-        });
-        KeyHasher(seed)
-    }
-}
-
-impl KeyHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_u128(&mut self, i: u128) {
-        self.add(i as u64);
-        self.add((i >> 64) as u64);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        // murmur3's fmix64: hashbrown takes its control bits from the top of the hash.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
+pub type KeyHasher = entrawatch_ingest::hash::WordHasher;
 
 /// A hash of an id equal for every ASCII casing of it: the id is hashed in lower case, a word
 /// at a time, without an intermediate string.

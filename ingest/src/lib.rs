@@ -32,6 +32,7 @@
 pub mod align;
 pub mod enums;
 pub mod framing;
+pub mod hash;
 #[cfg(feature = "sources")]
 pub mod metrics;
 pub mod model;

@@ -101,7 +101,9 @@ pub const SHARED_TEXT_BUDGET: usize = 64 << 20;
 mod shared {
     use std::cell::RefCell;
     use std::collections::HashSet;
-    use std::hash::{BuildHasher, Hasher};
+    use std::hash::BuildHasher;
+
+    use crate::hash::WordHasher;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Bytes kept so far, over every thread.
@@ -135,61 +137,22 @@ mod shared {
         })
     }
 
-    /// A multiply-rotate hash over the text's words from a seed drawn per table: the values come
-    /// from the logs, so the table layout must not be predictable from outside; SipHash would cost
-    /// more than the allocation it saves.
+    /// Each table's hash, from a seed drawn per table: the values come from the logs, so the
+    /// table layout must not be predictable from outside; SipHash would cost more than the
+    /// allocation it saves.
     #[derive(Clone, Copy)]
     pub(super) struct Seeded(u64);
 
     impl Seeded {
         fn new() -> Seeded {
-            Seeded(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+            Seeded(WordHasher::random_seed())
         }
     }
 
     impl BuildHasher for Seeded {
-        type Hasher = Words;
-        fn build_hasher(&self) -> Words {
-            Words(self.0)
-        }
-    }
-
-    pub(super) struct Words(u64);
-
-    impl Words {
-        #[inline]
-        fn add(&mut self, word: u64) {
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-
-    impl Hasher for Words {
-        fn write(&mut self, bytes: &[u8]) {
-            let mut chunks = bytes.chunks_exact(8);
-            for c in &mut chunks {
-                self.add(u64::from_le_bytes([
-                    c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-                ]));
-            }
-            let rest = chunks.remainder();
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-        }
-        fn write_u8(&mut self, i: u8) {
-            self.add(u64::from(i));
-        }
-        fn write_usize(&mut self, i: usize) {
-            self.add(i as u64);
-        }
-        fn finish(&self) -> u64 {
-            // murmur3's fmix64: hashbrown takes its control bits from the top of the hash.
-            let mut h = self.0;
-            h ^= h >> 33;
-            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-            h ^= h >> 33;
-            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-            h ^ (h >> 33)
+        type Hasher = WordHasher;
+        fn build_hasher(&self) -> WordHasher {
+            WordHasher::with_seed(self.0)
         }
     }
 }
