@@ -35,6 +35,9 @@ pub struct Replayed {
     /// Detection state at the end: tracked principals and approximate bytes they take.
     pub tracked_principals: usize,
     pub state_bytes: usize,
+    /// The detection state's part of `state_bytes` (the rest is the extra rules' windows), by
+    /// kind of key.
+    pub state_parts: entrawatch_detect::state::StateBytes,
     /// Sorted runs written to disk because the input did not fit the memory budget, and their
     /// bytes (0 and 0 when it fitted).
     pub spilled_runs: usize,
@@ -105,9 +108,10 @@ pub fn replay_files(
     })?;
     stages.detect = started.elapsed().as_secs_f64() - detected_from;
     let state = engine.state();
+    let state_parts = state.approx_bytes_by_part();
     let (tracked_principals, state_bytes) = (
         state.principals.len(),
-        state.approx_bytes() + engine.extra_state().approx_bytes(),
+        state_parts.total() + engine.extra_state().approx_bytes(),
     );
     let events_processed = engine.events_seen();
     drop(engine);
@@ -120,6 +124,7 @@ pub fn replay_files(
         alerts,
         tracked_principals,
         state_bytes,
+        state_parts,
         spilled_runs,
         spilled_bytes,
         stages,

@@ -145,6 +145,8 @@ pub struct ReplayFigures {
     pub tracked_principals: u64,
     pub state_bytes: u64,
     pub state_bytes_per_principal: u64,
+    /// The detection state by kind of key (bytes in all).
+    pub state_parts: entrawatch_detect::state::StateBytes,
     /// Records the parse-only reference could not decode (0 on a simulated world).
     pub reference_failures: u64,
     /// Wall seconds of the replay's stages (the round with the quickest detection stage): reading
@@ -451,6 +453,7 @@ fn replay_phase(
                         .state_bytes
                         .checked_div(r.tracked_principals)
                         .unwrap_or(0) as u64,
+                    state_parts: r.state_parts,
                     reference_failures: 0,
                     read_seconds: r.stages.read,
                     order_seconds: r.stages.order,
@@ -585,9 +588,18 @@ fn render(r: &Report) -> String {
             )
         }
     );
+    let each = |bytes: usize| bytes as u64 / rp.tracked_principals.max(1);
+    let parts = &rp.state_parts;
     out += &format!(
-        "state after the replay: {} principals, {} bytes each (State::approx_bytes)\n",
-        rp.tracked_principals, rp.state_bytes_per_principal
+        "state after the replay: {} principals, {} bytes each (State::approx_bytes): the principals' own {} · addresses {} · applications {} · findings chains {} · technicians and tenants {} · extra rules' windows {}\n",
+        rp.tracked_principals,
+        rp.state_bytes_per_principal,
+        each(parts.principals),
+        each(parts.addresses),
+        each(parts.applications),
+        each(parts.chains),
+        each(parts.technicians + parts.tenants),
+        (rp.state_bytes.saturating_sub(parts.total() as u64)) / rp.tracked_principals.max(1),
     );
     if let Some(t) = &r.tenants {
         out += &format!(

@@ -29,6 +29,7 @@ mod ip;
 mod lists;
 mod principal;
 mod size;
+pub use size::StateBytes;
 mod stream;
 mod technician;
 mod tenants;
