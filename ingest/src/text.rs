@@ -314,8 +314,8 @@ pub(crate) mod in_runs {
     pub(crate) enum Codec {
         #[default]
         Idle,
-        /// Writing: each shared value's number, by the address of its kept copy.
-        Writing(HashMap<usize, u32, BuildAddress>),
+        /// Writing: each shared value's number, by the address and length of its kept copy.
+        Writing(HashMap<(usize, usize), u32, BuildAddress>),
         /// Reading: the values, by number.
         Reading(Vec<Text>),
     }
@@ -374,9 +374,10 @@ pub(crate) mod in_runs {
             if !text.is_shared() {
                 return Some(Form::Plain(text.as_str()));
             }
-            // A kept copy lives as long as the process: its address names it.
+            // A kept copy lives as long as the process: its address and length name it.
             let next = numbers.len() as u32;
-            Some(match numbers.entry(text.as_str().as_ptr() as usize) {
+            let key = (text.as_str().as_ptr() as usize, text.len());
+            Some(match numbers.entry(key) {
                 std::collections::hash_map::Entry::Occupied(n) => Form::Seen(*n.get()),
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(next);
