@@ -965,6 +965,7 @@ mod tests {
             assert_same(page.as_bytes(), Some(TENANT));
         }
     }
+
     #[test]
     fn events_read_share_the_text_of_few_values_and_count_what_they_hold() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
