@@ -5,8 +5,9 @@
 //! (`u32`) and then, in bincode with variable-length integers, the position, the [`Meta`] (its
 //! time as numbers) and the body. Text shared between events (tenant, user and app ids and names,
 //! user agents: [`crate::Text::shared`]) is written once per run and then by number
-//! ([`crate::text::in_runs`]), and comes back shared. The folder that holds the runs is made fresh for the replay, readable by its owner only,
-//! and removed with everything in it when the replay ends (or fails).
+//! ([`crate::text::in_runs`]), and comes back shared. The folder that holds the runs is made
+//! fresh for the replay, readable by its owner only, and removed with everything in it when the
+//! replay ends (or fails).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
