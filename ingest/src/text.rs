@@ -306,8 +306,10 @@ pub(crate) mod in_runs {
     use std::borrow::Cow;
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::hash::BuildHasherDefault;
 
     use super::Text;
+    use crate::hash::WordHasher;
 
     /// The shared values a run has met so far.
     #[derive(Debug, Default)]
@@ -315,7 +317,7 @@ pub(crate) mod in_runs {
         #[default]
         Idle,
         /// Writing: each shared value's number, by the address and length of its kept copy.
-        Writing(HashMap<(usize, usize), u32, BuildAddress>),
+        Writing(HashMap<(usize, usize), u32, BuildHasherDefault<WordHasher>>),
         /// Reading: the values, by number.
         Reading(Vec<Text>),
     }
@@ -410,37 +412,6 @@ pub(crate) mod in_runs {
                     .ok_or_else(|| format!("shared text {n} before the run named it"))?,
             })
         })
-    }
-
-    /// Hashes an address: addresses of kept copies come from this process's allocator, not
-    /// from the logs, so a multiply is enough.
-    #[derive(Debug, Default, Clone, Copy)]
-    pub(crate) struct BuildAddress;
-
-    impl std::hash::BuildHasher for BuildAddress {
-        type Hasher = AddressHash;
-        fn build_hasher(&self) -> AddressHash {
-            AddressHash(0)
-        }
-    }
-
-    pub(crate) struct AddressHash(u64);
-
-    impl std::hash::Hasher for AddressHash {
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.write_u64(u64::from(*b));
-            }
-        }
-        fn write_usize(&mut self, i: usize) {
-            self.write_u64(i as u64);
-        }
-        fn write_u64(&mut self, i: u64) {
-            self.0 = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-        fn finish(&self) -> u64 {
-            self.0 ^ (self.0 >> 29)
-        }
     }
 }
 
