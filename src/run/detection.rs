@@ -102,9 +102,9 @@ impl Snapshots {
     /// The periodic snapshot: encoded here (the consistent cut), written and fsynced on its own
     /// thread while detection goes on, so a slow disk does not hold up alerts. The batches it
     /// covers are acknowledged only once it is on disk ([`Snapshots::finish_background`], each
-    /// tick). One at a time: while one is being written, the next waits for a later tick.
+    /// tick, before this). One at a time: while one is being written, the next waits for a later
+    /// tick.
     fn start_background(&mut self, pipeline: &mut Pipeline) {
-        self.finish_background(pipeline, false);
         if self.writing.is_some() {
             return;
         }
